@@ -1,0 +1,411 @@
+//! [pure] Prep: turns a write request into a transaction by validating it against the pending
+//! tree (the tree with every earlier, not yet durable transaction applied), as ZooKeeper's
+//! `PrepRequestProcessor` does against its outstanding changes. The order of the checks is
+//! ZooKeeper's, since it decides which error a client sees when several apply.
+
+use crate::jute::protocol::{perms, CreateMode, ErrorCode, OpCode};
+use crate::jute::records::Id;
+use crate::jute::request::{Create, Request};
+use crate::tree::{acl, path, ttl_owner, NodeKind, TreeVersion, Txn, CONTAINER_OWNER, TTL_MAX_MS};
+
+/// What prep needs to know about the caller and the server.
+#[derive(Debug, Clone, Copy)]
+pub struct PrepContext<'a> {
+    pub session_id: i64,
+    pub auth: &'a [Id],
+    /// `zookeeper.extendedTypesEnabled`: TTL nodes.
+    pub extended_types_enabled: bool,
+    /// `zookeeper.skipACL`.
+    pub skip_acl: bool,
+}
+
+type PrepResult = Result<Txn, ErrorCode>;
+
+fn check_acl(
+    tree_acl: &[crate::jute::records::Acl],
+    permission: i32,
+    context: &PrepContext,
+) -> Result<(), ErrorCode> {
+    if context.skip_acl || acl::check(tree_acl, permission, context.auth) {
+        Ok(())
+    } else {
+        Err(ErrorCode::NoAuth)
+    }
+}
+
+/// `checkAndIncVersion`: -1 matches any version; the successor of -1 is 0 (ZOOKEEPER-4743).
+fn next_version(current: i32, expected: i32) -> Result<i32, ErrorCode> {
+    if expected != -1 && expected != current {
+        return Err(ErrorCode::BadVersion);
+    }
+    Ok(match current.wrapping_add(1) {
+        -1 => 0,
+        next => next,
+    })
+}
+
+fn validate_path(path_text: &str) -> Result<(), ErrorCode> {
+    path::validate_path(path_text).map_err(|_| ErrorCode::BadArguments)
+}
+
+/// `getParentPathAndValidate`: the parent by the last slash, refusing the system nodes.
+fn parent_for_delete(path_text: &str) -> Result<&str, ErrorCode> {
+    let slash = path_text.rfind('/').ok_or(ErrorCode::BadArguments)?;
+    if path_text.contains('\0')
+        || matches!(
+            path_text,
+            "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
+        )
+    {
+        return Err(ErrorCode::BadArguments);
+    }
+    Ok(if slash == 0 { "/" } else { &path_text[..slash] })
+}
+
+fn prep_create(tree: &TreeVersion, create: &Create, context: &PrepContext) -> PrepResult {
+    let mode = CreateMode::from_flags(create.flags).ok_or(ErrorCode::BadArguments)?;
+    // validateCreateRequest
+    if mode.ttl && !context.extended_types_enabled {
+        return Err(ErrorCode::Unimplemented);
+    }
+    if mode.ttl {
+        if create.ttl <= 0 || create.ttl > TTL_MAX_MS {
+            return Err(ErrorCode::BadArguments);
+        }
+    } else if create.ttl >= 0 {
+        return Err(ErrorCode::BadArguments);
+    }
+    // validatePathForCreate
+    let slash = create.path.rfind('/').ok_or(ErrorCode::BadArguments)?;
+    if create.path.contains('\0') {
+        return Err(ErrorCode::BadArguments);
+    }
+    let parent_path = if slash == 0 {
+        "/"
+    } else {
+        &create.path[..slash]
+    };
+    let fixed_acl = acl::fixup_acl(&create.acl, context.auth).map_err(|_| ErrorCode::InvalidAcl)?;
+    let parent = tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
+    check_acl(&parent.acl, perms::CREATE, context)?;
+    let parent_cversion = parent.stat.cversion;
+    let mut path_text = create.path.clone();
+    if mode.sequential {
+        path_text.push_str(&format!("{parent_cversion:010}"));
+    }
+    validate_path(&path_text)?;
+    if tree.get(&path_text).is_some() || path_text == "/" {
+        return Err(ErrorCode::NodeExists);
+    }
+    if matches!(parent.kind(), NodeKind::Ephemeral(_)) {
+        return Err(ErrorCode::NoChildrenForEphemerals);
+    }
+    let ephemeral_owner = if create.op == OpCode::CreateContainer || mode.container {
+        CONTAINER_OWNER
+    } else if mode.ttl {
+        ttl_owner(create.ttl)
+    } else if mode.ephemeral {
+        context.session_id
+    } else {
+        0
+    };
+    Ok(Txn::Create {
+        path: path_text,
+        data: create.data.clone(),
+        acl: fixed_acl,
+        ephemeral_owner,
+        parent_cversion: parent_cversion.wrapping_add(1),
+    })
+}
+
+/// Validates one write request. Only write requests are given to prep.
+pub fn prep(tree: &TreeVersion, request: &Request, context: &PrepContext) -> PrepResult {
+    match request {
+        Request::Create(create) => prep_create(tree, create, context),
+        Request::Delete(delete) => {
+            let parent_path = parent_for_delete(&delete.path)?;
+            let parent = tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
+            check_acl(&parent.acl, perms::DELETE, context)?;
+            let node = tree.get(&delete.path).ok_or(ErrorCode::NoNode)?;
+            next_version(node.stat.version, delete.version)?;
+            if !node.children.is_empty() {
+                return Err(ErrorCode::NotEmpty);
+            }
+            Ok(Txn::Delete {
+                path: delete.path.clone(),
+            })
+        }
+        Request::DeleteContainer(path_text) => {
+            parent_for_delete(path_text)?;
+            let node = tree.get(path_text).ok_or(ErrorCode::NoNode)?;
+            if !node.children.is_empty() {
+                return Err(ErrorCode::NotEmpty);
+            }
+            if matches!(node.kind(), NodeKind::Ephemeral(_)) {
+                return Err(ErrorCode::BadVersion);
+            }
+            Ok(Txn::Delete {
+                path: path_text.clone(),
+            })
+        }
+        Request::SetData(set) => {
+            validate_path(&set.path)?;
+            let node = tree.get(&set.path).ok_or(ErrorCode::NoNode)?;
+            check_acl(&node.acl, perms::WRITE, context)?;
+            let version = next_version(node.stat.version, set.version)?;
+            Ok(Txn::SetData {
+                path: set.path.clone(),
+                data: set.data.clone(),
+                version,
+            })
+        }
+        Request::SetAcl(set) => {
+            validate_path(&set.path)?;
+            let fixed =
+                acl::fixup_acl(&set.acl, context.auth).map_err(|_| ErrorCode::InvalidAcl)?;
+            let node = tree.get(&set.path).ok_or(ErrorCode::NoNode)?;
+            check_acl(&node.acl, perms::ADMIN, context)?;
+            let version = next_version(node.stat.aversion, set.version)?;
+            Ok(Txn::SetAcl {
+                path: set.path.clone(),
+                acl: fixed,
+                version,
+            })
+        }
+        Request::Check(check) => {
+            validate_path(&check.path)?;
+            let node = tree.get(&check.path).ok_or(ErrorCode::NoNode)?;
+            check_acl(&node.acl, perms::READ, context)?;
+            next_version(node.stat.version, check.version)?;
+            Ok(Txn::Check {
+                path: check.path.clone(),
+            })
+        }
+        Request::CloseSession => Ok(Txn::CloseSession {
+            session_id: context.session_id,
+            ephemerals: tree.ephemerals_of(context.session_id),
+        }),
+        Request::Reconfig(_) => Err(ErrorCode::ReconfigDisabled),
+        Request::Multi(ops) => Ok(prep_multi(tree, ops, context)),
+        _ => Err(ErrorCode::Unimplemented),
+    }
+}
+
+/// A multi is validated op by op against a scratch copy of the tree that has the earlier
+/// ops applied, so `create /a; create /a/b` works. On the first failure the result is a
+/// Multi of errors: Ok (rolled back) before it, its code, RuntimeInconsistency after
+/// (PrepRequestProcessor plus DataTree.processTxn for multi).
+fn prep_multi(tree: &TreeVersion, ops: &[Request], context: &PrepContext) -> Txn {
+    let mut scratch = tree.clone();
+    let mut txns = Vec::with_capacity(ops.len());
+    let mut triggers = Vec::new();
+    for (index, op) in ops.iter().enumerate() {
+        let prepared = prep(&scratch, op, context).and_then(|txn| {
+            // The zxid and time do not matter for validation of later ops.
+            scratch
+                .apply(scratch.zxid, 0, &txn, &mut triggers)
+                .map(|_| txn)
+                .map_err(|_| ErrorCode::SystemError)
+        });
+        match prepared {
+            Ok(txn) => txns.push(txn),
+            Err(code) => {
+                let mut failed = Vec::with_capacity(ops.len());
+                failed.extend((0..index).map(|_| Txn::Error {
+                    code: ErrorCode::Ok,
+                }));
+                failed.push(Txn::Error { code });
+                failed.extend((index + 1..ops.len()).map(|_| Txn::Error {
+                    code: ErrorCode::RuntimeInconsistency,
+                }));
+                return Txn::Multi { ops: failed };
+            }
+        }
+    }
+    Txn::Multi { ops: txns }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jute::records::{Acl, CheckVersionRequest, DeleteRequest, SetDataRequest};
+
+    fn context(auth: &[Id]) -> PrepContext<'_> {
+        PrepContext {
+            session_id: 7,
+            auth,
+            extended_types_enabled: true,
+            skip_acl: false,
+        }
+    }
+
+    fn create(path: &str, flags: i32) -> Request {
+        Request::Create(Create {
+            op: OpCode::Create,
+            path: path.into(),
+            data: Some(vec![]),
+            acl: acl::open_acl(),
+            flags,
+            ttl: -1,
+        })
+    }
+
+    fn apply(tree: &mut TreeVersion, request: &Request) -> Result<(), ErrorCode> {
+        let txn = prep(tree, request, &context(&[]))?;
+        let zxid = tree.zxid + 1;
+        tree.apply(zxid, 0, &txn, &mut Vec::new())
+            .map(|_| ())
+            .map_err(|_| ErrorCode::SystemError)
+    }
+
+    #[test]
+    fn create_errors_follow_prep_request_processor_order() {
+        let mut tree = TreeVersion::new();
+        assert_eq!(apply(&mut tree, &create("/a/b", 0)), Err(ErrorCode::NoNode));
+        assert_eq!(apply(&mut tree, &create("/a/", 0)), Err(ErrorCode::NoNode));
+        assert_eq!(
+            apply(&mut tree, &create("a", 0)),
+            Err(ErrorCode::BadArguments)
+        );
+        assert_eq!(
+            apply(&mut tree, &create("/a", 9)),
+            Err(ErrorCode::BadArguments)
+        );
+        assert_eq!(apply(&mut tree, &create("/a", 0)), Ok(()));
+        assert_eq!(
+            apply(&mut tree, &create("/a", 0)),
+            Err(ErrorCode::NodeExists)
+        );
+        assert_eq!(
+            apply(&mut tree, &create("/a/", 0)),
+            Err(ErrorCode::BadArguments)
+        );
+        assert_eq!(apply(&mut tree, &create("/e", 1)), Ok(()));
+        assert_eq!(
+            apply(&mut tree, &create("/e/x", 0)),
+            Err(ErrorCode::NoChildrenForEphemerals)
+        );
+        let no_acl = Request::Create(Create {
+            op: OpCode::Create,
+            path: "/n".into(),
+            data: None,
+            acl: vec![],
+            flags: 0,
+            ttl: -1,
+        });
+        assert_eq!(apply(&mut tree, &no_acl), Err(ErrorCode::InvalidAcl));
+    }
+
+    #[test]
+    fn sequential_names_use_the_parent_cversion() {
+        let mut tree = TreeVersion::new();
+        assert_eq!(apply(&mut tree, &create("/q", 0)), Ok(()));
+        assert_eq!(apply(&mut tree, &create("/q/x", 0)), Ok(()));
+        let txn = prep(&tree, &create("/q/s-", 2), &context(&[]));
+        assert!(matches!(txn, Ok(Txn::Create { ref path, .. }) if path == "/q/s-0000000001"));
+    }
+
+    #[test]
+    fn versions_are_checked_and_wrap_to_zero() {
+        assert_eq!(next_version(3, 3), Ok(4));
+        assert_eq!(next_version(3, -1), Ok(4));
+        assert_eq!(next_version(3, 2), Err(ErrorCode::BadVersion));
+        assert_eq!(next_version(-2, -1), Ok(0));
+    }
+
+    #[test]
+    fn delete_refuses_system_nodes_and_checks_version_before_children() {
+        let mut tree = TreeVersion::new();
+        let delete = |path: &str, version| {
+            Request::Delete(DeleteRequest {
+                path: path.into(),
+                version,
+            })
+        };
+        assert_eq!(
+            apply(&mut tree, &delete("/zookeeper", -1)),
+            Err(ErrorCode::BadArguments)
+        );
+        assert_eq!(
+            apply(&mut tree, &delete("/", -1)),
+            Err(ErrorCode::BadArguments)
+        );
+        assert_eq!(apply(&mut tree, &create("/p", 0)), Ok(()));
+        assert_eq!(apply(&mut tree, &create("/p/c", 0)), Ok(()));
+        assert_eq!(
+            apply(&mut tree, &delete("/p", 5)),
+            Err(ErrorCode::BadVersion)
+        );
+        assert_eq!(apply(&mut tree, &delete("/p", 0)), Err(ErrorCode::NotEmpty));
+    }
+
+    #[test]
+    fn failed_multi_reports_rolled_back_failed_and_inconsistent_ops() {
+        let tree = TreeVersion::new();
+        let ops = vec![
+            create("/m", 0),
+            create("/m/child", 0),
+            Request::Check(CheckVersionRequest {
+                path: "/m".into(),
+                version: 5,
+            }),
+            Request::SetData(SetDataRequest {
+                path: "/m".into(),
+                data: None,
+                version: -1,
+            }),
+        ];
+        let txn = prep(&tree, &Request::Multi(ops), &context(&[]));
+        let codes: Vec<ErrorCode> = match txn {
+            Ok(Txn::Multi { ops }) => ops
+                .iter()
+                .filter_map(|op| match op {
+                    Txn::Error { code } => Some(*code),
+                    _ => None,
+                })
+                .collect(),
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(
+            codes,
+            vec![
+                ErrorCode::Ok,
+                ErrorCode::Ok,
+                ErrorCode::BadVersion,
+                ErrorCode::RuntimeInconsistency
+            ]
+        );
+    }
+
+    #[test]
+    fn acl_checks_use_the_callers_ids() {
+        let mut tree = TreeVersion::new();
+        let digest = acl::generate_digest("u:p").unwrap_or_default();
+        let restricted = Request::Create(Create {
+            op: OpCode::Create,
+            path: "/r".into(),
+            data: None,
+            acl: vec![Acl {
+                perms: perms::READ,
+                id: Id {
+                    scheme: "digest".into(),
+                    id: digest,
+                },
+            }],
+            flags: 0,
+            ttl: -1,
+        });
+        assert_eq!(apply(&mut tree, &restricted), Ok(()));
+        let set = Request::SetData(SetDataRequest {
+            path: "/r".into(),
+            data: None,
+            version: -1,
+        });
+        assert_eq!(apply(&mut tree, &set), Err(ErrorCode::NoAuth));
+        let super_id = [Id {
+            scheme: "super".into(),
+            id: String::new(),
+        }];
+        assert!(prep(&tree, &set, &context(&super_id)).is_ok());
+    }
+}

@@ -1,0 +1,284 @@
+//! [pure] The session table and its expiry queue, owned by the pipeline (the session owner
+//! of DESIGN.md). Time is an input: every method that needs the clock takes `now_ms`.
+//!
+//! Expiry follows ZooKeeper's `ExpiryQueue`: a session's deadline is rounded up to the next
+//! multiple of the tick, so sessions expire in batches once per tick, and any packet from the
+//! client moves the deadline forward (SessionTrackerImpl.touchSession).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Where a session's current connection lives: the core that accepted it and its id there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnRef {
+    pub core: usize,
+    pub conn_id: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: i64,
+    pub timeout_ms: i32,
+    pub password: [u8; 16],
+    pub owner: Option<ConnRef>,
+    deadline_ms: i64,
+    /// Set once a closeSession is prepped, so no further request of it is accepted.
+    pub closing: bool,
+}
+
+#[derive(Debug)]
+pub struct SessionTable {
+    sessions: HashMap<i64, Session>,
+    buckets: BTreeMap<i64, HashSet<i64>>,
+    tick_ms: i64,
+    next_session_id: i64,
+    secret: [u8; 16],
+}
+
+/// Why a reconnect with a session id was refused; the client then sees an expired session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeError {
+    Unknown,
+    BadPassword,
+    Closing,
+}
+
+impl SessionTable {
+    /// `server_id` goes into the top byte of session ids (SessionTrackerImpl.initializeNextSession),
+    /// the clock into the next 40 bits, so ids do not repeat across restarts.
+    pub fn new(tick_ms: i64, server_id: u8, now_ms: i64, secret: [u8; 16]) -> SessionTable {
+        let base = ((now_ms << 24) as u64 >> 8) as i64;
+        SessionTable {
+            sessions: HashMap::new(),
+            buckets: BTreeMap::new(),
+            tick_ms: tick_ms.max(1),
+            next_session_id: base | ((server_id as i64) << 56),
+            secret,
+        }
+    }
+
+    fn bucket_of(&self, deadline_ms: i64) -> i64 {
+        (deadline_ms / self.tick_ms + 1) * self.tick_ms
+    }
+
+    /// The password of a session: a keyed hash of its id, so it can be recomputed after a
+    /// restart without storing it, and cannot be guessed without the server's secret.
+    pub fn password_for(&self, session_id: i64) -> [u8; 16] {
+        use sha1::{Digest, Sha1};
+        let mut hasher = Sha1::new();
+        hasher.update(self.secret);
+        hasher.update(session_id.to_be_bytes());
+        let digest = hasher.finalize();
+        let mut password = [0u8; 16];
+        password.copy_from_slice(&digest[..16]);
+        password
+    }
+
+    pub fn next_id(&mut self) -> i64 {
+        let id = self.next_session_id;
+        self.next_session_id = self.next_session_id.wrapping_add(1);
+        id
+    }
+
+    /// Registers a session created by a createSession transaction.
+    pub fn add(&mut self, id: i64, timeout_ms: i32, owner: Option<ConnRef>, now_ms: i64) {
+        let password = self.password_for(id);
+        let deadline_ms = self.bucket_of(now_ms + timeout_ms as i64);
+        self.buckets.entry(deadline_ms).or_default().insert(id);
+        self.sessions.insert(
+            id,
+            Session {
+                id,
+                timeout_ms,
+                password,
+                owner,
+                deadline_ms,
+                closing: false,
+            },
+        );
+    }
+
+    pub fn get(&self, id: i64) -> Option<&Session> {
+        self.sessions.get(&id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Session> {
+        self.sessions.values()
+    }
+
+    /// Moves a session's deadline forward; false if it is gone or closing.
+    pub fn touch(&mut self, id: i64, now_ms: i64) -> bool {
+        let tick_ms = self.tick_ms;
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return false;
+        };
+        if session.closing {
+            return false;
+        }
+        let deadline_ms = (now_ms + session.timeout_ms as i64) / tick_ms * tick_ms + tick_ms;
+        if deadline_ms > session.deadline_ms {
+            if let Some(bucket) = self.buckets.get_mut(&session.deadline_ms) {
+                bucket.remove(&id);
+                if bucket.is_empty() {
+                    self.buckets.remove(&session.deadline_ms);
+                }
+            }
+            session.deadline_ms = deadline_ms;
+            self.buckets.entry(deadline_ms).or_default().insert(id);
+        }
+        true
+    }
+
+    /// Re-attaches a session to a new connection (ZooKeeperServer.reopenSession), returning
+    /// the previous connection, which the caller closes.
+    pub fn resume(
+        &mut self,
+        id: i64,
+        password: &[u8],
+        owner: ConnRef,
+        now_ms: i64,
+    ) -> Result<Option<ConnRef>, ResumeError> {
+        let session = self.sessions.get(&id).ok_or(ResumeError::Unknown)?;
+        if session.closing {
+            return Err(ResumeError::Closing);
+        }
+        if session.password[..] != *password {
+            return Err(ResumeError::BadPassword);
+        }
+        self.touch(id, now_ms);
+        let session = self.sessions.get_mut(&id).ok_or(ResumeError::Unknown)?;
+        Ok(session
+            .owner
+            .replace(owner)
+            .filter(|previous| *previous != owner))
+    }
+
+    /// Forgets the connection of a session whose connection closed; the session lives on
+    /// until it expires or is resumed elsewhere.
+    pub fn detach(&mut self, id: i64, conn: ConnRef) {
+        if let Some(session) = self.sessions.get_mut(&id) {
+            if session.owner == Some(conn) {
+                session.owner = None;
+            }
+        }
+    }
+
+    pub fn set_closing(&mut self, id: i64) {
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.closing = true;
+        }
+    }
+
+    /// Removes a session (after its closeSession transaction is applied).
+    pub fn remove(&mut self, id: i64) -> Option<Session> {
+        let session = self.sessions.remove(&id)?;
+        if let Some(bucket) = self.buckets.get_mut(&session.deadline_ms) {
+            bucket.remove(&id);
+            if bucket.is_empty() {
+                self.buckets.remove(&session.deadline_ms);
+            }
+        }
+        Some(session)
+    }
+
+    /// Sessions whose deadline has passed and that are not already closing. They are marked
+    /// closing; the caller issues their closeSession transactions.
+    pub fn expire(&mut self, now_ms: i64) -> Vec<i64> {
+        let due: Vec<i64> = self
+            .buckets
+            .range(..=now_ms)
+            .map(|(deadline, _)| *deadline)
+            .collect();
+        let mut expired = Vec::new();
+        for deadline in due {
+            if let Some(ids) = self.buckets.remove(&deadline) {
+                for id in ids {
+                    if let Some(session) = self.sessions.get_mut(&id) {
+                        if !session.closing {
+                            session.closing = true;
+                            expired.push(id);
+                        }
+                    }
+                }
+            }
+        }
+        expired.sort();
+        expired
+    }
+
+    /// The next time `expire` could return something, for the driver's timer.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        self.buckets.keys().next().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONN: ConnRef = ConnRef {
+        core: 0,
+        conn_id: 1,
+    };
+
+    #[test]
+    fn sessions_expire_at_the_tick_after_their_timeout() {
+        let mut table = SessionTable::new(2000, 0, 1_000_000, [7; 16]);
+        let id = table.next_id();
+        table.add(id, 4000, Some(CONN), 1_000_000);
+        assert!(table.expire(1_004_000).is_empty());
+        assert_eq!(table.next_deadline_ms(), Some(1_006_000));
+        assert_eq!(table.expire(1_006_000), vec![id]);
+        assert!(table.get(id).is_some_and(|s| s.closing));
+        assert!(
+            !table.touch(id, 1_006_000),
+            "a closing session is not revived"
+        );
+    }
+
+    #[test]
+    fn touching_postpones_expiry() {
+        let mut table = SessionTable::new(2000, 0, 0, [7; 16]);
+        let id = table.next_id();
+        table.add(id, 4000, None, 0);
+        assert!(table.touch(id, 3000));
+        assert!(table.expire(6000).is_empty());
+        assert_eq!(table.expire(8000), vec![id]);
+    }
+
+    #[test]
+    fn resume_checks_the_password_and_returns_the_old_connection() {
+        let mut table = SessionTable::new(2000, 0, 0, [7; 16]);
+        let id = table.next_id();
+        table.add(id, 4000, Some(CONN), 0);
+        let password = table.password_for(id);
+        let other = ConnRef {
+            core: 1,
+            conn_id: 9,
+        };
+        assert_eq!(
+            table.resume(id, &[0; 16], other, 10),
+            Err(ResumeError::BadPassword)
+        );
+        assert_eq!(table.resume(id, &password, other, 10), Ok(Some(CONN)));
+        assert_eq!(
+            table.resume(id + 1, &password, other, 10),
+            Err(ResumeError::Unknown)
+        );
+    }
+
+    #[test]
+    fn session_ids_carry_the_server_id_in_the_top_byte() {
+        let mut table = SessionTable::new(2000, 3, 1_700_000_000_000, [0; 16]);
+        let first = table.next_id();
+        assert_eq!(first >> 56, 3);
+        assert_eq!(table.next_id(), first + 1);
+    }
+}

@@ -1,0 +1,261 @@
+//! Access control as ZooKeeper applies it: the schemes world, auth, digest, ip and super,
+//! `PrepRequestProcessor.fixupACL` for ACLs that are being set, and
+//! `ZooKeeperServer.checkACL` for every permission check.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use base64::Engine;
+use sha1::{Digest, Sha1};
+
+use crate::jute::records::{Acl, Id};
+
+/// The authenticated identities of one connection (ServerCnxn.authInfo).
+pub type AuthIds = Arc<Vec<Id>>;
+
+/// `ZooDefs.Ids.OPEN_ACL_UNSAFE`.
+pub fn open_acl() -> Vec<Acl> {
+    vec![Acl {
+        perms: crate::jute::protocol::perms::ALL,
+        id: Id {
+            scheme: "world".into(),
+            id: "anyone".into(),
+        },
+    }]
+}
+
+/// `ZooDefs.Ids.READ_ACL_UNSAFE`.
+pub fn read_acl() -> Vec<Acl> {
+    vec![Acl {
+        perms: crate::jute::protocol::perms::READ,
+        id: Id {
+            scheme: "world".into(),
+            id: "anyone".into(),
+        },
+    }]
+}
+
+/// `DigestAuthenticationProvider.generateDigest`: `user:base64(sha1("user:password"))`.
+/// Returns None when the credential has no colon, as ZooKeeper then refuses it.
+pub fn generate_digest(credential: &str) -> Option<String> {
+    let (user, _) = credential.split_once(':')?;
+    let hash = Sha1::digest(credential.as_bytes());
+    Some(format!(
+        "{user}:{}",
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    ))
+}
+
+/// Whether an id is well formed for its scheme (`AuthenticationProvider.isValid`).
+fn is_valid_id(id: &Id) -> bool {
+    match id.scheme.as_str() {
+        "digest" => id.id.split(':').count() == 2,
+        "ip" => parse_ip_pattern(&id.id).is_some(),
+        _ => false,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidAcl;
+
+/// `fixupACL`: removes duplicates, rejects an empty list or an invalid id, and expands the
+/// `auth` scheme into the caller's authenticated ids.
+pub fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, InvalidAcl> {
+    let mut unique: Vec<&Acl> = Vec::with_capacity(acl.len());
+    for entry in acl {
+        if !unique.contains(&entry) {
+            unique.push(entry);
+        }
+    }
+    if unique.is_empty() {
+        return Err(InvalidAcl);
+    }
+    let mut fixed = Vec::with_capacity(unique.len());
+    for entry in unique {
+        let id = &entry.id;
+        if id.scheme == "world" && id.id == "anyone" {
+            fixed.push(entry.clone());
+        } else if id.scheme == "auth" {
+            // Every authenticated id except the connection's ip counts (ip is not an
+            // "authenticated" provider in ZooKeeper's sense; nor is super).
+            let mut expanded = false;
+            for caller in auth {
+                if caller.scheme == "digest" {
+                    expanded = true;
+                    fixed.push(Acl {
+                        perms: entry.perms,
+                        id: caller.clone(),
+                    });
+                }
+            }
+            if !expanded {
+                return Err(InvalidAcl);
+            }
+        } else if is_valid_id(id) {
+            fixed.push(entry.clone());
+        } else {
+            return Err(InvalidAcl);
+        }
+    }
+    Ok(fixed)
+}
+
+/// `checkACL`: true when `auth` grants `permission` on a node with `acl`.
+pub fn check(acl: &[Acl], permission: i32, auth: &[Id]) -> bool {
+    if acl.is_empty() || auth.iter().any(|id| id.scheme == "super") {
+        return true;
+    }
+    acl.iter().any(|entry| {
+        if entry.perms & permission == 0 {
+            return false;
+        }
+        let id = &entry.id;
+        if id.scheme == "world" && id.id == "anyone" {
+            return true;
+        }
+        auth.iter()
+            .filter(|caller| caller.scheme == id.scheme)
+            .any(|caller| match id.scheme.as_str() {
+                "digest" => caller.id == id.id,
+                "ip" => ip_matches(&caller.id, &id.id),
+                _ => false,
+            })
+    })
+}
+
+/// An ip ACL expression: an address with an optional prefix length.
+fn parse_ip_pattern(pattern: &str) -> Option<(IpAddr, u32)> {
+    let (address, bits) = match pattern.split_once('/') {
+        Some((address, bits)) => (address, Some(bits.parse::<u32>().ok()?)),
+        None => (pattern, None),
+    };
+    let address: IpAddr = address.parse().ok()?;
+    let width = if address.is_ipv4() { 32 } else { 128 };
+    let bits = bits.unwrap_or(width);
+    if bits > width {
+        return None;
+    }
+    Some((address, bits))
+}
+
+/// `IPAuthenticationProvider.matches`: the client's address within the ACL's prefix.
+fn ip_matches(client: &str, pattern: &str) -> bool {
+    let Some((network, bits)) = parse_ip_pattern(pattern) else {
+        return false;
+    };
+    let Ok(client) = client.parse::<IpAddr>() else {
+        return false;
+    };
+    match (client, network) {
+        (IpAddr::V4(client), IpAddr::V4(network)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            u32::from(client) & mask == u32::from(network) & mask
+        }
+        (IpAddr::V6(client), IpAddr::V6(network)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            u128::from(client) & mask == u128::from(network) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The ACL as getACL shows it to a caller without ADMIN: digest hashes masked (ZooKeeper
+/// 3.9 FinalRequestProcessor, "user:x").
+pub fn mask_digests(acl: &[Acl]) -> Vec<Acl> {
+    acl.iter()
+        .map(|entry| {
+            if entry.id.scheme == "digest" {
+                let user = entry.id.id.split(':').next().unwrap_or("");
+                Acl {
+                    perms: entry.perms,
+                    id: Id {
+                        scheme: "digest".into(),
+                        id: format!("{user}:x"),
+                    },
+                }
+            } else {
+                entry.clone()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jute::protocol::perms;
+
+    fn id(scheme: &str, value: &str) -> Id {
+        Id {
+            scheme: scheme.into(),
+            id: value.into(),
+        }
+    }
+
+    #[test]
+    fn digest_matches_zookeeper_generate_digest() {
+        // The example of ZooKeeper's documentation: super:test.
+        assert_eq!(
+            generate_digest("super:test").as_deref(),
+            Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
+        );
+        assert_eq!(generate_digest("nocolon"), None);
+    }
+
+    #[test]
+    fn ip_acls_match_by_prefix() {
+        assert!(ip_matches("127.0.0.1", "127.0.0.1"));
+        assert!(ip_matches("127.0.0.5", "127.0.0.0/8"));
+        assert!(!ip_matches("10.0.0.1", "127.0.0.0/8"));
+        assert!(ip_matches("10.0.0.1", "0.0.0.0/0"));
+        assert!(!ip_matches("127.0.0.1", "::1"));
+        assert!(parse_ip_pattern("127.0.0.1/33").is_none());
+    }
+
+    #[test]
+    fn check_follows_check_acl() {
+        let acl = vec![Acl {
+            perms: perms::READ,
+            id: id("digest", "u:h"),
+        }];
+        assert!(check(&acl, perms::READ, &[id("digest", "u:h")]));
+        assert!(!check(&acl, perms::WRITE, &[id("digest", "u:h")]));
+        assert!(!check(&acl, perms::READ, &[id("ip", "127.0.0.1")]));
+        assert!(check(&acl, perms::WRITE, &[id("super", "")]));
+        assert!(check(&[], perms::WRITE, &[]));
+    }
+
+    #[test]
+    fn fixup_expands_auth_and_rejects_invalid_ids() {
+        let auth_acl = vec![Acl {
+            perms: perms::ALL,
+            id: id("auth", ""),
+        }];
+        assert_eq!(
+            fixup_acl(&auth_acl, &[id("ip", "127.0.0.1")]),
+            Err(InvalidAcl)
+        );
+        let fixed = fixup_acl(&auth_acl, &[id("ip", "127.0.0.1"), id("digest", "u:h")]);
+        assert_eq!(
+            fixed,
+            Ok(vec![Acl {
+                perms: perms::ALL,
+                id: id("digest", "u:h")
+            }])
+        );
+        assert_eq!(fixup_acl(&[], &[]), Err(InvalidAcl));
+        let bad = vec![Acl {
+            perms: perms::ALL,
+            id: id("world", "someone"),
+        }];
+        assert_eq!(fixup_acl(&bad, &[]), Err(InvalidAcl));
+    }
+}
