@@ -1,12 +1,19 @@
 //! ringkeeper: a ZooKeeper-compatible coordination server.
 //!
 //! The modules follow the path of a request (see DESIGN.md): `net` frames bytes with `jute`,
-//! `session` and `watch` hold per-connection state, `pipeline` validates writes and assigns
-//! zxids, `tree` applies them and publishes immutable versions that every core reads from.
+//! holds per-connection state and serves reads with `read` from the core's tree version;
+//! writes go to the `pipeline`, which validates them (`prep`), owns the `session` table,
+//! applies them to the `tree` and publishes each new version, with its `watch` triggers, to
+//! every core of the `runtime`.
 
 pub mod config;
+pub mod fourlw;
 pub mod jute;
+pub mod metrics;
+pub mod net;
 pub mod pipeline;
+pub mod read;
+pub mod runtime;
 pub mod session;
 pub mod tree;
 pub mod watch;

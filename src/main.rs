@@ -1,1 +1,33 @@
-fn main() {}
+//! The `ringkeeper` server binary: parse the command line and zoo.cfg, start the runtime.
+
+use std::process::ExitCode;
+
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = match ringkeeper::config::Config::from_args(&args) {
+        Ok(config) => config,
+        Err(ringkeeper::config::ConfigError::Usage(text)) => {
+            eprintln!("{text}");
+            return ExitCode::from(2);
+        }
+        Err(error) => {
+            eprintln!("ringkeeper: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match ringkeeper::runtime::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ringkeeper: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

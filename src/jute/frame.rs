@@ -69,6 +69,11 @@ impl FrameDecoder {
         Ok(Some(&self.buffer[start..start + length]))
     }
 
+    /// The first `count` unconsumed bytes, if that many have arrived.
+    pub fn peek(&self, count: usize) -> Option<&[u8]> {
+        self.buffer.get(self.consumed..self.consumed + count)
+    }
+
     /// Bytes received but not yet returned as frames.
     pub fn buffered(&self) -> usize {
         self.buffer.len() - self.consumed

@@ -6,6 +6,7 @@ pub mod frame;
 pub mod protocol;
 pub mod records;
 pub mod request;
+pub mod response;
 
 pub use codec::{JuteError, Reader, Record, Writer};
 pub use protocol::{ErrorCode, EventType, KeeperState, OpCode};

@@ -83,9 +83,19 @@ impl Node {
             ctime: self.stat.ctime,
             mtime: self.stat.mtime,
             version: self.stat.version,
-            cversion: self.stat.cversion,
+            // The stored cversion counts creates; clients see creates plus deletes, and every
+            // create without a delete is a child still present (DataNode.copyStat).
+            cversion: self
+                .stat
+                .cversion
+                .wrapping_mul(2)
+                .wrapping_sub(self.children.len() as i32),
             aversion: self.stat.aversion,
-            ephemeral_owner: self.stat.ephemeral_owner,
+            // Containers and TTL nodes show no owner to clients (DataNode.getClientEphemeralOwner).
+            ephemeral_owner: match self.kind() {
+                NodeKind::Ephemeral(owner) => owner,
+                _ => 0,
+            },
             data_length: self.data.as_ref().map_or(0, |data| data.len() as i32),
             num_children: self.children.len() as i32,
             pzxid: self.stat.pzxid,
@@ -223,10 +233,14 @@ impl TreeVersion {
         );
         nodes.insert(
             Arc::from("/zookeeper/config"),
-            Arc::new(empty_node(
-                Arc::new(acl::read_acl()),
-                Some(Arc::from(&b""[..])),
-            )),
+            Arc::new(Node {
+                // Standalone ZooKeeper shows aversion -1 on the config node.
+                stat: NodeStat {
+                    aversion: -1,
+                    ..NodeStat::default()
+                },
+                ..empty_node(Arc::new(acl::read_acl()), Some(Arc::from(&b""[..])))
+            }),
         );
         TreeVersion {
             nodes,
@@ -579,7 +593,7 @@ mod tests {
         let root = tree.get("/").map(|n| n.to_stat());
         assert_eq!(
             root.map(|s| (s.cversion, s.pzxid, s.num_children)),
-            Some((1, 5, 2))
+            Some((0, 5, 2)) // visible cversion = creates * 2 - children
         );
         let node = tree.get("/a").map(|n| n.to_stat());
         assert_eq!(

@@ -1,0 +1,606 @@
+//! [io] One client connection: handshake, request loop, ordered replies, write loop.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use tracing::{debug, info, warn};
+
+use crate::jute::codec::{Reader, Record};
+use crate::jute::frame::FrameDecoder;
+use crate::jute::protocol::{xid, ErrorCode, OpCode};
+use crate::jute::records::*;
+use crate::jute::request::{Request, RequestError};
+use crate::jute::response::{header_frame, record_frame};
+use crate::pipeline::driver::PipelineInput;
+use crate::read::{serve, ReadContext};
+use crate::session::ConnRef;
+use crate::tree::acl::{self, AuthIds};
+
+use super::CoreState;
+
+enum Outgoing {
+    Frame(Vec<u8>),
+    Close,
+}
+
+enum Queued {
+    /// A write in the pipeline; its reply comes back through the core's dispatcher.
+    Write { received: Instant, op: OpCode },
+    /// A read that arrived behind a write and waits for it.
+    Read {
+        xid: i32,
+        request: Request,
+        received: Instant,
+    },
+}
+
+/// Per-connection statistics for `cons`.
+#[derive(Debug, Default)]
+pub struct ConnStats {
+    pub received: Cell<u64>,
+    pub sent: Cell<u64>,
+    pub last_op: Cell<&'static str>,
+    pub last_xid: Cell<i32>,
+    pub last_zxid: Cell<i64>,
+    pub last_response_ms: Cell<i64>,
+    pub last_latency_ms: Cell<u64>,
+    pub latency_min_ms: Cell<u64>,
+    pub latency_max_ms: Cell<u64>,
+    pub latency_total_ms: Cell<u64>,
+    pub latency_count: Cell<u64>,
+    pub established_ms: Cell<i64>,
+}
+
+fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub struct Conn {
+    pub id: u64,
+    pub remote: SocketAddr,
+    pub session_id: Cell<i64>,
+    pub timeout_ms: Cell<i32>,
+    auth: RefCell<AuthIds>,
+    outbox: async_channel::Sender<Outgoing>,
+    queued_bytes: Rc<Cell<usize>>,
+    queue: RefCell<VecDeque<Queued>>,
+    writes_in_flight: Cell<usize>,
+    /// Requests received and not yet answered (backpressure).
+    outstanding: Cell<usize>,
+    resume: async_channel::Sender<()>,
+    handshake: async_channel::Sender<bool>,
+    closed: Cell<bool>,
+    pub stats: ConnStats,
+}
+
+impl Conn {
+    pub fn auth(&self) -> AuthIds {
+        self.auth.borrow().clone()
+    }
+
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.get()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    /// Queues a frame for the socket. A client that does not read its replies is cut off
+    /// once `outbound_bytes_per_connection_max` is queued.
+    pub fn send(&self, frame: Vec<u8>) {
+        if self.closed.get() {
+            return;
+        }
+        self.stats.sent.set(self.stats.sent.get() + 1);
+        self.queued_bytes.set(self.queued_bytes.get() + frame.len());
+        let _ = self.outbox.try_send(Outgoing::Frame(frame));
+    }
+
+    pub fn close(&self, reason: &str) {
+        if !self.closed.replace(true) {
+            debug!(
+                "closing connection {:#x} from {}: {reason}",
+                self.id, self.remote
+            );
+            let _ = self.outbox.try_send(Outgoing::Close);
+            let _ = self.resume.try_send(());
+            let _ = self.handshake.try_send(false);
+        }
+    }
+
+    fn finish_request(&self, state: &CoreState, received: Instant, op: OpCode, zxid: i64) {
+        let latency_ms = received.elapsed().as_millis() as u64;
+        let stats = &self.stats;
+        stats.last_op.set(op.short_name());
+        stats.last_zxid.set(zxid);
+        stats.last_response_ms.set(wall_clock_ms());
+        stats.last_latency_ms.set(latency_ms);
+        if stats.latency_count.get() == 0 || latency_ms < stats.latency_min_ms.get() {
+            stats.latency_min_ms.set(latency_ms);
+        }
+        stats
+            .latency_max_ms
+            .set(stats.latency_max_ms.get().max(latency_ms));
+        stats
+            .latency_total_ms
+            .set(stats.latency_total_ms.get() + latency_ms);
+        stats.latency_count.set(stats.latency_count.get() + 1);
+        state.stats.record_latency(latency_ms);
+        state
+            .stats
+            .packets_sent
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state
+            .stats
+            .outstanding_requests
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let outstanding = self.outstanding.get().saturating_sub(1);
+        self.outstanding.set(outstanding);
+        if outstanding + 1 == state.config.limits.outstanding_per_connection_max {
+            let _ = self.resume.try_send(());
+        }
+    }
+
+    /// The reply to this connection's oldest write arrived: send it, then serve the reads
+    /// that were waiting behind it, up to the next write.
+    pub fn complete_write(&self, state: &CoreState, frame: Vec<u8>) {
+        let front = self.queue.borrow_mut().pop_front();
+        match front {
+            Some(Queued::Write { received, op }) => {
+                self.writes_in_flight
+                    .set(self.writes_in_flight.get().saturating_sub(1));
+                let zxid = reply_zxid(&frame);
+                self.send(frame);
+                self.finish_request(state, received, op, zxid);
+            }
+            other => {
+                // The pipeline answers every write exactly once and in order; anything else
+                // is a broken invariant of this connection. Drop the connection, not the server.
+                warn!(
+                    "connection {:#x}: write reply without a pending write ({})",
+                    self.id,
+                    other.is_some()
+                );
+                self.close("internal ordering error");
+                return;
+            }
+        }
+        loop {
+            let next = {
+                let mut queue = self.queue.borrow_mut();
+                match queue.front() {
+                    Some(Queued::Read { .. }) => queue.pop_front(),
+                    _ => None,
+                }
+            };
+            match next {
+                Some(Queued::Read {
+                    xid,
+                    request,
+                    received,
+                }) => self.serve_read(state, xid, &request, received),
+                _ => break,
+            }
+        }
+    }
+
+    /// The pipeline answered the ConnectRequest.
+    pub fn connected(&self, state: &CoreState, session_id: i64, timeout_ms: i32, frame: Vec<u8>) {
+        self.send(frame);
+        if session_id == 0 {
+            self.close("session expired or invalid");
+            return;
+        }
+        self.session_id.set(session_id);
+        self.timeout_ms.set(timeout_ms);
+        state.touched.borrow_mut().insert(session_id);
+        let _ = self.handshake.try_send(true);
+    }
+
+    /// Requests answered on the core itself (reads, auth, ping, whoAmI).
+    fn serve_read(
+        &self,
+        state: &CoreState,
+        request_xid: i32,
+        request: &Request,
+        received: Instant,
+    ) {
+        let view = state.view();
+        let zxid = view.zxid;
+        match request {
+            Request::Ping => self.send(header_frame(xid::PING, zxid, ErrorCode::Ok)),
+            Request::Auth(packet) => {
+                if !self.authenticate(state, packet) {
+                    // AUTHFAILED, then the connection closes (ZooKeeperServer.processPacket).
+                    self.send(header_frame(xid::AUTH, 0, ErrorCode::AuthFailed));
+                    state
+                        .stats
+                        .outstanding_requests
+                        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    self.close("authentication failed");
+                    return;
+                }
+                self.send(header_frame(xid::AUTH, 0, ErrorCode::Ok));
+            }
+            Request::WhoAmI => {
+                let client_info = self
+                    .auth()
+                    .iter()
+                    .map(|id| ClientInfo {
+                        auth_scheme: id.scheme.clone(),
+                        user: match id.scheme.as_str() {
+                            "digest" => id.id.split(':').next().unwrap_or("").to_string(),
+                            _ => id.id.clone(),
+                        },
+                    })
+                    .collect();
+                self.send(record_frame(
+                    request_xid,
+                    zxid,
+                    &WhoAmIResponse { client_info },
+                ));
+            }
+            Request::Sasl(_) => {
+                warn!(
+                    "connection {:#x}: SASL authentication is not implemented",
+                    self.id
+                );
+                self.send(header_frame(request_xid, zxid, ErrorCode::Unimplemented));
+            }
+            _ => {
+                let auth = self.auth();
+                let context = ReadContext {
+                    conn: self.id,
+                    session_id: self.session_id.get(),
+                    auth: &auth,
+                    skip_acl: state.config.skip_acl,
+                };
+                let frames = {
+                    let mut watches = state.watches.borrow_mut();
+                    serve(&view, &mut watches, request_xid, request, &context)
+                };
+                for frame in frames {
+                    self.send(frame);
+                }
+            }
+        }
+        self.stats.last_xid.set(request_xid);
+        self.finish_request(state, received, request.op_code(), zxid);
+    }
+
+    /// `addauth`: digest adds `digest:user:hash` (and `super` when it is the super digest);
+    /// ip adds the connection's address; any other scheme fails.
+    fn authenticate(&self, state: &CoreState, packet: &AuthPacket) -> bool {
+        let mut ids: Vec<Id> = self.auth().to_vec();
+        match packet.scheme.as_str() {
+            "digest" => {
+                let Ok(credential) = std::str::from_utf8(&packet.auth) else {
+                    return false;
+                };
+                let Some(digest) = acl::generate_digest(credential) else {
+                    return false;
+                };
+                if state.config.super_digest.as_deref() == Some(digest.as_str()) {
+                    ids.push(Id {
+                        scheme: "super".into(),
+                        id: String::new(),
+                    });
+                }
+                let id = Id {
+                    scheme: "digest".into(),
+                    id: digest,
+                };
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            "ip" => {
+                let id = Id {
+                    scheme: "ip".into(),
+                    id: self.remote.ip().to_string(),
+                };
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            _ => return false,
+        }
+        *self.auth.borrow_mut() = Arc::new(ids);
+        true
+    }
+
+    fn handle_request(self: &Rc<Self>, state: &CoreState, frame: &[u8]) -> Result<(), String> {
+        let mut reader = Reader::new(frame);
+        let header = RequestHeader::decode(&mut reader).map_err(|error| error.to_string())?;
+        let received = Instant::now();
+        self.stats.received.set(self.stats.received.get() + 1);
+        state
+            .stats
+            .packets_received
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(session) = Some(self.session_id.get()).filter(|id| *id != 0) {
+            state.touched.borrow_mut().insert(session);
+        }
+        let request = match Request::decode(header.op_type, &mut reader) {
+            Ok(request) => request,
+            Err(RequestError::UnknownOpCode(op)) => {
+                // ZooKeeper answers an unknown opcode with UNIMPLEMENTED.
+                info!("connection {:#x}: unknown opcode {op}", self.id);
+                let zxid = state.view().zxid;
+                self.send(header_frame(header.xid, zxid, ErrorCode::Unimplemented));
+                return Ok(());
+            }
+            Err(RequestError::Malformed(error)) => {
+                return Err(format!(
+                    "malformed request (opcode {}): {error}",
+                    header.op_type
+                ))
+            }
+        };
+        state
+            .stats
+            .outstanding_requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.outstanding.set(self.outstanding.get() + 1);
+        if request.is_write() {
+            self.queue.borrow_mut().push_back(Queued::Write {
+                received,
+                op: request.op_code(),
+            });
+            self.writes_in_flight.set(self.writes_in_flight.get() + 1);
+            self.stats.last_xid.set(header.xid);
+            state.send_to_pipeline(PipelineInput::Write {
+                conn: ConnRef {
+                    core: state.core,
+                    conn_id: self.id,
+                },
+                session_id: self.session_id.get(),
+                xid: header.xid,
+                request,
+                auth: self.auth(),
+            });
+        } else if self.writes_in_flight.get() == 0 {
+            self.serve_read(state, header.xid, &request, received);
+        } else {
+            self.queue.borrow_mut().push_back(Queued::Read {
+                xid: header.xid,
+                request,
+                received,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The zxid field of a reply frame, for `cons`.
+fn reply_zxid(frame: &[u8]) -> i64 {
+    frame
+        .get(8..16)
+        .and_then(|bytes| bytes.try_into().ok())
+        .map(i64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+/// A ConnectRequest; clients before 3.4 omit the trailing readOnly byte.
+fn decode_connect(frame: &[u8]) -> Result<ConnectRequest, String> {
+    match ConnectRequest::from_bytes(frame) {
+        Ok(request) => Ok(request),
+        Err(first_error) => {
+            let mut padded = frame.to_vec();
+            padded.push(0);
+            ConnectRequest::from_bytes(&padded).map_err(|_| first_error.to_string())
+        }
+    }
+}
+
+async fn write_loop<W: futures_lite::AsyncWrite + Unpin>(
+    mut writer: W,
+    outbox: async_channel::Receiver<Outgoing>,
+    queued_bytes: Rc<Cell<usize>>,
+) {
+    let mut buffer: Vec<u8> = Vec::with_capacity(64 * 1024);
+    'outer: while let Ok(first) = outbox.recv().await {
+        let mut closing = false;
+        match first {
+            Outgoing::Frame(frame) => buffer.extend_from_slice(&frame),
+            Outgoing::Close => closing = true,
+        }
+        // Coalesce whatever else is queued into one write.
+        while !closing && buffer.len() < 256 * 1024 {
+            match outbox.try_recv() {
+                Ok(Outgoing::Frame(frame)) => buffer.extend_from_slice(&frame),
+                Ok(Outgoing::Close) => closing = true,
+                Err(_) => break,
+            }
+        }
+        if !buffer.is_empty() {
+            let length = buffer.len();
+            if writer.write_all(&buffer).await.is_err() {
+                break 'outer;
+            }
+            queued_bytes.set(queued_bytes.get().saturating_sub(length));
+            buffer.clear();
+        }
+        if closing {
+            break;
+        }
+    }
+    let _ = writer.flush().await;
+    let _ = writer.close().await;
+}
+
+const FOUR_LETTER_WORDS: &[&str] = &[
+    "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "dump", "wchs", "wchc",
+    "wchp", "dirs", "isro", "gtmk", "stmk", "hash",
+];
+
+/// Runs one connection to its end.
+pub async fn run(state: Rc<CoreState>, stream: glommio::net::TcpStream, remote: SocketAddr) {
+    let (mut reader, writer) = futures_lite::io::split(stream);
+    let (outbox, outbox_receiver) = async_channel::unbounded();
+    let (resume, resume_receiver) = async_channel::bounded(1);
+    let (handshake, handshake_receiver) = async_channel::bounded(1);
+    let queued_bytes = Rc::new(Cell::new(0));
+    let conn = Rc::new(Conn {
+        id: state.allocate_conn_id(),
+        remote,
+        session_id: Cell::new(0),
+        timeout_ms: Cell::new(0),
+        auth: RefCell::new(Arc::new(vec![Id {
+            scheme: "ip".into(),
+            id: remote.ip().to_string(),
+        }])),
+        outbox,
+        queued_bytes: queued_bytes.clone(),
+        queue: RefCell::new(VecDeque::new()),
+        writes_in_flight: Cell::new(0),
+        outstanding: Cell::new(0),
+        resume,
+        handshake,
+        closed: Cell::new(false),
+        stats: ConnStats::default(),
+    });
+    conn.stats.established_ms.set(wall_clock_ms());
+    conn.stats.last_op.set("NA");
+    state.conns.borrow_mut().insert(conn.id, conn.clone());
+    state
+        .stats
+        .connections
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let writer_task =
+        glommio::spawn_local(write_loop(writer, outbox_receiver, queued_bytes.clone()));
+
+    let outcome = read_loop(
+        &state,
+        &conn,
+        &mut reader,
+        &resume_receiver,
+        &handshake_receiver,
+        &queued_bytes,
+    )
+    .await;
+    match &outcome {
+        Ok(()) => debug!("connection {:#x} from {remote} ended", conn.id),
+        Err(reason) => info!("closing connection {:#x} from {remote}: {reason}", conn.id),
+    }
+    conn.close("connection ended");
+    writer_task.await;
+    state.conns.borrow_mut().remove(&conn.id);
+    state.watches.borrow_mut().remove_conn(conn.id);
+    state
+        .stats
+        .connections
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    let unanswered = conn.outstanding.get() as i64;
+    state
+        .stats
+        .outstanding_requests
+        .fetch_sub(unanswered, std::sync::atomic::Ordering::Relaxed);
+    let session_id = conn.session_id.get();
+    if session_id != 0 {
+        state.send_to_pipeline(PipelineInput::Closed {
+            conn: ConnRef {
+                core: state.core,
+                conn_id: conn.id,
+            },
+            session_id,
+        });
+    }
+}
+
+async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
+    state: &Rc<CoreState>,
+    conn: &Rc<Conn>,
+    reader: &mut R,
+    resume: &async_channel::Receiver<()>,
+    handshake: &async_channel::Receiver<bool>,
+    queued_bytes: &Rc<Cell<usize>>,
+) -> Result<(), String> {
+    let limits = &state.config.limits;
+    let mut decoder = FrameDecoder::new(limits.frame_bytes_max);
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut established = false;
+    let mut checked_four_letter_word = false;
+    loop {
+        if conn.is_closed() {
+            return Ok(());
+        }
+        // Backpressure: stop reading while too many requests are unanswered.
+        while conn.outstanding() >= limits.outstanding_per_connection_max && !conn.is_closed() {
+            let _ = resume.recv().await;
+        }
+        if queued_bytes.get() > limits.outbound_bytes_per_connection_max {
+            return Err(format!(
+                "client is not reading its replies ({} bytes queued)",
+                queued_bytes.get()
+            ));
+        }
+        let count = reader
+            .read(&mut buffer)
+            .await
+            .map_err(|error| format!("read error: {error}"))?;
+        if count == 0 {
+            return Ok(());
+        }
+        decoder.extend(&buffer[..count]);
+        if !checked_four_letter_word {
+            // A four-letter word takes the place of the first frame's length
+            // (NIOServerCnxn.checkFourLetterWord).
+            let Some(head) = decoder.peek(4) else {
+                continue;
+            };
+            checked_four_letter_word = true;
+            if let Ok(word) = std::str::from_utf8(head) {
+                if FOUR_LETTER_WORDS.contains(&word) {
+                    let word = word.to_string();
+                    let answer = crate::fourlw::answer(state, &word, conn.id).await;
+                    conn.send(answer.into_bytes());
+                    conn.close("four-letter word answered");
+                    return Ok(());
+                }
+            }
+        }
+        loop {
+            let frame = match decoder.next_frame() {
+                Ok(Some(frame)) => frame.to_vec(),
+                Ok(None) => break,
+                Err(error) => return Err(error.to_string()),
+            };
+            if !established {
+                let request = decode_connect(&frame)
+                    .map_err(|error| format!("malformed ConnectRequest: {error}"))?;
+                let last_zxid = state.view().zxid;
+                if request.last_zxid_seen > last_zxid {
+                    // ZooKeeperServer.processConnectRequest: a client that has seen a newer
+                    // state than this server's must go elsewhere.
+                    return Err(format!(
+                        "client has seen zxid {:#x}, our last zxid is {last_zxid:#x}",
+                        request.last_zxid_seen
+                    ));
+                }
+                state.send_to_pipeline(PipelineInput::Connect {
+                    conn: ConnRef {
+                        core: state.core,
+                        conn_id: conn.id,
+                    },
+                    request,
+                });
+                match handshake.recv().await {
+                    Ok(true) => established = true,
+                    _ => return Ok(()),
+                }
+                continue;
+            }
+            conn.handle_request(state, &frame)?;
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! [io] Connections on one core: the accept loop, each connection's read loop and write
+//! loop, the per-connection FIFO that keeps replies in request order, and the dispatcher
+//! that applies the pipeline's batches (watch events, then the new tree version, then
+//! replies).
+//!
+//! Per-connection ordering (ZooKeeper guarantees FIFO order per session): a read that arrives
+//! while a write of the same connection is in the pipeline waits behind it and is served
+//! from the version that contains that write. Reads with nothing ahead of them are served at
+//! once from the core's current version, without a lock and without leaving the core.
+
+pub mod conn;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::fourlw::AdminHub;
+use crate::metrics::ServerStats;
+use crate::pipeline::driver::{CoreBatch, CoreReply, PipelineInput};
+use crate::tree::{acl, TreeVersion};
+use crate::watch::WatchRegistry;
+
+use conn::Conn;
+
+/// Connections per client address, shared by every core (checked on accept only).
+#[derive(Debug, Default)]
+pub struct ConnectionCounts {
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl ConnectionCounts {
+    /// Counts a new connection from `ip`; false if that would exceed `limit` (0 = unlimited).
+    pub fn admit(&self, ip: IpAddr, limit: usize) -> bool {
+        let Ok(mut counts) = self.counts.lock() else {
+            return true;
+        };
+        let count = counts.entry(ip).or_insert(0);
+        if limit != 0 && *count >= limit {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    pub fn release(&self, ip: IpAddr) {
+        if let Ok(mut counts) = self.counts.lock() {
+            if let Some(count) = counts.get_mut(&ip) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    counts.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+/// Everything a core needs, shared by its tasks (one thread: Rc and RefCell, no locks).
+pub struct CoreState {
+    pub core: usize,
+    pub config: Arc<Config>,
+    pub stats: Arc<ServerStats>,
+    pub pipeline: crossbeam_channel::Sender<PipelineInput>,
+    pub view: RefCell<Arc<TreeVersion>>,
+    pub watches: RefCell<WatchRegistry>,
+    pub conns: RefCell<HashMap<u64, Rc<Conn>>>,
+    pub touched: RefCell<HashSet<i64>>,
+    pub connection_counts: Arc<ConnectionCounts>,
+    pub admin: AdminHub,
+    next_conn_id: Cell<u64>,
+}
+
+impl CoreState {
+    pub fn new(
+        core: usize,
+        config: Arc<Config>,
+        stats: Arc<ServerStats>,
+        pipeline: crossbeam_channel::Sender<PipelineInput>,
+        initial: Arc<TreeVersion>,
+        connection_counts: Arc<ConnectionCounts>,
+        admin: AdminHub,
+    ) -> CoreState {
+        CoreState {
+            core,
+            config,
+            stats,
+            pipeline,
+            view: RefCell::new(initial),
+            watches: RefCell::new(WatchRegistry::default()),
+            conns: RefCell::new(HashMap::new()),
+            touched: RefCell::new(HashSet::new()),
+            connection_counts,
+            admin,
+            next_conn_id: Cell::new(1),
+        }
+    }
+
+    /// Connection ids are unique server-wide: the core number in the top 16 bits.
+    pub fn allocate_conn_id(&self) -> u64 {
+        let id = self.next_conn_id.get();
+        self.next_conn_id.set(id + 1);
+        ((self.core as u64) << 48) | id
+    }
+
+    pub fn view(&self) -> Arc<TreeVersion> {
+        self.view.borrow().clone()
+    }
+
+    pub fn send_to_pipeline(&self, input: PipelineInput) {
+        if self.pipeline.send(input).is_err() {
+            warn!("the pipeline has stopped; request dropped");
+        }
+    }
+
+    /// Applies one batch from the pipeline: watch events first, then the new version, then
+    /// the replies (each of which may release reads queued behind its write).
+    pub fn apply_batch(&self, batch: CoreBatch) {
+        if let Some(publication) = &batch.publication {
+            let mut fired_total = 0;
+            {
+                let mut watches = self.watches.borrow_mut();
+                let conns = self.conns.borrow();
+                for trigger in &publication.triggers {
+                    let fired = watches.fire(&trigger.path, trigger.event);
+                    for conn_id in fired {
+                        let Some(conn) = conns.get(&conn_id) else {
+                            continue;
+                        };
+                        // ZooKeeper 3.9 delivers an event only to a watcher that may read
+                        // the node (NIOServerCnxn.process with the znode's ACL).
+                        let auth = conn.auth();
+                        if !self.config.skip_acl
+                            && !acl::check(&trigger.acl, crate::jute::protocol::perms::READ, &auth)
+                        {
+                            continue;
+                        }
+                        fired_total += 1;
+                        conn.send(crate::jute::response::notification_frame(
+                            trigger.zxid,
+                            trigger.event,
+                            &trigger.path,
+                        ));
+                    }
+                }
+            }
+            if fired_total > 0 {
+                tracing::trace!("core {} delivered {fired_total} watch events", self.core);
+            }
+            *self.view.borrow_mut() = publication.version.clone();
+        }
+        for reply in batch.replies {
+            match reply {
+                CoreReply::Frame {
+                    conn_id,
+                    frame,
+                    close,
+                } => {
+                    let conn = self.conns.borrow().get(&conn_id).cloned();
+                    if let Some(conn) = conn {
+                        conn.complete_write(self, frame);
+                        if close {
+                            conn.close("session closed by the client");
+                        }
+                    }
+                }
+                CoreReply::Connected {
+                    conn_id,
+                    session_id,
+                    timeout_ms,
+                    frame,
+                } => {
+                    let conn = self.conns.borrow().get(&conn_id).cloned();
+                    match conn {
+                        Some(conn) => conn.connected(self, session_id, timeout_ms, frame),
+                        None if session_id != 0 => {
+                            // The connection went away while its session was being made:
+                            // the session lives on until it expires, as in ZooKeeper.
+                        }
+                        None => {}
+                    }
+                }
+                CoreReply::Close { conn_id, reason } => {
+                    let conn = self.conns.borrow().get(&conn_id).cloned();
+                    if let Some(conn) = conn {
+                        conn.close(reason);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends the sessions touched since the last report to the session owner.
+    pub fn report_touches(&self) {
+        let sessions: Vec<i64> = self.touched.borrow_mut().drain().collect();
+        if !sessions.is_empty() {
+            self.send_to_pipeline(PipelineInput::Touch { sessions });
+        }
+    }
+
+    pub fn watch_count(&self) -> usize {
+        let watches = self.watches.borrow();
+        watches.data.watch_count() + watches.child.watch_count()
+    }
+}
+
+/// How often a core reports touched sessions to the session owner. Well below the minimum
+/// session timeout (2 ticks), so a live client is never expired for want of a report.
+pub fn touch_report_interval(config: &Config) -> Duration {
+    Duration::from_millis((config.tick_time_ms as u64 / 4).clamp(10, 250))
+}
+
+/// Accept loop of one core.
+pub async fn accept_loop(state: Rc<CoreState>, listener: glommio::net::TcpListener) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(error) => {
+                warn!("accept failed on core {}: {error}", state.core);
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let remote = match stream.peer_addr() {
+            Ok(remote) => remote,
+            Err(_) => continue,
+        };
+        if !state
+            .connection_counts
+            .admit(remote.ip(), state.config.limits.connections_per_ip_max)
+        {
+            info!(
+                "too many connections from {} (maxClientCnxns = {}); closing the new one",
+                remote.ip(),
+                state.config.limits.connections_per_ip_max
+            );
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        glommio::spawn_local(async move {
+            conn::run(state.clone(), stream, remote).await;
+            state.connection_counts.release(remote.ip());
+        })
+        .detach();
+    }
+}

@@ -1,0 +1,570 @@
+//! [io] The pipeline thread: takes every write, connect and session message the cores send,
+//! in batches; preps each write against the pending tree, assigns zxids, applies, and
+//! publishes the new tree version with its watch triggers and the replies to every core.
+//!
+//! Ordering: each core receives one `CoreBatch` per published batch, through one FIFO
+//! channel, so a core fires the watch events of a version, then switches to it, then sends
+//! the replies computed in it. A client therefore sees an event before any reply that shows
+//! the change, and replies in the order its requests arrived.
+//!
+//! Durability: the tree is in memory until the storage layer lands; the batch boundary here
+//! is where the log writer's "durable up to zxid" will gate publication.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::jute::protocol::{ErrorCode, OpCode};
+use crate::jute::records::*;
+use crate::jute::request::Request;
+use crate::jute::response::{
+    connect_frame, encode_multi, header_frame, record_frame, reply_frame, OpResult,
+};
+use crate::metrics::ServerStats;
+use crate::session::{ConnRef, SessionTable};
+use crate::tree::acl::AuthIds;
+use crate::tree::{NodeKind, TreeVersion, Txn, TxnResult, WatchTrigger};
+
+use super::prep::{prep, PrepContext};
+
+/// What cores send to the pipeline.
+#[derive(Debug)]
+pub enum PipelineInput {
+    /// A ConnectRequest from a new connection.
+    Connect {
+        conn: ConnRef,
+        request: ConnectRequest,
+    },
+    /// A write request (or sync, which is ordered with writes).
+    Write {
+        conn: ConnRef,
+        session_id: i64,
+        xid: i32,
+        request: Request,
+        auth: AuthIds,
+    },
+    /// Sessions that sent anything since the last report.
+    Touch {
+        sessions: Vec<i64>,
+    },
+    /// A connection bound to a session closed without closing the session.
+    Closed {
+        conn: ConnRef,
+        session_id: i64,
+    },
+    Shutdown,
+}
+
+/// One tree version with the watch triggers that lead to it, shared by every core.
+#[derive(Debug)]
+pub struct Publication {
+    pub version: Arc<TreeVersion>,
+    pub triggers: Vec<WatchTrigger>,
+}
+
+#[derive(Debug)]
+pub enum CoreReply {
+    /// A reply frame for a connection; `close` closes the connection after sending it.
+    Frame {
+        conn_id: u64,
+        frame: Vec<u8>,
+        close: bool,
+    },
+    /// The answer to a Connect. `session_id` is 0 when the session was refused, and the
+    /// connection closes after the frame.
+    Connected {
+        conn_id: u64,
+        session_id: i64,
+        timeout_ms: i32,
+        frame: Vec<u8>,
+    },
+    /// Close a connection (its session moved to another connection, or expired).
+    Close { conn_id: u64, reason: &'static str },
+}
+
+/// What the pipeline sends to one core per batch.
+#[derive(Debug)]
+pub struct CoreBatch {
+    pub publication: Option<Arc<Publication>>,
+    pub replies: Vec<CoreReply>,
+}
+
+/// The sending side of a core's queue. The pipeline never blocks on a core.
+pub type CoreSender = async_channel::Sender<CoreBatch>;
+
+pub struct Pipeline {
+    config: Arc<Config>,
+    stats: Arc<ServerStats>,
+    tree: TreeVersion,
+    sessions: SessionTable,
+    cores: Vec<CoreSender>,
+    triggers: Vec<WatchTrigger>,
+    replies: Vec<Vec<CoreReply>>,
+    tree_changed: bool,
+    started: Instant,
+    next_container_check_ms: i64,
+}
+
+fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The super user's identity, used for the server's own requests (container reaping).
+fn server_auth() -> Vec<Id> {
+    vec![Id {
+        scheme: "super".into(),
+        id: String::new(),
+    }]
+}
+
+impl Pipeline {
+    pub fn new(
+        config: Arc<Config>,
+        stats: Arc<ServerStats>,
+        tree: TreeVersion,
+        cores: Vec<CoreSender>,
+    ) -> Pipeline {
+        let secret: [u8; 16] = rand::random();
+        let sessions = SessionTable::new(config.tick_time_ms as i64, 0, wall_clock_ms(), secret);
+        let core_count = cores.len();
+        Pipeline {
+            next_container_check_ms: config.container_check_interval_ms as i64,
+            config,
+            stats,
+            tree,
+            sessions,
+            cores,
+            triggers: Vec::new(),
+            replies: (0..core_count).map(|_| Vec::new()).collect(),
+            tree_changed: false,
+            started: Instant::now(),
+        }
+    }
+
+    fn monotonic_ms(&self) -> i64 {
+        self.started.elapsed().as_millis() as i64
+    }
+
+    /// Runs until Shutdown or until every core has gone.
+    pub fn run(mut self, input: Receiver<PipelineInput>) {
+        let batch_max = self.config.limits.batch_requests_max.max(1);
+        loop {
+            let now = self.monotonic_ms();
+            let mut wake_ms = self.next_container_check_ms;
+            if let Some(deadline) = self.sessions.next_deadline_ms() {
+                wake_ms = wake_ms.min(deadline);
+            }
+            let wait = Duration::from_millis(wake_ms.saturating_sub(now).clamp(1, 1000) as u64);
+            let first = match input.recv_timeout(wait) {
+                Ok(message) => Some(message),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut shutdown = false;
+            if let Some(message) = first {
+                shutdown |= self.handle(message);
+                let mut taken = 1;
+                while taken < batch_max {
+                    match input.try_recv() {
+                        Ok(message) => {
+                            shutdown |= self.handle(message);
+                            taken += 1;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            self.housekeeping();
+            self.publish();
+            if shutdown {
+                break;
+            }
+        }
+        info!("pipeline stopped at zxid {:#x}", self.tree.zxid);
+    }
+
+    fn reply(&mut self, conn: ConnRef, reply: CoreReply) {
+        if let Some(queue) = self.replies.get_mut(conn.core) {
+            queue.push(reply);
+        }
+    }
+
+    /// Applies a validated transaction at the next zxid. A transaction that does not apply is
+    /// a broken invariant of prep: the server stops rather than serve a wrong tree.
+    fn commit(&mut self, txn: &Txn) -> (i64, TxnResult) {
+        let zxid = self.tree.zxid + 1;
+        match self
+            .tree
+            .apply(zxid, wall_clock_ms(), txn, &mut self.triggers)
+        {
+            Ok(result) => {
+                self.tree_changed = true;
+                (zxid, result)
+            }
+            Err(broken) => {
+                error!("{broken}; stopping the server: prep and apply disagree on {txn:?}");
+                std::process::exit(70);
+            }
+        }
+    }
+
+    fn handle(&mut self, message: PipelineInput) -> bool {
+        match message {
+            PipelineInput::Connect { conn, request } => self.connect(conn, request),
+            PipelineInput::Write {
+                conn,
+                session_id,
+                xid,
+                request,
+                auth,
+            } => self.write(conn, session_id, xid, request, &auth),
+            PipelineInput::Touch { sessions } => {
+                let now = self.monotonic_ms();
+                for session in sessions {
+                    self.sessions.touch(session, now);
+                }
+            }
+            PipelineInput::Closed { conn, session_id } => self.sessions.detach(session_id, conn),
+            PipelineInput::Shutdown => return true,
+        }
+        false
+    }
+
+    fn connect(&mut self, conn: ConnRef, request: ConnectRequest) {
+        let now = self.monotonic_ms();
+        let timeout_ms = self.config.negotiate_timeout(request.time_out);
+        let refuse = |pipeline: &mut Pipeline| {
+            let frame = connect_frame(&ConnectResponse {
+                protocol_version: 0,
+                time_out: 0,
+                session_id: 0,
+                passwd: vec![0; 16],
+                read_only: false,
+            });
+            pipeline.reply(
+                conn,
+                CoreReply::Connected {
+                    conn_id: conn.conn_id,
+                    session_id: 0,
+                    timeout_ms: 0,
+                    frame,
+                },
+            );
+        };
+        if request.session_id == 0 {
+            let session_id = self.sessions.next_id();
+            self.commit(&Txn::CreateSession {
+                session_id,
+                timeout_ms,
+            });
+            self.sessions.add(session_id, timeout_ms, Some(conn), now);
+            info!("established session {session_id:#x} with negotiated timeout {timeout_ms} ms");
+            let frame = connect_frame(&ConnectResponse {
+                protocol_version: 0,
+                time_out: timeout_ms,
+                session_id,
+                passwd: self.sessions.password_for(session_id).to_vec(),
+                read_only: false,
+            });
+            self.reply(
+                conn,
+                CoreReply::Connected {
+                    conn_id: conn.conn_id,
+                    session_id,
+                    timeout_ms,
+                    frame,
+                },
+            );
+            return;
+        }
+        match self
+            .sessions
+            .resume(request.session_id, &request.passwd, conn, now)
+        {
+            Ok(previous) => {
+                if let Some(previous) = previous {
+                    self.reply(
+                        previous,
+                        CoreReply::Close {
+                            conn_id: previous.conn_id,
+                            reason: "session reconnected on another connection",
+                        },
+                    );
+                }
+                let session_timeout = self
+                    .sessions
+                    .get(request.session_id)
+                    .map_or(timeout_ms, |session| session.timeout_ms);
+                let frame = connect_frame(&ConnectResponse {
+                    protocol_version: 0,
+                    time_out: session_timeout,
+                    session_id: request.session_id,
+                    passwd: self.sessions.password_for(request.session_id).to_vec(),
+                    read_only: false,
+                });
+                self.reply(
+                    conn,
+                    CoreReply::Connected {
+                        conn_id: conn.conn_id,
+                        session_id: request.session_id,
+                        timeout_ms: session_timeout,
+                        frame,
+                    },
+                );
+            }
+            Err(reason) => {
+                info!(
+                    "refusing to resume session {:#x}: {reason:?}",
+                    request.session_id
+                );
+                refuse(self);
+            }
+        }
+    }
+
+    fn write(&mut self, conn: ConnRef, session_id: i64, xid: i32, request: Request, auth: &[Id]) {
+        let now = self.monotonic_ms();
+        if !self.sessions.touch(session_id, now) {
+            let frame = header_frame(xid, self.tree.zxid, ErrorCode::SessionExpired);
+            self.reply(
+                conn,
+                CoreReply::Frame {
+                    conn_id: conn.conn_id,
+                    frame,
+                    close: false,
+                },
+            );
+            return;
+        }
+        if let Request::Sync(sync) = &request {
+            let frame = record_frame(
+                xid,
+                self.tree.zxid,
+                &SyncResponse {
+                    path: sync.path.clone(),
+                },
+            );
+            self.reply(
+                conn,
+                CoreReply::Frame {
+                    conn_id: conn.conn_id,
+                    frame,
+                    close: false,
+                },
+            );
+            return;
+        }
+        let context = PrepContext {
+            session_id,
+            auth,
+            extended_types_enabled: self.config.extended_types_enabled,
+            skip_acl: self.config.skip_acl,
+        };
+        let txn = prep(&self.tree, &request, &context).unwrap_or_else(|code| Txn::Error { code });
+        let closing = matches!(txn, Txn::CloseSession { .. });
+        if closing {
+            self.sessions.set_closing(session_id);
+        }
+        let (zxid, result) = self.commit(&txn);
+        if closing {
+            self.sessions.remove(session_id);
+            info!("closed session {session_id:#x} at the client's request");
+        }
+        let frame = write_reply(xid, zxid, &request, &result);
+        self.reply(
+            conn,
+            CoreReply::Frame {
+                conn_id: conn.conn_id,
+                frame,
+                close: closing,
+            },
+        );
+    }
+
+    /// Expires sessions and reaps empty containers and expired TTL nodes.
+    fn housekeeping(&mut self) {
+        let now = self.monotonic_ms();
+        for session_id in self.sessions.expire(now) {
+            let owner = self
+                .sessions
+                .get(session_id)
+                .and_then(|session| session.owner);
+            let ephemerals = self.tree.ephemerals_of(session_id);
+            info!(
+                "expiring session {session_id:#x} ({} ephemerals)",
+                ephemerals.len()
+            );
+            self.commit(&Txn::CloseSession {
+                session_id,
+                ephemerals,
+            });
+            self.sessions.remove(session_id);
+            if let Some(owner) = owner {
+                self.reply(
+                    owner,
+                    CoreReply::Close {
+                        conn_id: owner.conn_id,
+                        reason: "session expired",
+                    },
+                );
+            }
+        }
+        if now >= self.next_container_check_ms {
+            self.next_container_check_ms =
+                now + self.config.container_check_interval_ms.max(1) as i64;
+            self.reap_containers();
+        }
+    }
+
+    /// ContainerManager: a container whose last child is gone (cversion > 0, no children),
+    /// or a childless TTL node not modified within its TTL, is deleted by a deleteContainer
+    /// request of the server's own.
+    fn reap_containers(&mut self) {
+        let now_wall = wall_clock_ms();
+        let per_run = ((self.config.container_max_per_minute as u64)
+            * self.config.container_check_interval_ms
+            / 60_000)
+            .max(1) as usize;
+        let mut candidates: Vec<String> = Vec::new();
+        for path in self.tree.containers() {
+            if let Some(node) = self.tree.get(path) {
+                if node.children.is_empty() && node.stat.cversion > 0 {
+                    candidates.push(path.to_string());
+                }
+            }
+        }
+        for path in self.tree.ttl_nodes() {
+            if let Some(node) = self.tree.get(path) {
+                if let NodeKind::Ttl(ttl_ms) = node.kind() {
+                    if node.children.is_empty()
+                        && ttl_ms != 0
+                        && now_wall - node.stat.mtime > ttl_ms
+                    {
+                        candidates.push(path.to_string());
+                    }
+                }
+            }
+        }
+        let auth = server_auth();
+        for path in candidates.into_iter().take(per_run) {
+            let context = PrepContext {
+                session_id: 0,
+                auth: &auth,
+                extended_types_enabled: true,
+                skip_acl: true,
+            };
+            match prep(
+                &self.tree,
+                &Request::DeleteContainer(path.clone()),
+                &context,
+            ) {
+                Ok(txn) => {
+                    self.commit(&txn);
+                    info!("reaped container or expired TTL node {path}");
+                }
+                Err(code) => warn!("could not reap {path}: {code:?}"),
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        let publication = if self.tree_changed {
+            self.tree_changed = false;
+            self.stats
+                .last_zxid
+                .store(self.tree.zxid, Ordering::Relaxed);
+            self.stats
+                .node_count
+                .store(self.tree.node_count(), Ordering::Relaxed);
+            self.stats
+                .ephemeral_count
+                .store(self.tree.ephemeral_node_count(), Ordering::Relaxed);
+            Some(Arc::new(Publication {
+                version: Arc::new(self.tree.clone()),
+                triggers: std::mem::take(&mut self.triggers),
+            }))
+        } else {
+            None
+        };
+        self.stats
+            .session_count
+            .store(self.sessions.len(), Ordering::Relaxed);
+        for (core, sender) in self.cores.iter().enumerate() {
+            let replies = std::mem::take(&mut self.replies[core]);
+            if publication.is_none() && replies.is_empty() {
+                continue;
+            }
+            let batch = CoreBatch {
+                publication: publication.clone(),
+                replies,
+            };
+            if sender.try_send(batch).is_err() {
+                warn!("core {core} is gone; its batch is dropped");
+            }
+        }
+    }
+}
+
+/// The reply to a write, from the request and what its transaction produced.
+pub fn write_reply(xid: i32, zxid: i64, request: &Request, result: &TxnResult) -> Vec<u8> {
+    match (request, result) {
+        (_, TxnResult::Error(code)) => header_frame(xid, zxid, *code),
+        (Request::Create(create), TxnResult::Created { path, stat }) => {
+            if create.op == OpCode::Create {
+                record_frame(xid, zxid, &CreateResponse { path: path.clone() })
+            } else {
+                record_frame(
+                    xid,
+                    zxid,
+                    &Create2Response {
+                        path: path.clone(),
+                        stat: stat.clone(),
+                    },
+                )
+            }
+        }
+        (Request::SetData(_), TxnResult::DataSet { stat }) => {
+            record_frame(xid, zxid, &SetDataResponse { stat: stat.clone() })
+        }
+        (Request::SetAcl(_), TxnResult::AclSet { stat }) => {
+            record_frame(xid, zxid, &SetAclResponse { stat: stat.clone() })
+        }
+        (Request::Multi(ops), TxnResult::Multi(results)) => {
+            let results: Vec<OpResult> = ops
+                .iter()
+                .zip(results)
+                .map(|(op, result)| multi_result(op, result))
+                .collect();
+            reply_frame(xid, zxid, ErrorCode::Ok, |writer| {
+                encode_multi(writer, &results)
+            })
+        }
+        _ => header_frame(xid, zxid, ErrorCode::Ok),
+    }
+}
+
+fn multi_result(op: &Request, result: &TxnResult) -> OpResult {
+    match result {
+        TxnResult::Created { path, stat } => match op {
+            Request::Create(create) if create.op == OpCode::Create => {
+                OpResult::Create { path: path.clone() }
+            }
+            _ => OpResult::Create2 {
+                path: path.clone(),
+                stat: stat.clone(),
+            },
+        },
+        TxnResult::Deleted => OpResult::Delete,
+        TxnResult::DataSet { stat } => OpResult::SetData { stat: stat.clone() },
+        TxnResult::Checked => OpResult::Check,
+        TxnResult::Error(code) => OpResult::Error(*code),
+        _ => OpResult::Error(ErrorCode::SystemError),
+    }
+}

@@ -1,0 +1,173 @@
+//! [io] The thread-per-core runtime: one pinned glommio executor per core, each accepting
+//! connections on the shared port (SO_REUSEPORT) and serving them; the pipeline on its own
+//! thread; bounded waits for startup; SIGTERM and SIGINT for a clean stop. This is the only
+//! module that names glommio's executor API.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::{LocalExecutorBuilder, Placement};
+use thiserror::Error;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::fourlw::{admin_loop, AdminHub};
+use crate::metrics::ServerStats;
+use crate::net::{accept_loop, touch_report_interval, ConnectionCounts, CoreState};
+use crate::pipeline::driver::{Pipeline, PipelineInput};
+use crate::tree::TreeVersion;
+
+/// io_uring memory each executor registers. glommio locks it, and hosts commonly allow only
+/// 8 MiB of locked memory per process (`ulimit -l`); network I/O needs none of it.
+const IO_MEMORY_BYTES: usize = 512 * 1024;
+
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    #[error("cannot start the executor of core {core}: {reason} (glommio needs io_uring and locked memory: check `ulimit -l`, at least {} KiB per core)", IO_MEMORY_BYTES / 1024 * 2)]
+    Executor { core: usize, reason: String },
+    #[error("cannot listen on {address}: {reason}")]
+    Listen { address: String, reason: String },
+    #[error("core {0} did not start within 10 s")]
+    StartTimeout(usize),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Starts the server and blocks until SIGTERM or SIGINT.
+pub fn run(config: Config) -> Result<(), RuntimeError> {
+    let config = Arc::new(config);
+    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = if config.cores == 0 {
+        available
+    } else {
+        config.cores
+    };
+    warn!(
+        "ringkeeper is running IN MEMORY ONLY: nothing is written to {} and every znode is lost when the server stops",
+        config.data_dir.display()
+    );
+    for key in &config.unknown_keys {
+        warn!("unknown configuration key {key:?} ignored");
+    }
+    let stats = Arc::new(ServerStats::default());
+    let (pipeline_sender, pipeline_receiver) = crossbeam_channel::unbounded();
+    let mut batch_senders = Vec::with_capacity(cores);
+    let mut batch_receivers = Vec::with_capacity(cores);
+    let mut admin_senders = Vec::with_capacity(cores);
+    let mut admin_receivers = Vec::with_capacity(cores);
+    for _ in 0..cores {
+        let (sender, receiver) = async_channel::unbounded();
+        batch_senders.push(sender);
+        batch_receivers.push(receiver);
+        let (sender, receiver) = async_channel::unbounded();
+        admin_senders.push(sender);
+        admin_receivers.push(receiver);
+    }
+    let admin = AdminHub {
+        cores: admin_senders,
+    };
+    let tree = TreeVersion::new();
+    let initial = Arc::new(tree.clone());
+    let pipeline = Pipeline::new(config.clone(), stats.clone(), tree, batch_senders);
+    let pipeline_thread = std::thread::Builder::new()
+        .name("pipeline".into())
+        .spawn(move || pipeline.run(pipeline_receiver))?;
+
+    let connection_counts = Arc::new(ConnectionCounts::default());
+    let (ready_sender, ready_receiver) = std::sync::mpsc::channel::<Result<usize, RuntimeError>>();
+    let mut executors = Vec::with_capacity(cores);
+    for (core, (batches, admin_queries)) in
+        batch_receivers.into_iter().zip(admin_receivers).enumerate()
+    {
+        let placement = if cores <= available {
+            Placement::Fixed(core)
+        } else {
+            Placement::Unbound
+        };
+        let config = config.clone();
+        let stats = stats.clone();
+        let pipeline = pipeline_sender.clone();
+        let initial = initial.clone();
+        let connection_counts = connection_counts.clone();
+        let admin = admin.clone();
+        let ready = ready_sender.clone();
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("core-{core}"))
+            .io_memory(IO_MEMORY_BYTES)
+            .spawn(move || async move {
+                let address = config.client_address;
+                let listener = match glommio::net::TcpListener::bind(address) {
+                    Ok(listener) => listener,
+                    Err(error) => {
+                        let _ = ready.send(Err(RuntimeError::Listen {
+                            address: address.to_string(),
+                            reason: error.to_string(),
+                        }));
+                        return;
+                    }
+                };
+                let state = Rc::new(CoreState::new(
+                    core,
+                    config.clone(),
+                    stats,
+                    pipeline,
+                    initial,
+                    connection_counts,
+                    admin,
+                ));
+                let dispatcher_state = state.clone();
+                glommio::spawn_local(async move {
+                    while let Ok(batch) = batches.recv().await {
+                        dispatcher_state.apply_batch(batch);
+                    }
+                })
+                .detach();
+                let reporter_state = state.clone();
+                let interval = touch_report_interval(&config);
+                glommio::spawn_local(async move {
+                    loop {
+                        glommio::timer::sleep(interval).await;
+                        reporter_state.report_touches();
+                    }
+                })
+                .detach();
+                glommio::spawn_local(admin_loop(state.clone(), admin_queries)).detach();
+                let _ = ready.send(Ok(core));
+                accept_loop(state, listener).await;
+            })
+            .map_err(|error| RuntimeError::Executor {
+                core,
+                reason: error.to_string(),
+            })?;
+        executors.push(handle);
+    }
+    drop(ready_sender);
+    for _ in 0..cores {
+        match ready_receiver.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => return Err(error),
+            Err(_) => return Err(RuntimeError::StartTimeout(cores)),
+        }
+    }
+    info!(
+        "ringkeeper {} serving ZooKeeper clients on {} with {cores} cores (ZooKeeper {} semantics)",
+        env!("CARGO_PKG_VERSION"),
+        config.client_address,
+        crate::fourlw::ZOOKEEPER_COMPAT_VERSION
+    );
+
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])?;
+    if let Some(signal) = signals.forever().next() {
+        info!("signal {signal} received: shutting down");
+    }
+    let _ = pipeline_sender.send(PipelineInput::Shutdown);
+    if pipeline_thread.join().is_err() {
+        warn!("the pipeline thread panicked during shutdown");
+    }
+    info!("stopped");
+    Ok(())
+}
