@@ -118,12 +118,34 @@ class ReferenceServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"ZooKeeper exited; see {self.dir}/server.log")
             try:
-                if four_letter_word(self.port, "ruok") == "imok":
+                if four_letter_word(self.port, "ruok") == "imok" and self.session_handshake():
                     return
             except OSError:
                 pass
             time.sleep(0.3)
         raise RuntimeError("ZooKeeper did not answer ruok within 60 s")
+
+    def session_handshake(self):
+        """Opens and closes one session directly (not through the proxy).
+
+        `ruok` answers imok before the server is ready for sessions; until then it accepts a
+        client connection and closes it without a ConnectResponse, which would put an
+        unanswered handshake into the first golden file.
+        """
+        connect = struct.pack(">iqiqi", 0, 0, 30000, 0, 16) + bytes(16) + b"\x00"
+        close = struct.pack(">ii", 1, -11)
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as conn:
+                for frame in (connect, close):
+                    conn.sendall(struct.pack(">i", len(frame)) + frame)
+                    length_bytes = conn.recv(4, socket.MSG_WAITALL)
+                    if len(length_bytes) < 4:
+                        return False
+                    (length,) = struct.unpack(">i", length_bytes)
+                    conn.recv(length, socket.MSG_WAITALL)
+            return True
+        except OSError:
+            return False
 
     def stop(self):
         if self.process and self.process.poll() is None:
@@ -634,7 +656,8 @@ def run_cli_mt(proxy, out_dir):
         ("basic", "create in every mode, get, set, ls, ls2, exists, wexists firing, sync, "
                   "delete, addauth, quit",
          [
-             "create /c 'hello'",
+             # cli_mt's create takes no data argument: it always writes "new".
+             "create /c",
              "create +e /c/eph",
              "create +s /c/seq-",
              "create +es /c/eseq-",
@@ -642,7 +665,7 @@ def run_cli_mt(proxy, out_dir):
              "create +t=60000 /c/ttl",
              "create2 /c/two",
              "create2 +t=60000 /c/ttl2",
-             "create /c",
+             "create /c",  # NodeExists
              "get /c",
              "set /c world",
              "get /c",
