@@ -333,10 +333,11 @@ impl Conn {
         let request = match Request::decode(header.op_type, &mut reader) {
             Ok(request) => request,
             Err(RequestError::UnknownOpCode(op)) => {
-                // ZooKeeper answers an unknown opcode with UNIMPLEMENTED.
+                // UnimplementedRequestProcessor: UNIMPLEMENTED with zxid -1, then the
+                // connection is closed (its session lives on).
                 info!("connection {:#x}: unknown opcode {op}", self.id);
-                let zxid = state.view().zxid;
-                self.send(header_frame(header.xid, zxid, ErrorCode::Unimplemented));
+                self.send(header_frame(header.xid, -1, ErrorCode::Unimplemented));
+                self.close("unknown opcode");
                 return Ok(());
             }
             Err(RequestError::Malformed(error)) => {
