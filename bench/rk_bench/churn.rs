@@ -79,7 +79,10 @@ pub fn run_churn(
         if !issuing && (slots.iter().all(|s| s.step == Step::Idle) || now >= drain_end) {
             break;
         }
-        if poll.poll(&mut events, Some(Duration::from_millis(5))).is_err() {
+        if poll
+            .poll(&mut events, Some(Duration::from_millis(5)))
+            .is_err()
+        {
             continue;
         }
         for event in events.iter() {

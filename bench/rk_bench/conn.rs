@@ -103,7 +103,10 @@ impl Conn {
 
 /// Frames of a low-rate connection, copied out so the caller may write to the same
 /// connection while handling them. Err if the server sent an impossible frame length.
-pub fn read_frames(conn: &mut Conn, scratch: &mut [u8]) -> (Result<Vec<Vec<u8>>, String>, ReadOutcome) {
+pub fn read_frames(
+    conn: &mut Conn,
+    scratch: &mut [u8],
+) -> (Result<Vec<Vec<u8>>, String>, ReadOutcome) {
     let outcome = conn.read_available(scratch);
     let mut frames = Vec::new();
     loop {

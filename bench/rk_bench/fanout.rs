@@ -68,12 +68,20 @@ pub fn run_fanout(shared: &Shared) -> WorkerResult {
     let mut scratch = vec![0u8; READ_CHUNK_BYTES];
     // Connect everyone.
     while members.iter().any(|m| m.conn.is_some() && !m.connected) {
-        if start.elapsed() > CONNECT_TIMEOUT || poll.poll(&mut events, Some(Duration::from_millis(5))).is_err() {
+        if start.elapsed() > CONNECT_TIMEOUT
+            || poll
+                .poll(&mut events, Some(Duration::from_millis(5)))
+                .is_err()
+        {
             break;
         }
         for event in events.iter() {
-            let Some(member) = members.get_mut(event.token().0) else { continue };
-            let Some(conn) = member.conn.as_mut() else { continue };
+            let Some(member) = members.get_mut(event.token().0) else {
+                continue;
+            };
+            let Some(conn) = member.conn.as_mut() else {
+                continue;
+            };
             let (frames, outcome) = read_frames(conn, &mut scratch);
             match frames.ok().and_then(|f| f.first().cloned()) {
                 Some(frame) => match wire::parse_connect_response(&frame) {
@@ -109,7 +117,9 @@ pub fn run_fanout(shared: &Shared) -> WorkerResult {
         if now - round_start > ROUND_TIMEOUT {
             stats.verification_error(
                 "watch-fanout",
-                &VerifyError::Malformed(format!("round {round} did not complete in {ROUND_TIMEOUT:?}")),
+                &VerifyError::Malformed(format!(
+                    "round {round} did not complete in {ROUND_TIMEOUT:?}"
+                )),
             );
             break;
         }
@@ -138,17 +148,27 @@ pub fn run_fanout(shared: &Shared) -> WorkerResult {
             write_xid = Some(xid);
             round_start = now;
         }
-        if poll.poll(&mut events, Some(Duration::from_millis(5))).is_err() {
+        if poll
+            .poll(&mut events, Some(Duration::from_millis(5)))
+            .is_err()
+        {
             continue;
         }
         for event in events.iter() {
             let token = event.token().0;
-            let Some(member) = members.get_mut(token) else { continue };
-            let Some(conn) = member.conn.as_mut() else { continue };
+            let Some(member) = members.get_mut(token) else {
+                continue;
+            };
+            let Some(conn) = member.conn.as_mut() else {
+                continue;
+            };
             let (frames, outcome) = read_frames(conn, &mut scratch);
             let now = Instant::now();
             let Ok(frames) = frames else {
-                stats.verification_error("watch-fanout", &VerifyError::Malformed("bad frame".into()));
+                stats.verification_error(
+                    "watch-fanout",
+                    &VerifyError::Malformed("bad frame".into()),
+                );
                 member.conn = None;
                 continue;
             };
@@ -156,7 +176,9 @@ pub fn run_fanout(shared: &Shared) -> WorkerResult {
                 if token == writer {
                     on_writer_frame(&frame, &mut write_xid, round, stats);
                 } else {
-                    on_watcher_frame(shared, member, &frame, round, write_sent, now, &window, stats);
+                    on_watcher_frame(
+                        shared, member, &frame, round, write_sent, now, &window, stats,
+                    );
                 }
             }
             if outcome == ReadOutcome::Closed {
@@ -207,7 +229,10 @@ fn register(shared: &Shared, member: &mut Member) {
 fn on_writer_frame(frame: &[u8], write_xid: &mut Option<i32>, round: u64, stats: &mut Stats) {
     let mut reader = Reader::new(frame);
     let Ok(header) = wire::parse_reply_header(&mut reader) else {
-        stats.verification_error("watch-fanout write", &VerifyError::Malformed("header".into()));
+        stats.verification_error(
+            "watch-fanout write",
+            &VerifyError::Malformed("header".into()),
+        );
         return;
     };
     if Some(header.xid) != *write_xid {
@@ -287,9 +312,17 @@ fn on_watcher_frame(
     }
     // The registering read of round r must see the value of round r: written by the single
     // writer, acknowledged (or notified) before the read was sent.
-    let expected_seq = if write_sent.is_some() { round + 1 } else { round };
+    let expected_seq = if write_sent.is_some() {
+        round + 1
+    } else {
+        round
+    };
     match GetDataResponse::decode(&mut reader) {
-        Ok(response) => match decode_value(WATCH_KEY, response.data.as_deref(), shared.options.value_bytes) {
+        Ok(response) => match decode_value(
+            WATCH_KEY,
+            response.data.as_deref(),
+            shared.options.value_bytes,
+        ) {
             Ok(seq) if seq == expected_seq => member.registered = true,
             Ok(seq) => stats.verification_error(
                 "watch-fanout read",
@@ -297,9 +330,10 @@ fn on_watcher_frame(
             ),
             Err(error) => stats.verification_error("watch-fanout read", &VerifyError::Value(error)),
         },
-        Err(error) => {
-            stats.verification_error("watch-fanout read", &VerifyError::Malformed(error.to_string()))
-        }
+        Err(error) => stats.verification_error(
+            "watch-fanout read",
+            &VerifyError::Malformed(error.to_string()),
+        ),
     }
 }
 

@@ -29,7 +29,7 @@ impl Rng {
 
     /// Uniform in `0..bound` (Lemire's multiply-shift; the bias is below 2^-32 for our bounds).
     pub fn below(&mut self, bound: u32) -> u32 {
-        ((self.next_u64() >> 32) * bound as u64 >> 32) as u32
+        (((self.next_u64() >> 32) * bound as u64) >> 32) as u32
     }
 
     /// Uniform in [0, 1).

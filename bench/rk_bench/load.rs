@@ -205,7 +205,11 @@ impl Logic {
                 }
                 Err(error) => {
                     ctx.stats.connect_failures += 1;
-                    self.fail(ctx.stats, "connect", VerifyError::Malformed(error.to_string()));
+                    self.fail(
+                        ctx.stats,
+                        "connect",
+                        VerifyError::Malformed(error.to_string()),
+                    );
                     false
                 }
             };
@@ -214,7 +218,11 @@ impl Logic {
         let header = match wire::parse_reply_header(&mut reader) {
             Ok(header) => header,
             Err(error) => {
-                self.fail(ctx.stats, "reply", VerifyError::Malformed(error.to_string()));
+                self.fail(
+                    ctx.stats,
+                    "reply",
+                    VerifyError::Malformed(error.to_string()),
+                );
                 return false;
             }
         };
@@ -282,7 +290,9 @@ impl Logic {
         let shared = ctx.shared;
         let value_bytes = shared.options.value_bytes;
         let malformed = |context| {
-            move |error: ringkeeper::jute::JuteError| (context, VerifyError::Malformed(error.to_string()))
+            move |error: ringkeeper::jute::JuteError| {
+                (context, VerifyError::Malformed(error.to_string()))
+            }
         };
         match op {
             PendingOp::Get { key, acked } => {
@@ -300,7 +310,8 @@ impl Logic {
             }
             PendingOp::Set { key, seq, acked } => {
                 let stat = Stat::decode(reader).map_err(malformed("set"))?;
-                verify::check_set(&stat, value_bytes, *acked, reply_zxid).map_err(|e| ("set", e))?;
+                verify::check_set(&stat, value_bytes, *acked, reply_zxid)
+                    .map_err(|e| ("set", e))?;
                 shared.keys.acknowledge(*key, stat.version, *seq);
                 Ok(OpKind::Set)
             }
@@ -322,8 +333,8 @@ impl Logic {
                 Ok(OpKind::GetChildren)
             }
             PendingOp::Multi { writes } => {
-                let results = wire::parse_multi_response(reader, writes.len())
-                    .map_err(malformed("multi"))?;
+                let results =
+                    wire::parse_multi_response(reader, writes.len()).map_err(malformed("multi"))?;
                 if results.len() != writes.len() {
                     return Err((
                         "multi",
@@ -422,10 +433,7 @@ pub fn run_worker(
                         created: 0,
                         last_zxid: 0,
                         value: Vec::with_capacity(options.value_bytes),
-                        create_prefix: format!(
-                            "{}/w{worker}s{index}-",
-                            shared.layout.create_dir
-                        ),
+                        create_prefix: format!("{}/w{worker}s{index}-", shared.layout.create_dir),
                         scratch_keys: Vec::new(),
                         seen_children: Vec::new(),
                     },
@@ -459,7 +467,7 @@ pub fn run_worker(
             let begin = Instant::now();
             ctx_window = Window::new(begin, options.warmup, options.duration);
             issuing = true;
-            let mut ctx = Context {
+            let ctx = Context {
                 shared,
                 stats: &mut stats,
                 window: ctx_window,
@@ -508,7 +516,12 @@ pub fn run_worker(
                     session.logic.pending.clear();
                     if session.logic.state == State::Ready {
                         let xid = session.logic.take_xid();
-                        wire::push_request(&mut session.conn.out, xid, OpCode::CloseSession, |_| {});
+                        wire::push_request(
+                            &mut session.conn.out,
+                            xid,
+                            OpCode::CloseSession,
+                            |_| {},
+                        );
                         session.logic.pending.push_back(Pending {
                             xid,
                             op: PendingOp::Close,
@@ -532,7 +545,8 @@ pub fn run_worker(
         if now - last_ping_check >= PING_CHECK_INTERVAL {
             last_ping_check = now;
             for session in sessions.iter_mut().flatten() {
-                if session.logic.state == State::Ready && now - session.conn.last_send >= timeout_third
+                if session.logic.state == State::Ready
+                    && now - session.conn.last_send >= timeout_third
                 {
                     wire::push_request(&mut session.conn.out, xid::PING, OpCode::Ping, |_| {});
                     session.conn.last_send = now;

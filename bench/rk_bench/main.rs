@@ -67,7 +67,10 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            eprintln!("rk-bench: self-test against the trivial responder on {}", responder.address);
+            eprintln!(
+                "rk-bench: self-test against the trivial responder on {}",
+                responder.address
+            );
             let code = run_and_report(&options, responder.address);
             responder.stop();
             code

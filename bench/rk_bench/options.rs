@@ -74,26 +74,16 @@ impl Workload {
             Workload::SessionStorm => "session-storm",
         }
     }
-
-    /// Whether the workload keeps `outstanding` pipelined requests per session.
-    pub fn is_pipelined(self) -> bool {
-        matches!(
-            self,
-            Workload::Create
-                | Workload::Set
-                | Workload::Get
-                | Workload::GetChildren
-                | Workload::Mixed
-                | Workload::Multi
-        )
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Distribution {
     Uniform,
     /// With probability `hot_fraction` pick one of the first `hot_keys` keys, otherwise any key.
-    HotKey { hot_fraction: f64, hot_keys: u32 },
+    HotKey {
+        hot_fraction: f64,
+        hot_keys: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -371,7 +361,10 @@ mod tests {
         assert!(Options::parse(&args("--server 10.0.0.1:2181")).is_err());
         assert!(Options::parse(&args("--server 127.0.0.1:2181 --value-size 8")).is_err());
         assert!(Options::parse(&args("--server 127.0.0.1:2181 --workload nope")).is_err());
-        assert!(Options::parse(&args("--workload get")).is_err(), "needs --server");
+        assert!(
+            Options::parse(&args("--workload get")).is_err(),
+            "needs --server"
+        );
         assert!(Options::parse(&args("self-test --workload set")).is_ok());
     }
 }

@@ -177,10 +177,7 @@ fn apply(
             let _version = reader.read_i32().map_err(malformed)?;
             tree.zxid += 1;
             let zxid = tree.zxid;
-            let node = tree
-                .nodes
-                .get_mut(&path)
-                .ok_or(ErrorCode::NoNode as i32)?;
+            let node = tree.nodes.get_mut(&path).ok_or(ErrorCode::NoNode as i32)?;
             node.stat.version += 1;
             node.stat.mzxid = zxid;
             node.stat.mtime += 1;
@@ -384,12 +381,22 @@ fn multi(
     for result in results {
         match result {
             Err(code) => {
-                MultiHeader { op_type: -1, done: false, err: code }.encode(body);
+                MultiHeader {
+                    op_type: -1,
+                    done: false,
+                    err: code,
+                }
+                .encode(body);
                 body.write_i32(code);
             }
             Ok(_) if failed => {
                 let code = ErrorCode::RuntimeInconsistency as i32;
-                MultiHeader { op_type: -1, done: false, err: code }.encode(body);
+                MultiHeader {
+                    op_type: -1,
+                    done: false,
+                    err: code,
+                }
+                .encode(body);
                 body.write_i32(code);
             }
             Ok((op_type, applied)) => {

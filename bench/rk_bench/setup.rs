@@ -174,7 +174,11 @@ impl Layout {
 }
 
 /// Creates the root, its directories and every key at sequence 0.
-pub fn populate(client: &mut SyncClient, layout: &Layout, value_bytes: usize) -> Result<(), String> {
+pub fn populate(
+    client: &mut SyncClient,
+    layout: &Layout,
+    value_bytes: usize,
+) -> Result<(), String> {
     let directories = [
         (&layout.root, Vec::new()),
         (&layout.keys_dir, Vec::new()),
@@ -213,7 +217,11 @@ pub fn populate(client: &mut SyncClient, layout: &Layout, value_bytes: usize) ->
 
 /// Deletes what the run created: `extra` (created znodes), the keys, the directories, the root.
 /// Returns how many deletes failed with something other than NoNode.
-pub fn cleanup(client: &mut SyncClient, layout: &Layout, extra: &[String]) -> Result<usize, String> {
+pub fn cleanup(
+    client: &mut SyncClient,
+    layout: &Layout,
+    extra: &[String],
+) -> Result<usize, String> {
     let mut paths: Vec<&str> = extra.iter().map(String::as_str).collect();
     paths.extend(layout.key_paths.iter().map(String::as_str));
     let mut failures = 0;

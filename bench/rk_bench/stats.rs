@@ -109,10 +109,12 @@ impl Stats {
     pub fn verification_error(&mut self, context: &str, error: &VerifyError) {
         self.verification_errors += 1;
         if self.verification_samples.len() < VERIFICATION_SAMPLES_MAX {
-            self.verification_samples.push(format!("{context}: {error}"));
+            self.verification_samples
+                .push(format!("{context}: {error}"));
         }
     }
 
+    #[cfg(test)]
     pub fn count(&self, kind: OpKind) -> u64 {
         self.histograms.get(&kind).map_or(0, |h| h.len())
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token};
 use ringkeeper::jute::protocol::OpCode;
 
-use crate::conn::{read_frames, Conn, ReadOutcome, READ_CHUNK_BYTES};
+use crate::conn::{read_frames, Conn, ReadOutcome};
 use crate::run::{Shared, Window, WorkerResult};
 use crate::stats::OpKind;
 use crate::verify::VerifyError;
@@ -48,12 +48,17 @@ pub fn run_storm(shared: &Shared) -> WorkerResult {
         let mut remaining = conns.iter().filter(|c| c.is_some()).count();
         stats.connect_failures += (options.sessions - remaining) as u64;
         while remaining > 0 && round_start.elapsed() < ROUND_TIMEOUT {
-            if poll.poll(&mut events, Some(Duration::from_millis(5))).is_err() {
+            if poll
+                .poll(&mut events, Some(Duration::from_millis(5)))
+                .is_err()
+            {
                 continue;
             }
             for event in events.iter() {
                 let token = event.token().0;
-                let Some(Some(conn)) = conns.get_mut(token) else { continue };
+                let Some(Some(conn)) = conns.get_mut(token) else {
+                    continue;
+                };
                 if connected[token] {
                     continue;
                 }
@@ -109,12 +114,17 @@ pub fn run_storm(shared: &Shared) -> WorkerResult {
         let close_start = Instant::now();
         let mut open = conns.iter().filter(|c| c.is_some()).count();
         while open > 0 && close_start.elapsed() < CLOSE_TIMEOUT {
-            if poll.poll(&mut events, Some(Duration::from_millis(5))).is_err() {
+            if poll
+                .poll(&mut events, Some(Duration::from_millis(5)))
+                .is_err()
+            {
                 continue;
             }
             for event in events.iter() {
                 let token = event.token().0;
-                let Some(Some(conn)) = conns.get_mut(token) else { continue };
+                let Some(Some(conn)) = conns.get_mut(token) else {
+                    continue;
+                };
                 let (frames, outcome) = read_frames(conn, &mut scratch);
                 // The close reply (or the server closing the socket) ends the session.
                 if outcome == ReadOutcome::Closed || frames.is_ok_and(|f| !f.is_empty()) {

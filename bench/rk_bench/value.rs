@@ -160,7 +160,10 @@ impl KeyTable {
     /// they pack beside the version; a run would need four billion writes of one key to wrap.
     pub fn issue(&self, key: u32) -> u64 {
         let seq = self.next_seq[key as usize].fetch_add(1, Ordering::Relaxed);
-        assert!(seq < u32::MAX as u64, "sequence space of key {key} exhausted");
+        assert!(
+            seq < u32::MAX as u64,
+            "sequence space of key {key} exhausted"
+        );
         seq
     }
 

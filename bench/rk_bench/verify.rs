@@ -18,18 +18,40 @@ use crate::value::{decode_value, Acked, ValueError};
 pub enum VerifyError {
     Value(ValueError),
     /// A value with a sequence number that was never issued for that key.
-    NeverWritten { seq: u64, issued: u64 },
+    NeverWritten {
+        seq: u64,
+        issued: u64,
+    },
     /// The read returned a version older than one acknowledged before it was sent.
-    StaleRead { version: i32, acked_version: u32 },
+    StaleRead {
+        version: i32,
+        acked_version: u32,
+    },
     /// The version is the acknowledged one but the value is not what that write stored.
-    WrongValueForVersion { version: i32, seq: u64, acked_seq: u32 },
+    WrongValueForVersion {
+        version: i32,
+        seq: u64,
+        acked_seq: u32,
+    },
     /// A write acknowledged with a version not above an earlier acknowledged one.
-    VersionNotIncreasing { version: i32, acked_version: u32 },
+    VersionNotIncreasing {
+        version: i32,
+        acked_version: u32,
+    },
     Stat(&'static str),
-    CreatedPath { expected: String, actual: String },
+    CreatedPath {
+        expected: String,
+        actual: String,
+    },
     Children(String),
-    ZxidWentBack { previous: i64, reply: i64 },
-    XidOrder { expected: i32, actual: i32 },
+    ZxidWentBack {
+        previous: i64,
+        reply: i64,
+    },
+    XidOrder {
+        expected: i32,
+        actual: i32,
+    },
     Malformed(String),
 }
 
@@ -195,7 +217,9 @@ pub fn check_key_children(
             .filter(|index| *index < key_count)
             .ok_or_else(|| VerifyError::Children(format!("unexpected child {child:?}")))?;
         if std::mem::replace(&mut seen[index], true) {
-            return Err(VerifyError::Children(format!("child {child:?} listed twice")));
+            return Err(VerifyError::Children(format!(
+                "child {child:?} listed twice"
+            )));
         }
     }
     Ok(())
@@ -240,14 +264,20 @@ mod tests {
     #[test]
     fn read_of_the_acknowledged_write_passes() {
         let value = value_for(1, 9, 32);
-        assert_eq!(check_get(1, Some(&value), &stat(5, 32), 32, ACKED, 12), Ok(9));
+        assert_eq!(
+            check_get(1, Some(&value), &stat(5, 32), 32, ACKED, 12),
+            Ok(9)
+        );
     }
 
     #[test]
     fn read_of_a_newer_unacknowledged_write_passes() {
         // A write in flight when the read was sent may be visible: version 6, seq 11.
         let value = value_for(1, 11, 32);
-        assert_eq!(check_get(1, Some(&value), &stat(6, 32), 32, ACKED, 12), Ok(11));
+        assert_eq!(
+            check_get(1, Some(&value), &stat(6, 32), 32, ACKED, 12),
+            Ok(11)
+        );
     }
 
     #[test]

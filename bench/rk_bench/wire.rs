@@ -3,9 +3,7 @@
 //! results).
 
 use ringkeeper::jute::protocol::{perms, OpCode};
-use ringkeeper::jute::records::{
-    Acl, ConnectRequest, ConnectResponse, Id, MultiHeader, ReplyHeader, Stat,
-};
+use ringkeeper::jute::records::{ConnectRequest, ConnectResponse, MultiHeader, ReplyHeader, Stat};
 use ringkeeper::jute::{JuteError, Reader, Record, Writer};
 
 /// Largest reply frame accepted: above ZooKeeper's default jute.maxbuffer so that a large
@@ -56,16 +54,6 @@ pub fn parse_connect_response(frame: &[u8]) -> Result<ConnectResponse, JuteError
         passwd,
         read_only,
     })
-}
-
-pub fn open_acl() -> Vec<Acl> {
-    vec![Acl {
-        perms: perms::ALL,
-        id: Id {
-            scheme: "world".into(),
-            id: "anyone".into(),
-        },
-    }]
 }
 
 pub fn write_create(writer: &mut Writer, path: &str, data: &[u8], flags: i32) {

@@ -123,7 +123,10 @@ macro_rules! record {
 
 // ---- org.apache.zookeeper.data ----
 
-record!(Id { scheme: String, id: String });
+record!(Id {
+    scheme: String,
+    id: String
+});
 record!(Acl { perms: i32, id: Id });
 record!(
     /// The metadata of a znode as clients see it.
@@ -180,7 +183,10 @@ record!(SetWatches2 {
     persistent_watches: Vec<String>,
     persistent_recursive_watches: Vec<String>,
 });
-record!(RequestHeader { xid: i32, op_type: i32 });
+record!(RequestHeader {
+    xid: i32,
+    op_type: i32
+});
 record!(MultiHeader {
     op_type: i32,
     done: bool,
@@ -254,7 +260,10 @@ record!(SetAclRequest {
     version: i32,
 });
 record!(SetAclResponse { stat: Stat });
-record!(AddWatchRequest { path: String, mode: i32 });
+record!(AddWatchRequest {
+    path: String,
+    mode: i32
+});
 record!(WatcherEvent {
     event_type: i32,
     state: i32,
@@ -295,7 +304,9 @@ record!(RemoveWatchesRequest {
     path: String,
     watcher_type: i32
 });
-record!(GetEphemeralsRequest { prefix_path: String });
+record!(GetEphemeralsRequest {
+    prefix_path: String
+});
 record!(GetEphemeralsResponse {
     ephemerals: Vec<String>
 });

@@ -172,9 +172,7 @@ impl Request {
             OpCode::MultiRead => Request::MultiRead(decode_multi(reader, true)?),
             OpCode::Reconfig => Request::Reconfig(ReconfigRequest::decode(reader)?),
             OpCode::CheckWatches => Request::CheckWatches(CheckWatchesRequest::decode(reader)?),
-            OpCode::RemoveWatches => {
-                Request::RemoveWatches(RemoveWatchesRequest::decode(reader)?)
-            }
+            OpCode::RemoveWatches => Request::RemoveWatches(RemoveWatchesRequest::decode(reader)?),
             OpCode::DeleteContainer => {
                 Request::DeleteContainer(DeleteRequest::decode(reader)?.path)
             }
@@ -192,9 +190,7 @@ impl Request {
             }
             OpCode::SetWatches2 => Request::SetWatches(SetWatches2::decode(reader)?),
             OpCode::Sasl => Request::Sasl(GetSaslRequest::decode(reader)?),
-            OpCode::GetEphemerals => {
-                Request::GetEphemerals(GetEphemeralsRequest::decode(reader)?)
-            }
+            OpCode::GetEphemerals => Request::GetEphemerals(GetEphemeralsRequest::decode(reader)?),
             OpCode::GetAllChildrenNumber => {
                 Request::GetAllChildrenNumber(GetAllChildrenNumberRequest::decode(reader)?)
             }
