@@ -518,6 +518,22 @@ class RawClient:
         except queue.Empty:
             return None
 
+    def events_after_barrier(self):
+        """All events caused by transactions that committed before now. A round trip on this
+        connection is the barrier: the server sends a watch event before the reply to any
+        request it processes after the transaction that triggered it (events are ordered
+        before responses), so once the reply is here every such event is already queued.
+        No quiet window, no sleep."""
+        res = self.call(op_exists("/"))
+        if res.err == "CONNECTIONLOSS":
+            raise ConnectionClosed("connection closed during barrier")
+        out = []
+        while True:
+            try:
+                out.append(self.events.get_nowait())
+            except queue.Empty:
+                return out
+
     def drain_events(self, quiet_s=0.3):
         """Events that arrive until the stream has been quiet for quiet_s (used only to assert
         that no further event arrives: absence can only be observed over a bounded window)."""

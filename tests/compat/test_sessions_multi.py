@@ -94,7 +94,7 @@ def test_close_session_deletes_ephemerals_and_fires_watches(env):
     w.get_children(env.base, watch=True)
     r = env.rec("close", c.close())
     assert r.err == "OK"
-    got = sorted((e.type, e.path) for e in w.drain_events(0.5))
+    got = sorted((e.type, e.path) for e in w.events_after_barrier())
     env.rec("events", got)
     assert got == sorted([("NodeDeleted", env.path("e1")), ("NodeDeleted", env.path("e2")),
                           ("NodeChildrenChanged", env.base)])

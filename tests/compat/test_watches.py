@@ -11,8 +11,8 @@ from rawclient import (EPHEMERAL, WATCH_ANY, WATCH_CHILDREN, WATCH_DATA, ADD_WAT
                        ADD_WATCH_PERSISTENT_RECURSIVE, op_set_data, op_create, op_delete)
 
 
-def events(env, label, client, quiet_s=0.3):
-    evs = client.drain_events(quiet_s)
+def events(env, label, client):
+    evs = client.events_after_barrier()
     env.rec(label, [(e.type, e.state, e.path) for e in evs])
     return [(e.type, e.path) for e in evs]
 
@@ -316,7 +316,7 @@ def test_set_watches_after_reconnect_delivers_missed_events(env):
                         exist=[env.path("created"), env.path("nothere")],
                         child=[env.path("p")])
     env.rec("setWatches", res.err)
-    got = sorted(events(env, "events", r, quiet_s=0.5))
+    got = sorted(events(env, "events", r))
     assert got == sorted([("NodeDataChanged", env.path("changed")),
                           ("NodeDeleted", env.path("deleted")),
                           ("NodeCreated", env.path("created")),
