@@ -795,6 +795,16 @@ public final class CuratorRecipes {
         recipes.put("persistent_node", CuratorRecipes::persistentNode);
         recipes.put("distributed_atomic_long", CuratorRecipes::distributedAtomicLong);
 
+        // One connection attempt first: an unreachable server fails every recipe at once instead
+        // of once per recipe after its connect timeout.
+        String unreachable = preflight(connectString);
+        if (unreachable != null) {
+            for (String name : recipes.keySet()) {
+                System.out.println("FAIL " + name + ": " + unreachable);
+            }
+            System.exit(Math.min(recipes.size(), 100));
+        }
+
         ExecutorService runner = Executors.newCachedThreadPool(runnable -> {
             Thread thread = new Thread(runnable, "recipe");
             thread.setDaemon(true);
@@ -846,6 +856,20 @@ public final class CuratorRecipes {
             return "a worker did not finish within its bound";
         }
         return "unexpected " + cause;
+    }
+
+    static String preflight(String connectString) {
+        try (CuratorFramework client = CuratorFrameworkFactory.newClient(connectString, SESSION_TIMEOUT_MS,
+                CONNECTION_TIMEOUT_MS, new RetryNTimes(1, 100))) {
+            client.start();
+            if (!client.blockUntilConnected(EVENT_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
+                return "server " + connectString + " unreachable (no session within " + EVENT_TIMEOUT_SECONDS + " s)";
+            }
+            return null;
+        } catch (InterruptedException exception) {
+            Thread.currentThread().interrupt();
+            return "interrupted while connecting";
+        }
     }
 
     static void cleanupRunRoot(String connectString, String runRoot) {

@@ -18,7 +18,8 @@ javac_bin=${JAVAC:-javac}
 
 # jar name -> Debian package providing it. The Curator and ZooKeeper jars carry Class-Path
 # manifests for their own dependencies (jackson, commons-*, netty, ...), so only the direct
-# ones are listed (-Xlint:-path: the ZooKeeper manifest names jars Debian may not ship, e.g. jline). slf4j-simple is the logging backend at run time (warnings to stderr).
+# ones are listed. slf4j-simple is the logging backend at run time (to stderr). -Xlint:-path:
+# the ZooKeeper manifest names jars Debian does not ship (e.g. jline).
 jars=(
     "curator-recipes.jar libcurator-recipes-java"
     "curator-framework.jar libcurator-framework-java"
