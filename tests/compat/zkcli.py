@@ -205,12 +205,13 @@ def run_zkcli_checked(host_port: str) -> tuple[list[str], list[str]]:
     for (template, expected), observation in zip(steps, observations):
         if expected is not None and expected not in observation:
             problems.append(f"'{template}': expected output containing {expected!r}, got {observation!r}")
-    if template_output_has_exception(observations):
-        problems.append("zkCli printed an exception: " + template_output_has_exception(observations))
+    exception = first_exception(observations)
+    if exception:
+        problems.append("zkCli printed an exception: " + exception)
     return observations, problems
 
 
-def template_output_has_exception(observations: list[str]) -> str:
+def first_exception(observations: list[str]) -> str:
     for observation in observations:
         if "Exception" in observation:
             return observation
