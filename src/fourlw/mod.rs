@@ -51,8 +51,11 @@ pub enum AdminKind {
 #[derive(Debug, Default)]
 pub struct AdminAnswer {
     pub connections: Vec<ConnInfo>,
-    /// (session id, watched path) pairs of data and child watches.
+    /// (session id, watched path) pairs of data watches, which is what ZooKeeper's wchs, wchc
+    /// and wchp report (DataTree.getWatches uses the data watch manager only).
     pub watches: Vec<(i64, String)>,
+    /// Data plus child watches (mntr's zk_watch_count).
+    pub watch_count: usize,
 }
 
 pub struct AdminQuery {
@@ -127,18 +130,60 @@ pub async fn admin_loop(state: Rc<CoreState>, queries: async_channel::Receiver<A
             AdminKind::Watches => {
                 let watches = state.watches.borrow();
                 let conns = state.conns.borrow();
-                for manager in [&watches.data, &watches.child] {
-                    for (conn_id, paths) in manager.paths_by_conn() {
-                        let session = conns.get(&conn_id).map_or(0, |conn| conn.session_id.get());
-                        for path in paths {
-                            answer.watches.push((session, path.to_string()));
-                        }
+                for (conn_id, paths) in watches.data.paths_by_conn() {
+                    let session = conns.get(&conn_id).map_or(0, |conn| conn.session_id.get());
+                    for path in paths {
+                        answer.watches.push((session, path.to_string()));
                     }
                 }
+                answer.watch_count = watches.data.watch_count() + watches.child.watch_count();
             }
         }
         let _ = query.reply.send(answer).await;
     }
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A UTC time in the format of Java's `Date.toString()`, e.g. `Sun Nov 22 03:02:06 UTC 2026`.
+pub fn java_date(epoch_ms: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let seconds = epoch_ms.div_euclid(1000);
+    let days = seconds.div_euclid(86_400);
+    let second_of_day = seconds.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60,
+        year
+    )
 }
 
 fn directory_size(path: &std::path::Path) -> u64 {
@@ -380,11 +425,15 @@ pub async fn answer(state: &Rc<CoreState>, word: &str, _conn_id: u64) -> String 
         "dump" => {
             let view = state.view();
             out.push_str("SessionTracker dump:\n");
-            let _ = writeln!(
-                out,
-                "Global Sessions({}):",
-                state.stats.session_count.load(Ordering::Relaxed)
-            );
+            let sets = state.stats.session_sets();
+            let total: usize = sets.iter().map(|(_, ids)| ids.len()).sum();
+            let _ = writeln!(out, "Session Sets ({})/({total}):", sets.len());
+            for (deadline_ms, ids) in sets {
+                let _ = writeln!(out, "{} expire at {}:", ids.len(), java_date(deadline_ms));
+                for id in ids {
+                    let _ = writeln!(out, "\t{id:#x}");
+                }
+            }
             out.push_str("ephemeral nodes dump:\n");
             let owners = view.ephemeral_owners();
             let _ = writeln!(out, "Sessions with Ephemerals ({}):", owners.len());
@@ -396,17 +445,26 @@ pub async fn answer(state: &Rc<CoreState>, word: &str, _conn_id: u64) -> String 
             }
             out.push_str("Connections dump:\n");
             let answers = state.admin.ask(AdminKind::Connections).await;
-            let connections: Vec<ConnInfo> = answers
-                .into_iter()
-                .flat_map(|answer| answer.connections)
-                .collect();
-            let _ = writeln!(out, "Connections ({}):", connections.len());
-            for info in connections {
-                let _ = writeln!(
-                    out,
-                    "\tip: /{} sessionId: {:#x}",
-                    info.remote, info.session_id
-                );
+            // ZooKeeper groups connections by the tick their idle timeout falls in.
+            let tick_ms = config.tick_time_ms.max(1) as i64;
+            let now_ms = wall_clock_ms();
+            let mut by_deadline: BTreeMap<i64, Vec<ConnInfo>> = BTreeMap::new();
+            for info in answers.into_iter().flat_map(|answer| answer.connections) {
+                let deadline =
+                    (now_ms + info.timeout_ms.max(0) as i64) / tick_ms * tick_ms + tick_ms;
+                by_deadline.entry(deadline).or_default().push(info);
+            }
+            let count: usize = by_deadline.values().map(Vec::len).sum();
+            let _ = writeln!(out, "Connections Sets ({})/({count}):", by_deadline.len());
+            for (deadline, infos) in by_deadline {
+                let _ = writeln!(out, "{} expire at {}:", infos.len(), java_date(deadline));
+                for info in infos {
+                    let _ = writeln!(
+                        out,
+                        "\tip: /{} sessionId: {:#x}",
+                        info.remote, info.session_id
+                    );
+                }
             }
         }
         "dirs" => {
@@ -422,7 +480,7 @@ pub async fn answer(state: &Rc<CoreState>, word: &str, _conn_id: u64) -> String 
                 .ask(AdminKind::Watches)
                 .await
                 .iter()
-                .map(|answer| answer.watches.len())
+                .map(|answer| answer.watch_count)
                 .sum();
             let rows: Vec<(&str, String)> = vec![
                 ("zk_version", version_string()),
@@ -485,4 +543,17 @@ pub async fn answer(state: &Rc<CoreState>, word: &str, _conn_id: u64) -> String 
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_date_matches_date_to_string() {
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        // 2026-11-22T03:02:06Z, as printed by ZooKeeper's dump.
+        assert_eq!(java_date(1_795_316_526_000), "Sun Nov 22 03:02:06 UTC 2026");
+        assert_eq!(java_date(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
+    }
 }

@@ -168,8 +168,8 @@ impl Request {
             OpCode::Sync => Request::Sync(SyncRequest::decode(reader)?),
             OpCode::Ping => Request::Ping,
             OpCode::Check => Request::Check(CheckVersionRequest::decode(reader)?),
-            OpCode::Multi => Request::Multi(decode_multi(reader, false)?),
-            OpCode::MultiRead => Request::MultiRead(decode_multi(reader, true)?),
+            OpCode::Multi => Request::Multi(decode_multi(reader)?),
+            OpCode::MultiRead => Request::MultiRead(decode_multi(reader)?),
             OpCode::Reconfig => Request::Reconfig(ReconfigRequest::decode(reader)?),
             OpCode::CheckWatches => Request::CheckWatches(CheckWatchesRequest::decode(reader)?),
             OpCode::RemoveWatches => Request::RemoveWatches(RemoveWatchesRequest::decode(reader)?),
@@ -206,20 +206,17 @@ impl Request {
 }
 
 /// A multi body: (MultiHeader, op)* terminated by a MultiHeader with done = true
-/// (MultiOperationRecord). Only the op types ZooKeeper accepts in a multi may appear.
-fn decode_multi(reader: &mut Reader<'_>, read_only: bool) -> Result<Vec<Request>, RequestError> {
+/// (MultiOperationRecord). Like ZooKeeper, the decoder accepts every op type a multi record
+/// can carry in both multi and multiRead; an op of the wrong kind is answered with
+/// MarshallingError when the request is processed, and the connection stays open.
+fn decode_multi(reader: &mut Reader<'_>) -> Result<Vec<Request>, RequestError> {
     let mut ops = Vec::new();
     loop {
         let header = MultiHeader::decode(reader)?;
         if header.done {
             return Ok(ops);
         }
-        let allowed = if read_only {
-            matches!(header.op_type, 4 | 8)
-        } else {
-            matches!(header.op_type, 1 | 2 | 5 | 13 | 15 | 19 | 21)
-        };
-        if !allowed {
+        if !matches!(header.op_type, 1 | 2 | 4 | 5 | 8 | 13 | 15 | 19 | 21) {
             return Err(RequestError::Malformed(JuteError::InvalidValue {
                 field: "MultiHeader.type",
                 value: header.op_type as i64,
@@ -280,7 +277,7 @@ mod tests {
     }
 
     #[test]
-    fn read_ops_are_refused_inside_a_write_multi() {
+    fn multi_bodies_refuse_unknown_op_types_and_missing_done_headers() {
         let mut writer = Writer::new();
         MultiHeader {
             op_type: 4,
@@ -294,8 +291,17 @@ mod tests {
         }
         .encode(&mut writer);
         let bytes = writer.into_bytes();
+        // No done header: truncated.
         assert!(Request::decode(14, &mut Reader::new(&bytes)).is_err());
-        assert!(Request::decode(22, &mut Reader::new(&bytes)).is_err()); // truncated: no done header
+        let mut writer = Writer::new();
+        MultiHeader {
+            op_type: 9,
+            done: false,
+            err: -1,
+        }
+        .encode(&mut writer);
+        let bytes = writer.into_bytes();
+        assert!(Request::decode(22, &mut Reader::new(&bytes)).is_err());
     }
 
     #[test]

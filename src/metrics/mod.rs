@@ -2,6 +2,7 @@
 //! the pipeline update them without locks; readers see a value that is at most slightly stale.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 #[derive(Debug)]
@@ -21,6 +22,9 @@ pub struct ServerStats {
     pub ephemeral_count: AtomicUsize,
     pub approximate_data_size: AtomicUsize,
     pub watch_count: AtomicUsize,
+    /// Sessions by expiry deadline (wall-clock ms), refreshed by the session owner about once
+    /// a second, for `dump`. Admin data only: never touched on the request path.
+    session_sets: Mutex<Vec<(i64, Vec<i64>)>>,
 }
 
 impl Default for ServerStats {
@@ -41,6 +45,7 @@ impl Default for ServerStats {
             ephemeral_count: AtomicUsize::new(0),
             approximate_data_size: AtomicUsize::new(0),
             watch_count: AtomicUsize::new(0),
+            session_sets: Mutex::new(Vec::new()),
         }
     }
 }
@@ -66,6 +71,19 @@ impl ServerStats {
             total as f64 / count as f64,
             self.latency_max_ms.load(Ordering::Relaxed),
         )
+    }
+
+    pub fn set_session_sets(&self, sets: Vec<(i64, Vec<i64>)>) {
+        if let Ok(mut guard) = self.session_sets.lock() {
+            *guard = sets;
+        }
+    }
+
+    pub fn session_sets(&self) -> Vec<(i64, Vec<i64>)> {
+        self.session_sets
+            .lock()
+            .map(|guard| guard.clone())
+            .unwrap_or_default()
     }
 
     /// `srst`: resets the request statistics.

@@ -117,78 +117,87 @@ impl CoreState {
         }
     }
 
-    /// Applies one batch from the pipeline: watch events first, then the new version, then
-    /// the replies (each of which may release reads queued behind its write).
+    /// Applies one batch from the pipeline, step by step: the watch events of a step, then
+    /// its tree version, then the replies that follow it (each of which may release reads
+    /// queued behind its write, served from exactly that version).
     pub fn apply_batch(&self, batch: CoreBatch) {
-        if let Some(publication) = &batch.publication {
-            let mut fired_total = 0;
-            {
-                let mut watches = self.watches.borrow_mut();
-                let conns = self.conns.borrow();
-                for trigger in &publication.triggers {
-                    let fired = watches.fire(&trigger.path, trigger.event);
-                    for conn_id in fired {
-                        let Some(conn) = conns.get(&conn_id) else {
-                            continue;
-                        };
-                        // ZooKeeper 3.9 delivers an event only to a watcher that may read
-                        // the node (NIOServerCnxn.process with the znode's ACL).
-                        let auth = conn.auth();
-                        if !self.config.skip_acl
-                            && !acl::check(&trigger.acl, crate::jute::protocol::perms::READ, &auth)
-                        {
-                            continue;
-                        }
-                        fired_total += 1;
-                        conn.send(crate::jute::response::notification_frame(
-                            trigger.zxid,
-                            trigger.event,
-                            &trigger.path,
-                        ));
-                    }
-                }
+        let mut replies = batch.replies.into_iter().peekable();
+        let mut deliver_through = |steps_done: usize, state: &CoreState| {
+            while let Some((_, reply)) = replies.next_if(|(after, _)| *after <= steps_done) {
+                state.deliver(reply);
             }
-            if fired_total > 0 {
-                tracing::trace!("core {} delivered {fired_total} watch events", self.core);
-            }
-            *self.view.borrow_mut() = publication.version.clone();
+        };
+        deliver_through(0, self);
+        for (index, step) in batch.steps.iter().enumerate() {
+            self.fire(&step.triggers);
+            *self.view.borrow_mut() = step.version.clone();
+            deliver_through(index + 1, self);
         }
-        for reply in batch.replies {
-            match reply {
-                CoreReply::Frame {
-                    conn_id,
-                    frame,
-                    close,
-                } => {
-                    let conn = self.conns.borrow().get(&conn_id).cloned();
-                    if let Some(conn) = conn {
-                        conn.complete_write(self, frame);
-                        if close {
-                            conn.close("session closed by the client");
-                        }
+        deliver_through(usize::MAX, self);
+    }
+
+    /// Sends the notifications of one step's triggers to the watching connections.
+    fn fire(&self, triggers: &[crate::tree::WatchTrigger]) {
+        if triggers.is_empty() {
+            return;
+        }
+        let mut watches = self.watches.borrow_mut();
+        let conns = self.conns.borrow();
+        for trigger in triggers {
+            let fired = watches.fire(&trigger.path, trigger.event);
+            for conn_id in fired {
+                let Some(conn) = conns.get(&conn_id) else {
+                    continue;
+                };
+                // ZooKeeper 3.9 delivers an event only to a watcher that may read the node
+                // (NIOServerCnxn.process with the znode's ACL).
+                let auth = conn.auth();
+                if !self.config.skip_acl
+                    && !acl::check(&trigger.acl, crate::jute::protocol::perms::READ, &auth)
+                {
+                    continue;
+                }
+                conn.send(crate::jute::response::notification_frame(
+                    trigger.zxid,
+                    trigger.event,
+                    &trigger.path,
+                ));
+            }
+        }
+    }
+
+    fn deliver(&self, reply: CoreReply) {
+        match reply {
+            CoreReply::Frame {
+                conn_id,
+                frame,
+                close,
+            } => {
+                let conn = self.conns.borrow().get(&conn_id).cloned();
+                if let Some(conn) = conn {
+                    conn.complete_write(self, frame);
+                    if close {
+                        conn.close("session closed by the client");
                     }
                 }
-                CoreReply::Connected {
-                    conn_id,
-                    session_id,
-                    timeout_ms,
-                    frame,
-                } => {
-                    let conn = self.conns.borrow().get(&conn_id).cloned();
-                    match conn {
-                        Some(conn) => conn.connected(self, session_id, timeout_ms, frame),
-                        None if session_id != 0 => {
-                            // The connection went away while its session was being made:
-                            // the session lives on until it expires, as in ZooKeeper.
-                        }
-                        None => {}
-                    }
+            }
+            CoreReply::Connected {
+                conn_id,
+                session_id,
+                timeout_ms,
+                frame,
+            } => {
+                // A connection that went away while its session was being made leaves the
+                // session to expire, as in ZooKeeper.
+                let conn = self.conns.borrow().get(&conn_id).cloned();
+                if let Some(conn) = conn {
+                    conn.connected(self, session_id, timeout_ms, frame);
                 }
-                CoreReply::Close { conn_id, reason } => {
-                    let conn = self.conns.borrow().get(&conn_id).cloned();
-                    if let Some(conn) = conn {
-                        conn.close(reason);
-                    }
+            }
+            CoreReply::Close { conn_id, reason } => {
+                let conn = self.conns.borrow().get(&conn_id).cloned();
+                if let Some(conn) = conn {
+                    conn.close(reason);
                 }
             }
         }

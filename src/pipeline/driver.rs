@@ -59,9 +59,12 @@ pub enum PipelineInput {
     Shutdown,
 }
 
-/// One tree version with the watch triggers that lead to it, shared by every core.
+/// One applied transaction: the tree version it produced and the watch triggers it fired.
+/// Publishing one step per transaction lets every core interleave events and replies
+/// exactly as a one-at-a-time server would: the events of transaction n, then its reply,
+/// then reads queued behind it (which see version n, not a later one), then transaction n+1.
 #[derive(Debug)]
-pub struct Publication {
+pub struct Step {
     pub version: Arc<TreeVersion>,
     pub triggers: Vec<WatchTrigger>,
 }
@@ -86,11 +89,12 @@ pub enum CoreReply {
     Close { conn_id: u64, reason: &'static str },
 }
 
-/// What the pipeline sends to one core per batch.
+/// What the pipeline sends to one core per batch: the batch's steps (shared by every core)
+/// and this core's replies, each tagged with the number of steps that precede it.
 #[derive(Debug)]
 pub struct CoreBatch {
-    pub publication: Option<Arc<Publication>>,
-    pub replies: Vec<CoreReply>,
+    pub steps: Arc<Vec<Step>>,
+    pub replies: Vec<(usize, CoreReply)>,
 }
 
 /// The sending side of a core's queue. The pipeline never blocks on a core.
@@ -103,10 +107,11 @@ pub struct Pipeline {
     sessions: SessionTable,
     cores: Vec<CoreSender>,
     triggers: Vec<WatchTrigger>,
-    replies: Vec<Vec<CoreReply>>,
-    tree_changed: bool,
+    steps: Vec<Step>,
+    replies: Vec<Vec<(usize, CoreReply)>>,
     started: Instant,
     next_container_check_ms: i64,
+    next_session_dump_ms: i64,
 }
 
 fn wall_clock_ms() -> i64 {
@@ -136,14 +141,15 @@ impl Pipeline {
         let core_count = cores.len();
         Pipeline {
             next_container_check_ms: config.container_check_interval_ms as i64,
+            next_session_dump_ms: 0,
             config,
             stats,
             tree,
             sessions,
             cores,
             triggers: Vec::new(),
+            steps: Vec::new(),
             replies: (0..core_count).map(|_| Vec::new()).collect(),
-            tree_changed: false,
             started: Instant::now(),
         }
     }
@@ -191,8 +197,9 @@ impl Pipeline {
     }
 
     fn reply(&mut self, conn: ConnRef, reply: CoreReply) {
+        let after_steps = self.steps.len();
         if let Some(queue) = self.replies.get_mut(conn.core) {
-            queue.push(reply);
+            queue.push((after_steps, reply));
         }
     }
 
@@ -205,7 +212,10 @@ impl Pipeline {
             .apply(zxid, wall_clock_ms(), txn, &mut self.triggers)
         {
             Ok(result) => {
-                self.tree_changed = true;
+                self.steps.push(Step {
+                    version: Arc::new(self.tree.clone()),
+                    triggers: std::mem::take(&mut self.triggers),
+                });
                 (zxid, result)
             }
             Err(broken) => {
@@ -284,20 +294,20 @@ impl Pipeline {
             );
             return;
         }
-        match self
-            .sessions
-            .resume(request.session_id, &request.passwd, conn, now)
-        {
-            Ok(previous) => {
-                if let Some(previous) = previous {
-                    self.reply(
-                        previous,
-                        CoreReply::Close {
-                            conn_id: previous.conn_id,
-                            reason: "session reconnected on another connection",
-                        },
-                    );
-                }
+        let (previous, resumed) =
+            self.sessions
+                .resume(request.session_id, &request.passwd, conn, now);
+        if let Some(previous) = previous {
+            self.reply(
+                previous,
+                CoreReply::Close {
+                    conn_id: previous.conn_id,
+                    reason: "session reconnected on another connection",
+                },
+            );
+        }
+        match resumed {
+            Ok(()) => {
                 let session_timeout = self
                     .sessions
                     .get(request.session_id)
@@ -416,6 +426,18 @@ impl Pipeline {
                 );
             }
         }
+        if now >= self.next_session_dump_ms {
+            self.next_session_dump_ms = now + 1000;
+            // Deadlines are kept on the monotonic clock; dump shows wall-clock times.
+            let offset = wall_clock_ms() - now;
+            let sets = self
+                .sessions
+                .sets()
+                .into_iter()
+                .map(|(deadline, ids)| (deadline + offset, ids))
+                .collect();
+            self.stats.set_session_sets(sets);
+        }
         if now >= self.next_container_check_ms {
             self.next_container_check_ms =
                 now + self.config.container_check_interval_ms.max(1) as i64;
@@ -475,8 +497,7 @@ impl Pipeline {
     }
 
     fn publish(&mut self) {
-        let publication = if self.tree_changed {
-            self.tree_changed = false;
+        if !self.steps.is_empty() {
             self.stats
                 .last_zxid
                 .store(self.tree.zxid, Ordering::Relaxed);
@@ -486,23 +507,18 @@ impl Pipeline {
             self.stats
                 .ephemeral_count
                 .store(self.tree.ephemeral_node_count(), Ordering::Relaxed);
-            Some(Arc::new(Publication {
-                version: Arc::new(self.tree.clone()),
-                triggers: std::mem::take(&mut self.triggers),
-            }))
-        } else {
-            None
-        };
+        }
         self.stats
             .session_count
             .store(self.sessions.len(), Ordering::Relaxed);
+        let steps = Arc::new(std::mem::take(&mut self.steps));
         for (core, sender) in self.cores.iter().enumerate() {
             let replies = std::mem::take(&mut self.replies[core]);
-            if publication.is_none() && replies.is_empty() {
+            if steps.is_empty() && replies.is_empty() {
                 continue;
             }
             let batch = CoreBatch {
-                publication: publication.clone(),
+                steps: steps.clone(),
                 replies,
             };
             if sender.try_send(batch).is_err() {
@@ -536,7 +552,7 @@ pub fn write_reply(xid: i32, zxid: i64, request: &Request, result: &TxnResult) -
         (Request::SetAcl(_), TxnResult::AclSet { stat }) => {
             record_frame(xid, zxid, &SetAclResponse { stat: stat.clone() })
         }
-        (Request::Multi(ops), TxnResult::Multi(results)) => {
+        (Request::Multi(ops), TxnResult::Multi(results)) if ops.len() == results.len() => {
             let results: Vec<OpResult> = ops
                 .iter()
                 .zip(results)
@@ -552,8 +568,10 @@ pub fn write_reply(xid: i32, zxid: i64, request: &Request, result: &TxnResult) -
 
 fn multi_result(op: &Request, result: &TxnResult) -> OpResult {
     match result {
+        // Inside a multi, create2 answers like create (path only); createTTL and
+        // createContainer answer with a stat (observed on ZooKeeper; FinalRequestProcessor).
         TxnResult::Created { path, stat } => match op {
-            Request::Create(create) if create.op == OpCode::Create => {
+            Request::Create(create) if matches!(create.op, OpCode::Create | OpCode::Create2) => {
                 OpResult::Create { path: path.clone() }
             }
             _ => OpResult::Create2 {

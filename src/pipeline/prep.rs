@@ -186,6 +186,11 @@ pub fn prep(tree: &TreeVersion, request: &Request, context: &PrepContext) -> Pre
             ephemerals: tree.ephemerals_of(context.session_id),
         }),
         Request::Reconfig(_) => Err(ErrorCode::ReconfigDisabled),
+        // A read op inside a multi fails the whole request (ZooKeeper's prep throws, and the
+        // error transaction still takes a zxid).
+        Request::Multi(ops) if ops.iter().any(|op| !op.is_write()) => {
+            Err(ErrorCode::MarshallingError)
+        }
         Request::Multi(ops) => Ok(prep_multi(tree, ops, context)),
         _ => Err(ErrorCode::Unimplemented),
     }

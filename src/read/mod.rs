@@ -2,6 +2,7 @@
 //! watch registrations going into that core's registry. Results, error codes and the order of
 //! checks follow ZooKeeper's `FinalRequestProcessor` and `DataTree`.
 
+use crate::jute::codec::Record;
 use crate::jute::protocol::{perms, watcher_type, ErrorCode, EventType};
 use crate::jute::records::*;
 use crate::jute::request::Request;
@@ -158,6 +159,23 @@ pub fn serve(
                 .collect();
             record_frame(xid, zxid, &GetEphemeralsResponse { ephemerals })
         }
+        Request::MultiRead(ops)
+            if ops
+                .iter()
+                .any(|op| !matches!(op, Request::GetData(_) | Request::GetChildren(_))) =>
+        {
+            // FinalRequestProcessor has already made the (empty) MultiResponse when it meets
+            // the invalid op, so the MarshallingError header is followed by that response.
+            let mut writer = crate::jute::codec::Writer::for_frame();
+            ReplyHeader {
+                xid,
+                zxid,
+                err: ErrorCode::MarshallingError.code(),
+            }
+            .encode(&mut writer);
+            encode_multi(&mut writer, &[]);
+            writer.finish_frame()
+        }
         Request::MultiRead(ops) => {
             let results: Vec<OpResult> = ops
                 .iter()
@@ -198,7 +216,8 @@ pub fn serve(
                     }
                     record_frame(xid, zxid, &ErrorResponse { err: 0 })
                 }
-                None => header_frame(xid, zxid, ErrorCode::BadArguments),
+                // WatcherMode.fromZooDef throws; FinalRequestProcessor answers MarshallingError.
+                None => header_frame(xid, zxid, ErrorCode::MarshallingError),
             }
         }
         Request::CheckWatches(check) => {
@@ -212,7 +231,7 @@ pub fn serve(
             match found {
                 Some(true) => header_frame(xid, zxid, ErrorCode::Ok),
                 Some(false) => header_frame(xid, zxid, ErrorCode::NoWatcher),
-                None => header_frame(xid, zxid, ErrorCode::BadArguments),
+                None => header_frame(xid, zxid, ErrorCode::MarshallingError),
             }
         }
         Request::RemoveWatches(remove) => {
@@ -226,7 +245,7 @@ pub fn serve(
             match found {
                 Some(true) => header_frame(xid, zxid, ErrorCode::Ok),
                 Some(false) => header_frame(xid, zxid, ErrorCode::NoWatcher),
-                None => header_frame(xid, zxid, ErrorCode::BadArguments),
+                None => header_frame(xid, zxid, ErrorCode::MarshallingError),
             }
         }
         Request::SetWatches(set) => {
@@ -240,7 +259,8 @@ pub fn serve(
 }
 
 /// checkWatches and removeWatches (DataTree.containsWatcher / removeWatch). None for an
-/// unknown watcher type.
+/// unknown watcher type, which ZooKeeper answers with MarshallingError (WatcherType.fromInt
+/// throws).
 fn watch_lookup(
     watches: &mut WatchRegistry,
     path: &str,
@@ -321,7 +341,7 @@ fn set_watches(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jute::codec::{Reader, Record};
+    use crate::jute::codec::Reader;
     use crate::tree::Txn;
 
     fn tree_with(paths: &[&str]) -> TreeVersion {

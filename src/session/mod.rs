@@ -136,28 +136,30 @@ impl SessionTable {
         true
     }
 
-    /// Re-attaches a session to a new connection (ZooKeeperServer.reopenSession), returning
-    /// the previous connection, which the caller closes.
+    /// Re-attaches a session to a new connection (ZooKeeperServer.processConnectRequest and
+    /// reopenSession). The session's current connection is taken away first, whether or not
+    /// the password then matches, as ZooKeeper closes it before it checks the password; it is
+    /// returned in both cases so the caller can close it.
     pub fn resume(
         &mut self,
         id: i64,
         password: &[u8],
         owner: ConnRef,
         now_ms: i64,
-    ) -> Result<Option<ConnRef>, ResumeError> {
-        let session = self.sessions.get(&id).ok_or(ResumeError::Unknown)?;
+    ) -> (Option<ConnRef>, Result<(), ResumeError>) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return (None, Err(ResumeError::Unknown));
+        };
+        let previous = session.owner.take().filter(|previous| *previous != owner);
         if session.closing {
-            return Err(ResumeError::Closing);
+            return (previous, Err(ResumeError::Closing));
         }
         if session.password[..] != *password {
-            return Err(ResumeError::BadPassword);
+            return (previous, Err(ResumeError::BadPassword));
         }
+        session.owner = Some(owner);
         self.touch(id, now_ms);
-        let session = self.sessions.get_mut(&id).ok_or(ResumeError::Unknown)?;
-        Ok(session
-            .owner
-            .replace(owner)
-            .filter(|previous| *previous != owner))
+        (previous, Ok(()))
     }
 
     /// Forgets the connection of a session whose connection closed; the session lives on
@@ -213,6 +215,18 @@ impl SessionTable {
         expired
     }
 
+    /// Sessions grouped by deadline, earliest first, for `dump`.
+    pub fn sets(&self) -> Vec<(i64, Vec<i64>)> {
+        self.buckets
+            .iter()
+            .map(|(deadline, ids)| {
+                let mut ids: Vec<i64> = ids.iter().copied().collect();
+                ids.sort();
+                (*deadline, ids)
+            })
+            .collect()
+    }
+
     /// The next time `expire` could return something, for the driver's timer.
     pub fn next_deadline_ms(&self) -> Option<i64> {
         self.buckets.keys().next().copied()
@@ -263,14 +277,16 @@ mod tests {
             core: 1,
             conn_id: 9,
         };
+        // A wrong password still takes the session away from its connection.
         assert_eq!(
             table.resume(id, &[0; 16], other, 10),
-            Err(ResumeError::BadPassword)
+            (Some(CONN), Err(ResumeError::BadPassword))
         );
-        assert_eq!(table.resume(id, &password, other, 10), Ok(Some(CONN)));
+        assert_eq!(table.resume(id, &password, other, 10), (None, Ok(())));
+        assert_eq!(table.get(id).and_then(|s| s.owner), Some(other));
         assert_eq!(
             table.resume(id + 1, &password, other, 10),
-            Err(ResumeError::Unknown)
+            (None, Err(ResumeError::Unknown))
         );
     }
 

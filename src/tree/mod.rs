@@ -251,7 +251,12 @@ impl TreeVersion {
         }
     }
 
+    /// The node at `path`. The empty path is the root, as in ZooKeeper's DataTree, which
+    /// keys the root under "" as well as "/" (so `exists("")` finds it).
     pub fn get(&self, path: &str) -> Option<&Arc<Node>> {
+        if path.is_empty() {
+            return self.nodes.get("/");
+        }
         self.nodes.get(path)
     }
 
