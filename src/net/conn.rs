@@ -139,10 +139,7 @@ impl Conn {
             .stats
             .packets_sent
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        state
-            .stats
-            .outstanding_requests
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        state.requests_finished(1);
         let outstanding = self.outstanding.get().saturating_sub(1);
         self.outstanding.set(outstanding);
         if outstanding + 1 == state.config.limits.outstanding_per_connection_max {
@@ -222,14 +219,10 @@ impl Conn {
                 if !self.authenticate(state, packet) {
                     // AUTHFAILED, then the connection closes (ZooKeeperServer.processPacket).
                     self.send(header_frame(xid::AUTH, 0, ErrorCode::AuthFailed));
-                    state
-                        .stats
-                        .outstanding_requests
-                        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                     self.close("authentication failed");
-                    return;
+                } else {
+                    self.send(header_frame(xid::AUTH, 0, ErrorCode::Ok));
                 }
-                self.send(header_frame(xid::AUTH, 0, ErrorCode::Ok));
             }
             Request::WhoAmI => {
                 let client_info = self
@@ -347,10 +340,7 @@ impl Conn {
                 ))
             }
         };
-        state
-            .stats
-            .outstanding_requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state.request_started();
         self.outstanding.set(self.outstanding.get() + 1);
         if request.is_write() {
             self.queue.borrow_mut().push_back(Queued::Write {
@@ -501,11 +491,8 @@ pub async fn run(state: Rc<CoreState>, stream: glommio::net::TcpStream, remote: 
         .stats
         .connections
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    let unanswered = conn.outstanding.get() as i64;
-    state
-        .stats
-        .outstanding_requests
-        .fetch_sub(unanswered, std::sync::atomic::Ordering::Relaxed);
+    // Requests that will never be answered no longer count against the limits.
+    state.requests_finished(conn.outstanding.replace(0));
     let session_id = conn.session_id.get();
     if session_id != 0 {
         state.send_to_pipeline(PipelineInput::Closed {
@@ -539,6 +526,7 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
         while conn.outstanding() >= limits.outstanding_per_connection_max && !conn.is_closed() {
             let _ = resume.recv().await;
         }
+        state.wait_for_capacity().await;
         if queued_bytes.get() > limits.outbound_bytes_per_connection_max {
             return Err(format!(
                 "client is not reading its replies ({} bytes queued)",

@@ -73,6 +73,11 @@ pub struct CoreState {
     pub connection_counts: Arc<ConnectionCounts>,
     pub admin: AdminHub,
     next_conn_id: Cell<u64>,
+    /// Requests received on this core and not yet answered, and this core's share of
+    /// `globalOutstandingLimit`; connections pause reading while the share is used up.
+    outstanding: Cell<usize>,
+    outstanding_share: usize,
+    capacity_freed: event_listener::Event,
 }
 
 impl CoreState {
@@ -84,8 +89,13 @@ impl CoreState {
         initial: Arc<TreeVersion>,
         connection_counts: Arc<ConnectionCounts>,
         admin: AdminHub,
+        core_count: usize,
     ) -> CoreState {
+        let outstanding_share = (config.limits.outstanding_requests_max / core_count.max(1)).max(1);
         CoreState {
+            outstanding: Cell::new(0),
+            outstanding_share,
+            capacity_freed: event_listener::Event::new(),
             core,
             config,
             stats,
@@ -105,6 +115,38 @@ impl CoreState {
         let id = self.next_conn_id.get();
         self.next_conn_id.set(id + 1);
         ((self.core as u64) << 48) | id
+    }
+
+    pub fn request_started(&self) {
+        self.outstanding.set(self.outstanding.get() + 1);
+        self.stats
+            .outstanding_requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn requests_finished(&self, count: usize) {
+        if count == 0 {
+            return;
+        }
+        let before = self.outstanding.get();
+        self.outstanding.set(before.saturating_sub(count));
+        self.stats
+            .outstanding_requests
+            .fetch_sub(count as i64, std::sync::atomic::Ordering::Relaxed);
+        if before >= self.outstanding_share && self.outstanding.get() < self.outstanding_share {
+            self.capacity_freed.notify(usize::MAX);
+        }
+    }
+
+    /// Waits while this core's share of the global outstanding limit is used up.
+    pub async fn wait_for_capacity(&self) {
+        while self.outstanding.get() >= self.outstanding_share {
+            let listener = self.capacity_freed.listen();
+            if self.outstanding.get() < self.outstanding_share {
+                break;
+            }
+            listener.await;
+        }
     }
 
     pub fn view(&self) -> Arc<TreeVersion> {

@@ -115,6 +115,7 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                     initial,
                     connection_counts,
                     admin,
+                    cores,
                 ));
                 let dispatcher_state = state.clone();
                 glommio::spawn_local(async move {

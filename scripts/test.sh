@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole default test suite, as CI runs it (.ci/run calls exactly this).
+#
+#   1. installs the reference server and the real clients (scripts/install-test-deps.sh)
+#   2. the gates: cargo fmt --check, cargo clippy --all-targets -D warnings
+#   3. cargo test: unit tests, codec golden files and property tests, rk-bench self-test
+#   4. the compatibility suites (tests/compat): every scenario through real clients against
+#      Apache ZooKeeper and ringkeeper, Kazoo and Curator recipes, the C client and zkCli,
+#      bad input and limits
+#
+# Everything runs with bounded timeouts; the whole suite takes a few minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-test-deps.sh
+
+echo "== gates"
+cargo fmt --all -- --check
+cargo clippy --all-targets --release -- -D warnings
+
+echo "== cargo test"
+cargo build --release --bins
+cargo test --release
+
+echo "== compatibility suites (Apache ZooKeeper vs ringkeeper)"
+RINGKEEPER_BIN="$PWD/target/release/ringkeeper" /usr/bin/python3 -m pytest tests/compat -q -p no:cacheprovider
