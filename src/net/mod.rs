@@ -60,6 +60,17 @@ impl ConnectionCounts {
     }
 }
 
+/// What every core shares with the others (cloned into each).
+#[derive(Clone)]
+pub struct CoreShared {
+    pub config: Arc<Config>,
+    pub stats: Arc<ServerStats>,
+    pub pipeline: crossbeam_channel::Sender<PipelineInput>,
+    pub connection_counts: Arc<ConnectionCounts>,
+    pub admin: AdminHub,
+    pub core_count: usize,
+}
+
 /// Everything a core needs, shared by its tasks (one thread: Rc and RefCell, no locks).
 pub struct CoreState {
     pub core: usize,
@@ -81,16 +92,15 @@ pub struct CoreState {
 }
 
 impl CoreState {
-    pub fn new(
-        core: usize,
-        config: Arc<Config>,
-        stats: Arc<ServerStats>,
-        pipeline: crossbeam_channel::Sender<PipelineInput>,
-        initial: Arc<TreeVersion>,
-        connection_counts: Arc<ConnectionCounts>,
-        admin: AdminHub,
-        core_count: usize,
-    ) -> CoreState {
+    pub fn new(core: usize, shared: CoreShared, initial: Arc<TreeVersion>) -> CoreState {
+        let CoreShared {
+            config,
+            stats,
+            pipeline,
+            connection_counts,
+            admin,
+            core_count,
+        } = shared;
         let outstanding_share = (config.limits.outstanding_requests_max / core_count.max(1)).max(1);
         CoreState {
             outstanding: Cell::new(0),

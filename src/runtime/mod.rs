@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::fourlw::{admin_loop, AdminHub};
 use crate::metrics::ServerStats;
-use crate::net::{accept_loop, touch_report_interval, ConnectionCounts, CoreState};
+use crate::net::{accept_loop, touch_report_interval, ConnectionCounts, CoreShared, CoreState};
 use crate::pipeline::driver::{Pipeline, PipelineInput};
 use crate::tree::TreeVersion;
 
@@ -107,16 +107,15 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                         return;
                     }
                 };
-                let state = Rc::new(CoreState::new(
-                    core,
-                    config.clone(),
+                let shared = CoreShared {
+                    config: config.clone(),
                     stats,
                     pipeline,
-                    initial,
                     connection_counts,
                     admin,
-                    cores,
-                ));
+                    core_count: cores,
+                };
+                let state = Rc::new(CoreState::new(core, shared, initial));
                 let dispatcher_state = state.clone();
                 glommio::spawn_local(async move {
                     while let Ok(batch) = batches.recv().await {
