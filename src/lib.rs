@@ -16,4 +16,5 @@ pub mod read;
 pub mod runtime;
 pub mod session;
 pub mod tree;
+pub mod txnlog;
 pub mod watch;

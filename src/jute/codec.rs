@@ -84,6 +84,10 @@ impl<'a> Reader<'a> {
         Ok(i64::from_be_bytes(array))
     }
 
+    pub fn read_byte(&mut self) -> Result<u8, JuteError> {
+        Ok(self.take(1)?[0])
+    }
+
     /// Java's readBoolean treats any non-zero byte as true.
     pub fn read_bool(&mut self) -> Result<bool, JuteError> {
         Ok(self.take(1)?[0] != 0)
@@ -196,6 +200,10 @@ impl Writer {
 
     pub fn write_i64(&mut self, value: i64) {
         self.bytes.extend_from_slice(&value.to_be_bytes());
+    }
+
+    pub fn write_bytes(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
     }
 
     pub fn write_bool(&mut self, value: bool) {
