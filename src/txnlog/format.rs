@@ -423,7 +423,7 @@ pub fn scan_segment(bytes: &[u8]) -> Result<Scan, ScanError> {
             break pending_batch.map(|_| "batch incomplete at the end of the segment".to_string());
         }
         if be_u32(bytes, position) == Some(0) {
-            if position % BLOCK_BYTES == 0 {
+            if position.is_multiple_of(BLOCK_BYTES) {
                 break pending_batch
                     .map(|_| "batch incomplete before the end of the log".to_string());
             }
