@@ -77,6 +77,12 @@ pub struct Config {
     pub super_digest: Option<String>,
     pub container_check_interval_ms: u64,
     pub container_max_per_minute: u32,
+    /// `preAllocSize` (given in KiB, as in ZooKeeper): size of each log segment.
+    pub log_segment_bytes: u64,
+    /// `forceSync`: fdatasync every batch. `no` trades durability for speed.
+    pub force_sync: bool,
+    /// `fsync.warningthresholdms`: a slower fsync is logged with its duration.
+    pub fsync_warning_ms: u64,
     /// Number of cores serving connections; 0 = every available core.
     pub cores: usize,
     /// Every key=value line read, for `conf`.
@@ -102,6 +108,9 @@ impl Default for Config {
             super_digest: None,
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
+            log_segment_bytes: 64 << 20,
+            force_sync: true,
+            fsync_warning_ms: 1000,
             cores: 0,
             raw: BTreeMap::new(),
             unknown_keys: Vec::new(),
@@ -122,9 +131,6 @@ const ACCEPTED_KEYS: &[&str] = &[
     "autopurge.snapRetainCount",
     "autopurge.purgeInterval",
     "snapCount",
-    "preAllocSize",
-    "forceSync",
-    "fsync.warningthresholdms",
     "metricsProvider.className",
     "secureClientPort",
     "dynamicConfigFile",
@@ -238,6 +244,12 @@ impl Config {
                     config.container_max_per_minute = parse_number(key, value)?
                 }
                 "ringkeeper.cores" => config.cores = parse_number(key, value)?,
+                "preAllocSize" => {
+                    let kib: u64 = parse_number(key, value)?;
+                    config.log_segment_bytes = kib.max(64) * 1024;
+                }
+                "forceSync" => config.force_sync = !value.trim().eq_ignore_ascii_case("no"),
+                "fsync.warningthresholdms" => config.fsync_warning_ms = parse_number(key, value)?,
                 other if ACCEPTED_KEYS.contains(&other) => {}
                 other
                     if other.starts_with("server.")

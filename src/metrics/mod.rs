@@ -22,6 +22,9 @@ pub struct ServerStats {
     pub ephemeral_count: AtomicUsize,
     pub approximate_data_size: AtomicUsize,
     pub watch_count: AtomicUsize,
+    /// Group-commit batches and records made durable (mntr: the achieved batch size).
+    pub log_batches: AtomicU64,
+    pub log_records: AtomicU64,
     /// Sessions by expiry deadline (wall-clock ms), refreshed by the session owner about once
     /// a second, for `dump`. Admin data only: never touched on the request path.
     session_sets: Mutex<Vec<(i64, Vec<i64>)>>,
@@ -45,6 +48,8 @@ impl Default for ServerStats {
             ephemeral_count: AtomicUsize::new(0),
             approximate_data_size: AtomicUsize::new(0),
             watch_count: AtomicUsize::new(0),
+            log_batches: AtomicU64::new(0),
+            log_records: AtomicU64::new(0),
             session_sets: Mutex::new(Vec::new()),
         }
     }

@@ -14,7 +14,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use std::collections::VecDeque;
+
+use crossbeam_channel::{Receiver, Sender};
 use tracing::{error, info, warn};
 
 use crate::config::Config;
@@ -28,6 +30,8 @@ use crate::metrics::ServerStats;
 use crate::session::{ConnRef, SessionTable};
 use crate::tree::acl::AuthIds;
 use crate::tree::{NodeKind, TreeVersion, Txn, TxnResult, WatchTrigger};
+use crate::txnlog::format::LogRecord;
+use crate::txnlog::writer::{WriterEvent, WriterInput};
 
 use super::prep::{prep, PrepContext};
 
@@ -97,6 +101,22 @@ pub struct CoreBatch {
     pub replies: Vec<(usize, CoreReply)>,
 }
 
+/// A batch whose replies and versions may be published once `last_zxid` is durable.
+struct Sealed {
+    last_zxid: i64,
+    steps: Vec<Step>,
+    replies: Vec<Vec<(usize, CoreReply)>>,
+}
+
+/// The pipeline's end of the log writer's channels.
+pub struct LogChannels {
+    pub appends: Sender<WriterInput>,
+    pub events: Receiver<WriterEvent>,
+}
+
+/// Sessions that survived a restart (replayed from the log), with their timeouts.
+pub type RecoveredSessions = Vec<(i64, i32)>;
+
 /// The sending side of a core's queue. The pipeline never blocks on a core.
 pub type CoreSender = async_channel::Sender<CoreBatch>;
 
@@ -109,6 +129,13 @@ pub struct Pipeline {
     triggers: Vec<WatchTrigger>,
     steps: Vec<Step>,
     replies: Vec<Vec<(usize, CoreReply)>>,
+    /// Records of the batch being built, for the log writer.
+    records: Vec<LogRecord>,
+    /// Sealed batches waiting for the log writer to make them durable, oldest first.
+    waiting: VecDeque<Sealed>,
+    /// Every record up to this zxid is durable.
+    durable_zxid: i64,
+    log: Option<LogChannels>,
     started: Instant,
     next_container_check_ms: i64,
     next_session_dump_ms: i64,
@@ -130,16 +157,31 @@ fn server_auth() -> Vec<Id> {
 }
 
 impl Pipeline {
+    /// A pipeline over `tree` (recovered), whose writes are made durable through `log`
+    /// (None: in memory, every batch is durable at once — for tests).
     pub fn new(
         config: Arc<Config>,
         stats: Arc<ServerStats>,
         tree: TreeVersion,
+        recovered_sessions: RecoveredSessions,
+        secret: [u8; 16],
         cores: Vec<CoreSender>,
+        log: Option<LogChannels>,
     ) -> Pipeline {
-        let secret: [u8; 16] = rand::random();
-        let sessions = SessionTable::new(config.tick_time_ms as i64, 0, wall_clock_ms(), secret);
+        let mut sessions =
+            SessionTable::new(config.tick_time_ms as i64, 0, wall_clock_ms(), secret);
+        // A recovered session gets a full timeout from now, as ZooKeeper does after a restart;
+        // its client reconnects within it or the session expires.
+        for (session_id, timeout_ms) in recovered_sessions {
+            sessions.add(session_id, timeout_ms, None, 0);
+        }
         let core_count = cores.len();
+        let durable_zxid = tree.zxid;
         Pipeline {
+            records: Vec::new(),
+            waiting: VecDeque::new(),
+            durable_zxid,
+            log,
             next_container_check_ms: config.container_check_interval_ms as i64,
             next_session_dump_ms: 0,
             config,
@@ -159,41 +201,156 @@ impl Pipeline {
     }
 
     /// Runs until Shutdown or until every core has gone.
+    ///
+    /// Pipelining: a sealed batch goes to the log writer and the loop goes straight back to
+    /// prepping the next one; replies and versions of a batch are published when the writer
+    /// reports it durable, in batch order. Reads never see a version that is not durable.
     pub fn run(mut self, input: Receiver<PipelineInput>) {
         let batch_max = self.config.limits.batch_requests_max.max(1);
+        let never = crossbeam_channel::never();
         loop {
             let now = self.monotonic_ms();
-            let mut wake_ms = self.next_container_check_ms;
+            let mut wake_ms = self.next_container_check_ms.min(self.next_session_dump_ms);
             if let Some(deadline) = self.sessions.next_deadline_ms() {
                 wake_ms = wake_ms.min(deadline);
             }
             let wait = Duration::from_millis(wake_ms.saturating_sub(now).clamp(1, 1000) as u64);
-            let first = match input.recv_timeout(wait) {
-                Ok(message) => Some(message),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
-            };
+            let events = self.log.as_ref().map_or(&never, |log| &log.events);
             let mut shutdown = false;
-            if let Some(message) = first {
-                shutdown |= self.handle(message);
-                let mut taken = 1;
-                while taken < batch_max {
-                    match input.try_recv() {
-                        Ok(message) => {
-                            shutdown |= self.handle(message);
-                            taken += 1;
+            crossbeam_channel::select! {
+                recv(input) -> message => match message {
+                    Ok(message) => {
+                        shutdown |= self.handle(message);
+                        let mut taken = 1;
+                        while taken < batch_max && !shutdown {
+                            match input.try_recv() {
+                                Ok(message) => {
+                                    shutdown |= self.handle(message);
+                                    taken += 1;
+                                }
+                                Err(_) => break,
+                            }
                         }
-                        Err(_) => break,
                     }
-                }
+                    Err(_) => shutdown = true,
+                },
+                recv(events) -> event => match event {
+                    Ok(event) => self.on_writer_event(event),
+                    Err(_) => self.log_failed("the log writer stopped".into()),
+                },
+                default(wait) => {}
             }
             self.housekeeping();
-            self.publish();
+            self.seal();
+            self.drain_writer_events();
+            self.release();
             if shutdown {
+                self.finish();
                 break;
             }
         }
         info!("pipeline stopped at zxid {:#x}", self.tree.zxid);
+    }
+
+    fn on_writer_event(&mut self, event: WriterEvent) {
+        match event {
+            WriterEvent::Durable { zxid, records, .. } => {
+                self.stats.log_batches.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .log_records
+                    .fetch_add(records as u64, Ordering::Relaxed);
+                self.durable_zxid = self.durable_zxid.max(zxid);
+            }
+            WriterEvent::Failed { reason } => self.log_failed(reason),
+        }
+    }
+
+    fn drain_writer_events(&mut self) {
+        loop {
+            let event = match &self.log {
+                Some(log) => log.events.try_recv(),
+                None => return,
+            };
+            match event {
+                Ok(event) => self.on_writer_event(event),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// The log is poisoned: nothing more may be acknowledged. Stop the server, loudly.
+    fn log_failed(&self, reason: String) -> ! {
+        error!("{reason}; no write after this point was acknowledged; stopping the server");
+        std::process::exit(74);
+    }
+
+    /// Ends the current batch: its records go to the log writer, its versions and replies
+    /// wait until they are durable.
+    fn seal(&mut self) {
+        let has_replies = self.replies.iter().any(|queue| !queue.is_empty());
+        if self.steps.is_empty() && !has_replies {
+            return;
+        }
+        if !self.records.is_empty() {
+            let records = std::mem::take(&mut self.records);
+            match &self.log {
+                Some(log) => {
+                    if log.appends.send(WriterInput::Append(records)).is_err() {
+                        self.log_failed("the log writer stopped".into());
+                    }
+                }
+                None => self.durable_zxid = self.tree.zxid,
+            }
+        }
+        let core_count = self.replies.len();
+        self.waiting.push_back(Sealed {
+            last_zxid: self.tree.zxid,
+            steps: std::mem::take(&mut self.steps),
+            replies: std::mem::replace(
+                &mut self.replies,
+                (0..core_count).map(|_| Vec::new()).collect(),
+            ),
+        });
+    }
+
+    /// Publishes every sealed batch that is durable, in order.
+    fn release(&mut self) {
+        while self
+            .waiting
+            .front()
+            .is_some_and(|sealed| sealed.last_zxid <= self.durable_zxid)
+        {
+            if let Some(sealed) = self.waiting.pop_front() {
+                self.publish(sealed);
+            }
+        }
+    }
+
+    /// Shutdown: everything sealed is flushed and published before the pipeline stops, so no
+    /// client is left waiting on a write that is in fact durable.
+    fn finish(&mut self) {
+        self.seal();
+        let Some(log) = self.log.take() else {
+            self.release();
+            return;
+        };
+        let _ = log.appends.send(WriterInput::Shutdown);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self
+            .waiting
+            .back()
+            .is_some_and(|sealed| sealed.last_zxid > self.durable_zxid)
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match log.events.recv_timeout(left) {
+                Ok(WriterEvent::Durable { zxid, .. }) => {
+                    self.durable_zxid = self.durable_zxid.max(zxid)
+                }
+                Ok(WriterEvent::Failed { reason }) => self.log_failed(reason),
+                Err(_) => break,
+            }
+        }
+        self.release();
     }
 
     fn reply(&mut self, conn: ConnRef, reply: CoreReply) {
@@ -207,11 +364,14 @@ impl Pipeline {
     /// a broken invariant of prep: the server stops rather than serve a wrong tree.
     fn commit(&mut self, txn: &Txn) -> (i64, TxnResult) {
         let zxid = self.tree.zxid + 1;
-        match self
-            .tree
-            .apply(zxid, wall_clock_ms(), txn, &mut self.triggers)
-        {
+        let time_ms = wall_clock_ms();
+        match self.tree.apply(zxid, time_ms, txn, &mut self.triggers) {
             Ok(result) => {
+                self.records.push(LogRecord {
+                    zxid,
+                    time_ms,
+                    txn: txn.clone(),
+                });
                 self.steps.push(Step {
                     version: Arc::new(self.tree.clone()),
                     triggers: std::mem::take(&mut self.triggers),
@@ -496,24 +656,22 @@ impl Pipeline {
         }
     }
 
-    fn publish(&mut self) {
-        if !self.steps.is_empty() {
-            self.stats
-                .last_zxid
-                .store(self.tree.zxid, Ordering::Relaxed);
+    fn publish(&mut self, sealed: Sealed) {
+        if let Some(step) = sealed.steps.last() {
+            let version = &step.version;
+            self.stats.last_zxid.store(version.zxid, Ordering::Relaxed);
             self.stats
                 .node_count
-                .store(self.tree.node_count(), Ordering::Relaxed);
+                .store(version.node_count(), Ordering::Relaxed);
             self.stats
                 .ephemeral_count
-                .store(self.tree.ephemeral_node_count(), Ordering::Relaxed);
+                .store(version.ephemeral_node_count(), Ordering::Relaxed);
         }
         self.stats
             .session_count
             .store(self.sessions.len(), Ordering::Relaxed);
-        let steps = Arc::new(std::mem::take(&mut self.steps));
-        for (core, sender) in self.cores.iter().enumerate() {
-            let replies = std::mem::take(&mut self.replies[core]);
+        let steps = Arc::new(sealed.steps);
+        for ((core, sender), replies) in self.cores.iter().enumerate().zip(sealed.replies) {
             if steps.is_empty() && replies.is_empty() {
                 continue;
             }

@@ -15,8 +15,15 @@ use crate::config::Config;
 use crate::fourlw::{admin_loop, AdminHub};
 use crate::metrics::ServerStats;
 use crate::net::{accept_loop, touch_report_interval, ConnectionCounts, CoreShared, CoreState};
-use crate::pipeline::driver::{Pipeline, PipelineInput};
+use crate::pipeline::driver::{LogChannels, Pipeline, PipelineInput};
+use crate::storage::{load_or_create_secret, DiskStorage, Storage};
 use crate::tree::TreeVersion;
+use crate::txnlog::recovery::{recover, replay};
+use crate::txnlog::writer::{LogWriter, WriterSettings};
+
+/// Bounds of one group-commit batch: records and (approximate) bytes.
+const LOG_BATCH_RECORDS_MAX: usize = 10_000;
+const LOG_BATCH_BYTES_MAX: usize = 4 << 20;
 
 /// io_uring memory each executor registers. glommio locks it, and hosts commonly allow only
 /// 8 MiB of locked memory per process (`ulimit -l`); network I/O needs none of it.
@@ -30,6 +37,8 @@ pub enum RuntimeError {
     Listen { address: String, reason: String },
     #[error("core {0} did not start within 10 s")]
     StartTimeout(usize),
+    #[error("storage: {0}")]
+    Storage(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -43,10 +52,6 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     } else {
         config.cores
     };
-    warn!(
-        "ringkeeper is running IN MEMORY ONLY: nothing is written to {} and every znode is lost when the server stops",
-        config.data_dir.display()
-    );
     for key in &config.unknown_keys {
         warn!("unknown configuration key {key:?} ignored");
     }
@@ -67,9 +72,67 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     let admin = AdminHub {
         cores: admin_senders,
     };
-    let tree = TreeVersion::new();
+
+    // Recovery: the log replayed onto the empty tree.
+    let storage: Arc<dyn Storage> = Arc::new(DiskStorage);
+    let started = std::time::Instant::now();
+    let storage_error = |error: std::io::Error| RuntimeError::Storage(error.to_string());
+    storage
+        .create_dir_all(&config.data_dir)
+        .map_err(storage_error)?;
+    storage
+        .create_dir_all(&config.data_log_dir)
+        .map_err(storage_error)?;
+    let secret = load_or_create_secret(&*storage, &config.data_dir).map_err(storage_error)?;
+    let recovered = recover(&*storage, &config.data_log_dir, 0, LOG_BATCH_BYTES_MAX)
+        .map_err(|error| RuntimeError::Storage(error.to_string()))?;
+    let mut tree = TreeVersion::new();
+    let sessions = replay(&mut tree, &recovered.records, Default::default())
+        .map_err(|error| RuntimeError::Storage(format!("replaying the log: {error}")))?;
+    info!(
+        "recovered zxid {:#x} from {}: {} transactions replayed, {} sessions open, in {} ms",
+        tree.zxid,
+        config.data_log_dir.display(),
+        recovered.records.len(),
+        sessions.len(),
+        started.elapsed().as_millis()
+    );
+    if !config.force_sync {
+        warn!("forceSync=no: the transaction log is NOT synced; acknowledged writes can be lost on a crash or power failure");
+    }
+    let settings = WriterSettings {
+        dir: config.data_log_dir.clone(),
+        segment_bytes: config.log_segment_bytes,
+        batch_bytes_max: LOG_BATCH_BYTES_MAX,
+        batch_records_max: LOG_BATCH_RECORDS_MAX,
+        force_sync: config.force_sync,
+        fsync_warning: Duration::from_millis(config.fsync_warning_ms),
+    };
+    let writer =
+        LogWriter::new(storage.clone(), settings, recovered.tail).map_err(storage_error)?;
+    let (appends, append_receiver) = crossbeam_channel::unbounded();
+    let (event_sender, events) = crossbeam_channel::unbounded();
+    // The log writer gets a core of its own when the serving cores leave one free.
+    let writer_core = (cores < available).then_some(cores);
+    let writer_thread = std::thread::Builder::new()
+        .name("log-writer".into())
+        .spawn(move || {
+            if let Some(core) = writer_core {
+                core_affinity::set_for_current(core_affinity::CoreId { id: core });
+            }
+            writer.run(append_receiver, event_sender)
+        })?;
+
     let initial = Arc::new(tree.clone());
-    let pipeline = Pipeline::new(config.clone(), stats.clone(), tree, batch_senders);
+    let pipeline = Pipeline::new(
+        config.clone(),
+        stats.clone(),
+        tree,
+        sessions.into_iter().collect(),
+        secret,
+        batch_senders,
+        Some(LogChannels { appends, events }),
+    );
     let pipeline_thread = std::thread::Builder::new()
         .name("pipeline".into())
         .spawn(move || pipeline.run(pipeline_receiver))?;
@@ -167,6 +230,9 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     let _ = pipeline_sender.send(PipelineInput::Shutdown);
     if pipeline_thread.join().is_err() {
         warn!("the pipeline thread panicked during shutdown");
+    }
+    if writer_thread.join().is_err() {
+        warn!("the log writer thread panicked during shutdown");
     }
     info!("stopped");
     Ok(())

@@ -1,0 +1,202 @@
+//! [io] Recovery of the transaction log: read every segment in order, keep whole batches,
+//! cut a torn tail (and zero it on disk so it can never be mistaken for data), and refuse to
+//! start when synced data is damaged or zxids have a gap, rather than lose acknowledged writes.
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+use tracing::warn;
+
+use crate::storage::Storage;
+
+use super::format::{parse_segment_name, scan_segment, Ending, LogRecord, ScanError, BLOCK_BYTES};
+use super::writer::LogTail;
+
+#[derive(Debug, Error)]
+pub enum RecoveryError {
+    #[error("cannot read the transaction log in {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("transaction log segment {path} is damaged: {source}; refusing to start (acknowledged writes would be lost)")]
+    Corrupt { path: PathBuf, source: ScanError },
+    #[error("transaction log is not contiguous at {path}: {reason}; refusing to start")]
+    Gap { path: PathBuf, reason: String },
+}
+
+/// What recovery found.
+#[derive(Debug)]
+pub struct Recovered {
+    /// Records with zxid greater than the snapshot's, in order.
+    pub records: Vec<LogRecord>,
+    /// Where the writer resumes.
+    pub tail: LogTail,
+    /// The last zxid in the log (0 when empty).
+    pub last_zxid: i64,
+    /// What was repaired, for the startup log.
+    pub repairs: Vec<String>,
+}
+
+/// Whether `next` may follow `previous`: the next counter of the same epoch, or the first of a
+/// later epoch (zxid = epoch << 32 | counter).
+pub fn zxid_follows(previous: i64, next: i64) -> bool {
+    next == previous + 1 || ((next >> 32) > (previous >> 32) && next & 0xffff_ffff == 1)
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> RecoveryError + '_ {
+    move |source| RecoveryError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Recovers the log in `dir`, returning the records after `snapshot_zxid`.
+/// `batch_bytes_max` bounds how far a torn batch can reach, for zeroing it.
+pub fn recover(
+    storage: &dyn Storage,
+    dir: &Path,
+    snapshot_zxid: i64,
+    batch_bytes_max: usize,
+) -> Result<Recovered, RecoveryError> {
+    storage.create_dir_all(dir).map_err(io_error(dir))?;
+    let mut segments: Vec<(i64, String)> = storage
+        .list(dir)
+        .map_err(io_error(dir))?
+        .into_iter()
+        .filter_map(|name| parse_segment_name(&name).map(|zxid| (zxid, name)))
+        .collect();
+    segments.sort();
+    let mut recovered = Recovered {
+        records: Vec::new(),
+        tail: LogTail {
+            segment: None,
+            next_batch: 1,
+        },
+        last_zxid: 0,
+        repairs: Vec::new(),
+    };
+    let mut previous_zxid: Option<i64> = None;
+    let mut previous_batch: Option<u64> = None;
+    let count = segments.len();
+    for (index, (_, name)) in segments.iter().enumerate() {
+        let path = dir.join(name);
+        let is_last = index + 1 == count;
+        let bytes = storage.read(&path).map_err(io_error(&path))?;
+        let scan = match scan_segment(&bytes) {
+            Ok(scan) => scan,
+            Err(ScanError::BadHeader(reason)) if is_last && bytes.iter().all(|byte| *byte == 0) => {
+                // Created but its header never reached the disk before a crash: no batch
+                // was ever written to it.
+                recovered.repairs.push(format!(
+                    "removed empty segment {} ({reason})",
+                    path.display()
+                ));
+                storage.remove(&path).map_err(io_error(&path))?;
+                storage.sync_dir(dir).map_err(io_error(dir))?;
+                continue;
+            }
+            Err(source) => return Err(RecoveryError::Corrupt { path, source }),
+        };
+        if let (Some(last), Some(first)) = (previous_batch, scan.records.first()) {
+            let _ = first;
+            if scan.last_batch != 0 && scan.last_batch <= last {
+                return Err(RecoveryError::Gap {
+                    path,
+                    reason: format!("batch {} after batch {last}", scan.last_batch),
+                });
+            }
+        }
+        for record in &scan.records {
+            if let Some(previous) = previous_zxid {
+                if !zxid_follows(previous, record.zxid) {
+                    return Err(RecoveryError::Gap {
+                        path,
+                        reason: format!("zxid {:#x} after {previous:#x}", record.zxid),
+                    });
+                }
+            }
+            previous_zxid = Some(record.zxid);
+        }
+        if let Ending::TornTail { at, reason } = &scan.ending {
+            if !is_last {
+                return Err(RecoveryError::Corrupt {
+                    path,
+                    source: ScanError::Corrupt {
+                        at: *at,
+                        reason: format!("{reason}, and later segments exist"),
+                    },
+                });
+            }
+            // Zero what the torn batch may have left, so it can never be read as data.
+            let end = (scan.valid_end + batch_bytes_max + BLOCK_BYTES).min(bytes.len());
+            if end > scan.valid_end {
+                let mut file = storage.open(&path).map_err(io_error(&path))?;
+                file.write_at(scan.valid_end as u64, &vec![0u8; end - scan.valid_end])
+                    .map_err(io_error(&path))?;
+                file.sync_data().map_err(io_error(&path))?;
+            }
+            let message = format!(
+                "cut a torn tail of {} at offset {at} ({reason}); appending resumes at {}",
+                path.display(),
+                scan.valid_end
+            );
+            warn!("{message}");
+            recovered.repairs.push(message);
+        }
+        if scan.last_batch != 0 {
+            previous_batch = Some(scan.last_batch);
+        }
+        recovered.tail.segment = Some((path.clone(), scan.valid_end as u64));
+        recovered.records.extend(
+            scan.records
+                .into_iter()
+                .filter(|record| record.zxid > snapshot_zxid),
+        );
+    }
+    if let Some(batch) = previous_batch {
+        recovered.tail.next_batch = batch + 1;
+    }
+    recovered.last_zxid = previous_zxid.unwrap_or(0);
+    if let (Some(first), true) = (recovered.records.first(), snapshot_zxid > 0) {
+        if !zxid_follows(snapshot_zxid, first.zxid) {
+            return Err(RecoveryError::Gap {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "the snapshot ends at {snapshot_zxid:#x} but the log resumes at {:#x}",
+                    first.zxid
+                ),
+            });
+        }
+    }
+    Ok(recovered)
+}
+
+/// Replays recovered records onto `tree`, returning the sessions still open at the end
+/// (id, timeout). A record that does not apply means the log and the tree disagree: recovery
+/// refuses rather than serve a wrong tree.
+pub fn replay(
+    tree: &mut crate::tree::TreeVersion,
+    records: &[LogRecord],
+    mut sessions: std::collections::BTreeMap<i64, i32>,
+) -> Result<std::collections::BTreeMap<i64, i32>, crate::tree::ApplyError> {
+    use crate::tree::Txn;
+    let mut ignored = Vec::new();
+    for record in records {
+        tree.apply(record.zxid, record.time_ms, &record.txn, &mut ignored)?;
+        ignored.clear();
+        match &record.txn {
+            Txn::CreateSession {
+                session_id,
+                timeout_ms,
+            } => {
+                sessions.insert(*session_id, *timeout_ms);
+            }
+            Txn::CloseSession { session_id, .. } => {
+                sessions.remove(session_id);
+            }
+            _ => {}
+        }
+    }
+    Ok(sessions)
+}
