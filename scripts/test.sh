@@ -7,6 +7,8 @@
 #   4. the compatibility suites (tests/compat): every scenario through real clients against
 #      Apache ZooKeeper and ringkeeper, Kazoo and Curator recipes, the C client and zkCli,
 #      bad input and limits
+#   5. the crash test: 10 kill -9 cycles under concurrent writers (scripts/crash-test.py;
+#      the long run is `scripts/crash-test.py --kills 200`)
 #
 # Everything runs with bounded timeouts; the whole suite takes a few minutes on 2 cores.
 set -euo pipefail
@@ -21,6 +23,9 @@ cargo clippy --all-targets --release -- -D warnings
 echo "== cargo test"
 cargo build --release --bins
 cargo test --release
+
+echo "== crash test: kill -9 under concurrent writes, restart, every acknowledged write present"
+RINGKEEPER_BIN="$PWD/target/release/ringkeeper" /usr/bin/python3 scripts/crash-test.py --kills 10
 
 echo "== compatibility suites (Apache ZooKeeper vs ringkeeper)"
 RINGKEEPER_BIN="$PWD/target/release/ringkeeper" /usr/bin/python3 -m pytest tests/compat -q -p no:cacheprovider
