@@ -98,7 +98,10 @@ impl Workload {
 }
 
 /// Everything a client can observe of a tree, for comparing two trees.
-fn observe(tree: &TreeVersion) -> BTreeMap<String, (Option<Vec<u8>>, i32, i32, i64, i64)> {
+/// Per path: data, version, cversion, mzxid, pzxid.
+type Observed = BTreeMap<String, (Option<Vec<u8>>, i32, i32, i64, i64)>;
+
+fn observe(tree: &TreeVersion) -> Observed {
     tree.paths()
         .into_iter()
         .filter_map(|path| {
