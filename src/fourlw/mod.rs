@@ -533,6 +533,16 @@ pub async fn answer(state: &Rc<CoreState>, word: &str, _conn_id: u64) -> String 
                 ),
                 ("zk_uptime", stats.started.elapsed().as_millis().to_string()),
                 ("zk_last_zxid", format!("{:#x}", view.zxid)),
+                // ringkeeper's own: group commits done and records they carried (their ratio
+                // is the achieved batch size).
+                (
+                    "ringkeeper_txnlog_batches",
+                    stats.log_batches.load(Ordering::Relaxed).to_string(),
+                ),
+                (
+                    "ringkeeper_txnlog_records",
+                    stats.log_records.load(Ordering::Relaxed).to_string(),
+                ),
             ];
             for (key, value) in rows {
                 let _ = writeln!(out, "{key}\t{value}");

@@ -378,9 +378,17 @@ impl TreeVersion {
                     parent.stat.pzxid = zxid;
                 }
                 let parent_acl = parent.acl.clone();
+                // Most nodes carry their parent's ACL (typically OPEN_ACL_UNSAFE everywhere):
+                // share it rather than store a copy per node (ZooKeeper's
+                // ReferenceCountedACLCache serves the same purpose).
+                let node_acl = if **acl == *parent_acl {
+                    parent_acl.clone()
+                } else {
+                    Arc::new(acl.clone())
+                };
                 let node = Node {
                     data: data.as_deref().map(Arc::from),
-                    acl: Arc::new(acl.clone()),
+                    acl: node_acl,
                     stat: NodeStat {
                         czxid: zxid,
                         mzxid: zxid,
