@@ -134,6 +134,7 @@ fn nothing_is_acknowledged_before_it_is_durable() {
             passwd: vec![0; 16],
             read_only: false,
         },
+        read_only_flag: true,
     };
     assert!(harness.input.send(connect).is_ok());
     // The session's creation is a transaction: it goes to the log first.

@@ -23,8 +23,6 @@ pub enum JuteError {
     },
     #[error("negative length {length} at offset {offset}")]
     NegativeLength { offset: usize, length: i32 },
-    #[error("string at offset {offset} is not UTF-8")]
-    InvalidUtf8 { offset: usize },
     #[error("{trailing} trailing bytes after the record")]
     TrailingBytes { trailing: usize },
     #[error("invalid value {value} for {field}")]
@@ -116,16 +114,15 @@ impl<'a> Reader<'a> {
         Ok(self.read_optional_buffer()?.unwrap_or_default())
     }
 
+    /// A ustring. Invalid UTF-8 is decoded with U+FFFD replacement characters, as Java's
+    /// decoder does, so a bad path gets ZooKeeper's answer (BadArguments or NoNode) instead
+    /// of a closed connection.
     pub fn read_optional_string(&mut self) -> Result<Option<String>, JuteError> {
-        let offset = self.offset;
         match self.read_length()? {
             None => Ok(None),
             Some(length) => {
                 let bytes = self.take(length)?;
-                match std::str::from_utf8(bytes) {
-                    Ok(text) => Ok(Some(text.to_owned())),
-                    Err(_) => Err(JuteError::InvalidUtf8 { offset }),
-                }
+                Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
             }
         }
     }
@@ -296,6 +293,17 @@ mod tests {
             Reader::new(&bytes).read_buffer(),
             Err(JuteError::NegativeLength { length: -2, .. })
         ));
+    }
+
+    #[test]
+    fn invalid_utf8_decodes_with_replacement_characters() {
+        let mut writer = Writer::new();
+        writer.write_buffer(b"/a\xff\xfeb");
+        let bytes = writer.into_bytes();
+        assert_eq!(
+            Reader::new(&bytes).read_string().as_deref(),
+            Ok("/a\u{fffd}\u{fffd}b")
+        );
     }
 
     #[test]

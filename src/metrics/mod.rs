@@ -17,6 +17,9 @@ pub struct ServerStats {
     pub latency_max_ms: AtomicU64,
     pub connections: AtomicUsize,
     pub last_zxid: AtomicI64,
+    /// The newest zxid the pipeline has published to the cores (stored before the batches
+    /// are sent): a core about to serve a read first catches up to it.
+    pub published_zxid: AtomicI64,
     pub node_count: AtomicUsize,
     pub session_count: AtomicUsize,
     pub ephemeral_count: AtomicUsize,
@@ -43,6 +46,7 @@ impl Default for ServerStats {
             latency_max_ms: AtomicU64::new(0),
             connections: AtomicUsize::new(0),
             last_zxid: AtomicI64::new(0),
+            published_zxid: AtomicI64::new(0),
             node_count: AtomicUsize::new(0),
             session_count: AtomicUsize::new(0),
             ephemeral_count: AtomicUsize::new(0),

@@ -360,6 +360,7 @@ impl Conn {
                 auth: self.auth(),
             });
         } else if self.writes_in_flight.get() == 0 {
+            state.catch_up();
             self.serve_read(state, header.xid, &request, received);
         } else {
             self.queue.borrow_mut().push_back(Queued::Read {
@@ -381,14 +382,17 @@ fn reply_zxid(frame: &[u8]) -> i64 {
         .unwrap_or(0)
 }
 
-/// A ConnectRequest; clients before 3.4 omit the trailing readOnly byte.
-fn decode_connect(frame: &[u8]) -> Result<ConnectRequest, String> {
+/// A ConnectRequest, and whether it carried the readOnly byte: clients older than 3.3 omit
+/// it, and ZooKeeper then answers without it too (ServerCnxn's isOldClient).
+fn decode_connect(frame: &[u8]) -> Result<(ConnectRequest, bool), String> {
     match ConnectRequest::from_bytes(frame) {
-        Ok(request) => Ok(request),
+        Ok(request) => Ok((request, true)),
         Err(first_error) => {
             let mut padded = frame.to_vec();
             padded.push(0);
-            ConnectRequest::from_bytes(&padded).map_err(|_| first_error.to_string())
+            ConnectRequest::from_bytes(&padded)
+                .map(|request| (request, false))
+                .map_err(|_| first_error.to_string())
         }
     }
 }
@@ -565,7 +569,7 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
                 Err(error) => return Err(error.to_string()),
             };
             if !established {
-                let request = decode_connect(&frame)
+                let (request, read_only_flag) = decode_connect(&frame)
                     .map_err(|error| format!("malformed ConnectRequest: {error}"))?;
                 let last_zxid = state.view().zxid;
                 if request.last_zxid_seen > last_zxid {
@@ -582,6 +586,7 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
                         conn_id: conn.id,
                     },
                     request,
+                    read_only_flag,
                 });
                 match handshake.recv().await {
                     Ok(true) => established = true,

@@ -71,6 +71,9 @@ pub struct CoreShared {
     pub core_count: usize,
 }
 
+/// How long a core waits for a batch the pipeline has announced but not yet delivered.
+const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Everything a core needs, shared by its tasks (one thread: Rc and RefCell, no locks).
 pub struct CoreState {
     pub core: usize,
@@ -89,10 +92,17 @@ pub struct CoreState {
     outstanding: Cell<usize>,
     outstanding_share: usize,
     capacity_freed: event_listener::Event,
+    /// This core's batch queue (also drained by its dispatcher task), for catching up.
+    batches: async_channel::Receiver<CoreBatch>,
 }
 
 impl CoreState {
-    pub fn new(core: usize, shared: CoreShared, initial: Arc<TreeVersion>) -> CoreState {
+    pub fn new(
+        core: usize,
+        shared: CoreShared,
+        initial: Arc<TreeVersion>,
+        batches: async_channel::Receiver<CoreBatch>,
+    ) -> CoreState {
         let CoreShared {
             config,
             stats,
@@ -103,6 +113,7 @@ impl CoreState {
         } = shared;
         let outstanding_share = (config.limits.outstanding_requests_max / core_count.max(1)).max(1);
         CoreState {
+            batches,
             outstanding: Cell::new(0),
             outstanding_share,
             capacity_freed: event_listener::Event::new(),
@@ -250,6 +261,34 @@ impl CoreState {
                 let conn = self.conns.borrow().get(&conn_id).cloned();
                 if let Some(conn) = conn {
                     conn.close(reason);
+                }
+            }
+        }
+    }
+
+    /// Brings this core's view up to the newest published version before a read, so that no
+    /// client reads older data than an event another client has already received (a
+    /// standalone ZooKeeper has one tree; here each core has its view). The batches are
+    /// applied in full: events before data, as always.
+    pub fn catch_up(&self) {
+        let target = self
+            .stats
+            .published_zxid
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if self.view.borrow().zxid >= target {
+            return;
+        }
+        let deadline = std::time::Instant::now() + CATCH_UP_WAIT;
+        while self.view.borrow().zxid < target {
+            match self.batches.try_recv() {
+                Ok(batch) => self.apply_batch(batch),
+                Err(_) if std::time::Instant::now() < deadline => std::thread::yield_now(),
+                Err(_) => {
+                    warn!(
+                        "core {} could not catch up to zxid {target:#x} within {:?}",
+                        self.core, CATCH_UP_WAIT
+                    );
+                    return;
                 }
             }
         }

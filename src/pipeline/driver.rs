@@ -42,6 +42,8 @@ pub enum PipelineInput {
     Connect {
         conn: ConnRef,
         request: ConnectRequest,
+        /// False for clients that sent no readOnly byte; their answer has none either.
+        read_only_flag: bool,
     },
     /// A write request (or sync, which is ordered with writes).
     Write {
@@ -177,6 +179,7 @@ impl Pipeline {
         }
         let core_count = cores.len();
         let durable_zxid = tree.zxid;
+        stats.published_zxid.store(tree.zxid, Ordering::SeqCst);
         Pipeline {
             records: Vec::new(),
             waiting: VecDeque::new(),
@@ -387,7 +390,11 @@ impl Pipeline {
 
     fn handle(&mut self, message: PipelineInput) -> bool {
         match message {
-            PipelineInput::Connect { conn, request } => self.connect(conn, request),
+            PipelineInput::Connect {
+                conn,
+                request,
+                read_only_flag,
+            } => self.connect(conn, request, read_only_flag),
             PipelineInput::Write {
                 conn,
                 session_id,
@@ -407,7 +414,17 @@ impl Pipeline {
         false
     }
 
-    fn connect(&mut self, conn: ConnRef, request: ConnectRequest) {
+    fn connect(&mut self, conn: ConnRef, request: ConnectRequest, read_only_flag: bool) {
+        let connect_frame = |response: &ConnectResponse| {
+            let mut frame = connect_frame(response);
+            if !read_only_flag {
+                // Drop the readOnly byte and shorten the length prefix to match.
+                frame.pop();
+                let length = (frame.len() - 4) as i32;
+                frame[0..4].copy_from_slice(&length.to_be_bytes());
+            }
+            frame
+        };
         let now = self.monotonic_ms();
         let timeout_ms = self.config.negotiate_timeout(request.time_out);
         let refuse = |pipeline: &mut Pipeline| {
@@ -670,6 +687,13 @@ impl Pipeline {
         self.stats
             .session_count
             .store(self.sessions.len(), Ordering::Relaxed);
+        if let Some(step) = sealed.steps.last() {
+            // Before any core can deliver this batch's events, so that a read on any core
+            // after any client saw an event catches up to at least this version.
+            self.stats
+                .published_zxid
+                .store(step.version.zxid, Ordering::SeqCst);
+        }
         let steps = Arc::new(sealed.steps);
         for ((core, sender), replies) in self.cores.iter().enumerate().zip(sealed.replies) {
             if steps.is_empty() && replies.is_empty() {

@@ -16,6 +16,7 @@ use crate::fourlw::{admin_loop, AdminHub};
 use crate::metrics::ServerStats;
 use crate::net::{accept_loop, touch_report_interval, ConnectionCounts, CoreShared, CoreState};
 use crate::pipeline::driver::{LogChannels, Pipeline, PipelineInput};
+use crate::storage::uring::UringStorage;
 use crate::storage::{load_or_create_secret, DiskStorage, Storage};
 use crate::tree::TreeVersion;
 use crate::txnlog::recovery::{recover, replay};
@@ -108,20 +109,38 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
         force_sync: config.force_sync,
         fsync_warning: Duration::from_millis(config.fsync_warning_ms),
     };
-    let writer =
-        LogWriter::new(storage.clone(), settings, recovered.tail).map_err(storage_error)?;
     let (appends, append_receiver) = crossbeam_channel::unbounded();
     let (event_sender, events) = crossbeam_channel::unbounded();
-    // The log writer gets a core of its own when the serving cores leave one free.
+    // The log writer gets a core of its own when the serving cores leave one free. Its files
+    // are opened on its own thread, where their io_uring lives.
     let writer_core = (cores < available).then_some(cores);
+    let (opened_sender, opened) = std::sync::mpsc::channel::<Result<(), String>>();
+    let tail = recovered.tail;
     let writer_thread = std::thread::Builder::new()
         .name("log-writer".into())
         .spawn(move || {
             if let Some(core) = writer_core {
                 core_affinity::set_for_current(core_affinity::CoreId { id: core });
             }
-            writer.run(append_receiver, event_sender)
+            match LogWriter::new(Arc::new(UringStorage), settings, tail) {
+                Ok(writer) => {
+                    let _ = opened_sender.send(Ok(()));
+                    writer.run(append_receiver, event_sender);
+                }
+                Err(error) => {
+                    let _ = opened_sender.send(Err(error.to_string()));
+                }
+            }
         })?;
+    match opened.recv_timeout(Duration::from_secs(10)) {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) => return Err(RuntimeError::Storage(reason)),
+        Err(_) => {
+            return Err(RuntimeError::Storage(
+                "the log writer did not start within 10 s".into(),
+            ))
+        }
+    }
 
     let initial = Arc::new(tree.clone());
     let pipeline = Pipeline::new(
@@ -178,7 +197,7 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                     admin,
                     core_count: cores,
                 };
-                let state = Rc::new(CoreState::new(core, shared, initial));
+                let state = Rc::new(CoreState::new(core, shared, initial, batches.clone()));
                 let dispatcher_state = state.clone();
                 glommio::spawn_local(async move {
                     while let Ok(batch) = batches.recv().await {

@@ -7,14 +7,16 @@
 //! and renames are durable only after `sync_dir` on its directory returns Ok.
 
 pub mod sim;
+pub mod uring;
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-/// An open file that is written at explicit offsets.
-pub trait StorageFile: Send {
+/// An open file that is written at explicit offsets. Not `Send`: a file is used by the
+/// thread that opened it (the io_uring implementation is bound to that thread's ring).
+pub trait StorageFile {
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()>;
     /// fdatasync: everything written so far is durable when this returns Ok.
     fn sync_data(&mut self) -> io::Result<()>;
