@@ -4,6 +4,10 @@
 #   scripts/reference-zk.sh start <dir>   # uses <dir>/zoo.cfg; data in <dir>/data, log in <dir>/zk.log
 #   scripts/reference-zk.sh stop  <dir>   # SIGTERM, then SIGKILL after a bound
 #
+# ZK_JVM_FLAGS (optional): extra JVM options, split on whitespace, for settings ZooKeeper reads
+# only as plain system properties, e.g. ZK_JVM_FLAGS=-Dznode.container.checkIntervalMs=1000
+# (ContainerManager's interval; a zoo.cfg key would become zookeeper.znode.container...).
+#
 # The server runs as a plain foreground java process put in the background (no zkServer.sh, no
 # systemd), so several can run side by side on different ports. The classpath is built from
 # /usr/share/java: zookeeper.jar names most of its dependencies in its manifest Class-Path; we add
@@ -68,6 +72,7 @@ PROPS
     -Dlog4j.configuration="file:$dir/log4j.properties" \
     -Dzookeeper.admin.enableServer=false \
     -Dzookeeper.jmx.log4j.disable=true \
+    ${ZK_JVM_FLAGS:-} \
     -cp "$(classpath)" org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zoo.cfg" \
     > "$dir/zk.log" 2>&1 < /dev/null &
   echo $! > "$pidfile"

@@ -33,10 +33,20 @@ def free_port():
         return s.getsockname()[1]
 
 
-def write_zoo_cfg(directory, port):
+# ZooKeeper's ContainerManager reaps empty containers and expired TTL nodes every
+# `znode.container.checkIntervalMs` (default 60 s). ZooKeeper reads it only as a plain JVM system
+# property (ZooKeeperServerMain: Integer.getInteger), which a zoo.cfg key cannot set (unknown keys
+# become `zookeeper.`-prefixed properties), so the reference gets it through ZK_JVM_FLAGS and
+# ringkeeper through the zoo.cfg key of the same name.
+CONTAINER_CHECK_INTERVAL_MS = 1000
+ZK_JVM_FLAGS = "-Dznode.container.checkIntervalMs=%d" % CONTAINER_CHECK_INTERVAL_MS
+
+
+def write_zoo_cfg(directory, port, extra=()):
     """The same settings for both servers. Unknown keys (extendedTypesEnabled,
     DigestAuthenticationProvider.superDigest) become `zookeeper.`-prefixed system properties in
-    ZooKeeper (QuorumPeerConfig.parseProperties); ringkeeper reads the same keys."""
+    ZooKeeper (QuorumPeerConfig.parseProperties); ringkeeper reads the same keys. `extra` lines
+    come last, so they override (the last occurrence of a key wins in both servers)."""
     (directory / "data").mkdir(parents=True, exist_ok=True)
     cfg = directory / "zoo.cfg"
     cfg.write_text("\n".join([
@@ -49,8 +59,8 @@ def write_zoo_cfg(directory, port):
         "extendedTypesEnabled=true",
         "admin.enableServer=false",
         "DigestAuthenticationProvider.superDigest=%s" % digest_id("super", SUPER_PASSWORD),
-        "",
-    ]))
+        "znode.container.checkIntervalMs=%d" % CONTAINER_CHECK_INTERVAL_MS,
+    ] + list(extra) + [""]))
     return cfg
 
 
@@ -71,7 +81,7 @@ def wait_imok(port, proc_alive, timeout_s):
 
 
 class Server:
-    def __init__(self, name, directory):
+    def __init__(self, name, directory, extra_cfg=()):
         self.name = name
         self.dir = directory
         self.host = "127.0.0.1"
@@ -80,7 +90,7 @@ class Server:
         self.available = False
         self.skip_reason = ""
         self.proc = None
-        write_zoo_cfg(directory, self.port)
+        write_zoo_cfg(directory, self.port, extra_cfg)
 
     def start(self):
         if self.name == "zookeeper":
@@ -88,8 +98,9 @@ class Server:
             if not Path("/usr/share/java/zookeeper.jar").exists():
                 self.skip_reason = "Apache ZooKeeper not installed (apt-get install zookeeper)"
                 return
+            env = dict(os.environ, ZK_JVM_FLAGS=ZK_JVM_FLAGS)
             r = subprocess.run([str(script), "start", str(self.dir)], capture_output=True,
-                               text=True, timeout=START_TIMEOUT_S + 10)
+                               text=True, timeout=START_TIMEOUT_S + 10, env=env)
             if r.returncode != 0:
                 raise RuntimeError("reference ZooKeeper failed to start: %s%s (log %s)"
                                    % (r.stdout, r.stderr, self.log))

@@ -21,6 +21,11 @@ log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender
 log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout
 log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} - %-5p [%t:%C{1}@%L] - %m%n
 PROPS
+# ringkeeper reads znode.container.checkIntervalMs from zoo.cfg; ZooKeeper only as a plain system
+# property (ContainerManager), so hand the zoo.cfg value over.
+interval=$(sed -n 's/^[[:space:]]*znode\.container\.checkIntervalMs[[:space:]]*=[[:space:]]*//p' "$cfg" | tail -n1 | tr -d '[:space:]')
+flags=()
+[ -n "$interval" ] && flags+=("-Dznode.container.checkIntervalMs=$interval")
 exec java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
   -Dlog4j.configuration="file:$dir/log4j.properties" -Dzookeeper.admin.enableServer=false \
-  -cp "$cp" org.apache.zookeeper.server.ZooKeeperServerMain "$cfg"
+  "${flags[@]}" -cp "$cp" org.apache.zookeeper.server.ZooKeeperServerMain "$cfg"
