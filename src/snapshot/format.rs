@@ -16,8 +16,8 @@
 //!   24 node count        u64      number of NodeRecords in the body
 //!   32 body length       u64      bytes after the header; the file is exactly 64 + this long
 //!   40 body checksum     u32      CRC-32C of the body
-//!   44 header checksum   u32      CRC-32C of header bytes 0..44
-//!   48 reserved          16 bytes zero
+//!   44 reserved          16 bytes zero (covered by the header checksum)
+//!   60 header checksum   u32      CRC-32C of header bytes 0..60
 //! body (at offset 64, so 8-byte aligned in a page-aligned mapping)
 //!   the rkyv 0.8 archive (default features: little-endian, aligned, 32-bit relative
 //!   pointers) of SnapshotBody. rkyv writes out-of-line data first and the root last: the
@@ -192,8 +192,8 @@ impl Header {
         header[24..32].copy_from_slice(&self.node_count.to_le_bytes());
         header[32..40].copy_from_slice(&self.body_bytes.to_le_bytes());
         header[40..44].copy_from_slice(&self.body_checksum.to_le_bytes());
-        let checksum = crc32c::crc32c(&header[0..44]);
-        header[44..48].copy_from_slice(&checksum.to_le_bytes());
+        let checksum = crc32c::crc32c(&header[0..60]);
+        header[60..64].copy_from_slice(&checksum.to_le_bytes());
         header
     }
 
@@ -216,7 +216,7 @@ impl Header {
         if &header[0..8] != MAGIC {
             return Err(SnapshotError::BadMagic);
         }
-        if crc32c::crc32c(&header[0..44]) != u32_at(44) {
+        if crc32c::crc32c(&header[0..60]) != u32_at(60) {
             return Err(SnapshotError::HeaderChecksum);
         }
         let version = u32_at(8);

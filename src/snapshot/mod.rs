@@ -14,3 +14,6 @@ pub mod writer;
 pub use format::{SessionRecord, SnapshotError};
 pub use mmap::{newest_valid, MappedSnapshot, NewestValid, Rejected};
 pub use writer::{list_snapshots, retain, write_snapshot};
+
+#[cfg(test)]
+mod tests;
