@@ -297,7 +297,11 @@ pub fn check_structure(body: &ArchivedSnapshotBody) -> Result<(), SnapshotError>
     // The child ranges, taken in node order, must tile 1..count exactly: every node but the
     // root is the child of exactly one earlier node.
     let mut next_child: u64 = 1;
+    let mut special_count: usize = 0;
     for (index, node) in nodes.iter().enumerate() {
+        if node.ephemeral_owner.to_native() != 0 {
+            special_count += 1;
+        }
         if u64::from(node.acl.to_native()) >= acl_count {
             return fail(format!("node {index} refers to ACL {}", node.acl));
         }
@@ -332,12 +336,25 @@ pub fn check_structure(body: &ArchivedSnapshotBody) -> Result<(), SnapshotError>
     if next_child != count as u64 {
         return fail("some nodes are nobody's children".into());
     }
+    // The special list is exactly the nodes with an owner, in node order: the tree's indexes
+    // of ephemerals, containers and TTL nodes are rebuilt from it alone.
+    if body.special.len() != special_count {
+        return fail(format!(
+            "{} special nodes listed, {special_count} found",
+            body.special.len()
+        ));
+    }
+    let mut previous: Option<usize> = None;
     for special in body.special.iter() {
         let index = special.to_native() as usize;
         match nodes.get(index) {
             Some(node) if node.ephemeral_owner.to_native() != 0 => {}
             _ => return fail(format!("special node {index} is not special")),
         }
+        if previous.is_some_and(|previous| previous >= index) {
+            return fail("special nodes are not in node order".into());
+        }
+        previous = Some(index);
     }
     Ok(())
 }
@@ -390,7 +407,10 @@ impl<'a> SnapshotView<'a> {
             let position = children
                 .binary_search_by(|child| child.name.as_str().cmp(component))
                 .ok()?;
-            index = record.first_child.to_native() + position as u32;
+            index = record
+                .first_child
+                .to_native()
+                .checked_add(position as u32)?;
             record = children.get(position)?;
         }
         Some(index)
@@ -562,7 +582,8 @@ pub fn build_body(
                 acl
             }
         };
-        let children = tree.children(&path).unwrap_or_default();
+        let mut children = Vec::with_capacity(node.child_count);
+        tree.for_each_child(&path, |name| children.push(name.to_string()));
         let first_child = index + 1 + pending.len();
         if first_child + children.len() > NODE_COUNT_MAX {
             return Err(SnapshotError::TooLarge(first_child + children.len()));

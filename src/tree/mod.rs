@@ -384,7 +384,7 @@ impl TreeVersion {
 
     /// Calls `visit` with the name of every child of `path`, in sorted order: the base's range
     /// and the delta's changes merged.
-    fn for_each_child(&self, path: &str, mut visit: impl FnMut(&str)) {
+    pub(crate) fn for_each_child(&self, path: &str, mut visit: impl FnMut(&str)) {
         let changes = self.child_changes.get(path);
         let mut changes = changes.into_iter().flat_map(|map| map.iter()).peekable();
         if let Some(base) = &self.base {
@@ -588,7 +588,7 @@ impl TreeVersion {
                     .get(path)
                     .ok_or_else(|| fail(format!("setData of missing {path}")))?;
                 let mut node = Node::clone(&node);
-                self.data_size -= data_len(&node);
+                self.data_size = self.data_size.saturating_sub(data_len(&node));
                 node.data = data.as_deref().map(Arc::from);
                 self.data_size += data_len(&node);
                 node.stat.version = *version;
@@ -686,8 +686,8 @@ impl TreeVersion {
                 self.child_changes.remove(&parent_key);
             }
         }
-        self.node_count -= 1;
-        self.data_size -= path.len() + data_len(&node);
+        self.node_count = self.node_count.saturating_sub(1);
+        self.data_size = self.data_size.saturating_sub(path.len() + data_len(&node));
         match node.kind() {
             NodeKind::Container => {
                 self.containers.remove(path);
