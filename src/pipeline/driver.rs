@@ -634,7 +634,7 @@ impl Pipeline {
         let mut candidates: Vec<String> = Vec::new();
         for path in self.tree.containers() {
             if let Some(node) = self.tree.get(path) {
-                if node.children.is_empty() && node.stat.cversion > 0 {
+                if node.child_count == 0 && node.stat.cversion > 0 {
                     candidates.push(path.to_string());
                 }
             }
@@ -642,10 +642,7 @@ impl Pipeline {
         for path in self.tree.ttl_nodes() {
             if let Some(node) = self.tree.get(path) {
                 if let NodeKind::Ttl(ttl_ms) = node.kind() {
-                    if node.children.is_empty()
-                        && ttl_ms != 0
-                        && now_wall - node.stat.mtime > ttl_ms
-                    {
+                    if node.child_count == 0 && ttl_ms != 0 && now_wall - node.stat.mtime > ttl_ms {
                         candidates.push(path.to_string());
                     }
                 }

@@ -128,7 +128,7 @@ pub fn prep(tree: &TreeVersion, request: &Request, context: &PrepContext) -> Pre
             check_acl(&parent.acl, perms::DELETE, context)?;
             let node = tree.get(&delete.path).ok_or(ErrorCode::NoNode)?;
             next_version(node.stat.version, delete.version)?;
-            if !node.children.is_empty() {
+            if node.child_count != 0 {
                 return Err(ErrorCode::NotEmpty);
             }
             Ok(Txn::Delete {
@@ -138,7 +138,7 @@ pub fn prep(tree: &TreeVersion, request: &Request, context: &PrepContext) -> Pre
         Request::DeleteContainer(path_text) => {
             parent_for_delete(path_text)?;
             let node = tree.get(path_text).ok_or(ErrorCode::NoNode)?;
-            if !node.children.is_empty() {
+            if node.child_count != 0 {
                 return Err(ErrorCode::NotEmpty);
             }
             if matches!(node.kind(), NodeKind::Ephemeral(_)) {

@@ -63,7 +63,7 @@ fn get_children(
     if watch {
         watches.child.add(path, context.conn, WatchMode::Standard);
     }
-    let children = node.children.iter().map(|name| name.to_string()).collect();
+    let children = tree.children(path).unwrap_or_default();
     Ok((children, node.to_stat()))
 }
 

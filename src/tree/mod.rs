@@ -1,8 +1,9 @@
 //! [pure] The data tree: immutable versions, the transactions that move from one version to
 //! the next, and the watch events each transaction implies.
 //!
-//! A `TreeVersion` is a persistent map from path to `Arc<Node>`; applying a transaction builds
-//! the next version sharing every unchanged node with the previous one, so a version can be
+//! A `TreeVersion` is a snapshot base read in place (see `crate::snapshot`) plus a persistent
+//! map from path to `Arc<Node>` of the nodes changed since; applying a transaction builds the
+//! next version sharing every unchanged node with the previous one, so a version can be
 //! handed to every core as an `Arc` and read without locks while the next one is built.
 //! Application is deterministic: the same transactions applied to the same version give the
 //! same version, which is what the log, recovery and replication rely on.
@@ -12,10 +13,11 @@ pub mod path;
 
 use std::sync::Arc;
 
-use imbl::{HashMap, OrdSet};
+use imbl::{HashMap, OrdMap, OrdSet};
 
 use crate::jute::protocol::{ErrorCode, EventType};
 use crate::jute::records::{Acl, Stat};
+use crate::snapshot::MappedSnapshot;
 
 /// `EphemeralType.CONTAINER_EPHEMERAL_OWNER`.
 pub const CONTAINER_OWNER: i64 = i64::MIN;
@@ -72,7 +74,9 @@ pub struct Node {
     pub data: Option<Arc<[u8]>>,
     pub acl: Arc<Vec<Acl>>,
     pub stat: NodeStat,
-    pub children: OrdSet<Arc<str>>,
+    /// numChildren. The names are kept by the tree (`TreeVersion::children`), so that a node
+    /// read from the snapshot base needs no allocation per child.
+    pub child_count: usize,
 }
 
 impl Node {
@@ -89,7 +93,7 @@ impl Node {
                 .stat
                 .cversion
                 .wrapping_mul(2)
-                .wrapping_sub(self.children.len() as i32),
+                .wrapping_sub(self.child_count as i32),
             aversion: self.stat.aversion,
             // Containers and TTL nodes show no owner to clients (DataNode.getClientEphemeralOwner).
             ephemeral_owner: match self.kind() {
@@ -97,7 +101,7 @@ impl Node {
                 _ => 0,
             },
             data_length: self.data.as_ref().map_or(0, |data| data.len() as i32),
-            num_children: self.children.len() as i32,
+            num_children: self.child_count as i32,
             pzxid: self.stat.pzxid,
         }
     }
@@ -190,10 +194,25 @@ pub struct ApplyError {
     pub reason: String,
 }
 
-/// One consistent, immutable state of the tree.
+/// One consistent, immutable state of the tree: (base, delta, zxid).
+///
+/// The base is a mapped snapshot read in place (absent for a tree built from scratch). The
+/// delta holds every node created or changed since the base, and a tombstone for every base
+/// node deleted since: a lookup consults the delta first, then the base. Applying a
+/// transaction to a base node copies that node into the delta (copy-on-write). Children are
+/// kept by the tree, not the node: the base lists them as a sorted range, the delta as a sorted
+/// map of changes per parent, and getChildren merges the two.
 #[derive(Debug, Clone)]
 pub struct TreeVersion {
-    nodes: HashMap<Arc<str>, Arc<Node>>,
+    base: Option<Arc<MappedSnapshot>>,
+    /// Path to node for nodes changed since the base; `None` is a tombstone hiding a base node.
+    nodes: HashMap<Arc<str>, Option<Arc<Node>>>,
+    /// Parent path to (child name to present) for the children changed since the base: `true`
+    /// for a child present in the delta, `false` for a base child deleted since.
+    child_changes: HashMap<Arc<str>, OrdMap<Arc<str>, bool>>,
+    node_count: usize,
+    /// Sum of path and data lengths of every node (DataTree.approximateDataSize).
+    data_size: usize,
     /// Paths of each session's ephemerals (DataTree.ephemerals).
     ephemerals: HashMap<i64, OrdSet<Arc<str>>>,
     containers: OrdSet<Arc<str>>,
@@ -208,80 +227,218 @@ impl Default for TreeVersion {
     }
 }
 
+/// The empty path names the root, as in ZooKeeper's DataTree, which keys the root under ""
+/// as well as "/" (so `exists("")` finds it).
+fn normalize(path: &str) -> &str {
+    if path.is_empty() {
+        "/"
+    } else {
+        path
+    }
+}
+
+fn data_len(node: &Node) -> usize {
+    node.data.as_ref().map_or(0, |data| data.len())
+}
+
 impl TreeVersion {
     /// The empty tree of a fresh server: `/`, `/zookeeper`, `/zookeeper/quota` and
     /// `/zookeeper/config` (DataTree's constructor), all with zero stats.
     pub fn new() -> TreeVersion {
         let open = Arc::new(acl::open_acl());
-        let empty_node = |acl: Arc<Vec<Acl>>, data: Option<Arc<[u8]>>| Node {
-            data,
+        let empty_node = |acl: Arc<Vec<Acl>>, child_count: usize| Node {
+            data: Some(Arc::from(&b""[..])),
             acl,
             stat: NodeStat::default(),
-            children: OrdSet::new(),
+            child_count,
         };
-        let mut nodes = HashMap::new();
-        let mut root = empty_node(open.clone(), Some(Arc::from(&b""[..])));
-        root.children.insert(Arc::from("zookeeper"));
-        let mut system = empty_node(open.clone(), Some(Arc::from(&b""[..])));
-        system.children.insert(Arc::from("quota"));
-        system.children.insert(Arc::from("config"));
-        nodes.insert(Arc::from("/"), Arc::new(root));
-        nodes.insert(Arc::from("/zookeeper"), Arc::new(system));
-        nodes.insert(
-            Arc::from("/zookeeper/quota"),
-            Arc::new(empty_node(open, Some(Arc::from(&b""[..])))),
-        );
-        nodes.insert(
-            Arc::from("/zookeeper/config"),
-            Arc::new(Node {
+        let mut tree = TreeVersion {
+            base: None,
+            nodes: HashMap::new(),
+            child_changes: HashMap::new(),
+            node_count: 0,
+            data_size: 0,
+            ephemerals: HashMap::new(),
+            containers: OrdSet::new(),
+            ttls: OrdSet::new(),
+            zxid: 0,
+        };
+        tree.insert_new("/", empty_node(open.clone(), 1));
+        tree.insert_new("/zookeeper", empty_node(open.clone(), 2));
+        tree.insert_new("/zookeeper/quota", empty_node(open, 0));
+        tree.insert_new(
+            "/zookeeper/config",
+            Node {
                 // Standalone ZooKeeper shows aversion -1 on the config node.
                 stat: NodeStat {
                     aversion: -1,
                     ..NodeStat::default()
                 },
-                ..empty_node(Arc::new(acl::read_acl()), Some(Arc::from(&b""[..])))
-            }),
+                ..empty_node(Arc::new(acl::read_acl()), 0)
+            },
         );
-        TreeVersion {
-            nodes,
+        tree
+    }
+
+    /// The tree as of `snapshot`, read in place: the delta is empty and the derived indexes
+    /// (ephemerals by session, containers, TTL nodes) come from the snapshot's list of special
+    /// nodes, so no node is materialised.
+    pub fn from_snapshot(snapshot: Arc<MappedSnapshot>) -> TreeVersion {
+        let view = snapshot.view();
+        let mut tree = TreeVersion {
+            base: None,
+            nodes: HashMap::new(),
+            child_changes: HashMap::new(),
+            node_count: view.node_count(),
+            data_size: view.data_size() as usize,
             ephemerals: HashMap::new(),
             containers: OrdSet::new(),
             ttls: OrdSet::new(),
-            zxid: 0,
+            zxid: snapshot.zxid(),
+        };
+        for (path, owner) in view.special_nodes() {
+            tree.index_kind(Arc::from(path), NodeKind::from_owner(owner));
+        }
+        tree.base = Some(snapshot);
+        tree
+    }
+
+    /// The snapshot this version is based on, if any.
+    pub fn base(&self) -> Option<&Arc<MappedSnapshot>> {
+        self.base.as_ref()
+    }
+
+    /// Number of nodes changed since the base (tombstones included).
+    pub fn delta_len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Inserts a node known to be absent, with its parent link (the parent's count is the
+    /// caller's). Used to build the fresh tree and by create.
+    fn insert_new(&mut self, path: &str, node: Node) -> Arc<str> {
+        let key: Arc<str> = Arc::from(path);
+        if let Some((parent, name)) = path::split_parent(path) {
+            self.child_changes
+                .entry(Arc::from(parent))
+                .or_default()
+                .insert(Arc::from(name), true);
+        }
+        self.index_kind(key.clone(), node.kind());
+        self.node_count += 1;
+        self.data_size += path.len() + data_len(&node);
+        self.nodes.insert(key.clone(), Some(Arc::new(node)));
+        key
+    }
+
+    fn index_kind(&mut self, key: Arc<str>, kind: NodeKind) {
+        match kind {
+            NodeKind::Container => {
+                self.containers.insert(key);
+            }
+            NodeKind::Ttl(_) => {
+                self.ttls.insert(key);
+            }
+            NodeKind::Ephemeral(owner) => {
+                self.ephemerals.entry(owner).or_default().insert(key);
+            }
+            NodeKind::Persistent => {}
         }
     }
 
-    /// The node at `path`. The empty path is the root, as in ZooKeeper's DataTree, which
-    /// keys the root under "" as well as "/" (so `exists("")` finds it).
-    pub fn get(&self, path: &str) -> Option<&Arc<Node>> {
-        if path.is_empty() {
-            return self.nodes.get("/");
+    /// Replaces an existing node (copy-on-write for a base node).
+    fn replace(&mut self, path: &str, node: Node) {
+        self.nodes.insert(Arc::from(path), Some(Arc::new(node)));
+    }
+
+    fn base_contains(&self, path: &str) -> bool {
+        self.base
+            .as_ref()
+            .is_some_and(|base| base.view().lookup(path).is_some())
+    }
+
+    /// Whether a node exists at `path`, without materialising it.
+    pub fn contains(&self, path: &str) -> bool {
+        let path = normalize(path);
+        match self.nodes.get(path) {
+            Some(node) => node.is_some(),
+            None => self.base_contains(path),
         }
-        self.nodes.get(path)
+    }
+
+    /// The node at `path`. The empty path is the root. A node of the base is materialised
+    /// for the call (its data copied, its ACL shared).
+    pub fn get(&self, path: &str) -> Option<Arc<Node>> {
+        let path = normalize(path);
+        match self.nodes.get(path) {
+            Some(node) => node.clone(),
+            None => {
+                let view = self.base.as_ref()?.view();
+                view.node(view.lookup(path)?).map(Arc::new)
+            }
+        }
     }
 
     pub fn node_count(&self) -> usize {
-        self.nodes.len()
+        self.node_count
+    }
+
+    /// Calls `visit` with the name of every child of `path`, in sorted order: the base's range
+    /// and the delta's changes merged.
+    pub(crate) fn for_each_child(&self, path: &str, mut visit: impl FnMut(&str)) {
+        let changes = self.child_changes.get(path);
+        let mut changes = changes.into_iter().flat_map(|map| map.iter()).peekable();
+        if let Some(base) = &self.base {
+            let view = base.view();
+            if let Some(index) = view.lookup(path) {
+                for name in view.child_names(index) {
+                    while let Some((changed, present)) =
+                        changes.next_if(|(changed, _)| changed.as_ref() < name)
+                    {
+                        if *present {
+                            visit(changed);
+                        }
+                    }
+                    match changes.next_if(|(changed, _)| changed.as_ref() == name) {
+                        Some((_, present)) => {
+                            if *present {
+                                visit(name);
+                            }
+                        }
+                        None => visit(name),
+                    }
+                }
+            }
+        }
+        for (changed, present) in changes {
+            if *present {
+                visit(changed);
+            }
+        }
     }
 
     /// Children names in sorted order.
     pub fn children(&self, path: &str) -> Option<Vec<String>> {
-        self.get(path)
-            .map(|node| node.children.iter().map(|name| name.to_string()).collect())
+        let path = normalize(path);
+        let node = self.get(path)?;
+        let mut names = Vec::with_capacity(node.child_count);
+        self.for_each_child(path, |name| names.push(name.to_string()));
+        Some(names)
     }
 
     /// getAllChildrenNumber: every descendant of `path` (ZooKeeper counts the `/zookeeper`
     /// subtree too when asked about the root).
     pub fn descendant_count(&self, path: &str) -> usize {
+        let path = normalize(path);
+        if !self.contains(path) {
+            return 0;
+        }
         let mut count = 0;
         let mut stack = vec![path.to_string()];
         while let Some(current) = stack.pop() {
-            if let Some(node) = self.get(&current) {
-                count += node.children.len();
-                for child in node.children.iter() {
-                    stack.push(path::join(&current, child));
-                }
-            }
+            self.for_each_child(&current, |name| {
+                count += 1;
+                stack.push(path::join(&current, name));
+            });
         }
         count
     }
@@ -318,15 +475,17 @@ impl TreeVersion {
 
     /// Total bytes of paths and data (mntr's approximate_data_size).
     pub fn approximate_data_size(&self) -> usize {
-        self.nodes
-            .iter()
-            .map(|(path, node)| path.len() + node.data.as_ref().map_or(0, |data| data.len()))
-            .sum()
+        self.data_size
     }
 
     /// Every path, sorted (for dumps and tests).
     pub fn paths(&self) -> Vec<String> {
-        let mut paths: Vec<String> = self.nodes.keys().map(|path| path.to_string()).collect();
+        let mut paths = Vec::with_capacity(self.node_count);
+        let mut stack = vec!["/".to_string()];
+        while let Some(current) = stack.pop() {
+            self.for_each_child(&current, |name| stack.push(path::join(&current, name)));
+            paths.push(current);
+        }
         paths.sort();
         paths
     }
@@ -362,17 +521,16 @@ impl TreeVersion {
                 ephemeral_owner,
                 parent_cversion,
             } => {
-                let (parent_path, name) =
+                let (parent_path, _) =
                     path::split_parent(path).ok_or_else(|| fail(format!("create of {path}")))?;
-                if self.nodes.contains_key(path.as_str()) {
+                if self.contains(path) {
                     return Err(fail(format!("create of existing {path}")));
                 }
                 let parent = self
-                    .nodes
                     .get(parent_path)
                     .ok_or_else(|| fail(format!("create of {path} without parent")))?;
-                let mut parent = Node::clone(parent);
-                parent.children.insert(Arc::from(name));
+                let mut parent = Node::clone(&parent);
+                parent.child_count += 1;
                 if *parent_cversion > parent.stat.cversion {
                     parent.stat.cversion = *parent_cversion;
                     parent.stat.pzxid = zxid;
@@ -400,28 +558,12 @@ impl TreeVersion {
                         aversion: 0,
                         ephemeral_owner: *ephemeral_owner,
                     },
-                    children: OrdSet::new(),
+                    child_count: 0,
                 };
                 let stat = node.to_stat();
-                let key: Arc<str> = Arc::from(path.as_str());
-                match node.kind() {
-                    NodeKind::Container => {
-                        self.containers.insert(key.clone());
-                    }
-                    NodeKind::Ttl(_) => {
-                        self.ttls.insert(key.clone());
-                    }
-                    NodeKind::Ephemeral(owner) => {
-                        self.ephemerals
-                            .entry(owner)
-                            .or_default()
-                            .insert(key.clone());
-                    }
-                    NodeKind::Persistent => {}
-                }
                 let node_acl = node.acl.clone();
-                self.nodes.insert(key.clone(), Arc::new(node));
-                self.nodes.insert(Arc::from(parent_path), Arc::new(parent));
+                let key = self.insert_new(path, node);
+                self.replace(parent_path, parent);
                 triggers.push(WatchTrigger {
                     path: key,
                     event: EventType::NodeCreated,
@@ -451,11 +593,12 @@ impl TreeVersion {
                 version,
             } => {
                 let node = self
-                    .nodes
-                    .get(path.as_str())
+                    .get(path)
                     .ok_or_else(|| fail(format!("setData of missing {path}")))?;
-                let mut node = Node::clone(node);
+                let mut node = Node::clone(&node);
+                self.data_size = self.data_size.saturating_sub(data_len(&node));
                 node.data = data.as_deref().map(Arc::from);
+                self.data_size += data_len(&node);
                 node.stat.version = *version;
                 node.stat.mzxid = zxid;
                 node.stat.mtime = time_ms;
@@ -467,19 +610,18 @@ impl TreeVersion {
                     zxid,
                     also_child_watches: false,
                 });
-                self.nodes.insert(Arc::from(path.as_str()), Arc::new(node));
+                self.replace(path, node);
                 Ok(TxnResult::DataSet { stat })
             }
             Txn::SetAcl { path, acl, version } => {
                 let node = self
-                    .nodes
-                    .get(path.as_str())
+                    .get(path)
                     .ok_or_else(|| fail(format!("setACL of missing {path}")))?;
-                let mut node = Node::clone(node);
+                let mut node = Node::clone(&node);
                 node.acl = Arc::new(acl.clone());
                 node.stat.aversion = *version;
                 let stat = node.to_stat();
-                self.nodes.insert(Arc::from(path.as_str()), Arc::new(node));
+                self.replace(path, node);
                 Ok(TxnResult::AclSet { stat })
             }
             Txn::Check { .. } => Ok(TxnResult::Checked),
@@ -499,7 +641,7 @@ impl TreeVersion {
                 for path in ephemerals {
                     // The list was taken at prep time; a node deleted since then by an
                     // earlier transaction of the same batch is simply gone.
-                    if self.nodes.contains_key(path.as_str()) {
+                    if self.contains(path) {
                         self.delete(zxid, path, triggers)?;
                     }
                 }
@@ -519,24 +661,41 @@ impl TreeVersion {
         let (parent_path, name) =
             path::split_parent(path).ok_or_else(|| fail(format!("delete of {path}")))?;
         let node = self
-            .nodes
-            .remove(path)
+            .get(path)
             .ok_or_else(|| fail(format!("delete of missing {path}")))?;
-        if !node.children.is_empty() {
+        if node.child_count != 0 {
             return Err(fail(format!("delete of {path} with children")));
         }
         let parent = self
-            .nodes
             .get(parent_path)
             .ok_or_else(|| fail(format!("delete of {path} without parent")))?;
-        let mut parent = Node::clone(parent);
-        parent.children.remove(name);
+        let mut parent = Node::clone(&parent);
+        parent.child_count = parent.child_count.saturating_sub(1);
         // DataTree.deleteNode: the parent's pzxid moves forward, its cversion does not.
         if zxid > parent.stat.pzxid {
             parent.stat.pzxid = zxid;
         }
         let parent_acl = parent.acl.clone();
-        self.nodes.insert(Arc::from(parent_path), Arc::new(parent));
+        self.replace(parent_path, parent);
+        // A base node stays hidden behind a tombstone; a node born in the delta just goes.
+        let in_base = self.base_contains(path);
+        if in_base {
+            self.nodes.insert(Arc::from(path), None);
+        } else {
+            self.nodes.remove(path);
+        }
+        let parent_key: Arc<str> = Arc::from(parent_path);
+        let changes = self.child_changes.entry(parent_key.clone()).or_default();
+        if in_base {
+            changes.insert(Arc::from(name), false);
+        } else {
+            changes.remove(name);
+            if changes.is_empty() {
+                self.child_changes.remove(&parent_key);
+            }
+        }
+        self.node_count = self.node_count.saturating_sub(1);
+        self.data_size = self.data_size.saturating_sub(path.len() + data_len(&node));
         match node.kind() {
             NodeKind::Container => {
                 self.containers.remove(path);
@@ -562,7 +721,7 @@ impl TreeVersion {
             also_child_watches: true,
         });
         triggers.push(WatchTrigger {
-            path: Arc::from(parent_path),
+            path: parent_key,
             event: EventType::NodeChildrenChanged,
             acl: parent_acl,
             zxid,

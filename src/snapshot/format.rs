@@ -1,0 +1,625 @@
+//! [pure] The snapshot file format, byte for byte, its validation and the read-only view of a
+//! validated archive that the tree uses as its base.
+//!
+//! A snapshot is one file `snapshot.<last zxid, 16 hex digits>` in `dataDir`: a 64-byte
+//! header followed by the body, an rkyv 0.8 archive of [`SnapshotBody`]. Every integer, in
+//! the header as in the body, is little-endian: the body is read in place (never decoded), so
+//! its integers are in the byte order of the machines that serve it, and the header follows
+//! the body rather than jute's big-endian.
+//!
+//! ```text
+//! header (HEADER_BYTES = 64 bytes, at offset 0)
+//!   0  magic             8 bytes  "RKSNAPSH"
+//!   8  format version    u32      1
+//!   12 header length     u32      64
+//!   16 last zxid         i64      the zxid of the last transaction the snapshot contains
+//!   24 node count        u64      number of NodeRecords in the body
+//!   32 body length       u64      bytes after the header; the file is exactly 64 + this long
+//!   40 body checksum     u32      CRC-32C of the body
+//!   44 reserved          16 bytes zero (covered by the header checksum)
+//!   60 header checksum   u32      CRC-32C of header bytes 0..60
+//! body (at offset 64, so 8-byte aligned in a page-aligned mapping)
+//!   the rkyv 0.8 archive (default features: little-endian, aligned, 32-bit relative
+//!   pointers) of SnapshotBody. rkyv writes out-of-line data first and the root last: the
+//!   root (ArchivedSnapshotBody, 40 bytes) is the last 40 bytes of the body.
+//! ```
+//!
+//! The archived structs are `repr(C)`; a relative pointer is an i32 offset from the pointer's
+//! own position; an archived `Vec` is (relative pointer i32, length u32); an archived
+//! `String` is 8 bytes, inline when at most 8 bytes long, else (length with tag bits, relative
+//! pointer). Layouts (pinned by `archived_layouts_are_pinned`):
+//!
+//! ```text
+//! ArchivedSnapshotBody (40 bytes, align 8)
+//!   0  acls       Vec<Vec<AclRecord>>  the ACL table: distinct ACL lists, referenced by index
+//!   8  nodes      Vec<NodeRecord>      breadth-first, children of a node contiguous and sorted
+//!   16 special    Vec<u32>             indices of the ephemeral, container and TTL nodes
+//!   24 sessions   Vec<SessionRecord>   the live sessions at the snapshot's zxid
+//!   32 data size  u64                  sum of path and data lengths (mntr approximate_data_size)
+//! ArchivedNodeRecord (96 bytes, align 8)
+//!   0  czxid i64  8 mzxid i64  16 pzxid i64  24 ctime i64  32 mtime i64
+//!   40 ephemeral owner i64     (StatPersisted.ephemeralOwner, raw: containers and TTLs too)
+//!   48 version i32  52 cversion i32 (creates, as the tree stores it)  56 aversion i32
+//!   60 acl u32          index into acls
+//!   64 parent u32       index of the parent node (the root, index 0, is its own parent)
+//!   68 first child u32  index of the first child (the children are [first, first + count))
+//!   72 child count u32
+//!   76 flags u32        bit 0: the data is null (distinct from empty)
+//!   80 name String      last path component ("" for the root)
+//!   88 data Vec<u8>
+//! ArchivedAclRecord (20 bytes, align 4): 0 perms i32, 4 scheme String, 12 id String
+//! ArchivedSessionRecord (16 bytes, align 8): 0 session id i64, 8 timeout ms i32, 12 padding
+//! ```
+//!
+//! Node order. Nodes are sorted by (parent index, name) with parents numbered before their
+//! children, which is breadth-first order: the root is node 0, then its children, then the
+//! children of node 1, and so on. The children of a node are therefore a contiguous, sorted
+//! range, so getChildren is a slice and a lookup is one binary search per path component. This
+//! is the (parent path, name) key of DESIGN.md with the parent named by its index, which saves
+//! repeating every parent path in the file.
+//!
+//! ACLs are deduplicated into a table (ZooKeeper's ReferenceCountedACLCache: most nodes share
+//! a few ACL lists), decoded once at open so that a node read from the base shares its ACL.
+//!
+//! Validation (on open, before anything is served): magic, version, header length and
+//! checksum, file length, body checksum, rkyv's bytecheck validation of the whole archive,
+//! then [`check_structure`]: the nodes form one tree rooted at 0 whose child ranges tile the
+//! node array in breadth-first order with strictly increasing names, and every index is in
+//! range. A file that passes cannot make a lookup panic or loop.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rkyv::rancor;
+use rkyv::util::AlignedVec;
+use rkyv::{Archive, Serialize};
+
+use crate::jute::records::{Acl, Id};
+use crate::tree::{Node, NodeStat};
+
+pub const MAGIC: &[u8; 8] = b"RKSNAPSH";
+pub const FORMAT_VERSION: u32 = 1;
+pub const HEADER_BYTES: usize = 64;
+/// Bit 0 of `NodeRecord::flags`: the node's data is null.
+pub const FLAG_DATA_NULL: u32 = 1;
+/// A snapshot of more nodes than this is refused: indices are u32.
+pub const NODE_COUNT_MAX: usize = u32::MAX as usize;
+
+/// The name of the snapshot whose last transaction is `zxid`.
+pub fn snapshot_name(zxid: i64) -> String {
+    format!("snapshot.{:016x}", zxid as u64)
+}
+
+/// The last zxid of a snapshot, from its file name (temporary files do not parse).
+pub fn parse_snapshot_name(name: &str) -> Option<i64> {
+    let hex = name.strip_prefix("snapshot.")?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok().map(|value| value as i64)
+}
+
+/// Why a snapshot file cannot be used. Every damage is one of these, never a panic.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot i/o error on {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("snapshot is {length} bytes, shorter than its {HEADER_BYTES}-byte header")]
+    TooShort { length: usize },
+    #[error("not a snapshot (bad magic)")]
+    BadMagic,
+    #[error("unsupported snapshot format version {0}")]
+    UnsupportedVersion(u32),
+    #[error("snapshot header checksum mismatch")]
+    HeaderChecksum,
+    #[error("snapshot header has length {0}, expected {HEADER_BYTES}")]
+    HeaderLength(u32),
+    #[error("snapshot body is {actual} bytes, header says {expected} (truncated or extended)")]
+    BodyLength { expected: u64, actual: u64 },
+    #[error("snapshot body checksum mismatch")]
+    BodyChecksum,
+    #[error("snapshot archive is invalid: {0}")]
+    Archive(String),
+    #[error("snapshot structure is invalid: {0}")]
+    Structure(String),
+    #[error("snapshot of {0} nodes exceeds the format's limit")]
+    TooLarge(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Archive, Serialize)]
+pub struct AclRecord {
+    pub perms: i32,
+    pub scheme: String,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Archive, Serialize)]
+pub struct NodeRecord {
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub pzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub ephemeral_owner: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub acl: u32,
+    pub parent: u32,
+    pub first_child: u32,
+    pub child_count: u32,
+    pub flags: u32,
+    pub name: String,
+    pub data: Vec<u8>,
+}
+
+/// A session that survives a restart: ZooKeeper's snapshot keeps the session table
+/// (DataTree is serialised with `SerializeUtils.serializeSnapshot(sessions)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Archive, Serialize)]
+pub struct SessionRecord {
+    pub session_id: i64,
+    pub timeout_ms: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Archive, Serialize)]
+pub struct SnapshotBody {
+    pub acls: Vec<Vec<AclRecord>>,
+    pub nodes: Vec<NodeRecord>,
+    pub special: Vec<u32>,
+    pub sessions: Vec<SessionRecord>,
+    pub data_size: u64,
+}
+
+/// The decoded header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub zxid: i64,
+    pub node_count: u64,
+    pub body_bytes: u64,
+    pub body_checksum: u32,
+}
+
+impl Header {
+    pub fn encode(&self) -> [u8; HEADER_BYTES] {
+        let mut header = [0u8; HEADER_BYTES];
+        header[0..8].copy_from_slice(MAGIC);
+        header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        header[12..16].copy_from_slice(&(HEADER_BYTES as u32).to_le_bytes());
+        header[16..24].copy_from_slice(&self.zxid.to_le_bytes());
+        header[24..32].copy_from_slice(&self.node_count.to_le_bytes());
+        header[32..40].copy_from_slice(&self.body_bytes.to_le_bytes());
+        header[40..44].copy_from_slice(&self.body_checksum.to_le_bytes());
+        let checksum = crc32c::crc32c(&header[0..60]);
+        header[60..64].copy_from_slice(&checksum.to_le_bytes());
+        header
+    }
+
+    /// Decodes and checks the header alone (magic, version, length, its checksum).
+    pub fn decode(bytes: &[u8]) -> Result<Header, SnapshotError> {
+        let header = bytes.get(..HEADER_BYTES).ok_or(SnapshotError::TooShort {
+            length: bytes.len(),
+        })?;
+        // The slices below are within the 64 bytes just checked.
+        let u32_at = |at: usize| {
+            let mut raw = [0u8; 4];
+            raw.copy_from_slice(&header[at..at + 4]);
+            u32::from_le_bytes(raw)
+        };
+        let u64_at = |at: usize| {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(&header[at..at + 8]);
+            u64::from_le_bytes(raw)
+        };
+        if &header[0..8] != MAGIC {
+            return Err(SnapshotError::BadMagic);
+        }
+        if crc32c::crc32c(&header[0..60]) != u32_at(60) {
+            return Err(SnapshotError::HeaderChecksum);
+        }
+        let version = u32_at(8);
+        if version != FORMAT_VERSION {
+            return Err(SnapshotError::UnsupportedVersion(version));
+        }
+        if u32_at(12) != HEADER_BYTES as u32 {
+            return Err(SnapshotError::HeaderLength(u32_at(12)));
+        }
+        Ok(Header {
+            zxid: u64_at(16) as i64,
+            node_count: u64_at(24),
+            body_bytes: u64_at(32),
+            body_checksum: u32_at(40),
+        })
+    }
+}
+
+/// Serialises `body` and returns (header, body bytes) ready to be written one after the other.
+pub fn encode(
+    zxid: i64,
+    body: &SnapshotBody,
+) -> Result<([u8; HEADER_BYTES], AlignedVec), SnapshotError> {
+    if body.nodes.len() > NODE_COUNT_MAX {
+        return Err(SnapshotError::TooLarge(body.nodes.len()));
+    }
+    let bytes = rkyv::to_bytes::<rancor::Error>(body)
+        .map_err(|error| SnapshotError::Archive(error.to_string()))?;
+    let header = Header {
+        zxid,
+        node_count: body.nodes.len() as u64,
+        body_bytes: bytes.len() as u64,
+        body_checksum: crc32c::crc32c(&bytes),
+    };
+    Ok((header.encode(), bytes))
+}
+
+/// Validates a whole snapshot file (header then body) and returns its header and the
+/// archived body. `file` must start at an 8-byte aligned address (a mapping or an
+/// `AlignedVec` is).
+pub fn validate(file: &[u8]) -> Result<(Header, &ArchivedSnapshotBody), SnapshotError> {
+    let header = Header::decode(file)?;
+    let body = &file[HEADER_BYTES..];
+    if body.len() as u64 != header.body_bytes {
+        return Err(SnapshotError::BodyLength {
+            expected: header.body_bytes,
+            actual: body.len() as u64,
+        });
+    }
+    if crc32c::crc32c(body) != header.body_checksum {
+        return Err(SnapshotError::BodyChecksum);
+    }
+    let archived = rkyv::access::<ArchivedSnapshotBody, rancor::Error>(body)
+        .map_err(|error| SnapshotError::Archive(error.to_string()))?;
+    if archived.nodes.len() as u64 != header.node_count {
+        return Err(SnapshotError::Structure(format!(
+            "header counts {} nodes, body holds {}",
+            header.node_count,
+            archived.nodes.len()
+        )));
+    }
+    check_structure(archived)?;
+    Ok((header, archived))
+}
+
+/// The invariants every lookup relies on (see the module doc). One pass, no allocation.
+pub fn check_structure(body: &ArchivedSnapshotBody) -> Result<(), SnapshotError> {
+    let fail = |reason: String| Err(SnapshotError::Structure(reason));
+    let nodes = body.nodes.as_slice();
+    let count = nodes.len();
+    let Some(root) = nodes.first() else {
+        return fail("no root node".into());
+    };
+    if !root.name.as_str().is_empty() || root.parent.to_native() != 0 {
+        return fail("node 0 is not the root".into());
+    }
+    let acl_count = body.acls.len() as u64;
+    // The child ranges, taken in node order, must tile 1..count exactly: every node but the
+    // root is the child of exactly one earlier node.
+    let mut next_child: u64 = 1;
+    let mut special_count: usize = 0;
+    for (index, node) in nodes.iter().enumerate() {
+        if node.ephemeral_owner.to_native() != 0 {
+            special_count += 1;
+        }
+        if u64::from(node.acl.to_native()) >= acl_count {
+            return fail(format!("node {index} refers to ACL {}", node.acl));
+        }
+        let first = u64::from(node.first_child.to_native());
+        let child_count = u64::from(node.child_count.to_native());
+        if child_count == 0 {
+            continue;
+        }
+        if first != next_child || first <= index as u64 {
+            return fail(format!("children of node {index} start at {first}"));
+        }
+        next_child = first + child_count;
+        if next_child > count as u64 {
+            return fail(format!("children of node {index} run past the end"));
+        }
+        let children = &nodes[first as usize..next_child as usize];
+        let mut previous: Option<&str> = None;
+        for child in children {
+            let name = child.name.as_str();
+            if child.parent.to_native() as usize != index {
+                return fail(format!("a child of node {index} names another parent"));
+            }
+            if name.is_empty() || name.contains('/') {
+                return fail(format!("a child of node {index} has an invalid name"));
+            }
+            if previous.is_some_and(|previous| previous >= name) {
+                return fail(format!("children of node {index} are not sorted"));
+            }
+            previous = Some(name);
+        }
+    }
+    if next_child != count as u64 {
+        return fail("some nodes are nobody's children".into());
+    }
+    // The special list is exactly the nodes with an owner, in node order: the tree's indexes
+    // of ephemerals, containers and TTL nodes are rebuilt from it alone.
+    if body.special.len() != special_count {
+        return fail(format!(
+            "{} special nodes listed, {special_count} found",
+            body.special.len()
+        ));
+    }
+    let mut previous: Option<usize> = None;
+    for special in body.special.iter() {
+        let index = special.to_native() as usize;
+        match nodes.get(index) {
+            Some(node) if node.ephemeral_owner.to_native() != 0 => {}
+            _ => return fail(format!("special node {index} is not special")),
+        }
+        if previous.is_some_and(|previous| previous >= index) {
+            return fail("special nodes are not in node order".into());
+        }
+        previous = Some(index);
+    }
+    Ok(())
+}
+
+/// Decodes the ACL table once, so that every node read from the base shares its ACL list.
+pub fn decode_acls(body: &ArchivedSnapshotBody) -> Vec<Arc<Vec<Acl>>> {
+    body.acls
+        .iter()
+        .map(|list| {
+            Arc::new(
+                list.iter()
+                    .map(|acl| Acl {
+                        perms: acl.perms.to_native(),
+                        id: Id {
+                            scheme: acl.scheme.to_string(),
+                            id: acl.id.to_string(),
+                        },
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// A validated archive and its decoded ACL table: lookups in place.
+#[derive(Clone, Copy)]
+pub struct SnapshotView<'a> {
+    pub body: &'a ArchivedSnapshotBody,
+    pub acls: &'a [Arc<Vec<Acl>>],
+}
+
+impl<'a> SnapshotView<'a> {
+    fn record(&self, index: u32) -> Option<&'a ArchivedNodeRecord> {
+        self.body.nodes.get(index as usize)
+    }
+
+    fn children_of(&self, record: &ArchivedNodeRecord) -> &'a [ArchivedNodeRecord] {
+        let first = record.first_child.to_native() as usize;
+        let end = first + record.child_count.to_native() as usize;
+        self.body.nodes.get(first..end).unwrap_or(&[])
+    }
+
+    /// The index of the node at `path` (`/` and the empty path are the root): one binary
+    /// search per component.
+    pub fn lookup(&self, path: &str) -> Option<u32> {
+        let mut index = 0u32;
+        let mut record = self.record(0)?;
+        for component in path.split('/').filter(|component| !component.is_empty()) {
+            let children = self.children_of(record);
+            let position = children
+                .binary_search_by(|child| child.name.as_str().cmp(component))
+                .ok()?;
+            index = record
+                .first_child
+                .to_native()
+                .checked_add(position as u32)?;
+            record = children.get(position)?;
+        }
+        Some(index)
+    }
+
+    /// The names of the children of node `index`, sorted.
+    pub fn child_names(&self, index: u32) -> impl Iterator<Item = &'a str> {
+        let children = self.record(index).map_or(&[][..], |r| self.children_of(r));
+        children.iter().map(|child| child.name.as_str())
+    }
+
+    /// The node at `index`, materialised (its data copied, its ACL shared).
+    pub fn node(&self, index: u32) -> Option<Node> {
+        let record = self.record(index)?;
+        let data = if record.flags.to_native() & FLAG_DATA_NULL != 0 {
+            None
+        } else {
+            Some(Arc::from(record.data.as_slice()))
+        };
+        Some(Node {
+            data,
+            acl: self.acls.get(record.acl.to_native() as usize)?.clone(),
+            stat: NodeStat {
+                czxid: record.czxid.to_native(),
+                mzxid: record.mzxid.to_native(),
+                pzxid: record.pzxid.to_native(),
+                ctime: record.ctime.to_native(),
+                mtime: record.mtime.to_native(),
+                version: record.version.to_native(),
+                cversion: record.cversion.to_native(),
+                aversion: record.aversion.to_native(),
+                ephemeral_owner: record.ephemeral_owner.to_native(),
+            },
+            child_count: record.child_count.to_native() as usize,
+        })
+    }
+
+    /// The full path of node `index`, rebuilt from the parent links.
+    pub fn path_of(&self, index: u32) -> Option<String> {
+        let mut names = Vec::new();
+        let mut current = index;
+        // Parents come before children (check_structure), so this ends within `index` steps.
+        while current != 0 {
+            let record = self.record(current)?;
+            names.push(record.name.as_str());
+            let parent = record.parent.to_native();
+            if parent >= current {
+                return None;
+            }
+            current = parent;
+        }
+        if names.is_empty() {
+            return Some("/".into());
+        }
+        let mut path = String::new();
+        for name in names.iter().rev() {
+            path.push('/');
+            path.push_str(name);
+        }
+        Some(path)
+    }
+
+    /// (path, ephemeral owner) of every ephemeral, container and TTL node, from the stored
+    /// index rather than a pass over all nodes.
+    pub fn special_nodes(&self) -> Vec<(String, i64)> {
+        self.body
+            .special
+            .iter()
+            .filter_map(|index| {
+                let index = index.to_native();
+                let owner = self.record(index)?.ephemeral_owner.to_native();
+                Some((self.path_of(index)?, owner))
+            })
+            .collect()
+    }
+
+    pub fn sessions(&self) -> Vec<SessionRecord> {
+        self.body
+            .sessions
+            .iter()
+            .map(|session| SessionRecord {
+                session_id: session.session_id.to_native(),
+                timeout_ms: session.timeout_ms.to_native(),
+            })
+            .collect()
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.body.nodes.len()
+    }
+
+    pub fn data_size(&self) -> u64 {
+        self.body.data_size.to_native()
+    }
+
+    /// Every node in breadth-first order with its path: (path, node).
+    pub fn iter(&self) -> impl Iterator<Item = (String, Node)> + 'a {
+        let view = *self;
+        // Paths of the nodes whose children are still to come, in node order.
+        let mut parents: std::collections::VecDeque<(u32, String)> = Default::default();
+        (0..self.body.nodes.len() as u32).filter_map(move |index| {
+            let record = view.record(index)?;
+            let path = if index == 0 {
+                "/".to_string()
+            } else {
+                let parent = record.parent.to_native();
+                while parents.front().is_some_and(|(front, _)| *front < parent) {
+                    parents.pop_front();
+                }
+                let parent_path = &parents.front()?.1;
+                crate::tree::path::join(parent_path, record.name.as_str())
+            };
+            if record.child_count.to_native() > 0 {
+                parents.push_back((index, path.clone()));
+            }
+            Some((path, view.node(index)?))
+        })
+    }
+}
+
+/// Builds the body of a snapshot of `tree` (its base and delta merged): breadth-first,
+/// children sorted, ACLs deduplicated. `sessions` are the sessions live at `tree.zxid`.
+pub fn build_body(
+    tree: &crate::tree::TreeVersion,
+    sessions: &[SessionRecord],
+) -> Result<SnapshotBody, SnapshotError> {
+    let mut body = SnapshotBody {
+        sessions: sessions.to_vec(),
+        data_size: tree.approximate_data_size() as u64,
+        ..SnapshotBody::default()
+    };
+    body.sessions.sort();
+    body.nodes.reserve(tree.node_count());
+    // ACL lists by identity first (nodes read from one base share their Arc), then by value.
+    let mut acl_by_pointer: HashMap<*const Vec<Acl>, u32> = HashMap::new();
+    let mut acl_by_value: HashMap<Vec<AclRecord>, u32> = HashMap::new();
+    let mut owners: Vec<Arc<Vec<Acl>>> = Vec::new();
+    // The nodes numbered but not yet written, in node order: (path, name, parent index).
+    let mut pending: std::collections::VecDeque<(String, String, u32)> = Default::default();
+    pending.push_back(("/".to_string(), String::new(), 0));
+    // Records are appended in breadth-first order: the record popped is node `index`, and its
+    // children are numbered after every node already pending.
+    while let Some((path, name, parent)) = pending.pop_front() {
+        let index = body.nodes.len();
+        let node = tree
+            .get(&path)
+            .ok_or_else(|| SnapshotError::Structure(format!("{path} vanished while written")))?;
+        let acl = match acl_by_pointer.get(&Arc::as_ptr(&node.acl)) {
+            Some(acl) => *acl,
+            None => {
+                let records: Vec<AclRecord> = node
+                    .acl
+                    .iter()
+                    .map(|acl| AclRecord {
+                        perms: acl.perms,
+                        scheme: acl.id.scheme.clone(),
+                        id: acl.id.id.clone(),
+                    })
+                    .collect();
+                let next = body.acls.len() as u32;
+                let acl = *acl_by_value.entry(records.clone()).or_insert(next);
+                if acl == next {
+                    body.acls.push(records);
+                }
+                // The pointer is only a cache key: `owners` keeps each Arc alive (so the
+                // address is not reused by another list) until the body is built.
+                acl_by_pointer.insert(Arc::as_ptr(&node.acl), acl);
+                owners.push(node.acl.clone());
+                acl
+            }
+        };
+        let mut children = Vec::with_capacity(node.child_count);
+        tree.for_each_child(&path, |name| children.push(name.to_string()));
+        let first_child = index + 1 + pending.len();
+        if first_child + children.len() > NODE_COUNT_MAX {
+            return Err(SnapshotError::TooLarge(first_child + children.len()));
+        }
+        if node.stat.ephemeral_owner != 0 {
+            body.special.push(index as u32);
+        }
+        body.nodes.push(NodeRecord {
+            czxid: node.stat.czxid,
+            mzxid: node.stat.mzxid,
+            pzxid: node.stat.pzxid,
+            ctime: node.stat.ctime,
+            mtime: node.stat.mtime,
+            ephemeral_owner: node.stat.ephemeral_owner,
+            version: node.stat.version,
+            cversion: node.stat.cversion,
+            aversion: node.stat.aversion,
+            acl,
+            parent,
+            first_child: if children.is_empty() {
+                0
+            } else {
+                first_child as u32
+            },
+            child_count: children.len() as u32,
+            flags: if node.data.is_none() {
+                FLAG_DATA_NULL
+            } else {
+                0
+            },
+            name,
+            data: node.data.as_deref().map(<[u8]>::to_vec).unwrap_or_default(),
+        });
+        for child in children {
+            pending.push_back((crate::tree::path::join(&path, &child), child, index as u32));
+        }
+    }
+    Ok(body)
+}

@@ -1,0 +1,697 @@
+//! The snapshot format, writer and mapped base, and the tree built on a base: a tree that
+//! took a snapshot and was reopened from it behaves exactly like one that never did.
+
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use rkyv::util::AlignedVec;
+
+use super::format::{self, build_body, SessionRecord, SnapshotBody, SnapshotError, SnapshotView};
+use super::{newest_valid, retain, write_snapshot, MappedSnapshot};
+use crate::jute::protocol::perms;
+use crate::jute::records::{Acl, Id};
+use crate::tree::{acl, ttl_owner, TreeVersion, Txn, CONTAINER_OWNER};
+
+fn digest_acl(user: &str) -> Vec<Acl> {
+    vec![Acl {
+        perms: perms::ALL,
+        id: Id {
+            scheme: "digest".into(),
+            id: format!("{user}:hash"),
+        },
+    }]
+}
+
+fn create(path: &str, data: Option<&[u8]>, acl: Vec<Acl>, owner: i64, tree: &TreeVersion) -> Txn {
+    let parent = crate::tree::path::split_parent(path).map_or("/", |(parent, _)| parent);
+    let parent_cversion = tree.get(parent).map_or(0, |node| node.stat.cversion) + 1;
+    Txn::Create {
+        path: path.into(),
+        data: data.map(<[u8]>::to_vec),
+        acl,
+        ephemeral_owner: owner,
+        parent_cversion,
+    }
+}
+
+fn add(tree: &mut TreeVersion, path: &str, data: Option<&[u8]>, acl: Vec<Acl>, owner: i64) {
+    let txn = create(path, data, acl, owner, tree);
+    apply(tree, &txn);
+}
+
+fn apply(tree: &mut TreeVersion, txn: &Txn) {
+    let zxid = tree.zxid + 1;
+    let result = tree.apply(zxid, 1_000 + zxid, txn, &mut Vec::new());
+    assert!(result.is_ok(), "{txn:?}: {result:?}");
+}
+
+/// A tree with every node kind: persistent (null, empty and non-empty data), ephemerals of
+/// two sessions, a container, a TTL node, shared and distinct ACLs, a deleted node.
+fn every_kind_tree() -> TreeVersion {
+    let mut tree = TreeVersion::new();
+    type Step<'a> = (&'a str, Option<&'a [u8]>, Vec<Acl>, i64);
+    let steps: Vec<Step> = vec![
+        ("/app", Some(b"config"), acl::open_acl(), 0),
+        ("/app/null", None, acl::open_acl(), 0),
+        ("/app/empty", Some(b""), acl::open_acl(), 0),
+        (
+            "/app/locks",
+            Some(b"x"),
+            digest_acl("alice"),
+            CONTAINER_OWNER,
+        ),
+        (
+            "/app/locks/lock-0000000000",
+            Some(b"1"),
+            acl::open_acl(),
+            0x11,
+        ),
+        (
+            "/app/locks/lock-0000000001",
+            Some(b"2"),
+            acl::open_acl(),
+            0x22,
+        ),
+        (
+            "/app/ttl",
+            Some(b"t"),
+            digest_acl("alice"),
+            ttl_owner(5_000),
+        ),
+        ("/b", Some(b"b"), digest_acl("bob"), 0),
+        ("/a", Some(b"a"), acl::read_acl(), 0x11),
+        ("/gone", Some(b"g"), acl::open_acl(), 0),
+    ];
+    for (path, data, acl, owner) in steps {
+        let txn = create(path, data, acl, owner, &tree);
+        apply(&mut tree, &txn);
+    }
+    apply(
+        &mut tree,
+        &Txn::Delete {
+            path: "/gone".into(),
+        },
+    );
+    apply(
+        &mut tree,
+        &Txn::SetData {
+            path: "/app".into(),
+            data: Some(b"config2".to_vec()),
+            version: 1,
+        },
+    );
+    tree
+}
+
+fn sessions() -> Vec<SessionRecord> {
+    vec![
+        SessionRecord {
+            session_id: 0x22,
+            timeout_ms: 30_000,
+        },
+        SessionRecord {
+            session_id: 0x11,
+            timeout_ms: 4_000,
+        },
+    ]
+}
+
+/// The whole file in memory, aligned like a mapping.
+fn file_bytes(zxid: i64, body: &SnapshotBody) -> AlignedVec {
+    let (header, archive) = format::encode(zxid, body).expect("encode");
+    let mut file = AlignedVec::with_capacity(header.len() + archive.len());
+    file.extend_from_slice(&header);
+    file.extend_from_slice(&archive);
+    file
+}
+
+fn aligned(bytes: &[u8]) -> AlignedVec {
+    let mut copy = AlignedVec::with_capacity(bytes.len());
+    copy.extend_from_slice(bytes);
+    copy
+}
+
+/// Everything a client or the server can observe of a tree.
+fn observe(tree: &TreeVersion) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "zxid {} nodes {}", tree.zxid, tree.node_count());
+    let _ = writeln!(out, "size {}", tree.approximate_data_size());
+    for path in tree.paths() {
+        let node = tree.get(&path).expect("listed path exists");
+        let _ = writeln!(
+            out,
+            "{path} {:?} {:?} {:?} {:?} {:?} {}",
+            node.to_stat(),
+            node.data,
+            node.acl,
+            node.kind(),
+            tree.children(&path),
+            tree.descendant_count(&path),
+        );
+    }
+    let _ = writeln!(out, "owners {:?}", tree.ephemeral_owners());
+    let _ = writeln!(out, "ephemerals {}", tree.ephemeral_node_count());
+    let _ = writeln!(
+        out,
+        "containers {:?}",
+        tree.containers().collect::<Vec<_>>()
+    );
+    let _ = writeln!(out, "ttls {:?}", tree.ttl_nodes().collect::<Vec<_>>());
+    let _ = writeln!(
+        out,
+        "root {:?} {:?}",
+        tree.get("").map(|n| n.to_stat()),
+        tree.children("")
+    );
+    out
+}
+
+fn reopened(tree: &TreeVersion, dir: &std::path::Path) -> TreeVersion {
+    let path = write_snapshot(dir, tree, &sessions()).expect("write");
+    let snapshot = MappedSnapshot::open(&path).expect("open");
+    TreeVersion::from_snapshot(Arc::new(snapshot))
+}
+
+#[test]
+fn archived_layouts_are_pinned() {
+    // The module doc gives these layouts byte for byte; a change here is a format change.
+    use std::mem::{align_of, size_of};
+    assert_eq!(size_of::<format::ArchivedSnapshotBody>(), 40);
+    assert_eq!(size_of::<format::ArchivedNodeRecord>(), 96);
+    assert_eq!(align_of::<format::ArchivedNodeRecord>(), 8);
+    assert_eq!(size_of::<format::ArchivedAclRecord>(), 20);
+    assert_eq!(size_of::<format::ArchivedSessionRecord>(), 16);
+    assert_eq!(std::mem::offset_of!(format::ArchivedNodeRecord, name), 80);
+    assert_eq!(std::mem::offset_of!(format::ArchivedNodeRecord, data), 88);
+}
+
+#[test]
+fn names_carry_the_zxid_in_hex() {
+    assert_eq!(
+        format::snapshot_name(0x1_0000_002a),
+        "snapshot.000000010000002a"
+    );
+    assert_eq!(
+        format::parse_snapshot_name("snapshot.000000010000002a"),
+        Some(0x1_0000_002a)
+    );
+    assert_eq!(
+        format::parse_snapshot_name("snapshot.000000010000002a.tmp"),
+        None
+    );
+    assert_eq!(format::parse_snapshot_name("log.000000010000002a"), None);
+}
+
+#[test]
+fn every_node_kind_round_trips_through_a_snapshot() {
+    let tree = every_kind_tree();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = reopened(&tree, dir.path());
+    assert_eq!(observe(&base), observe(&tree));
+    // Null data stays distinct from empty data (DataNode keeps null).
+    assert!(base.get("/app/null").is_some_and(|n| n.data.is_none()));
+    assert!(base
+        .get("/app/empty")
+        .is_some_and(|n| n.data.as_deref() == Some(&b""[..])));
+    assert_eq!(
+        base.ephemerals_of(0x11),
+        vec!["/a", "/app/locks/lock-0000000000"]
+    );
+    let snapshot = base.base().expect("based on the snapshot");
+    assert_eq!(snapshot.zxid(), tree.zxid);
+    assert_eq!(snapshot.node_count(), tree.node_count());
+    let mut expected = sessions();
+    expected.sort();
+    assert_eq!(snapshot.sessions(), expected);
+    assert_eq!(base.delta_len(), 0, "opening materialises nothing");
+}
+
+#[test]
+fn acls_are_stored_once_per_distinct_list() {
+    let mut tree = every_kind_tree();
+    for index in 0..50 {
+        let txn = create(
+            &format!("/app/n{index}"),
+            Some(b"d"),
+            digest_acl("alice"),
+            0,
+            &tree,
+        );
+        apply(&mut tree, &txn);
+    }
+    let body = build_body(&tree, &[]).expect("body");
+    // open, read-only (the config node), alice, bob.
+    assert_eq!(body.acls.len(), 4);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = reopened(&tree, dir.path());
+    let (first, second) = (base.get("/app/n1"), base.get("/app/n2"));
+    assert!(
+        first
+            .zip(second)
+            .is_some_and(|(a, b)| Arc::ptr_eq(&a.acl, &b.acl)),
+        "nodes read from the base share one decoded ACL list"
+    );
+}
+
+#[test]
+fn children_are_contiguous_and_sorted_breadth_first() {
+    let tree = every_kind_tree();
+    let body = build_body(&tree, &[]).expect("body");
+    let file = file_bytes(tree.zxid, &body);
+    let (_, archived) = format::validate(&file).expect("valid");
+    let acls = format::decode_acls(archived);
+    let view = SnapshotView {
+        body: archived,
+        acls: &acls,
+    };
+    let app = view.lookup("/app").expect("/app");
+    let names: Vec<&str> = view.child_names(app).collect();
+    assert_eq!(names, vec!["empty", "locks", "null", "ttl"]);
+    let root: Vec<&str> = view.child_names(0).collect();
+    assert_eq!(root, vec!["a", "app", "b", "zookeeper"]);
+    // Parents come before their children, and each range is one slice of the node array.
+    for (index, record) in body.nodes.iter().enumerate().skip(1) {
+        assert!((record.parent as usize) < index);
+    }
+    let paths: Vec<String> = view.iter().map(|(path, _)| path).collect();
+    assert_eq!(&paths[..5], &["/", "/a", "/app", "/b", "/zookeeper"]);
+    assert_eq!(view.lookup(""), Some(0));
+    assert_eq!(view.lookup("/app/missing"), None);
+    assert_eq!(
+        view.path_of(view.lookup("/app/locks/lock-0000000001").expect("lock"))
+            .as_deref(),
+        Some("/app/locks/lock-0000000001")
+    );
+}
+
+#[test]
+fn damaged_header_and_body_are_rejected_without_panic() {
+    let tree = every_kind_tree();
+    let body = build_body(&tree, &sessions()).expect("body");
+    let file = file_bytes(tree.zxid, &body);
+    assert!(format::validate(&file).is_ok());
+    // Every single bit flip, anywhere in the file, is caught (the header and body checksums
+    // cover every byte).
+    for position in 0..file.len() {
+        for bit in [0u8, 3, 7] {
+            let mut damaged = aligned(&file);
+            damaged[position] ^= 1 << bit;
+            assert!(
+                format::validate(&damaged).is_err(),
+                "flip at {position} bit {bit}"
+            );
+        }
+    }
+    // Every truncation, and trailing garbage.
+    for length in 0..file.len() {
+        assert!(
+            format::validate(&aligned(&file[..length])).is_err(),
+            "cut at {length}"
+        );
+    }
+    let mut extended = aligned(&file);
+    extended.extend_from_slice(&[0; 8]);
+    assert!(matches!(
+        format::validate(&extended),
+        Err(SnapshotError::BodyLength { .. })
+    ));
+    let mut future = aligned(&file);
+    future[8] = 2;
+    // A version bump without a matching header checksum is damage, not a newer format.
+    assert!(matches!(
+        format::validate(&future),
+        Err(SnapshotError::HeaderChecksum)
+    ));
+}
+
+#[test]
+fn a_newer_format_version_is_refused_by_name() {
+    let tree = TreeVersion::new();
+    let body = build_body(&tree, &[]).expect("body");
+    let mut file = file_bytes(tree.zxid, &body);
+    file[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let checksum = crc32c::crc32c(&file[0..60]);
+    file[60..64].copy_from_slice(&checksum.to_le_bytes());
+    assert!(matches!(
+        format::validate(&file),
+        Err(SnapshotError::UnsupportedVersion(2))
+    ));
+}
+
+#[test]
+fn a_well_checksummed_archive_with_a_broken_tree_is_rejected() {
+    let tree = every_kind_tree();
+    let good = build_body(&tree, &[]).expect("body");
+    type Breakage = fn(&mut SnapshotBody);
+    let breakages: Vec<(&str, Breakage)> = vec![
+        ("child range past the end", |body| {
+            body.nodes[0].child_count = 1_000
+        }),
+        ("cycle", |body| {
+            let last = body.nodes.len() - 1;
+            body.nodes[last].first_child = 1;
+            body.nodes[last].child_count = 1;
+        }),
+        ("unsorted children", |body| body.nodes.swap(1, 2)),
+        ("acl out of range", |body| body.nodes[3].acl = 99),
+        ("no nodes", |body| body.nodes.clear()),
+        ("special not special", |body| body.special[0] = 0),
+        ("special out of range", |body| body.special[0] = 9_999),
+        ("special missing", |body| {
+            body.special.pop();
+        }),
+        ("special out of order", |body| body.special.swap(0, 1)),
+        ("slash in a name", |body| body.nodes[1].name = "a/b".into()),
+    ];
+    for (what, breakage) in breakages {
+        let mut body = good.clone();
+        breakage(&mut body);
+        let file = file_bytes(tree.zxid, &body);
+        assert!(
+            matches!(format::validate(&file), Err(SnapshotError::Structure(_))),
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn newest_valid_falls_back_past_a_damaged_snapshot_and_retain_keeps_the_newest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut tree = every_kind_tree();
+    let older = write_snapshot(dir.path(), &tree, &[]).expect("write");
+    add(&mut tree, "/later", Some(b"l"), acl::open_acl(), 0);
+    let newer = write_snapshot(dir.path(), &tree, &[]).expect("write");
+    // A leftover temporary file is not a snapshot.
+    std::fs::write(dir.path().join("snapshot.00000000000000ff.tmp"), b"junk").expect("write");
+
+    let found = newest_valid(dir.path()).expect("scan");
+    assert_eq!(found.snapshot.as_ref().map(|s| s.zxid()), Some(tree.zxid));
+    assert!(found.rejected.is_empty());
+
+    let mut bytes = std::fs::read(&newer).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    // Written under a new name: a mapped snapshot is never modified in place.
+    std::fs::remove_file(&newer).expect("remove");
+    std::fs::write(&newer, &bytes).expect("write");
+    let found = newest_valid(dir.path()).expect("scan");
+    assert_eq!(
+        found.snapshot.as_ref().map(|s| s.path()),
+        Some(older.as_path())
+    );
+    assert_eq!(found.rejected.len(), 1);
+    assert!(matches!(
+        found.rejected[0].error,
+        SnapshotError::BodyChecksum
+    ));
+
+    assert_eq!(retain(dir.path(), 1).expect("retain"), Some(tree.zxid));
+    assert!(!older.exists() && newer.exists());
+    assert_eq!(
+        retain(dir.path(), 0).expect("retain"),
+        Some(tree.zxid),
+        "one is always kept"
+    );
+    let empty = tempfile::tempdir().expect("tempdir");
+    assert_eq!(retain(empty.path(), 3).expect("retain"), None);
+    assert!(newest_valid(&empty.path().join("missing"))
+        .expect("scan")
+        .snapshot
+        .is_none());
+}
+
+#[test]
+fn a_snapshot_is_written_from_a_version_while_the_next_ones_are_built() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut tree = every_kind_tree();
+    let version = Arc::new(tree.clone());
+    let path = std::path::PathBuf::from(dir.path());
+    let writer = std::thread::spawn(move || write_snapshot(&path, &version, &[]));
+    for index in 0..200 {
+        let txn = create(&format!("/w{index}"), Some(b"w"), acl::open_acl(), 0, &tree);
+        apply(&mut tree, &txn);
+    }
+    let written = writer.join().expect("writer thread").expect("write");
+    let snapshot = MappedSnapshot::open(&written).expect("open");
+    assert_eq!(snapshot.zxid(), every_kind_tree().zxid);
+    assert!(
+        snapshot.get("/w0").is_none(),
+        "the snapshot is the version it was given"
+    );
+}
+
+#[test]
+fn base_nodes_are_copied_on_write_and_hidden_by_tombstones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut tree = reopened(&every_kind_tree(), dir.path());
+    apply(
+        &mut tree,
+        &Txn::Delete {
+            path: "/app/null".into(),
+        },
+    );
+    add(&mut tree, "/app/null", Some(b"back"), acl::open_acl(), 0);
+    apply(
+        &mut tree,
+        &Txn::Delete {
+            path: "/app/empty".into(),
+        },
+    );
+    add(&mut tree, "/app/aa", None, acl::open_acl(), 0);
+    assert_eq!(
+        tree.children("/app"),
+        Some(vec![
+            "aa".into(),
+            "locks".into(),
+            "null".into(),
+            "ttl".into()
+        ])
+    );
+    assert!(tree.get("/app/empty").is_none());
+    assert_eq!(
+        tree.get("/app/null").and_then(|n| n.data_vec()),
+        Some(b"back".to_vec())
+    );
+    // The base itself is untouched.
+    let base = tree.base().expect("base");
+    assert!(base.get("/app/empty").is_some());
+    assert_eq!(base.children("/app").map(|c| c.len()), Some(4));
+}
+
+/// A path of the property test's universe: up to three levels of names a, b, c.
+fn universe() -> Vec<String> {
+    let names = ["a", "b", "c"];
+    let mut paths = Vec::new();
+    for first in names {
+        paths.push(format!("/{first}"));
+        for second in names {
+            paths.push(format!("/{first}/{second}"));
+            for third in names {
+                paths.push(format!("/{first}/{second}/{third}"));
+            }
+        }
+    }
+    paths
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Create {
+        path: usize,
+        kind: u8,
+        data: Option<Vec<u8>>,
+        acl: u8,
+    },
+    Delete {
+        path: usize,
+    },
+    SetData {
+        path: usize,
+        data: Option<Vec<u8>>,
+    },
+    SetAcl {
+        path: usize,
+        acl: u8,
+    },
+    Close {
+        session: u8,
+    },
+    Snapshot,
+}
+
+fn step_strategy() -> impl Strategy<Value = Step> {
+    let path = 0..39usize;
+    let data = proptest::option::of(proptest::collection::vec(any::<u8>(), 0..6));
+    prop_oneof![
+        4 => (path.clone(), 0..5u8, data.clone(), 0..3u8)
+            .prop_map(|(path, kind, data, acl)| Step::Create { path, kind, data, acl }),
+        2 => path.clone().prop_map(|path| Step::Delete { path }),
+        2 => (path.clone(), data).prop_map(|(path, data)| Step::SetData { path, data }),
+        1 => (path, 0..3u8).prop_map(|(path, acl)| Step::SetAcl { path, acl }),
+        1 => (1..3u8).prop_map(|session| Step::Close { session }),
+        1 => Just(Step::Snapshot),
+    ]
+}
+
+fn acl_of(choice: u8) -> Vec<Acl> {
+    match choice {
+        0 => acl::open_acl(),
+        1 => acl::read_acl(),
+        _ => digest_acl("carol"),
+    }
+}
+
+/// The transaction a step means in `tree`, or None when it does not apply there (prep
+/// would have refused it).
+fn txn_for(step: &Step, tree: &TreeVersion, paths: &[String]) -> Option<Txn> {
+    match step {
+        Step::Create {
+            path,
+            kind,
+            data,
+            acl,
+        } => {
+            let path = &paths[*path];
+            let parent = crate::tree::path::split_parent(path)?.0;
+            let parent_node = tree.get(parent)?;
+            // Ephemerals cannot have children (prep refuses NoChildrenForEphemerals).
+            if tree.contains(path)
+                || matches!(parent_node.kind(), crate::tree::NodeKind::Ephemeral(_))
+            {
+                return None;
+            }
+            let owner = match kind {
+                0 | 1 => 0,
+                2 => CONTAINER_OWNER,
+                3 => ttl_owner(1_000),
+                _ => 1 + i64::from(*kind % 2),
+            };
+            let owner = if *kind == 1 { 2 } else { owner };
+            Some(create(path, data.as_deref(), acl_of(*acl), owner, tree))
+        }
+        Step::Delete { path } => {
+            let node = tree.get(&paths[*path])?;
+            (node.child_count == 0).then(|| Txn::Delete {
+                path: paths[*path].clone(),
+            })
+        }
+        Step::SetData { path, data } => {
+            let node = tree.get(&paths[*path])?;
+            Some(Txn::SetData {
+                path: paths[*path].clone(),
+                data: data.clone(),
+                version: node.stat.version + 1,
+            })
+        }
+        Step::SetAcl { path, acl } => {
+            let node = tree.get(&paths[*path])?;
+            Some(Txn::SetAcl {
+                path: paths[*path].clone(),
+                acl: acl_of(*acl),
+                version: node.stat.aversion + 1,
+            })
+        }
+        Step::Close { session } => Some(Txn::CloseSession {
+            session_id: i64::from(*session),
+            ephemerals: tree.ephemerals_of(i64::from(*session)),
+        }),
+        Step::Snapshot => None,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Snapshot anywhere (possibly several times, each time from a tree already built on a
+    /// base), reopen, go on: every observable equals the tree that never snapshotted.
+    #[test]
+    fn snapshotting_and_reopening_changes_nothing_observable(
+        steps in proptest::collection::vec(step_strategy(), 1..80)
+    ) {
+        let paths = universe();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut plain = TreeVersion::new();
+        let mut based = TreeVersion::new();
+        for step in &steps {
+            if let Step::Snapshot = step {
+                based = reopened(&based, dir.path());
+                prop_assert_eq!(observe(&based), observe(&plain));
+                continue;
+            }
+            let Some(txn) = txn_for(step, &plain, &paths) else { continue };
+            let zxid = plain.zxid + 1;
+            let mut plain_triggers = Vec::new();
+            let mut based_triggers = Vec::new();
+            let expected = plain.apply(zxid, zxid * 10, &txn, &mut plain_triggers);
+            let actual = based.apply(zxid, zxid * 10, &txn, &mut based_triggers);
+            prop_assert_eq!(actual, expected);
+            prop_assert_eq!(based_triggers, plain_triggers);
+        }
+        prop_assert_eq!(observe(&based), observe(&plain));
+    }
+}
+
+#[test]
+#[ignore = "measurement: run with --ignored --nocapture in release"]
+fn measure_open_of_a_million_nodes() {
+    // 1,000 parents of 1,000 children each, 100 bytes of data per node.
+    let mut tree = TreeVersion::new();
+    let data = vec![7u8; 100];
+    let started = std::time::Instant::now();
+    for parent in 0..1_000 {
+        let path = format!("/p{parent:04}");
+        let txn = create(&path, Some(&data), acl::open_acl(), 0, &tree);
+        apply(&mut tree, &txn);
+        for child in 0..999 {
+            let txn = create(
+                &format!("{path}/c{child:04}"),
+                Some(&data),
+                acl::open_acl(),
+                0,
+                &tree,
+            );
+            apply(&mut tree, &txn);
+        }
+    }
+    eprintln!(
+        "built {} nodes in {:?}",
+        tree.node_count(),
+        started.elapsed()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = std::time::Instant::now();
+    let body = build_body(&tree, &[]).expect("body");
+    eprintln!("build_body {:?}", started.elapsed());
+    let started = std::time::Instant::now();
+    let encoded = format::encode(tree.zxid, &body).expect("encode");
+    eprintln!("encode (rkyv + crc) {:?}", started.elapsed());
+    drop((body, encoded));
+    let started = std::time::Instant::now();
+    let path = write_snapshot(dir.path(), &tree, &[]).expect("write");
+    eprintln!("write_snapshot {:?}", started.elapsed());
+    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "file {} bytes ({} per node)",
+        bytes,
+        bytes / tree.node_count() as u64
+    );
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let snapshot = MappedSnapshot::open(&path).expect("open");
+        let opened = started.elapsed();
+        let based = TreeVersion::from_snapshot(Arc::new(snapshot));
+        eprintln!(
+            "open {:?}, open + from_snapshot {:?}",
+            opened,
+            started.elapsed()
+        );
+        let started = std::time::Instant::now();
+        let mut found = 0;
+        for index in 0..100_000 {
+            let path = format!("/p{:04}/c{:04}", index % 1_000, index % 999);
+            found += usize::from(based.get(&path).is_some());
+        }
+        eprintln!("100k base lookups {:?} ({found} found)", started.elapsed());
+    }
+}

@@ -1,0 +1,97 @@
+//! [io] Writes snapshots durably and keeps the newest few.
+//!
+//! A snapshot is written from one immutable `TreeVersion`, so it is a consistent point in time
+//! (never fuzzy, unlike ZooKeeper's) and can be written on a background thread while the
+//! pipeline goes on applying transactions. One writer at a time per directory is the caller's
+//! contract (the temporary name is derived from the zxid).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::format::{self, parse_snapshot_name, snapshot_name, SessionRecord, SnapshotError};
+use crate::tree::TreeVersion;
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> SnapshotError + '_ {
+    move |source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `snapshot.<zxid>` of `tree` (base and delta merged) and `sessions` (the sessions
+/// live at `tree.zxid`) into `dir`: temp file, fsync, rename, directory fsync. Returns the
+/// path once the snapshot is durable. On error nothing but a removed temp file is left.
+pub fn write_snapshot(
+    dir: &Path,
+    tree: &TreeVersion,
+    sessions: &[SessionRecord],
+) -> Result<PathBuf, SnapshotError> {
+    let body = format::build_body(tree, sessions)?;
+    let (header, bytes) = format::encode(tree.zxid, &body)?;
+    drop(body);
+    let name = snapshot_name(tree.zxid);
+    let final_path = dir.join(&name);
+    let temp_path = dir.join(format!("{name}.tmp"));
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp_path)
+            .map_err(io_error(&temp_path))?;
+        file.write_all(&header).map_err(io_error(&temp_path))?;
+        file.write_all(&bytes).map_err(io_error(&temp_path))?;
+        file.sync_all().map_err(io_error(&temp_path))?;
+        drop(file);
+        // After this rename the file is never opened for writing again: MappedSnapshot's
+        // safety rests on it.
+        fs::rename(&temp_path, &final_path).map_err(io_error(&final_path))
+    })();
+    if let Err(error) = written {
+        let _ = fs::remove_file(&temp_path);
+        return Err(error);
+    }
+    File::open(dir)
+        .and_then(|directory| directory.sync_all())
+        .map_err(io_error(dir))?;
+    Ok(final_path)
+}
+
+/// The snapshots in `dir` as (zxid, path), oldest first. Temporary files are ignored; a
+/// missing directory holds none.
+pub fn list_snapshots(dir: &Path) -> Result<Vec<(i64, PathBuf)>, SnapshotError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(io_error(dir)(error)),
+    };
+    let mut snapshots = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_error(dir))?;
+        if let Some(zxid) = entry.file_name().to_str().and_then(parse_snapshot_name) {
+            snapshots.push((zxid, entry.path()));
+        }
+    }
+    snapshots.sort();
+    Ok(snapshots)
+}
+
+/// Removes all but the newest `keep` snapshots (at least one is always kept: recovery needs a
+/// starting point) and returns the oldest retained zxid, or None when there is no snapshot.
+/// The log before that zxid is needed by no retained snapshot. Removal does not disturb a
+/// snapshot that is still mapped (unlinking keeps the inode until it is unmapped).
+pub fn retain(dir: &Path, keep: usize) -> Result<Option<i64>, SnapshotError> {
+    let snapshots = list_snapshots(dir)?;
+    let keep = keep.max(1);
+    let remove = snapshots.len().saturating_sub(keep);
+    for (_, path) in &snapshots[..remove] {
+        fs::remove_file(path).map_err(io_error(path))?;
+    }
+    if remove > 0 {
+        File::open(dir)
+            .and_then(|directory| directory.sync_all())
+            .map_err(io_error(dir))?;
+    }
+    Ok(snapshots.get(remove).map(|(zxid, _)| *zxid))
+}
