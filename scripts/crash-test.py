@@ -64,7 +64,11 @@ class Server:
         self.proc = None
         (directory / "zoo.cfg").write_text(
             "tickTime=2000\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
-            "maxClientCnxns=0\n4lw.commands.whitelist=*\n" % (directory / "data", port))
+            "maxClientCnxns=0\n4lw.commands.whitelist=*\n"
+            # Small thresholds so that snapshots, purges and segment roll-overs happen
+            # during the test and crashes land in the middle of them.
+            "snapCount=1000\nautopurge.purgeInterval=1\npreAllocSize=1024\n"
+            % (directory / "data", port))
 
     def start(self, timeout_s=30.0):
         log = open(self.dir / "server.log", "ab")

@@ -52,6 +52,7 @@ impl Harness {
                 appends: append_sender,
                 events: event_receiver,
             }),
+            None,
         );
         let (input, input_receiver) = unbounded();
         let thread = thread::spawn(move || pipeline.run(input_receiver));

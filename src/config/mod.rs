@@ -83,6 +83,13 @@ pub struct Config {
     pub force_sync: bool,
     /// `fsync.warningthresholdms`: a slower fsync is logged with its duration.
     pub fsync_warning_ms: u64,
+    /// `snapCount`: transactions between snapshots (each server uses a random threshold
+    /// between half and all of it, as ZooKeeper does, so servers do not snapshot together).
+    pub snap_count: u64,
+    /// `autopurge.snapRetainCount` (at least 3) and `autopurge.purgeInterval` (hours; 0 =
+    /// never purge, ZooKeeper's default). When purging is on, it runs after each snapshot.
+    pub snap_retain_count: usize,
+    pub purge_interval_hours: u64,
     /// Number of cores serving connections; 0 = every available core.
     pub cores: usize,
     /// Every key=value line read, for `conf`.
@@ -109,6 +116,9 @@ impl Default for Config {
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
             log_segment_bytes: 64 << 20,
+            snap_count: 100_000,
+            snap_retain_count: 3,
+            purge_interval_hours: 0,
             force_sync: true,
             fsync_warning_ms: 1000,
             cores: 0,
@@ -128,9 +138,6 @@ const ACCEPTED_KEYS: &[&str] = &[
     "admin.serverAddress",
     "standaloneEnabled",
     "reconfigEnabled",
-    "autopurge.snapRetainCount",
-    "autopurge.purgeInterval",
-    "snapCount",
     "metricsProvider.className",
     "secureClientPort",
     "dynamicConfigFile",
@@ -247,6 +254,13 @@ impl Config {
                 "preAllocSize" => {
                     let kib: u64 = parse_number(key, value)?;
                     config.log_segment_bytes = kib.max(64) * 1024;
+                }
+                "snapCount" => config.snap_count = parse_number::<u64>(key, value)?.max(2),
+                "autopurge.snapRetainCount" => {
+                    config.snap_retain_count = parse_number::<usize>(key, value)?.max(3)
+                }
+                "autopurge.purgeInterval" => {
+                    config.purge_interval_hours = parse_number(key, value)?
                 }
                 "forceSync" => config.force_sync = !value.trim().eq_ignore_ascii_case("no"),
                 "fsync.warningthresholdms" => config.fsync_warning_ms = parse_number(key, value)?,

@@ -62,6 +62,8 @@ pub enum PipelineInput {
         conn: ConnRef,
         session_id: i64,
     },
+    /// Take a snapshot now (on demand: SIGUSR1).
+    Snapshot,
     Shutdown,
 }
 
@@ -108,12 +110,54 @@ struct Sealed {
     last_zxid: i64,
     steps: Vec<Step>,
     replies: Vec<Vec<(usize, CoreReply)>>,
+    /// Sessions created (with their timeout) or closed (None) by the batch, in order.
+    session_changes: Vec<(i64, Option<i32>)>,
 }
 
 /// The pipeline's end of the log writer's channels.
 pub struct LogChannels {
     pub appends: Sender<WriterInput>,
     pub events: Receiver<WriterEvent>,
+}
+
+/// Snapshot policy and the durable state a snapshot is taken from.
+pub struct Snapshots {
+    /// Where snapshots go (dataDir) and where the log lives (dataLogDir), for purging.
+    pub data_dir: std::path::PathBuf,
+    pub log_dir: std::path::PathBuf,
+    /// Transactions between snapshots: snapCount/2 plus a random part of snapCount/2.
+    pub threshold: u64,
+    /// Purge old snapshots and log segments after each snapshot, keeping this many
+    /// snapshots (None: never purge).
+    pub retain: Option<usize>,
+    since_last: u64,
+    running: Arc<std::sync::atomic::AtomicBool>,
+    /// The newest durable version and the sessions open at its zxid.
+    durable_version: Arc<TreeVersion>,
+    durable_sessions: std::collections::BTreeMap<i64, i32>,
+}
+
+impl Snapshots {
+    pub fn new(
+        data_dir: std::path::PathBuf,
+        log_dir: std::path::PathBuf,
+        snap_count: u64,
+        retain: Option<usize>,
+        version: Arc<TreeVersion>,
+        sessions: std::collections::BTreeMap<i64, i32>,
+    ) -> Snapshots {
+        let half = (snap_count / 2).max(1);
+        Snapshots {
+            data_dir,
+            log_dir,
+            threshold: half + rand::random::<u64>() % half,
+            retain,
+            since_last: 0,
+            running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            durable_version: version,
+            durable_sessions: sessions,
+        }
+    }
 }
 
 /// Sessions that survived a restart (replayed from the log), with their timeouts.
@@ -138,6 +182,9 @@ pub struct Pipeline {
     /// Every record up to this zxid is durable.
     durable_zxid: i64,
     log: Option<LogChannels>,
+    session_changes: Vec<(i64, Option<i32>)>,
+    snapshots: Option<Snapshots>,
+    snapshot_requested: bool,
     started: Instant,
     next_container_check_ms: i64,
     next_session_dump_ms: i64,
@@ -169,6 +216,7 @@ impl Pipeline {
         secret: [u8; 16],
         cores: Vec<CoreSender>,
         log: Option<LogChannels>,
+        snapshots: Option<Snapshots>,
     ) -> Pipeline {
         let mut sessions =
             SessionTable::new(config.tick_time_ms as i64, 0, wall_clock_ms(), secret);
@@ -185,6 +233,9 @@ impl Pipeline {
             waiting: VecDeque::new(),
             durable_zxid,
             log,
+            session_changes: Vec::new(),
+            snapshots,
+            snapshot_requested: false,
             next_container_check_ms: config.container_check_interval_ms as i64,
             next_session_dump_ms: 0,
             config,
@@ -313,6 +364,7 @@ impl Pipeline {
                 &mut self.replies,
                 (0..core_count).map(|_| Vec::new()).collect(),
             ),
+            session_changes: std::mem::take(&mut self.session_changes),
         });
     }
 
@@ -327,6 +379,7 @@ impl Pipeline {
                 self.publish(sealed);
             }
         }
+        self.maybe_snapshot();
     }
 
     /// Shutdown: everything sealed is flushed and published before the pipeline stops, so no
@@ -375,6 +428,16 @@ impl Pipeline {
                     time_ms,
                     txn: txn.clone(),
                 });
+                match txn {
+                    Txn::CreateSession {
+                        session_id,
+                        timeout_ms,
+                    } => self.session_changes.push((*session_id, Some(*timeout_ms))),
+                    Txn::CloseSession { session_id, .. } => {
+                        self.session_changes.push((*session_id, None))
+                    }
+                    _ => {}
+                }
                 self.steps.push(Step {
                     version: Arc::new(self.tree.clone()),
                     triggers: std::mem::take(&mut self.triggers),
@@ -409,6 +472,7 @@ impl Pipeline {
                 }
             }
             PipelineInput::Closed { conn, session_id } => self.sessions.detach(session_id, conn),
+            PipelineInput::Snapshot => self.snapshot_requested = true,
             PipelineInput::Shutdown => return true,
         }
         false
@@ -670,7 +734,94 @@ impl Pipeline {
         }
     }
 
+    /// Starts a background snapshot of the newest durable version when enough transactions
+    /// have been made durable since the last one, or when asked. The version is immutable,
+    /// so writes go on while it is written; the snapshot is never fuzzy.
+    fn maybe_snapshot(&mut self) {
+        let requested = std::mem::take(&mut self.snapshot_requested);
+        let Some(snapshots) = self.snapshots.as_mut() else {
+            return;
+        };
+        if !(requested || snapshots.since_last >= snapshots.threshold) {
+            return;
+        }
+        if snapshots.running.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        snapshots.since_last = 0;
+        let version = snapshots.durable_version.clone();
+        let sessions: Vec<crate::snapshot::SessionRecord> = snapshots
+            .durable_sessions
+            .iter()
+            .map(|(session_id, timeout_ms)| crate::snapshot::SessionRecord {
+                session_id: *session_id,
+                timeout_ms: *timeout_ms,
+            })
+            .collect();
+        let data_dir = snapshots.data_dir.clone();
+        let log_dir = snapshots.log_dir.clone();
+        let retain = snapshots.retain;
+        let running = snapshots.running.clone();
+        let spawned = std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || {
+                let started = Instant::now();
+                match crate::snapshot::write_snapshot(&data_dir, &version, &sessions) {
+                    Ok(path) => info!(
+                        "snapshot {} of {} znodes written in {} ms",
+                        path.display(),
+                        version.node_count(),
+                        started.elapsed().as_millis()
+                    ),
+                    Err(error) => warn!("snapshot at zxid {:#x} failed: {error}", version.zxid),
+                }
+                if let Some(keep) = retain {
+                    match crate::snapshot::retain(&data_dir, keep) {
+                        Ok(Some(oldest)) => {
+                            let storage = crate::storage::DiskStorage;
+                            match crate::txnlog::recovery::purge_segments(
+                                &storage, &log_dir, oldest,
+                            ) {
+                                Ok(removed) if removed > 0 => {
+                                    info!(
+                                        "purged {removed} log segments no retained snapshot needs"
+                                    )
+                                }
+                                Ok(_) => {}
+                                Err(error) => warn!("purging log segments failed: {error}"),
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(error) => warn!("purging snapshots failed: {error}"),
+                    }
+                }
+                running.store(false, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            warn!("could not start the snapshot thread");
+            if let Some(snapshots) = self.snapshots.as_ref() {
+                snapshots.running.store(false, Ordering::SeqCst);
+            }
+        }
+    }
+
     fn publish(&mut self, sealed: Sealed) {
+        if let Some(snapshots) = self.snapshots.as_mut() {
+            for (session_id, change) in &sealed.session_changes {
+                match change {
+                    Some(timeout_ms) => {
+                        snapshots.durable_sessions.insert(*session_id, *timeout_ms);
+                    }
+                    None => {
+                        snapshots.durable_sessions.remove(session_id);
+                    }
+                }
+            }
+            if let Some(step) = sealed.steps.last() {
+                snapshots.durable_version = step.version.clone();
+                snapshots.since_last += sealed.steps.len() as u64;
+            }
+        }
         if let Some(step) = sealed.steps.last() {
             let version = &step.version;
             self.stats.last_zxid.store(version.zxid, Ordering::Relaxed);

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::fourlw::{admin_loop, AdminHub};
 use crate::metrics::ServerStats;
 use crate::net::{accept_loop, touch_report_interval, ConnectionCounts, CoreShared, CoreState};
-use crate::pipeline::driver::{LogChannels, Pipeline, PipelineInput};
+use crate::pipeline::driver::{LogChannels, Pipeline, PipelineInput, Snapshots};
 use crate::storage::uring::UringStorage;
 use crate::storage::{load_or_create_secret, DiskStorage, Storage};
 use crate::tree::TreeVersion;
@@ -85,10 +85,49 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
         .create_dir_all(&config.data_log_dir)
         .map_err(storage_error)?;
     let secret = load_or_create_secret(&*storage, &config.data_dir).map_err(storage_error)?;
-    let recovered = recover(&*storage, &config.data_log_dir, 0, LOG_BATCH_BYTES_MAX)
+    // The newest valid snapshot is the tree's base, mapped and read in place; an older one
+    // is used when the newest fails validation.
+    let newest = crate::snapshot::newest_valid(&config.data_dir)
         .map_err(|error| RuntimeError::Storage(error.to_string()))?;
-    let mut tree = TreeVersion::new();
-    let sessions = replay(&mut tree, &recovered.records, Default::default())
+    for rejected in &newest.rejected {
+        warn!(
+            "snapshot {} is not usable ({}); falling back to an older one",
+            rejected.path.display(),
+            rejected.error
+        );
+    }
+    let (mut tree, snapshot_zxid, snapshot_sessions) = match newest.snapshot {
+        Some(snapshot) => {
+            let zxid = snapshot.zxid();
+            let sessions: std::collections::BTreeMap<i64, i32> = snapshot
+                .sessions()
+                .into_iter()
+                .map(|record| (record.session_id, record.timeout_ms))
+                .collect();
+            info!(
+                "mapped snapshot {} at zxid {zxid:#x} ({} znodes)",
+                snapshot.path().display(),
+                snapshot.node_count()
+            );
+            (
+                TreeVersion::from_snapshot(Arc::new(snapshot)),
+                zxid,
+                sessions,
+            )
+        }
+        None => (TreeVersion::new(), 0, Default::default()),
+    };
+    let recovered = recover(
+        &*storage,
+        &config.data_log_dir,
+        snapshot_zxid,
+        LOG_BATCH_BYTES_MAX,
+    )
+    .map_err(|error| RuntimeError::Storage(error.to_string()))?;
+    for repair in &recovered.repairs {
+        warn!("log recovery: {repair}");
+    }
+    let sessions = replay(&mut tree, &recovered.records, snapshot_sessions)
         .map_err(|error| RuntimeError::Storage(format!("replaying the log: {error}")))?;
     info!(
         "recovered zxid {:#x} from {}: {} transactions replayed, {} sessions open, in {} ms",
@@ -143,6 +182,14 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     }
 
     let initial = Arc::new(tree.clone());
+    let snapshots = Snapshots::new(
+        config.data_dir.clone(),
+        config.data_log_dir.clone(),
+        config.snap_count,
+        (config.purge_interval_hours > 0).then_some(config.snap_retain_count),
+        initial.clone(),
+        sessions.clone(),
+    );
     let pipeline = Pipeline::new(
         config.clone(),
         stats.clone(),
@@ -151,6 +198,7 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
         secret,
         batch_senders,
         Some(LogChannels { appends, events }),
+        Some(snapshots),
     );
     let pipeline_thread = std::thread::Builder::new()
         .name("pipeline".into())
@@ -242,9 +290,16 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGUSR1,
     ])?;
-    if let Some(signal) = signals.forever().next() {
+    for signal in signals.forever() {
+        if signal == signal_hook::consts::SIGUSR1 {
+            info!("SIGUSR1: taking a snapshot");
+            let _ = pipeline_sender.send(PipelineInput::Snapshot);
+            continue;
+        }
         info!("signal {signal} received: shutting down");
+        break;
     }
     let _ = pipeline_sender.send(PipelineInput::Shutdown);
     if pipeline_thread.join().is_err() {

@@ -108,11 +108,19 @@ pub fn recover(
             }
         }
         for record in &scan.records {
+            // Records the snapshot covers only need to increase; from the snapshot on, the
+            // log must continue it without a gap.
             if let Some(previous) = previous_zxid {
-                if !zxid_follows(previous, record.zxid) {
+                let reference = previous.max(snapshot_zxid);
+                let follows = if record.zxid <= snapshot_zxid {
+                    record.zxid > previous
+                } else {
+                    zxid_follows(reference, record.zxid)
+                };
+                if !follows {
                     return Err(RecoveryError::Gap {
                         path,
-                        reason: format!("zxid {:#x} after {previous:#x}", record.zxid),
+                        reason: format!("zxid {:#x} after {reference:#x}", record.zxid),
                     });
                 }
             }
@@ -158,6 +166,15 @@ pub fn recover(
         recovered.tail.next_batch = batch + 1;
     }
     recovered.last_zxid = previous_zxid.unwrap_or(0);
+    if recovered.last_zxid < snapshot_zxid {
+        // The log ends before the snapshot (its later segments were removed by hand): new
+        // records start a new segment that continues the snapshot.
+        recovered.repairs.push(format!(
+            "the log ends at {:#x}, before the snapshot at {snapshot_zxid:#x}; a new segment continues from the snapshot",
+            recovered.last_zxid
+        ));
+        recovered.tail.segment = None;
+    }
     if let (Some(first), true) = (recovered.records.first(), snapshot_zxid > 0) {
         if !zxid_follows(snapshot_zxid, first.zxid) {
             return Err(RecoveryError::Gap {
@@ -199,4 +216,31 @@ pub fn replay(
         }
     }
     Ok(sessions)
+}
+
+/// Removes the log segments whose records are all at or below `keep_after_zxid` (covered by
+/// the oldest retained snapshot). The newest segment is never removed. Returns how many were.
+pub fn purge_segments(
+    storage: &dyn Storage,
+    dir: &Path,
+    keep_after_zxid: i64,
+) -> std::io::Result<usize> {
+    let mut segments: Vec<(i64, String)> = storage
+        .list(dir)?
+        .into_iter()
+        .filter_map(|name| parse_segment_name(&name).map(|zxid| (zxid, name)))
+        .collect();
+    segments.sort();
+    let mut removed = 0;
+    for pair in segments.windows(2) {
+        // Segment i holds zxids below the first zxid of segment i + 1.
+        if pair[1].0 <= keep_after_zxid + 1 {
+            storage.remove(&dir.join(&pair[0].1))?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        storage.sync_dir(dir)?;
+    }
+    Ok(removed)
 }
