@@ -44,9 +44,11 @@ impl Harness {
         let pipeline = Pipeline::new(
             config,
             Arc::new(ServerStats::default()),
-            TreeVersion::new(),
-            Vec::new(),
-            [1; 16],
+            PipelineStart {
+                tree: TreeVersion::new(),
+                sessions: Vec::new(),
+                secret: [1; 16],
+            },
             vec![core_sender],
             Some(LogChannels {
                 appends: append_sender,

@@ -160,6 +160,14 @@ impl Snapshots {
     }
 }
 
+/// The state the pipeline starts from: the recovered tree, the sessions open in it (id,
+/// timeout), and the secret session passwords derive from.
+pub struct PipelineStart {
+    pub tree: TreeVersion,
+    pub sessions: RecoveredSessions,
+    pub secret: [u8; 16],
+}
+
 /// Sessions that survived a restart (replayed from the log), with their timeouts.
 pub type RecoveredSessions = Vec<(i64, i32)>;
 
@@ -206,18 +214,21 @@ fn server_auth() -> Vec<Id> {
 }
 
 impl Pipeline {
-    /// A pipeline over `tree` (recovered), whose writes are made durable through `log`
+    /// A pipeline over the recovered state, whose writes are made durable through `log`
     /// (None: in memory, every batch is durable at once — for tests).
     pub fn new(
         config: Arc<Config>,
         stats: Arc<ServerStats>,
-        tree: TreeVersion,
-        recovered_sessions: RecoveredSessions,
-        secret: [u8; 16],
+        start: PipelineStart,
         cores: Vec<CoreSender>,
         log: Option<LogChannels>,
         snapshots: Option<Snapshots>,
     ) -> Pipeline {
+        let PipelineStart {
+            tree,
+            sessions: recovered_sessions,
+            secret,
+        } = start;
         let mut sessions =
             SessionTable::new(config.tick_time_ms as i64, 0, wall_clock_ms(), secret);
         // A recovered session gets a full timeout from now, as ZooKeeper does after a restart;

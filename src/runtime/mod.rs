@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::fourlw::{admin_loop, AdminHub};
 use crate::metrics::ServerStats;
 use crate::net::{accept_loop, touch_report_interval, ConnectionCounts, CoreShared, CoreState};
-use crate::pipeline::driver::{LogChannels, Pipeline, PipelineInput, Snapshots};
+use crate::pipeline::driver::{LogChannels, Pipeline, PipelineInput, PipelineStart, Snapshots};
 use crate::storage::uring::UringStorage;
 use crate::storage::{load_or_create_secret, DiskStorage, Storage};
 use crate::tree::TreeVersion;
@@ -193,9 +193,11 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     let pipeline = Pipeline::new(
         config.clone(),
         stats.clone(),
-        tree,
-        sessions.into_iter().collect(),
-        secret,
+        PipelineStart {
+            tree,
+            sessions: sessions.into_iter().collect(),
+            secret,
+        },
         batch_senders,
         Some(LogChannels { appends, events }),
         Some(snapshots),
