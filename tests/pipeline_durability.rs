@@ -14,7 +14,9 @@ use ringkeeper::jute::records::{ConnectRequest, ReplyHeader, SyncRequest};
 use ringkeeper::jute::request::{Create, Request};
 use ringkeeper::jute::OpCode;
 use ringkeeper::metrics::ServerStats;
-use ringkeeper::pipeline::driver::{CoreBatch, CoreReply, LogChannels, Pipeline, PipelineInput};
+use ringkeeper::pipeline::driver::{
+    CoreBatch, CoreReply, LogChannels, Pipeline, PipelineInput, PipelineStart,
+};
 use ringkeeper::session::ConnRef;
 use ringkeeper::tree::{acl, TreeVersion};
 use ringkeeper::txnlog::writer::{WriterEvent, WriterInput};
