@@ -8,6 +8,11 @@
 # only as plain system properties, e.g. ZK_JVM_FLAGS=-Dznode.container.checkIntervalMs=1000
 # (ContainerManager's interval; a zoo.cfg key would become zookeeper.znode.container...).
 #
+# ZK_JVM_PROFILE (optional): `test` (default) starts a small, quick-to-start JVM (256 MiB heap,
+# serial GC, C1 only) for correctness tests; `server` starts it as zkServer.sh does (default
+# collector, full JIT) with ZK_HEAP_MB of heap (default 1000, zkServer.sh's ZK_SERVER_HEAP), and
+# is what every benchmark must use: a hobbled reference would flatter ringkeeper.
+#
 # The server runs as a plain foreground java process put in the background (no zkServer.sh, no
 # systemd), so several can run side by side on different ports. The classpath is built from
 # /usr/share/java: zookeeper.jar names most of its dependencies in its manifest Class-Path; we add
@@ -67,8 +72,15 @@ log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender
 log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout
 log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} - %-5p [%t:%C{1}@%L] - %m%n
 PROPS
-  # Small heap and C1 only: the reference only needs to be correct, and it starts faster.
-  nohup java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+  local profile
+  case "${ZK_JVM_PROFILE:-test}" in
+    # Small heap and C1 only: for tests the reference only needs to be correct, and it starts faster.
+    test) profile="-Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1" ;;
+    server) profile="-Xmx${ZK_HEAP_MB:-1000}m" ;;
+    *) echo "ZK_JVM_PROFILE must be test or server" >&2; exit 2 ;;
+  esac
+  # shellcheck disable=SC2086
+  nohup java $profile \
     -Dlog4j.configuration="file:$dir/log4j.properties" \
     -Dzookeeper.admin.enableServer=false \
     -Dzookeeper.jmx.log4j.disable=true \
