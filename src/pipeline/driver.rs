@@ -593,26 +593,19 @@ impl Pipeline {
 
     fn write(&mut self, conn: ConnRef, session_id: i64, xid: i32, request: Request, auth: &[Id]) {
         let now = self.monotonic_ms();
-        if !self.sessions.touch(session_id, now) {
-            let frame = header_frame(xid, self.tree.zxid, ErrorCode::SessionExpired);
-            self.reply(
-                conn,
-                CoreReply::Frame {
-                    conn_id: conn.conn_id,
-                    frame,
-                    close: false,
-                },
-            );
-            return;
-        }
-        if let Request::Sync(sync) = &request {
-            let frame = record_frame(
-                xid,
-                self.tree.zxid,
-                &SyncResponse {
-                    path: sync.path.clone(),
-                },
-            );
+        // Answers that take no transaction: an expired session, and sync (ordered behind
+        // every write before it, which is all a standalone server's sync has to do).
+        let immediate = if !self.sessions.touch(session_id, now) {
+            Some(header_frame(xid, self.tree.zxid, ErrorCode::SessionExpired))
+        } else if let Request::Sync(sync) = &request {
+            let response = SyncResponse {
+                path: sync.path.clone(),
+            };
+            Some(record_frame(xid, self.tree.zxid, &response))
+        } else {
+            None
+        };
+        if let Some(frame) = immediate {
             self.reply(
                 conn,
                 CoreReply::Frame {
