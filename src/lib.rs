@@ -6,6 +6,12 @@
 //! applies them to the `tree` and publishes each new version, with its `watch` triggers, to
 //! every core of the `runtime`.
 
+// Gate (STYLE habit 10): no unwrap/expect on input and no dbg! outside tests; clippy enforces it.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::dbg_macro)
+)]
+
 pub mod config;
 pub mod fourlw;
 pub mod jute;

@@ -1,5 +1,11 @@
 //! The `ringkeeper` server binary: parse the command line and zoo.cfg, start the runtime.
 
+// Gate (STYLE habit 10): no unwrap/expect on input and no dbg! outside tests; clippy enforces it.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::dbg_macro)
+)]
+
 use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;

@@ -4,6 +4,12 @@
 //! pipelined requests in flight per session, records latencies in HdrHistograms and checks
 //! every answer against what it wrote, so a server that answers wrongly cannot score.
 
+// Gate (STYLE habit 10): no unwrap/expect on input and no dbg! outside tests; clippy enforces it.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::dbg_macro)
+)]
+
 mod churn;
 mod conn;
 mod fanout;
