@@ -769,6 +769,11 @@ impl Pipeline {
         let spawned = std::thread::Builder::new()
             .name("snapshot".into())
             .spawn(move || {
+                // The snapshot is background work: let the serving threads win the CPU.
+                let tid = rustix::thread::gettid();
+                if let Err(error) = rustix::process::setpriority_process(Some(tid), 10) {
+                    warn!("could not lower the snapshot thread's priority: {error}");
+                }
                 let started = Instant::now();
                 match crate::snapshot::write_snapshot(&data_dir, &version, &sessions) {
                     Ok(path) => info!(
