@@ -339,7 +339,7 @@ def ratio_text(zk, rk):
     return "%.2f" % (rk / zk)
 
 
-def build_table(results, probes, host, args, batch_rows):
+def build_table(matrix, results, probes, host, args, batch_rows):
     lines = []
     lines.append("# ringkeeper vs Apache ZooKeeper, %s" % results["started"])
     lines.append("")
@@ -360,7 +360,7 @@ def build_table(results, probes, host, args, batch_rows):
     lines.append("| run | figure | ZooKeeper | ringkeeper | ratio rk/zk | better |")
     lines.append("| --- | --- | ---: | ---: | ---: | --- |")
     by = {(r["entry"], r["server"]): r for r in results["runs"]}
-    for entry in MATRIX:
+    for entry in matrix:
         zk_rec, rk_rec = by.get((entry.key, "zookeeper")), by.get((entry.key, "ringkeeper"))
         for name, op, field, unit, higher in entry.figures:
             zk, rk = figure(zk_rec, op, field), figure(rk_rec, op, field)
@@ -452,11 +452,10 @@ def axis_ticks(lo, hi, log):
                     ticks.append(v)
             e += 1
         return ticks
-    step = 10 ** math.floor(math.log10(max(hi - lo, 1e-9)))
-    for m in (1, 2, 5, 10):
-        if (hi - lo) / (step * m) <= 8:
-            step *= m
-            break
+    # A "nice" step (1, 2 or 5 times a power of ten) giving 4 to 10 ticks.
+    raw = max(hi - lo, 1e-9) / 6
+    base = 10 ** math.floor(math.log10(raw))
+    step = min((m * base for m in (1, 2, 5, 10)), key=lambda c: abs(c - raw))
     v, ticks = math.ceil(lo / step) * step, []
     while v <= hi + 1e-9:
         ticks.append(v)
@@ -465,9 +464,11 @@ def axis_ticks(lo, hi, log):
 
 
 def tick_label(v):
+    if v >= 1e4 and v == int(v) and v % 1024 == 0 and math.log2(v) == int(math.log2(v)):
+        return "%d" % v
     if v >= 1e6:
         return "%gM" % (v / 1e6)
-    if v >= 1e3:
+    if v >= 1e4:
         return "%gk" % (v / 1e3)
     return "%g" % v
 
@@ -481,8 +482,10 @@ def plot(path, title, xlabel, ylabel, series, xlog, ylog, xrange_=None, yrange=N
         return False
     x0, x1 = xrange_ or (min(xs), max(xs))
     y0, y1 = yrange or (0 if not ylog else min(ys), max(ys) * 1.08)
-    if xlog:
+    if xlog and not xticks:
         x0, x1 = 10 ** math.floor(math.log10(x0)), 10 ** math.ceil(math.log10(x1))
+    elif xlog:
+        x0, x1 = min(xticks) / 1.5, max(xticks) * 1.5
     pw, ph = W - ML - MR, H - MT - MB
 
     def sx(x):
@@ -671,7 +674,7 @@ def main():
             shutil.rmtree(data_root, ignore_errors=True)
 
     (out / "results.json").write_text(json.dumps({"results": results, "probes": probes}, indent=2) + "\n")
-    table = build_table(results, probes, host, args, batch_rows(results, probes))
+    table = build_table(matrix, results, probes, host, args, batch_rows(results, probes))
     plots = make_plots(out, results, probes)
     table += "\nPlots: %s\n" % ", ".join(plots)
     (out / "table.md").write_text(table)
