@@ -643,7 +643,9 @@ def main():
             servers[name] = Server(name, data_root, free_port(), args.force_sync, ringkeeper,
                                    args.zk_jvm_opts)
             servers[name].start()
-        results["zk_version"] = four_letter(servers["zookeeper"].port, "srvr").splitlines()[0].split(":", 1)[-1].strip()
+        # "Zookeeper version: 3.8.0-<git id>, built on ..." -> "3.8.0"
+        srvr_first_line = four_letter(servers["zookeeper"].port, "srvr").splitlines()[0]
+        results["zk_version"] = srvr_first_line.split(":", 1)[-1].strip().split("-")[0]
         print("== servers: ZooKeeper on 127.0.0.1:%d, ringkeeper on 127.0.0.1:%d" % (
             servers["zookeeper"].port, servers["ringkeeper"].port), flush=True)
 
