@@ -9,8 +9,8 @@
    that holds both data dirs, and `rk-bench probe loopback` (TCP ping-pong on 127.0.0.1);
 3. starts both servers from zoo.cfg files that differ only in clientPort and dataDir: both
    dataDirs under one directory (same filesystem, same disk), 127.0.0.1, tickTime 2000,
-   forceSync on, 4lw enabled, no connection limit; ZooKeeper with its own launcher's JVM
-   defaults (-Xmx1000m, default collector, full JIT), not the compatibility tests' small heap;
+   forceSync on, 4lw enabled, no connection limit; ZooKeeper with reference-zk.sh's `server`
+   JVM profile (zkServer.sh's -Xmx1000m, default collector, full JIT), not the tests' small JVM;
 4. warms both up (unrecorded set and get runs: the JVM compiles its hot paths), then runs the
    matrix, alternating the servers and swapping which goes first at every entry
    (Z R, R Z, Z R, ...), so slow drift of a shared machine falls on both equally;
@@ -47,8 +47,9 @@ SERVERS = ("zookeeper", "ringkeeper")
 LABEL = {"zookeeper": "ZooKeeper", "ringkeeper": "ringkeeper"}
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
-# zkServer.sh's default heap (ZK_SERVER_HEAP=1000) and otherwise the JVM's defaults.
-ZK_JVM_OPTS_DEFAULT = "-Xms1000m -Xmx1000m"
+# zkServer.sh's default heap (ZK_SERVER_HEAP=1000); scripts/reference-zk.sh's `server` profile
+# otherwise keeps the JVM's defaults (collector, full JIT).
+ZK_HEAP_MB_DEFAULT = 1000
 # A run may take the window, the warm-up, setup and cleanup; beyond this it is killed.
 RUN_OVERHEAD_LIMIT_S = 120.0
 
@@ -186,13 +187,13 @@ def commit_stats(before, after):
 
 
 class Server:
-    def __init__(self, name, root, port, force_sync, binary, zk_jvm_opts):
+    def __init__(self, name, root, port, force_sync, binary, zk_heap_mb):
         self.name = name
         self.dir = root / name
         self.data = self.dir / "data"
         self.port = port
         self.binary = binary
-        self.zk_jvm_opts = zk_jvm_opts
+        self.zk_heap_mb = zk_heap_mb
         self.proc = None
         self.log = self.dir / ("zk.log" if name == "zookeeper" else "ringkeeper.log")
         self.data.mkdir(parents=True, exist_ok=True)
@@ -212,7 +213,7 @@ class Server:
 
     def start(self):
         if self.name == "zookeeper":
-            env = dict(os.environ, ZK_JVM_OPTS=self.zk_jvm_opts,
+            env = dict(os.environ, ZK_JVM_PROFILE="server", ZK_HEAP_MB=str(self.zk_heap_mb),
                        START_TIMEOUT_S=str(int(START_TIMEOUT_S)))
             r = subprocess.run([str(REPO / "scripts" / "reference-zk.sh"), "start", str(self.dir)],
                                capture_output=True, text=True, env=env, timeout=START_TIMEOUT_S + 15)
@@ -350,12 +351,12 @@ def build_table(matrix, results, probes, host, args, batch_rows):
                      results.get("load_after", "?")))
     lines.append("")
     lines.append("Settings (both servers): standalone, 127.0.0.1, tickTime=2000, forceSync=%s, "
-                 "dataDirs side by side in %s, 4lw enabled, maxClientCnxns=0. ZooKeeper %s, JVM "
-                 "options `%s`. Each run: %gs warm-up then %gs measured, rk-bench 128-byte values, "
+                 "dataDirs side by side in %s, 4lw enabled, maxClientCnxns=0. ZooKeeper %s, "
+                 "reference-zk.sh server JVM profile (zkServer.sh defaults) with %d MiB heap. Each run: %gs warm-up then %gs measured, rk-bench 128-byte values, "
                  "1000 keys; servers alternated, first server swapped at every entry. "
                  "Ratio = ringkeeper / ZooKeeper; `better` says which side of 1 favours ringkeeper." % (
                      args.force_sync, results["data_root"], results.get("zk_version", "?"),
-                     args.zk_jvm_opts, args.warmup_s, args.duration_s))
+                     args.zk_heap_mb, args.warmup_s, args.duration_s))
     lines.append("")
     lines.append("| run | figure | ZooKeeper | ringkeeper | ratio rk/zk | better |")
     lines.append("| --- | --- | ---: | ---: | ---: | --- |")
@@ -583,7 +584,8 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="1 s windows, 0.5 s warm-ups: checks the harness, not the servers")
     parser.add_argument("--force-sync", choices=("yes", "no"), default="yes")
-    parser.add_argument("--zk-jvm-opts", default=ZK_JVM_OPTS_DEFAULT)
+    parser.add_argument("--zk-heap-mb", type=int, default=ZK_HEAP_MB_DEFAULT,
+                        help="ZooKeeper's heap (reference-zk.sh server profile) [1000]")
     parser.add_argument("--only", help="comma-separated matrix entries to run (default all)")
     parser.add_argument("--no-build", action="store_true")
     parser.add_argument("--keep-data", action="store_true", help="keep the servers' data dirs")
@@ -641,7 +643,7 @@ def main():
     try:
         for name in SERVERS:
             servers[name] = Server(name, data_root, free_port(), args.force_sync, ringkeeper,
-                                   args.zk_jvm_opts)
+                                   args.zk_heap_mb)
             servers[name].start()
         # "Zookeeper version: 3.8.0-<git id>, built on ..." -> "3.8.0"
         srvr_first_line = four_letter(servers["zookeeper"].port, "srvr").splitlines()[0]
