@@ -16,6 +16,7 @@ mod fanout;
 mod keys;
 mod load;
 mod options;
+mod probe;
 mod responder;
 mod run;
 mod setup;
@@ -32,6 +33,16 @@ use options::{Mode, Options, USAGE};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("probe") {
+        return match probe::main(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("rk-bench: {message}");
+                eprint!("{}", probe::USAGE);
+                ExitCode::from(2)
+            }
+        };
+    }
     let options = match Options::parse(&args) {
         Ok(options) => options,
         Err(message) => {

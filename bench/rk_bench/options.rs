@@ -7,6 +7,7 @@ pub const USAGE: &str = "\
 usage: rk-bench --server 127.0.0.1:PORT [options]     run a workload against a server
        rk-bench self-test [options]                    run it against the in-process trivial responder
        rk-bench responder --listen 127.0.0.1:PORT      serve the trivial responder until killed
+       rk-bench probe disk --dir DIR | probe loopback  fdatasync rate of DIR's disk; loopback round trip
 
 options (defaults in brackets):
   --workload W          create | set | get | get-children | mixed | multi |

@@ -158,6 +158,7 @@ impl Stats {
                 p99_us: h.value_at_quantile(0.99) as f64 / 1e3,
                 p999_us: h.value_at_quantile(0.999) as f64 / 1e3,
                 max_us: h.max() as f64 / 1e3,
+                cdf_us: cdf_points(h),
             })
             .collect();
         let operations: u64 = self
@@ -196,6 +197,34 @@ pub struct KindSummary {
     pub p99_us: f64,
     pub p999_us: f64,
     pub max_us: f64,
+    /// The latency distribution as (quantile, latency in us) at the fixed quantiles of
+    /// `CDF_QUANTILES`, for plotting a CDF (scripts/bench_vs_zookeeper.py).
+    pub cdf_us: Vec<(f64, f64)>,
+}
+
+/// Tail quantiles reported in `cdf_us` after every percent 0.00 .. 0.99; 1.0 is the maximum.
+/// A fixed list keeps the report's size bounded whatever the sample count.
+pub const CDF_TAIL_QUANTILES: [f64; 9] = [
+    0.995, 0.998, 0.999, 0.9995, 0.9998, 0.9999, 0.99995, 0.99999, 1.0,
+];
+
+/// (quantile, latency in microseconds) at 0.00, 0.01 .. 0.99 and `CDF_TAIL_QUANTILES`.
+pub fn cdf_points(histogram: &Histogram<u64>) -> Vec<(f64, f64)> {
+    if histogram.is_empty() {
+        return Vec::new();
+    }
+    (0..100)
+        .map(|percent| f64::from(percent) / 100.0)
+        .chain(CDF_TAIL_QUANTILES)
+        .map(|quantile| {
+            let value_ns = if quantile >= 1.0 {
+                histogram.max()
+            } else {
+                histogram.value_at_quantile(quantile)
+            };
+            (quantile, value_ns as f64 / 1e3)
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -318,6 +347,19 @@ mod tests {
         assert!((get.p99_us - 990.0).abs() <= 1.0, "{}", get.p99_us);
         assert!((get.p999_us - 999.0).abs() <= 1.0, "{}", get.p999_us);
         assert!((get.max_us - 1000.0).abs() <= 1.0, "{}", get.max_us);
+        // The CDF: every percent, then the tail, ending at the maximum; never decreasing.
+        assert_eq!(get.cdf_us.len(), 100 + CDF_TAIL_QUANTILES.len());
+        assert_eq!(get.cdf_us[0].0, 0.0);
+        assert!(
+            (get.cdf_us[50].1 - 500.0).abs() <= 0.5,
+            "{:?}",
+            get.cdf_us[50]
+        );
+        assert_eq!(get.cdf_us.last().map(|p| p.1), Some(get.max_us));
+        assert!(get
+            .cdf_us
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
     }
 
     #[test]
