@@ -165,20 +165,20 @@ def number(text):
 def commit_stats(before, after):
     """Transactions and log syncs between two mntr readings.
 
-    Transactions: the counter part (low 32 bits) of the zxid srvr reports, same epoch. Log syncs: ringkeeper
-    `log_batches` (and `log_records`) when mntr shows them; ZooKeeper's `fsynctime` summary count
+    Transactions: the counter part (low 32 bits) of the zxid srvr reports, same epoch. Log syncs: ringkeeper's
+    `ringkeeper_txnlog_batches` (and `ringkeeper_txnlog_records`) from mntr; ZooKeeper's `fsynctime` summary count
     (`zk_cnt_fsynctime`, one sample per FileTxnLog.commit). None where not exposed."""
     out = {"transactions": None, "syncs": None, "records": None, "sync_source": None}
     zb, za = number(before.get("srvr_zxid")), number(after.get("srvr_zxid"))
     if isinstance(zb, int) and isinstance(za, int) and (zb >> 32) == (za >> 32):
         out["transactions"] = (za & 0xFFFFFFFF) - (zb & 0xFFFFFFFF)
-    for key in ("zk_log_batches", "log_batches", "zk_cnt_fsynctime"):
+    for key in ("ringkeeper_txnlog_batches", "zk_cnt_fsynctime"):
         b, a = number(before.get(key)), number(after.get(key))
         if b is not None and a is not None:
             out["syncs"] = a - b
             out["sync_source"] = key
             break
-    for key in ("zk_log_records", "log_records"):
+    for key in ("ringkeeper_txnlog_records",):
         b, a = number(before.get(key)), number(after.get(key))
         if b is not None and a is not None:
             out["records"] = a - b
@@ -411,7 +411,7 @@ def batch_rows(results, probes):
                 measured = "%.1f transactions per log sync (%s; %d transactions / %d syncs over the whole rk-bench process, setup and cleanup included)" % (
                     c["transactions"] / c["syncs"], c["sync_source"], c["transactions"], c["syncs"])
             elif name == "ringkeeper":
-                measured = "not measured: mntr does not show log_batches / log_records yet"
+                measured = "not measured: mntr shows no ringkeeper_txnlog_batches / ringkeeper_txnlog_records"
             else:
                 measured = "not measured: mntr shows no fsync count"
             rows.append(("%s %s: group-commit batch size" % (LABEL[name], key), measured))
