@@ -25,6 +25,7 @@ fn settings(segment_bytes: u64) -> WriterSettings {
         batch_records_max: 1000,
         force_sync: true,
         fsync_warning: Duration::from_secs(10),
+        prepare_spare_segments: false,
     }
 }
 
@@ -327,4 +328,30 @@ fn segments_roll_over_and_recover_in_order() {
     let (tree, _) = recovered_tree(&disk).unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(tree.zxid, durable);
     assert_eq!(observe(&tree), observe(&model_at(13, durable)));
+}
+
+#[test]
+fn prepared_spare_segments_are_used_and_ignored_by_recovery() {
+    let disk = SimDisk::new(17);
+    let storage: Arc<dyn Storage> = Arc::new(disk.clone());
+    let tail = LogTail {
+        segment: None,
+        next_batch: 1,
+    };
+    let mut config = settings(32 * 1024);
+    config.prepare_spare_segments = true;
+    let mut writer =
+        LogWriter::new(storage.clone(), config, tail).unwrap_or_else(|error| panic!("{error}"));
+    let mut workload = Workload::new(17);
+    for batch in 0..150 {
+        let records: Vec<LogRecord> = (0..1 + batch % 30)
+            .map(|_| workload.next_record())
+            .collect();
+        assert!(writer.write_batch(&records).is_ok());
+    }
+    drop(writer);
+    disk.crash();
+    let (tree, _) = recovered_tree(&disk).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(tree.zxid, workload.model.zxid);
+    assert_eq!(observe(&tree), observe(&workload.model));
 }

@@ -596,5 +596,8 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
             }
             conn.handle_request(state, &frame)?;
         }
+        // A busy connection must not starve the core's other tasks (the dispatcher that
+        // delivers replies, other connections): glommio is cooperative.
+        glommio::yield_if_needed().await;
     }
 }

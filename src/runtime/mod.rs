@@ -147,6 +147,7 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
         batch_records_max: LOG_BATCH_RECORDS_MAX,
         force_sync: config.force_sync,
         fsync_warning: Duration::from_millis(config.fsync_warning_ms),
+        prepare_spare_segments: true,
     };
     let (appends, append_receiver) = crossbeam_channel::unbounded();
     let (event_sender, events) = crossbeam_channel::unbounded();

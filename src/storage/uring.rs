@@ -122,6 +122,20 @@ impl UringStorage {
                         file.pre_allocate(bytes, false)
                             .await
                             .map_err(glommio_error)?;
+                        // Write the zeros for real: O_DIRECT writes into allocated but
+                        // unwritten extents change the extent tree, so every fdatasync would
+                        // also commit filesystem metadata (measured: tail latencies of
+                        // hundreds of ms). Written extents make later syncs data-only.
+                        const CHUNK: u64 = 1 << 20;
+                        let mut offset = 0;
+                        while offset < bytes {
+                            let length = CHUNK.min(bytes - offset) as usize;
+                            let mut zeros = file.alloc_dma_buffer(length);
+                            zeros.as_bytes_mut().fill(0);
+                            file.write_at(zeros, offset).await.map_err(glommio_error)?;
+                            offset += length as u64;
+                        }
+                        file.fdatasync().await.map_err(glommio_error)?;
                     }
                     Ok(file)
                 }

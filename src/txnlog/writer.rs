@@ -28,6 +28,9 @@ pub struct WriterSettings {
     /// `forceSync=no` skips fdatasync (ZooKeeper's zookeeper.forceSync): nothing is durable.
     pub force_sync: bool,
     pub fsync_warning: Duration,
+    /// Prepare the next segment on a background thread (the server does; deterministic
+    /// tests over the simulated disk do not).
+    pub prepare_spare_segments: bool,
 }
 
 /// Where appending resumes, as recovery found it.
@@ -65,7 +68,13 @@ pub struct LogWriter {
     offset: u64,
     next_batch: u64,
     buffer: Vec<u8>,
+    /// A segment file prepared in the background (created, zero-filled, synced) so that a
+    /// roll-over is a rename instead of writing a whole segment while writes wait.
+    spare: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
+
+/// The prepared segment's name; recovery ignores it (it is not `log.<zxid>`).
+pub const SPARE_SEGMENT: &str = "log.spare";
 
 fn wall_clock_ms() -> i64 {
     SystemTime::now()
@@ -91,13 +100,61 @@ impl LogWriter {
             offset,
             next_batch: tail.next_batch.max(1),
             buffer: Vec::with_capacity(1 << 20),
+            spare: None,
         })
+    }
+
+    /// Starts preparing the next segment in the background.
+    pub fn prepare_spare(&mut self) {
+        if self.spare.is_some() || !self.settings.prepare_spare_segments {
+            return;
+        }
+        let storage = self.storage.clone();
+        let dir = self.settings.dir.clone();
+        let bytes = self.settings.segment_bytes;
+        let spawned = std::thread::Builder::new()
+            .name("log-spare".into())
+            .spawn(move || {
+                let temporary = dir.join("log.spare.tmp");
+                let _ = storage.remove(&temporary);
+                let mut file = storage.create(&temporary, bytes)?;
+                file.sync_data()?;
+                drop(file);
+                storage.rename(&temporary, &dir.join(SPARE_SEGMENT))?;
+                storage.sync_dir(&dir)
+            });
+        match spawned {
+            Ok(handle) => self.spare = Some(handle),
+            Err(error) => warn!("could not start preparing the next log segment: {error}"),
+        }
+    }
+
+    /// The prepared spare, renamed to `path`, if it is ready; None otherwise.
+    fn take_spare(&mut self, path: &std::path::Path) -> Option<Box<dyn StorageFile>> {
+        let handle = self.spare.take_if(|handle| handle.is_finished())?;
+        match handle.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                warn!("preparing the next log segment failed: {error}");
+                return None;
+            }
+            Err(_) => return None,
+        }
+        let spare = self.settings.dir.join(SPARE_SEGMENT);
+        if let Err(error) = self.storage.rename(&spare, path) {
+            warn!("could not use the prepared log segment: {error}");
+            return None;
+        }
+        self.storage.open(path).ok()
     }
 
     /// Starts a new segment for a batch whose first record is `first_zxid`.
     fn roll(&mut self, first_zxid: i64) -> std::io::Result<()> {
         let path = self.settings.dir.join(segment_name(first_zxid));
-        let mut file = self.storage.create(&path, self.settings.segment_bytes)?;
+        let mut file = match self.take_spare(&path) {
+            Some(file) => file,
+            None => self.storage.create(&path, self.settings.segment_bytes)?,
+        };
         let mut header = encode_segment_header(first_zxid, wall_clock_ms()).to_vec();
         header.resize(BLOCK_BYTES, 0);
         file.write_at(0, &header)?;
@@ -106,6 +163,7 @@ impl LogWriter {
         info!("new transaction log segment {}", path.display());
         self.file = Some(file);
         self.offset = BLOCK_BYTES as u64;
+        self.prepare_spare();
         Ok(())
     }
 
@@ -147,6 +205,7 @@ impl LogWriter {
 
     /// The writer loop: group commit until Shutdown or the first failure.
     pub fn run(mut self, input: Receiver<WriterInput>, events: Sender<WriterEvent>) {
+        self.prepare_spare();
         let mut records: Vec<LogRecord> = Vec::new();
         let mut shutdown = false;
         while !shutdown {
