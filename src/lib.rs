@@ -20,3 +20,4 @@ pub mod storage;
 pub mod tree;
 pub mod txnlog;
 pub mod watch;
+pub mod zab;
