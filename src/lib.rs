@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod read;
 pub mod runtime;
 pub mod session;
+pub mod sim;
 pub mod snapshot;
 pub mod storage;
 pub mod tree;

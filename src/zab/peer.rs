@@ -723,10 +723,10 @@ impl Peer {
                 if Some(epoch) != learner.epoch || zxid != self.log.last_zxid() {
                     return Next::Looking;
                 }
-                if self.epochs.current_epoch != epoch {
-                    self.epochs.current_epoch = epoch;
-                    out.push(Action::SaveEpochs(self.epochs));
-                }
+                // current epoch is saved only once the synced history is durable (in
+                // learner_durable): a server that restarts with the new current epoch but
+                // without the records would out-vote servers that hold committed records
+                // (ZooKeeper's Learner.syncWithLeader likewise logs the synced proposals first).
                 learner.phase = LearnerPhase::AwaitDurable { zxid };
                 self.learner_durable(out);
             }
@@ -760,6 +760,12 @@ impl Peer {
         };
         match learner.phase {
             LearnerPhase::AwaitDurable { zxid } if durable >= zxid => {
+                if let Some(epoch) = learner.epoch {
+                    if self.epochs.current_epoch != epoch {
+                        self.epochs.current_epoch = epoch;
+                        out.push(Action::SaveEpochs(self.epochs));
+                    }
+                }
                 learner.phase = LearnerPhase::Broadcast;
                 learner.acked_zxid = durable;
                 learner_send(learner, Packet::AckNewLeader { zxid: durable }, out);
