@@ -109,7 +109,7 @@ impl fmt::Display for Violation {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     pub steps: u64,
     pub committed_records: usize,
