@@ -117,7 +117,11 @@ fn sweep() {
 #[test]
 fn planted_bug_commit_without_quorum_is_caught() {
     let caught = (0..200).find_map(|seed| {
-        sim::run_with_bug(Options::new(seed, 3, 0), PlantedBug::FollowerCommitsOnReceipt).err()
+        sim::run_with_bug(
+            Options::new(seed, 3, 0),
+            PlantedBug::FollowerCommitsOnReceipt,
+        )
+        .err()
     });
     let violation = caught.expect("a follower committing without quorum must be caught");
     eprintln!("caught: {violation}");

@@ -322,12 +322,10 @@ impl Sim {
         let healed = self.healed_at_ms.unwrap_or(chaos);
         match self.first_commit_after_heal_ms {
             Some(at) => self.report.time_to_commit_after_heal_ms = at - healed,
-            None => {
-                return Err(self.violation(format!(
-                    "liveness: no write submitted after healing at {healed} ms committed within {} ms",
-                    self.options.liveness_bound_ms
-                )))
-            }
+            None => return Err(self.violation(format!(
+                "liveness: no write submitted after healing at {healed} ms committed within {} ms",
+                self.options.liveness_bound_ms
+            ))),
         }
         Ok(self.report)
     }
@@ -420,9 +418,7 @@ impl Sim {
                 self.report.writes_submitted += 1;
                 let txn = Txn::SetData {
                     path: "/sim".to_string(),
-                    data: Some(
-                        format!("{}:{}", self.next_write, self.now_ms).into_bytes(),
-                    ),
+                    data: Some(format!("{}:{}", self.next_write, self.now_ms).into_bytes()),
                     version: -1,
                 };
                 let time_ms = self.now_ms as i64;
@@ -531,10 +527,9 @@ impl Sim {
                 let leading = matches!(self.servers[&id].role, Some(Role::Leading { .. }));
                 let last = self.servers[&id].log.last().map_or(0, |r| r.zxid);
                 if last >= record.zxid {
-                    return Err(self.violation(format!(
-                        "{id} appends {:#x} after {last:#x}",
-                        record.zxid
-                    )));
+                    return Err(
+                        self.violation(format!("{id} appends {:#x} after {last:#x}", record.zxid))
+                    );
                 }
                 let s = self.servers.get_mut(&id).expect("server");
                 s.log.push(record.clone());
@@ -640,10 +635,9 @@ impl Sim {
             .is_some_and(|p| p.is_broadcasting());
         let s = &self.servers[&id];
         if zxid <= s.last_commit {
-            return Err(self.violation(format!(
-                "{id} commits {zxid:#x} after {:#x}",
-                s.last_commit
-            )));
+            return Err(
+                self.violation(format!("{id} commits {zxid:#x} after {:#x}", s.last_commit))
+            );
         }
         let mut applied = s.applied;
         let mut new_records = Vec::new();
@@ -652,9 +646,7 @@ impl Sim {
             applied += 1;
         }
         if applied == 0 || s.log[applied - 1].zxid != zxid {
-            return Err(self.violation(format!(
-                "{id} commits {zxid:#x}, which is not in its log"
-            )));
+            return Err(self.violation(format!("{id} commits {zxid:#x}, which is not in its log")));
         }
         for (index, record) in new_records {
             match self.chain.get(index) {

@@ -225,29 +225,55 @@ pub enum Message {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Packet {
     /// Learner → leader, first packet of a connection (FOLLOWERINFO / OBSERVERINFO).
-    FollowerInfo { accepted_epoch: Epoch, observer: bool },
+    FollowerInfo {
+        accepted_epoch: Epoch,
+        observer: bool,
+    },
     /// Leader → learner: the new epoch (LEADERINFO, Zab's NEWEPOCH).
-    LeaderInfo { epoch: Epoch },
+    LeaderInfo {
+        epoch: Epoch,
+    },
     /// Learner → leader (ACKEPOCH).
-    AckEpoch { current_epoch: Epoch, last_zxid: Zxid },
+    AckEpoch {
+        current_epoch: Epoch,
+        last_zxid: Zxid,
+    },
     /// Leader → learner: your history is a prefix of mine; records after `zxid` follow.
-    Diff { zxid: Zxid },
+    Diff {
+        zxid: Zxid,
+    },
     /// Leader → learner: drop every record above `zxid`; records after it follow.
-    Trunc { zxid: Zxid },
+    Trunc {
+        zxid: Zxid,
+    },
     /// Leader → learner: replace your state with this snapshot through `zxid`. `payload` is
     /// opaque to ZAB: the shell fills it when it performs [`Action::SendSnapshot`].
-    Snap { zxid: Zxid, payload: Vec<u8> },
+    Snap {
+        zxid: Zxid,
+        payload: Vec<u8>,
+    },
     Proposal(LogRecord),
     /// Leader → learner: your history now equals mine through `zxid`; adopt `epoch`.
-    NewLeader { epoch: Epoch, zxid: Zxid },
+    NewLeader {
+        epoch: Epoch,
+        zxid: Zxid,
+    },
     /// Learner → leader: durable through `zxid`, current epoch saved (ACK of NEWLEADER).
-    AckNewLeader { zxid: Zxid },
+    AckNewLeader {
+        zxid: Zxid,
+    },
     /// Leader → learner: broadcast has started; committed through `zxid`.
-    UpToDate { zxid: Zxid },
+    UpToDate {
+        zxid: Zxid,
+    },
     /// Follower → leader: durable through `zxid` (cumulative).
-    Ack { zxid: Zxid },
+    Ack {
+        zxid: Zxid,
+    },
     /// Leader → follower: committed through `zxid` (cumulative).
-    Commit { zxid: Zxid },
+    Commit {
+        zxid: Zxid,
+    },
     /// Leader → observer: this record is committed.
     Inform(LogRecord),
     /// Both ways: liveness.
@@ -268,10 +294,18 @@ impl Message {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Looking,
-    Following { leader: ServerId, epoch: Epoch },
+    Following {
+        leader: ServerId,
+        epoch: Epoch,
+    },
     /// Reported once a quorum has acknowledged the new epoch.
-    Leading { epoch: Epoch },
-    Observing { leader: ServerId, epoch: Epoch },
+    Leading {
+        epoch: Epoch,
+    },
+    Observing {
+        leader: ServerId,
+        epoch: Epoch,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,13 +320,19 @@ pub enum RejectReason {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
-    Message { from: ServerId, message: Message },
+    Message {
+        from: ServerId,
+        message: Message,
+    },
     /// Call every `tick_ms` (more often is harmless).
     Tick,
     /// The local log is durable through this zxid.
     Durable(Zxid),
     /// A client write, already prepared into a transaction (leader only).
-    Write { txn: Txn, time_ms: i64 },
+    Write {
+        txn: Txn,
+        time_ms: i64,
+    },
     /// The server (re)started with what its disk holds.
     Restart(DurableState),
 }

@@ -109,7 +109,10 @@ impl LocalLog {
     }
 
     fn uncommitted(&self) -> usize {
-        self.records.len() - self.records.partition_point(|r| r.zxid <= self.committed_zxid)
+        self.records.len()
+            - self
+                .records
+                .partition_point(|r| r.zxid <= self.committed_zxid)
     }
 }
 
@@ -397,7 +400,13 @@ impl Peer {
         });
     }
 
-    fn on_notification(&mut self, now_ms: u64, from: ServerId, n: Notification, out: &mut Vec<Action>) {
+    fn on_notification(
+        &mut self,
+        now_ms: u64,
+        from: ServerId,
+        n: Notification,
+        out: &mut Vec<Action>,
+    ) {
         let from_participant = self.config.participants.contains(&from);
         if !from_participant {
             // Observers never vote; tell them what we know (ZooKeeper's WorkerReceiver).
@@ -738,7 +747,10 @@ impl Peer {
                     return Next::Looking;
                 }
             }
-            (LearnerPhase::AwaitDurable { .. } | LearnerPhase::Broadcast, Packet::Inform(record)) => {
+            (
+                LearnerPhase::AwaitDurable { .. } | LearnerPhase::Broadcast,
+                Packet::Inform(record),
+            ) => {
                 if record.zxid > self.log.last_zxid() {
                     self.log.append(record.clone(), out);
                 }
@@ -868,7 +880,12 @@ impl Peer {
                 session.phase = SessionPhase::Forwarding { acked: Some(zxid) };
                 self.leader_progress(now_ms, out);
             }
-            (SessionPhase::Forwarding { acked: Some(previous) }, Packet::Ack { zxid }) => {
+            (
+                SessionPhase::Forwarding {
+                    acked: Some(previous),
+                },
+                Packet::Ack { zxid },
+            ) => {
                 if !session.observer && zxid > previous && zxid <= self.log.last_zxid() {
                     session.phase = SessionPhase::Forwarding { acked: Some(zxid) };
                     self.leader_progress(now_ms, out);
@@ -899,29 +916,30 @@ impl Peer {
         };
         let log = &self.log;
         let last = log.last_zxid();
-        let send_from = if learner_zxid == last || (learner_zxid < last && log.contains(learner_zxid)) {
-            session_send(id, session, Packet::Diff { zxid: learner_zxid }, out);
-            learner_zxid
-        } else if let Some(common) = log.floor(learner_zxid.min(last)) {
-            session_send(id, session, Packet::Trunc { zxid: common }, out);
-            common
-        } else {
-            // Behind the window. While establishing, the snapshot covers the whole initial
-            // history (which commits as a whole); afterwards, what is committed.
-            let zxid = if leader.established {
-                log.committed_zxid
+        let send_from =
+            if learner_zxid == last || (learner_zxid < last && log.contains(learner_zxid)) {
+                session_send(id, session, Packet::Diff { zxid: learner_zxid }, out);
+                learner_zxid
+            } else if let Some(common) = log.floor(learner_zxid.min(last)) {
+                session_send(id, session, Packet::Trunc { zxid: common }, out);
+                common
             } else {
-                last
+                // Behind the window. While establishing, the snapshot covers the whole initial
+                // history (which commits as a whole); afterwards, what is committed.
+                let zxid = if leader.established {
+                    log.committed_zxid
+                } else {
+                    last
+                };
+                out.push(Action::SendSnapshot {
+                    to: id,
+                    conn: session.conn,
+                    seq: session.send_seq,
+                    zxid,
+                });
+                session.send_seq += 1;
+                zxid
             };
-            out.push(Action::SendSnapshot {
-                to: id,
-                conn: session.conn,
-                seq: session.send_seq,
-                zxid,
-            });
-            session.send_seq += 1;
-            zxid
-        };
         for record in log.after(send_from) {
             session_send(id, session, Packet::Proposal(record.clone()), out);
         }
@@ -1002,7 +1020,9 @@ impl Peer {
             let acked = leader
                 .sessions
                 .values()
-                .filter(|s| !s.observer && matches!(s.phase, SessionPhase::Forwarding { acked: Some(_) }))
+                .filter(|s| {
+                    !s.observer && matches!(s.phase, SessionPhase::Forwarding { acked: Some(_) })
+                })
                 .count();
             if acked + 1 < quorum {
                 return;
