@@ -320,13 +320,14 @@ impl Sim {
         self.report.committed_records = self.chain.len();
         self.report.leaders = self.leaders.len();
         let healed = self.healed_at_ms.unwrap_or(chaos);
-        match self.first_commit_after_heal_ms {
-            Some(at) => self.report.time_to_commit_after_heal_ms = at - healed,
-            None => return Err(self.violation(format!(
-                "liveness: no write submitted after healing at {healed} ms committed within {} ms",
-                self.options.liveness_bound_ms
-            ))),
-        }
+        let bound_ms = self.options.liveness_bound_ms;
+        let Some(at) = self.first_commit_after_heal_ms else {
+            let message = format!(
+                "liveness: no write after healing at {healed} ms committed in {bound_ms} ms"
+            );
+            return Err(self.violation(message));
+        };
+        self.report.time_to_commit_after_heal_ms = at - healed;
         Ok(self.report)
     }
 
