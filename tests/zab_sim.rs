@@ -59,7 +59,7 @@ fn run_seeds(participants: usize, observers: usize, seeds: std::ops::Range<u64>)
 
 /// Seeds per ensemble size in the default suite; `SIM_SEEDS` overrides.
 fn default_seeds() -> u64 {
-    env_u64("SIM_SEEDS", 2500)
+    env_u64("SIM_SEEDS", 2000)
 }
 
 #[test]
