@@ -1,0 +1,372 @@
+//! [pure] ZAB, ZooKeeper's atomic broadcast, as a sans-IO state machine.
+//!
+//! A [`Peer`] owns no socket, file, clock, thread or random source. The shell (`quorum/`, and
+//! `sim/` in the tests) feeds it [`Input`]s with the current time and performs the
+//! [`Action`]s it returns, **in order**. The same code therefore runs against real links and a
+//! real log, and inside the deterministic simulator.
+//!
+//! # Phases (Junqueira, Reed, Serafini: "Zab: High-performance broadcast for primary-backup
+//! systems", DSN 2011, §IV; ZooKeeper's `FastLeaderElection`, `Leader`, `Learner`)
+//!
+//! 0. **Election** (§IV.A "Phase 0", ZooKeeper's fast leader election). A looking peer votes
+//!    for `(current epoch, last zxid, server id)`, ordered lexicographically, so ties in history
+//!    are broken by the higher id. Notifications carry an election round; a higher round
+//!    restarts the tally, a better vote in the same round is adopted and re-broadcast. When a
+//!    quorum of participants in this round agree with our vote and no better vote arrives for
+//!    `finalize_wait_ms`, the vote is decided. A peer that finds a quorum already following or
+//!    leading (their notifications say so) joins that leader directly. Observers never vote:
+//!    they ask the participants and join the leader a quorum of them follows.
+//! 1. **Discovery** (§IV.B phase 1). Each learner sends `FollowerInfo` with its accepted epoch.
+//!    Once a quorum of participants (the leader included) has, the prospective leader picks
+//!    `e = max(accepted epochs) + 1` and sends `LeaderInfo(e)` (NEWEPOCH). A follower accepts
+//!    `e` if it is above its accepted epoch (or equal and from the same leader it accepted it
+//!    from — `accepted_leader` is persisted, so no follower acknowledges one epoch for two
+//!    leaders), persists it and replies `AckEpoch(current epoch, last zxid)`. With a quorum of
+//!    acks the leader checks no acker has a more recent history than its own (else it steps
+//!    down), persists `current epoch = e` and is `Leading(e)`.
+//! 2. **Synchronisation** (§IV.B phase 2; ZooKeeper's `LearnerHandler.syncFollower`). Per
+//!    learner the leader sends `Diff` (the learner's last zxid is in the leader's in-memory
+//!    history: send what follows), `Trunc(z)` (the learner has records the leader does not:
+//!    cut back to the last common zxid, then send what follows) or `Snap` (the learner is
+//!    behind the in-memory window: an opaque snapshot produced by the shell, then what
+//!    follows), then `NewLeader(e, last zxid)`. A learner persists `current epoch = e` and
+//!    acknowledges once everything it received is durable. The leader starts broadcasting —
+//!    commits its initial history and sends `UpToDate` — only when a quorum (itself counted
+//!    once its own log is durable through the initial history) has acknowledged `NewLeader`.
+//! 3. **Broadcast** (§IV.B phase 3). `Proposal` → learners log it and `Ack` cumulatively when
+//!    durable; the leader's own durability is its ack. The leader commits the highest zxid
+//!    acknowledged by a quorum (`Commit`, cumulative), so commits are strictly in zxid order
+//!    and many proposals are in flight (bounded by `outstanding_proposals_max`). Observers
+//!    receive `Inform` (the committed record) and never count toward a quorum. When the
+//!    32-bit counter of the zxid would pass `counter_max` the leader steps down so that a new
+//!    epoch starts (ZooKeeper's `XidRolloverException`).
+//!
+//! Liveness: the leader pings every tick; a learner that hears nothing from its leader for
+//! `sync_limit_ticks` goes back to election, and a leader that has not heard from a quorum of
+//! synced followers within `sync_limit_ticks` steps down. Discovery and synchronisation must
+//! finish within `init_limit_ticks`.
+//!
+//! # Links
+//!
+//! Zab assumes FIFO, reliable links between leader and learners (§III). Election messages may
+//! be lost, duplicated or reordered freely. Everything after election travels in
+//! [`Message::Link`] with a connection id (chosen by the learner, fresh per attempt) and a
+//! per-direction sequence number: a duplicate is ignored, a gap closes the connection (the
+//! learner returns to election; the leader forgets the learner), exactly as a TCP reset does
+//! in ZooKeeper. So a lossy or reordering network costs liveness, never safety.
+//!
+//! # Invariants (checked by `sim/` after every step)
+//!
+//! - At most one leader per epoch (§V, "Primary uniqueness").
+//! - Committed prefixes agree: no two servers commit different records at one zxid
+//!   (§V, "Agreement", "Total order").
+//! - A record committed by a leader is in the history of every later leader (§V,
+//!   "Integrity" and "Primary integrity": the new leader's history contains everything
+//!   committed before).
+//! - Primary order: a leader's records commit in its proposal order, and no record of an
+//!   older epoch commits after one of a newer epoch (§V "Local primary order", "Global
+//!   primary order"); per server committed zxids strictly increase.
+//!
+//! # What the shell persists
+//!
+//! `Append` may complete asynchronously: the shell reports `Input::Durable(z)` when its log is
+//! durable through `z`, and may batch fsyncs. `SaveEpochs`, `TruncateLog` and
+//! `InstallSnapshot` must be durable before the shell performs the next action (ZooKeeper
+//! writes `acceptedEpoch`/`currentEpoch` synchronously before replying, and truncates the
+//! log file in place).
+
+mod peer;
+#[cfg(test)]
+mod tests;
+
+pub use peer::Peer;
+
+use crate::tree::Txn;
+use crate::txnlog::format::LogRecord;
+use std::collections::BTreeSet;
+
+pub type ServerId = u64;
+/// `epoch << 32 | counter`, as in ZooKeeper (`ZxidUtils`), and as the log stores it (i64).
+pub type Zxid = i64;
+pub type Epoch = u32;
+
+pub fn make_zxid(epoch: Epoch, counter: u32) -> Zxid {
+    ((u64::from(epoch) << 32) | u64::from(counter)) as Zxid
+}
+
+pub fn epoch_of(zxid: Zxid) -> Epoch {
+    ((zxid as u64) >> 32) as Epoch
+}
+
+pub fn counter_of(zxid: Zxid) -> u32 {
+    (zxid as u64 & 0xffff_ffff) as u32
+}
+
+/// Static membership and timing. ZooKeeper's `tickTime`, `initLimit`, `syncLimit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub id: ServerId,
+    pub participants: BTreeSet<ServerId>,
+    pub observers: BTreeSet<ServerId>,
+    pub tick_ms: u64,
+    pub init_limit_ticks: u64,
+    pub sync_limit_ticks: u64,
+    /// How long a looking peer waits, with a quorum for its vote, for a better vote
+    /// (ZooKeeper's `finalizeWait`, 200 ms).
+    pub finalize_wait_ms: u64,
+    /// Committed records kept in memory for DIFF (ZooKeeper's `commitLogCount`, 500); a
+    /// learner further behind gets a snapshot.
+    pub history_limit: usize,
+    /// Proposals the leader keeps in flight before it rejects writes as busy.
+    pub outstanding_proposals_max: usize,
+    /// Highest zxid counter the leader assigns before stepping down for a new epoch.
+    /// `u32::MAX - 1` in production (ZooKeeper steps down at 0xffffffff); small in tests.
+    pub counter_max: u32,
+}
+
+impl Config {
+    pub fn new(id: ServerId, participants: &[ServerId], observers: &[ServerId]) -> Self {
+        Config {
+            id,
+            participants: participants.iter().copied().collect(),
+            observers: observers.iter().copied().collect(),
+            tick_ms: 2000,
+            init_limit_ticks: 10,
+            sync_limit_ticks: 5,
+            finalize_wait_ms: 200,
+            history_limit: 500,
+            outstanding_proposals_max: 1000,
+            counter_max: u32::MAX - 1,
+        }
+    }
+
+    pub fn quorum(&self) -> usize {
+        self.participants.len() / 2 + 1
+    }
+
+    pub fn is_observer(&self) -> bool {
+        self.observers.contains(&self.id)
+    }
+
+    /// Every server except this one.
+    pub fn others(&self) -> impl Iterator<Item = ServerId> + '_ {
+        self.participants
+            .iter()
+            .chain(self.observers.iter())
+            .copied()
+            .filter(move |&id| id != self.id)
+    }
+}
+
+/// The epochs a server persists (ZooKeeper's `acceptedEpoch` and `currentEpoch` files, plus
+/// the leader the accepted epoch came from).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Epochs {
+    pub accepted_epoch: Epoch,
+    pub accepted_leader: Option<ServerId>,
+    pub current_epoch: Epoch,
+}
+
+/// What a server recovered from its disk at (re)start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DurableState {
+    pub epochs: Epochs,
+    /// The zxid of the newest record (or snapshot) not in `recent`; 0 for an empty history.
+    pub base_zxid: Zxid,
+    /// The newest durable log records, in zxid order; at most `history_limit` are kept.
+    pub recent: Vec<LogRecord>,
+}
+
+/// A vote: who should lead, and the history that candidate has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vote {
+    pub leader: ServerId,
+    pub zxid: Zxid,
+    /// The candidate's current epoch (ZooKeeper's `peerEpoch`).
+    pub epoch: Epoch,
+}
+
+impl Vote {
+    /// ZooKeeper's `FastLeaderElection.totalOrderPredicate`: epoch, then zxid, then id.
+    pub fn order_key(&self) -> (Epoch, Zxid, ServerId) {
+        (self.epoch, self.zxid, self.leader)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    Looking,
+    Following,
+    Leading,
+    Observing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notification {
+    pub vote: Vote,
+    /// Election round (ZooKeeper's `electionEpoch` / `logicalclock`).
+    pub round: u64,
+    pub state: PeerState,
+}
+
+/// Everything one server sends another.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Notification(Notification),
+    /// A packet on a leader–learner connection (see "Links" in the module doc).
+    Link {
+        conn: u64,
+        seq: u64,
+        packet: Packet,
+    },
+}
+
+/// ZooKeeper's quorum packets (`Leader.FOLLOWERINFO` …), with the data each carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Packet {
+    /// Learner → leader, first packet of a connection (FOLLOWERINFO / OBSERVERINFO).
+    FollowerInfo {
+        accepted_epoch: Epoch,
+        observer: bool,
+    },
+    /// Leader → learner: the new epoch (LEADERINFO, Zab's NEWEPOCH).
+    LeaderInfo {
+        epoch: Epoch,
+    },
+    /// Learner → leader (ACKEPOCH).
+    AckEpoch {
+        current_epoch: Epoch,
+        last_zxid: Zxid,
+    },
+    /// Leader → learner: your history is a prefix of mine; records after `zxid` follow.
+    Diff {
+        zxid: Zxid,
+    },
+    /// Leader → learner: drop every record above `zxid`; records after it follow.
+    Trunc {
+        zxid: Zxid,
+    },
+    /// Leader → learner: replace your state with this snapshot through `zxid`. `payload` is
+    /// opaque to ZAB: the shell fills it when it performs [`Action::SendSnapshot`].
+    Snap {
+        zxid: Zxid,
+        payload: Vec<u8>,
+    },
+    Proposal(LogRecord),
+    /// Leader → learner: your history now equals mine through `zxid`; adopt `epoch`.
+    NewLeader {
+        epoch: Epoch,
+        zxid: Zxid,
+    },
+    /// Learner → leader: durable through `zxid`, current epoch saved (ACK of NEWLEADER).
+    AckNewLeader {
+        zxid: Zxid,
+    },
+    /// Leader → learner: broadcast has started; committed through `zxid`.
+    UpToDate {
+        zxid: Zxid,
+    },
+    /// Follower → leader: durable through `zxid` (cumulative).
+    Ack {
+        zxid: Zxid,
+    },
+    /// Leader → follower: committed through `zxid` (cumulative).
+    Commit {
+        zxid: Zxid,
+    },
+    /// Leader → observer: this record is committed.
+    Inform(LogRecord),
+    /// Both ways: liveness.
+    Ping,
+}
+
+impl Message {
+    /// The snapshot message an [`Action::SendSnapshot`] asks the shell to send.
+    pub fn snapshot(conn: u64, seq: u64, zxid: Zxid, payload: Vec<u8>) -> Message {
+        Message::Link {
+            conn,
+            seq,
+            packet: Packet::Snap { zxid, payload },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Looking,
+    Following {
+        leader: ServerId,
+        epoch: Epoch,
+    },
+    /// Reported once a quorum has acknowledged the new epoch.
+    Leading {
+        epoch: Epoch,
+    },
+    Observing {
+        leader: ServerId,
+        epoch: Epoch,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// Forward the request to `leader` (None: no leader known yet; retry later).
+    NotLeader { leader: Option<ServerId> },
+    /// The leader is still synchronising or has too many proposals in flight.
+    Busy,
+    /// The zxid counter is exhausted; the leader steps down and a new epoch starts.
+    ZxidRollover,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Message {
+        from: ServerId,
+        message: Message,
+    },
+    /// Call every `tick_ms` (more often is harmless).
+    Tick,
+    /// The local log is durable through this zxid.
+    Durable(Zxid),
+    /// A client write, already prepared into a transaction (leader only).
+    Write {
+        txn: Txn,
+        time_ms: i64,
+    },
+    /// The server (re)started with what its disk holds.
+    Restart(DurableState),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Send {
+        to: ServerId,
+        message: Message,
+    },
+    /// Send `to` the message [`Message::snapshot`]`(conn, seq, zxid, payload)` where payload
+    /// is a snapshot of this server's history through `zxid`.
+    SendSnapshot {
+        to: ServerId,
+        conn: u64,
+        seq: u64,
+        zxid: Zxid,
+    },
+    /// Append to the log; report durability with [`Input::Durable`].
+    Append(LogRecord),
+    /// Drop every log record above `zxid` (durably, before the next action).
+    TruncateLog {
+        zxid: Zxid,
+    },
+    /// Replace state and log with this snapshot through `zxid` (durably, before the next
+    /// action).
+    InstallSnapshot {
+        zxid: Zxid,
+        payload: Vec<u8>,
+    },
+    /// Persist the epochs (durably, before the next action).
+    SaveEpochs(Epochs),
+    /// Every record through `zxid` is committed: apply it, answer its client.
+    CommitUpTo(Zxid),
+    RoleChanged(Role),
+    WriteRejected(RejectReason),
+}

@@ -1,0 +1,1173 @@
+//! The ZAB state machine of one server. See the module doc of `zab` for the protocol.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::{
+    counter_of, epoch_of, make_zxid, Action, Config, DurableState, Epoch, Epochs, Input, Message,
+    Notification, Packet, PeerState, RejectReason, Role, ServerId, Vote, Zxid,
+};
+use crate::txnlog::format::LogRecord;
+
+/// The local history as ZAB sees it: a bounded window of the newest records, plus the
+/// durable and committed watermarks.
+#[derive(Debug)]
+struct LocalLog {
+    records: VecDeque<LogRecord>,
+    /// The zxid just before `records` (a trimmed record, a snapshot, or 0).
+    base_zxid: Zxid,
+    durable_zxid: Zxid,
+    committed_zxid: Zxid,
+    limit: usize,
+}
+
+impl LocalLog {
+    fn last_zxid(&self) -> Zxid {
+        self.records.back().map_or(self.base_zxid, |r| r.zxid)
+    }
+
+    fn append(&mut self, record: LogRecord, out: &mut Vec<Action>) {
+        assert!(record.zxid > self.last_zxid(), "log zxids must increase");
+        self.records.push_back(record.clone());
+        out.push(Action::Append(record));
+        self.trim();
+    }
+
+    fn truncate(&mut self, zxid: Zxid, out: &mut Vec<Action>) {
+        while self.records.back().is_some_and(|r| r.zxid > zxid) {
+            self.records.pop_back();
+        }
+        if self.records.is_empty() && self.base_zxid > zxid {
+            // Below the window: the shell's log knows the exact end; ZAB only needs an upper
+            // bound on it, and a learner cut below its window is about to be sent records.
+            self.base_zxid = zxid;
+        }
+        self.durable_zxid = self.durable_zxid.min(zxid);
+        self.committed_zxid = self.committed_zxid.min(zxid);
+        out.push(Action::TruncateLog { zxid });
+    }
+
+    fn install(&mut self, zxid: Zxid, payload: Vec<u8>, out: &mut Vec<Action>) {
+        self.records.clear();
+        self.base_zxid = zxid;
+        self.durable_zxid = zxid;
+        self.committed_zxid = self.committed_zxid.min(zxid);
+        out.push(Action::InstallSnapshot { zxid, payload });
+    }
+
+    /// Commit through `zxid`; false if that is beyond the history (a protocol violation).
+    fn commit(&mut self, zxid: Zxid, out: &mut Vec<Action>) -> bool {
+        if zxid > self.last_zxid() {
+            return false;
+        }
+        if zxid > self.committed_zxid {
+            self.committed_zxid = zxid;
+            out.push(Action::CommitUpTo(zxid));
+            self.trim();
+        }
+        true
+    }
+
+    fn durable(&mut self, zxid: Zxid) {
+        self.durable_zxid = self.durable_zxid.max(zxid.min(self.last_zxid()));
+    }
+
+    /// Keep at most `limit` committed records; uncommitted ones always stay.
+    fn trim(&mut self) {
+        while self.records.len() > self.limit
+            && self
+                .records
+                .front()
+                .is_some_and(|r| r.zxid <= self.committed_zxid)
+        {
+            if let Some(front) = self.records.pop_front() {
+                self.base_zxid = front.zxid;
+            }
+        }
+    }
+
+    /// Whether `zxid` is the end of a prefix of the in-memory history.
+    fn contains(&self, zxid: Zxid) -> bool {
+        zxid == self.base_zxid || self.records.binary_search_by_key(&zxid, |r| r.zxid).is_ok()
+    }
+
+    /// The largest zxid ≤ `zxid` in the window (or the base), if `zxid` is not below it.
+    fn floor(&self, zxid: Zxid) -> Option<Zxid> {
+        if zxid < self.base_zxid {
+            return None;
+        }
+        let below = self.records.partition_point(|r| r.zxid <= zxid);
+        Some(if below == 0 {
+            self.base_zxid
+        } else {
+            self.records[below - 1].zxid
+        })
+    }
+
+    fn after(&self, zxid: Zxid) -> impl Iterator<Item = &LogRecord> {
+        let start = self.records.partition_point(|r| r.zxid <= zxid);
+        self.records.range(start..)
+    }
+
+    fn uncommitted(&self) -> usize {
+        self.records.len()
+            - self
+                .records
+                .partition_point(|r| r.zxid <= self.committed_zxid)
+    }
+}
+
+#[derive(Debug)]
+struct Election {
+    proposal: Vote,
+    /// Votes of looking participants in our round.
+    received: BTreeMap<ServerId, Vote>,
+    /// Notifications of participants that are following or leading.
+    out_of_election: BTreeMap<ServerId, Notification>,
+    decide_at_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LearnerPhase {
+    /// FollowerInfo sent, waiting for LeaderInfo.
+    Connecting,
+    /// AckEpoch sent; receiving the sync.
+    Syncing,
+    /// NewLeader received; acknowledge once durable through `zxid`.
+    AwaitDurable { zxid: Zxid },
+    /// NewLeader acknowledged; following the broadcast.
+    Broadcast,
+}
+
+#[derive(Debug)]
+struct Learner {
+    vote: Vote,
+    round: u64,
+    leader: ServerId,
+    conn: u64,
+    send_seq: u64,
+    recv_next: u64,
+    phase: LearnerPhase,
+    epoch: Option<Epoch>,
+    last_heard_ms: u64,
+    started_ms: u64,
+    acked_zxid: Zxid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionPhase {
+    /// FollowerInfo received; LeaderInfo not yet sent (epoch not chosen).
+    Info,
+    /// LeaderInfo sent.
+    AwaitAckEpoch,
+    /// AckEpoch received, sync waits for the epoch quorum.
+    AckedEpoch { last_zxid: Zxid },
+    /// Synced (or syncing): receives the broadcast. `acked` is set by AckNewLeader.
+    Forwarding { acked: Option<Zxid> },
+}
+
+#[derive(Debug)]
+struct Session {
+    conn: u64,
+    send_seq: u64,
+    recv_next: u64,
+    observer: bool,
+    accepted_epoch: Epoch,
+    last_heard_ms: u64,
+    phase: SessionPhase,
+    uptodate_sent: bool,
+}
+
+#[derive(Debug)]
+struct Leader {
+    vote: Vote,
+    round: u64,
+    started_ms: u64,
+    /// Chosen once a quorum sent FollowerInfo.
+    epoch: Option<Epoch>,
+    /// A quorum acknowledged the epoch; `current_epoch` is saved.
+    epoch_acked: bool,
+    initial_last_zxid: Zxid,
+    established: bool,
+    sessions: BTreeMap<ServerId, Session>,
+}
+
+#[derive(Debug)]
+enum State {
+    Looking(Election),
+    Learning(Learner),
+    Leading(Leader),
+}
+
+/// What a handler asks the peer to do next.
+enum Next {
+    Stay,
+    Looking,
+}
+
+/// One server's ZAB state. Drive it with [`Peer::step`].
+#[derive(Debug)]
+pub struct Peer {
+    config: Config,
+    epochs: Epochs,
+    log: LocalLog,
+    round: u64,
+    /// Connection ids this peer opens: `now_ms * 1024 + n`, increasing across restarts as
+    /// long as the clock does.
+    next_conn: u64,
+    role: Option<Role>,
+    state: State,
+}
+
+impl Peer {
+    /// A peer that has not started: the first input must be [`Input::Restart`].
+    pub fn new(config: Config) -> Self {
+        assert!(config.participants.contains(&config.id) || config.is_observer());
+        assert!(config.history_limit > 0 && config.outstanding_proposals_max > 0);
+        let limit = config.history_limit;
+        Peer {
+            config,
+            epochs: Epochs::default(),
+            log: LocalLog {
+                records: VecDeque::new(),
+                base_zxid: 0,
+                durable_zxid: 0,
+                committed_zxid: 0,
+                limit,
+            },
+            round: 0,
+            next_conn: 0,
+            role: None,
+            state: State::Looking(Election {
+                proposal: Vote {
+                    leader: 0,
+                    zxid: 0,
+                    epoch: 0,
+                },
+                received: BTreeMap::new(),
+                out_of_election: BTreeMap::new(),
+                decide_at_ms: None,
+            }),
+        }
+    }
+
+    pub fn id(&self) -> ServerId {
+        self.config.id
+    }
+
+    pub fn role(&self) -> Option<Role> {
+        self.role
+    }
+
+    pub fn last_zxid(&self) -> Zxid {
+        self.log.last_zxid()
+    }
+
+    pub fn committed_zxid(&self) -> Zxid {
+        self.log.committed_zxid
+    }
+
+    pub fn epochs(&self) -> Epochs {
+        self.epochs
+    }
+
+    /// True for a leader that has completed synchronisation and accepts writes.
+    pub fn is_broadcasting(&self) -> bool {
+        matches!(&self.state, State::Leading(l) if l.established)
+    }
+
+    pub fn step(&mut self, now_ms: u64, input: Input) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.step_into(now_ms, input, &mut out);
+        out
+    }
+
+    pub fn step_into(&mut self, now_ms: u64, input: Input, out: &mut Vec<Action>) {
+        match input {
+            Input::Restart(durable) => self.restart(now_ms, durable, out),
+            Input::Tick => self.tick(now_ms, out),
+            Input::Durable(zxid) => {
+                self.log.durable(zxid);
+                self.after_durable(now_ms, out);
+            }
+            Input::Write { txn, time_ms } => self.write(now_ms, txn, time_ms, out),
+            Input::Message { from, message } => match message {
+                Message::Notification(n) => self.on_notification(now_ms, from, n, out),
+                Message::Link { conn, seq, packet } => {
+                    self.on_link(now_ms, from, conn, seq, packet, out)
+                }
+            },
+        }
+        if let State::Looking(_) = self.state {
+            self.maybe_decide(now_ms, out);
+        }
+    }
+
+    fn restart(&mut self, now_ms: u64, durable: DurableState, out: &mut Vec<Action>) {
+        let mut records: VecDeque<LogRecord> = durable.recent.into();
+        let mut base = durable.base_zxid;
+        while records.len() > self.config.history_limit {
+            if let Some(r) = records.pop_front() {
+                base = r.zxid;
+            }
+        }
+        let last = records.back().map_or(base, |r| r.zxid);
+        self.epochs = durable.epochs;
+        self.log.records = records;
+        self.log.base_zxid = base;
+        self.log.durable_zxid = last;
+        // Commits are not persisted (as in ZooKeeper): the next leader re-commits them.
+        self.log.committed_zxid = 0;
+        self.next_conn = now_ms.saturating_mul(1024);
+        self.role = None;
+        self.go_looking(now_ms, out);
+    }
+
+    fn set_role(&mut self, role: Role, out: &mut Vec<Action>) {
+        if self.role != Some(role) {
+            self.role = Some(role);
+            out.push(Action::RoleChanged(role));
+        }
+    }
+
+    fn own_vote(&self) -> Vote {
+        Vote {
+            leader: self.config.id,
+            zxid: self.log.last_zxid(),
+            epoch: self.epochs.current_epoch,
+        }
+    }
+
+    fn current_notification(&self) -> Notification {
+        match &self.state {
+            State::Looking(e) => Notification {
+                vote: e.proposal,
+                round: self.round,
+                state: PeerState::Looking,
+            },
+            State::Learning(l) => Notification {
+                vote: l.vote,
+                round: l.round,
+                state: if self.config.is_observer() {
+                    PeerState::Observing
+                } else {
+                    PeerState::Following
+                },
+            },
+            State::Leading(l) => Notification {
+                vote: l.vote,
+                round: l.round,
+                state: PeerState::Leading,
+            },
+        }
+    }
+
+    // ---------------------------------------------------------------- election
+
+    fn go_looking(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        self.round += 1;
+        let proposal = self.own_vote();
+        let mut received = BTreeMap::new();
+        if !self.config.is_observer() {
+            received.insert(self.config.id, proposal);
+        }
+        self.state = State::Looking(Election {
+            proposal,
+            received,
+            out_of_election: BTreeMap::new(),
+            decide_at_ms: None,
+        });
+        self.set_role(Role::Looking, out);
+        self.broadcast_notification(out);
+        self.maybe_decide(now_ms, out);
+    }
+
+    fn broadcast_notification(&self, out: &mut Vec<Action>) {
+        let n = self.current_notification();
+        for &to in &self.config.participants {
+            if to != self.config.id {
+                out.push(Action::Send {
+                    to,
+                    message: Message::Notification(n),
+                });
+            }
+        }
+    }
+
+    fn reply_notification(&self, to: ServerId, out: &mut Vec<Action>) {
+        out.push(Action::Send {
+            to,
+            message: Message::Notification(self.current_notification()),
+        });
+    }
+
+    fn on_notification(
+        &mut self,
+        now_ms: u64,
+        from: ServerId,
+        n: Notification,
+        out: &mut Vec<Action>,
+    ) {
+        let from_participant = self.config.participants.contains(&from);
+        if !from_participant {
+            // Observers never vote; tell them what we know (ZooKeeper's WorkerReceiver).
+            if self.config.observers.contains(&from) && n.state == PeerState::Looking {
+                self.reply_notification(from, out);
+            }
+            return;
+        }
+        let observer = self.config.is_observer();
+        let own_vote = self.own_vote();
+        let round = self.round;
+        let State::Looking(election) = &mut self.state else {
+            if n.state == PeerState::Looking {
+                self.reply_notification(from, out);
+            }
+            return;
+        };
+        match n.state {
+            PeerState::Looking if observer => {}
+            PeerState::Looking => {
+                if n.round > round {
+                    self.round = n.round;
+                    election.received.clear();
+                    election.proposal = if n.vote.order_key() > own_vote.order_key() {
+                        n.vote
+                    } else {
+                        own_vote
+                    };
+                    election.received.insert(self.config.id, election.proposal);
+                    election.decide_at_ms = None;
+                    self.broadcast_notification(out);
+                } else if n.round < round {
+                    self.reply_notification(from, out);
+                    return;
+                } else if n.vote.order_key() > election.proposal.order_key() {
+                    election.proposal = n.vote;
+                    election.received.insert(self.config.id, n.vote);
+                    election.decide_at_ms = None;
+                    self.broadcast_notification(out);
+                }
+                let State::Looking(election) = &mut self.state else {
+                    return;
+                };
+                election.received.insert(from, n.vote);
+                let agreeing = election
+                    .received
+                    .values()
+                    .filter(|v| **v == election.proposal)
+                    .count();
+                if agreeing >= self.config.quorum() {
+                    if election.decide_at_ms.is_none() {
+                        election.decide_at_ms = Some(now_ms + self.config.finalize_wait_ms);
+                    }
+                } else {
+                    election.decide_at_ms = None;
+                }
+            }
+            PeerState::Following | PeerState::Leading => {
+                election.out_of_election.insert(from, n);
+                let vote = n.vote;
+                let agreeing = election
+                    .out_of_election
+                    .values()
+                    .filter(|o| o.vote == vote)
+                    .count();
+                let leader_says_leading = election
+                    .out_of_election
+                    .get(&vote.leader)
+                    .is_some_and(|o| o.state == PeerState::Leading && o.vote == vote);
+                if agreeing >= self.config.quorum()
+                    && leader_says_leading
+                    && vote.leader != self.config.id
+                {
+                    self.round = self.round.max(n.round);
+                    self.follow(now_ms, vote, n.round, out);
+                }
+            }
+            PeerState::Observing => {}
+        }
+    }
+
+    fn maybe_decide(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        let State::Looking(election) = &self.state else {
+            return;
+        };
+        let Some(at) = election.decide_at_ms else {
+            return;
+        };
+        if now_ms < at {
+            return;
+        }
+        let vote = election.proposal;
+        let round = self.round;
+        if vote.leader == self.config.id {
+            self.lead(now_ms, vote, round, out);
+        } else {
+            self.follow(now_ms, vote, round, out);
+        }
+    }
+
+    fn follow(&mut self, now_ms: u64, vote: Vote, round: u64, out: &mut Vec<Action>) {
+        let conn = self.fresh_conn();
+        let mut learner = Learner {
+            vote,
+            round,
+            leader: vote.leader,
+            conn,
+            send_seq: 0,
+            recv_next: 0,
+            phase: LearnerPhase::Connecting,
+            epoch: None,
+            last_heard_ms: now_ms,
+            started_ms: now_ms,
+            acked_zxid: 0,
+        };
+        let info = Packet::FollowerInfo {
+            accepted_epoch: self.epochs.accepted_epoch,
+            observer: self.config.is_observer(),
+        };
+        learner_send(&mut learner, info, out);
+        self.state = State::Learning(learner);
+    }
+
+    fn lead(&mut self, now_ms: u64, vote: Vote, round: u64, out: &mut Vec<Action>) {
+        self.state = State::Leading(Leader {
+            vote,
+            round,
+            started_ms: now_ms,
+            epoch: None,
+            epoch_acked: false,
+            initial_last_zxid: 0,
+            established: false,
+            sessions: BTreeMap::new(),
+        });
+        // A one-server ensemble has its quorum already.
+        self.leader_progress(now_ms, out);
+    }
+
+    fn fresh_conn(&mut self) -> u64 {
+        self.next_conn += 1;
+        self.next_conn
+    }
+
+    // ---------------------------------------------------------------- timers
+
+    fn tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        let tick_ms = self.config.tick_ms;
+        let init_ms = self.config.init_limit_ticks * tick_ms;
+        let sync_ms = self.config.sync_limit_ticks * tick_ms;
+        let quorum = self.config.quorum();
+        let next = match &mut self.state {
+            State::Looking(_) => {
+                // Notifications may be lost: repeat ours every tick.
+                self.broadcast_notification(out);
+                Next::Stay
+            }
+            State::Learning(learner) => {
+                if learner.phase == LearnerPhase::Connecting {
+                    if now_ms.saturating_sub(learner.started_ms) > init_ms {
+                        Next::Looking
+                    } else {
+                        // The FollowerInfo may have been lost: reconnect.
+                        self.next_conn += 1;
+                        learner.conn = self.next_conn;
+                        learner.send_seq = 0;
+                        learner.recv_next = 0;
+                        let info = Packet::FollowerInfo {
+                            accepted_epoch: self.epochs.accepted_epoch,
+                            observer: self.config.is_observer(),
+                        };
+                        learner_send(learner, info, out);
+                        Next::Stay
+                    }
+                } else {
+                    let synced = learner.phase == LearnerPhase::Broadcast;
+                    if now_ms.saturating_sub(learner.last_heard_ms) > sync_ms
+                        || (!synced && now_ms.saturating_sub(learner.started_ms) > init_ms)
+                    {
+                        Next::Looking
+                    } else {
+                        learner_send(learner, Packet::Ping, out);
+                        Next::Stay
+                    }
+                }
+            }
+            State::Leading(leader) => {
+                leader
+                    .sessions
+                    .retain(|_, s| now_ms.saturating_sub(s.last_heard_ms) <= sync_ms);
+                for (&to, session) in leader.sessions.iter_mut() {
+                    if session.phase != SessionPhase::Info {
+                        session_send(to, session, Packet::Ping, out);
+                    }
+                }
+                if leader.established {
+                    let synced = 1 + leader
+                        .sessions
+                        .values()
+                        .filter(|s| {
+                            !s.observer
+                                && matches!(s.phase, SessionPhase::Forwarding { acked: Some(_) })
+                        })
+                        .count();
+                    if synced < quorum {
+                        Next::Looking
+                    } else {
+                        Next::Stay
+                    }
+                } else if now_ms.saturating_sub(leader.started_ms) > init_ms {
+                    Next::Looking
+                } else {
+                    Next::Stay
+                }
+            }
+        };
+        if let Next::Looking = next {
+            self.go_looking(now_ms, out);
+        }
+    }
+
+    // ---------------------------------------------------------------- links
+
+    fn on_link(
+        &mut self,
+        now_ms: u64,
+        from: ServerId,
+        conn: u64,
+        seq: u64,
+        packet: Packet,
+        out: &mut Vec<Action>,
+    ) {
+        match &self.state {
+            State::Learning(_) => {
+                if let Next::Looking = self.learner_link(now_ms, from, conn, seq, packet, out) {
+                    self.go_looking(now_ms, out);
+                }
+            }
+            State::Leading(_) => {
+                if let Next::Looking = self.leader_link(now_ms, from, conn, seq, packet, out) {
+                    self.go_looking(now_ms, out);
+                }
+            }
+            State::Looking(_) => {}
+        }
+    }
+
+    fn learner_link(
+        &mut self,
+        now_ms: u64,
+        from: ServerId,
+        conn: u64,
+        seq: u64,
+        packet: Packet,
+        out: &mut Vec<Action>,
+    ) -> Next {
+        let observer = self.config.is_observer();
+        let State::Learning(learner) = &mut self.state else {
+            return Next::Stay;
+        };
+        if from != learner.leader || conn != learner.conn || seq < learner.recv_next {
+            return Next::Stay;
+        }
+        if seq > learner.recv_next {
+            return Next::Looking; // a gap: the connection is broken
+        }
+        learner.recv_next += 1;
+        learner.last_heard_ms = now_ms;
+        match (learner.phase, packet) {
+            (_, Packet::Ping) => {}
+            (LearnerPhase::Connecting, Packet::LeaderInfo { epoch }) => {
+                let accept = if observer {
+                    epoch >= self.epochs.accepted_epoch
+                } else {
+                    epoch > self.epochs.accepted_epoch
+                        || (epoch == self.epochs.accepted_epoch
+                            && self.epochs.accepted_leader == Some(learner.leader))
+                };
+                if !accept {
+                    return Next::Looking;
+                }
+                if self.epochs.accepted_epoch != epoch
+                    || self.epochs.accepted_leader != Some(learner.leader)
+                {
+                    self.epochs.accepted_epoch = epoch;
+                    self.epochs.accepted_leader = Some(learner.leader);
+                    out.push(Action::SaveEpochs(self.epochs));
+                }
+                learner.epoch = Some(epoch);
+                learner.phase = LearnerPhase::Syncing;
+                learner.started_ms = now_ms;
+                let ack = Packet::AckEpoch {
+                    current_epoch: self.epochs.current_epoch,
+                    last_zxid: self.log.last_zxid(),
+                };
+                learner_send(learner, ack, out);
+                let leader = learner.leader;
+                let role = if observer {
+                    Role::Observing { leader, epoch }
+                } else {
+                    Role::Following { leader, epoch }
+                };
+                self.set_role(role, out);
+            }
+            (LearnerPhase::Syncing, Packet::Diff { zxid }) => {
+                if zxid != self.log.last_zxid() {
+                    return Next::Looking;
+                }
+            }
+            (LearnerPhase::Syncing, Packet::Trunc { zxid }) => self.log.truncate(zxid, out),
+            (LearnerPhase::Syncing, Packet::Snap { zxid, payload }) => {
+                self.log.install(zxid, payload, out)
+            }
+            (
+                LearnerPhase::Syncing | LearnerPhase::AwaitDurable { .. } | LearnerPhase::Broadcast,
+                Packet::Proposal(record),
+            ) => {
+                if record.zxid <= self.log.last_zxid() {
+                    return Next::Looking;
+                }
+                self.log.append(record, out);
+            }
+            (LearnerPhase::Syncing, Packet::NewLeader { epoch, zxid }) => {
+                if Some(epoch) != learner.epoch || zxid != self.log.last_zxid() {
+                    return Next::Looking;
+                }
+                // current epoch is saved only once the synced history is durable (in
+                // learner_durable): a server that restarts with the new current epoch but
+                // without the records would out-vote servers that hold committed records
+                // (ZooKeeper's Learner.syncWithLeader likewise logs the synced proposals first).
+                learner.phase = LearnerPhase::AwaitDurable { zxid };
+                self.learner_durable(out);
+            }
+            (
+                LearnerPhase::AwaitDurable { .. } | LearnerPhase::Broadcast,
+                Packet::UpToDate { zxid } | Packet::Commit { zxid },
+            ) => {
+                if !self.log.commit(zxid, out) {
+                    return Next::Looking;
+                }
+            }
+            (
+                LearnerPhase::AwaitDurable { .. } | LearnerPhase::Broadcast,
+                Packet::Inform(record),
+            ) => {
+                if record.zxid > self.log.last_zxid() {
+                    self.log.append(record.clone(), out);
+                }
+                if !self.log.commit(record.zxid, out) {
+                    return Next::Looking;
+                }
+            }
+            // Anything else is out of protocol: drop the connection.
+            _ => return Next::Looking,
+        }
+        Next::Stay
+    }
+
+    fn learner_durable(&mut self, out: &mut Vec<Action>) {
+        let observer = self.config.is_observer();
+        let durable = self.log.durable_zxid;
+        let State::Learning(learner) = &mut self.state else {
+            return;
+        };
+        match learner.phase {
+            LearnerPhase::AwaitDurable { zxid } if durable >= zxid => {
+                if let Some(epoch) = learner.epoch {
+                    if self.epochs.current_epoch != epoch {
+                        self.epochs.current_epoch = epoch;
+                        out.push(Action::SaveEpochs(self.epochs));
+                    }
+                }
+                learner.phase = LearnerPhase::Broadcast;
+                learner.acked_zxid = durable;
+                learner_send(learner, Packet::AckNewLeader { zxid: durable }, out);
+            }
+            LearnerPhase::Broadcast if !observer && durable > learner.acked_zxid => {
+                learner.acked_zxid = durable;
+                learner_send(learner, Packet::Ack { zxid: durable }, out);
+            }
+            _ => {}
+        }
+    }
+
+    fn after_durable(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        match &self.state {
+            State::Learning(_) => self.learner_durable(out),
+            State::Leading(_) => self.leader_progress(now_ms, out),
+            State::Looking(_) => {}
+        }
+    }
+
+    fn leader_link(
+        &mut self,
+        now_ms: u64,
+        from: ServerId,
+        conn: u64,
+        seq: u64,
+        packet: Packet,
+        out: &mut Vec<Action>,
+    ) -> Next {
+        let State::Leading(leader) = &mut self.state else {
+            return Next::Stay;
+        };
+        if let Packet::FollowerInfo {
+            accepted_epoch,
+            observer,
+        } = packet
+        {
+            let known = leader.sessions.get(&from).is_some_and(|s| s.conn >= conn);
+            let member = if observer {
+                self.config.observers.contains(&from)
+            } else {
+                self.config.participants.contains(&from)
+            };
+            if seq != 0 || known || !member {
+                return Next::Stay;
+            }
+            let mut session = Session {
+                conn,
+                send_seq: 0,
+                recv_next: 1,
+                observer,
+                accepted_epoch,
+                last_heard_ms: now_ms,
+                phase: SessionPhase::Info,
+                uptodate_sent: false,
+            };
+            if let Some(epoch) = leader.epoch {
+                session_send(from, &mut session, Packet::LeaderInfo { epoch }, out);
+                session.phase = SessionPhase::AwaitAckEpoch;
+            }
+            leader.sessions.insert(from, session);
+            self.leader_progress(now_ms, out);
+            return Next::Stay;
+        }
+        let Some(session) = leader.sessions.get_mut(&from) else {
+            return Next::Stay;
+        };
+        if conn != session.conn || seq < session.recv_next {
+            return Next::Stay;
+        }
+        if seq > session.recv_next {
+            leader.sessions.remove(&from);
+            return Next::Stay;
+        }
+        session.recv_next += 1;
+        session.last_heard_ms = now_ms;
+        match (session.phase, packet) {
+            (_, Packet::Ping) => {}
+            (
+                SessionPhase::AwaitAckEpoch,
+                Packet::AckEpoch {
+                    current_epoch,
+                    last_zxid,
+                },
+            ) => {
+                // Zab phase 1: the leader's history must be at least as recent as that of
+                // every member of its quorum (ZooKeeper's "Follower is ahead of the leader").
+                let own = (self.epochs.current_epoch, self.log.last_zxid());
+                if !session.observer && (current_epoch, last_zxid) > own {
+                    return Next::Looking;
+                }
+                session.phase = SessionPhase::AckedEpoch { last_zxid };
+                if leader.epoch_acked {
+                    self.sync_one(from, out);
+                } else {
+                    self.leader_progress(now_ms, out);
+                }
+            }
+            (SessionPhase::Forwarding { acked: None }, Packet::AckNewLeader { zxid }) => {
+                session.phase = SessionPhase::Forwarding { acked: Some(zxid) };
+                self.leader_progress(now_ms, out);
+            }
+            (
+                SessionPhase::Forwarding {
+                    acked: Some(previous),
+                },
+                Packet::Ack { zxid },
+            ) => {
+                if !session.observer && zxid > previous && zxid <= self.log.last_zxid() {
+                    session.phase = SessionPhase::Forwarding { acked: Some(zxid) };
+                    self.leader_progress(now_ms, out);
+                }
+            }
+            _ => {
+                leader.sessions.remove(&from);
+            }
+        }
+        Next::Stay
+    }
+
+    /// Sends learner `id` (in phase AckedEpoch) what it needs to match this leader's history,
+    /// then NewLeader (ZooKeeper's `LearnerHandler.syncFollower`).
+    fn sync_one(&mut self, id: ServerId, out: &mut Vec<Action>) {
+        let State::Leading(leader) = &mut self.state else {
+            return;
+        };
+        let Some(epoch) = leader.epoch else { return };
+        let Some(session) = leader.sessions.get_mut(&id) else {
+            return;
+        };
+        let SessionPhase::AckedEpoch {
+            last_zxid: learner_zxid,
+        } = session.phase
+        else {
+            return;
+        };
+        let log = &self.log;
+        let last = log.last_zxid();
+        let send_from =
+            if learner_zxid == last || (learner_zxid < last && log.contains(learner_zxid)) {
+                session_send(id, session, Packet::Diff { zxid: learner_zxid }, out);
+                learner_zxid
+            } else if let Some(common) = log.floor(learner_zxid.min(last)) {
+                session_send(id, session, Packet::Trunc { zxid: common }, out);
+                common
+            } else {
+                // Behind the window. While establishing, the snapshot covers the whole initial
+                // history (which commits as a whole); afterwards, what is committed.
+                let zxid = if leader.established {
+                    log.committed_zxid
+                } else {
+                    last
+                };
+                out.push(Action::SendSnapshot {
+                    to: id,
+                    conn: session.conn,
+                    seq: session.send_seq,
+                    zxid,
+                });
+                session.send_seq += 1;
+                zxid
+            };
+        for record in log.after(send_from) {
+            session_send(id, session, Packet::Proposal(record.clone()), out);
+        }
+        session_send(id, session, Packet::NewLeader { epoch, zxid: last }, out);
+        session.phase = SessionPhase::Forwarding { acked: None };
+    }
+
+    /// Moves the leader forward: choose the epoch, reach the epoch quorum, establish, commit.
+    fn leader_progress(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        let _ = now_ms;
+        let quorum = self.config.quorum();
+        let me = self.config.id;
+        let State::Leading(leader) = &mut self.state else {
+            return;
+        };
+        if leader.epoch.is_none() {
+            let infos: Vec<Epoch> = leader
+                .sessions
+                .values()
+                .filter(|s| !s.observer)
+                .map(|s| s.accepted_epoch)
+                .collect();
+            if infos.len() + 1 < quorum {
+                return;
+            }
+            let epoch = infos
+                .iter()
+                .copied()
+                .chain(std::iter::once(self.epochs.accepted_epoch))
+                .max()
+                .unwrap_or(0)
+                .checked_add(1)
+                .expect("epoch space exhausted");
+            leader.epoch = Some(epoch);
+            self.epochs.accepted_epoch = epoch;
+            self.epochs.accepted_leader = Some(me);
+            out.push(Action::SaveEpochs(self.epochs));
+            for (&to, session) in leader.sessions.iter_mut() {
+                session_send(to, session, Packet::LeaderInfo { epoch }, out);
+                session.phase = SessionPhase::AwaitAckEpoch;
+            }
+        }
+        let Some(epoch) = leader.epoch else { return };
+        if !leader.epoch_acked {
+            let acked = leader
+                .sessions
+                .values()
+                .filter(|s| !s.observer && matches!(s.phase, SessionPhase::AckedEpoch { .. }))
+                .count();
+            if acked + 1 < quorum {
+                return;
+            }
+            leader.epoch_acked = true;
+            leader.initial_last_zxid = self.log.last_zxid();
+            self.epochs.current_epoch = epoch;
+            out.push(Action::SaveEpochs(self.epochs));
+            self.set_role(Role::Leading { epoch }, out);
+            let waiting: Vec<ServerId> = match &self.state {
+                State::Leading(l) => l
+                    .sessions
+                    .iter()
+                    .filter(|(_, s)| matches!(s.phase, SessionPhase::AckedEpoch { .. }))
+                    .map(|(&id, _)| id)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for id in waiting {
+                self.sync_one(id, out);
+            }
+        }
+        let State::Leading(leader) = &mut self.state else {
+            return;
+        };
+        if !leader.established {
+            if self.log.durable_zxid < leader.initial_last_zxid {
+                return;
+            }
+            let acked = leader
+                .sessions
+                .values()
+                .filter(|s| {
+                    !s.observer && matches!(s.phase, SessionPhase::Forwarding { acked: Some(_) })
+                })
+                .count();
+            if acked + 1 < quorum {
+                return;
+            }
+            leader.established = true;
+        }
+        // Commit the highest zxid a quorum has made durable (the leader's durability is its
+        // own ack). Acks are cumulative over the leader's history, so this is in zxid order.
+        let mut acks: Vec<Zxid> = leader
+            .sessions
+            .values()
+            .filter(|s| !s.observer)
+            .filter_map(|s| match s.phase {
+                SessionPhase::Forwarding { acked } => acked,
+                _ => None,
+            })
+            .chain(std::iter::once(self.log.durable_zxid))
+            .collect();
+        if acks.len() < quorum {
+            return;
+        }
+        acks.sort_unstable_by(|a, b| b.cmp(a));
+        let commit = acks[quorum - 1];
+        let previous = self.log.committed_zxid;
+        if commit <= previous {
+            // Still tell learners that acked NewLeader before establishment.
+            self.send_uptodate(out);
+            return;
+        }
+        let informs: Vec<LogRecord> = self
+            .log
+            .after(previous)
+            .take_while(|r| r.zxid <= commit)
+            .cloned()
+            .collect();
+        let committed = self.log.commit(commit, out);
+        assert!(committed, "leader commits only its own history");
+        let State::Leading(leader) = &mut self.state else {
+            return;
+        };
+        for (&to, session) in leader.sessions.iter_mut() {
+            let SessionPhase::Forwarding { acked } = session.phase else {
+                continue;
+            };
+            if session.observer {
+                for record in &informs {
+                    session_send(to, session, Packet::Inform(record.clone()), out);
+                }
+            } else if acked.is_some() {
+                session_send(to, session, Packet::Commit { zxid: commit }, out);
+            }
+        }
+        self.send_uptodate(out);
+    }
+
+    /// UpToDate to every learner that acknowledged NewLeader and has not had it yet. Sent
+    /// after the Commit of this round, so it carries the newest committed zxid.
+    fn send_uptodate(&mut self, out: &mut Vec<Action>) {
+        let committed = self.log.committed_zxid;
+        let State::Leading(leader) = &mut self.state else {
+            return;
+        };
+        if !leader.established {
+            return;
+        }
+        for (&to, session) in leader.sessions.iter_mut() {
+            if !session.uptodate_sent
+                && matches!(session.phase, SessionPhase::Forwarding { acked: Some(_) })
+            {
+                session.uptodate_sent = true;
+                session_send(to, session, Packet::UpToDate { zxid: committed }, out);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- writes
+
+    fn write(&mut self, now_ms: u64, txn: crate::tree::Txn, time_ms: i64, out: &mut Vec<Action>) {
+        let _ = now_ms;
+        let leader_id = match &self.state {
+            State::Leading(l) if l.established => None,
+            State::Leading(_) => {
+                out.push(Action::WriteRejected(RejectReason::Busy));
+                return;
+            }
+            State::Learning(l) if l.phase == LearnerPhase::Broadcast => Some(Some(l.leader)),
+            _ => Some(None),
+        };
+        if let Some(leader) = leader_id {
+            out.push(Action::WriteRejected(RejectReason::NotLeader { leader }));
+            return;
+        }
+        if self.log.uncommitted() >= self.config.outstanding_proposals_max {
+            out.push(Action::WriteRejected(RejectReason::Busy));
+            return;
+        }
+        let epoch = self.epochs.current_epoch;
+        let last = self.log.last_zxid();
+        let zxid = if epoch_of(last) == epoch {
+            if counter_of(last) >= self.config.counter_max {
+                // ZooKeeper: "zxid lower 32 bits have rolled over, forcing re-election, and
+                // therefore new epoch start".
+                out.push(Action::WriteRejected(RejectReason::ZxidRollover));
+                self.go_looking(now_ms, out);
+                return;
+            }
+            last + 1
+        } else {
+            make_zxid(epoch, 1)
+        };
+        let record = LogRecord { zxid, time_ms, txn };
+        self.log.append(record.clone(), out);
+        let State::Leading(leader) = &mut self.state else {
+            return;
+        };
+        for (&to, session) in leader.sessions.iter_mut() {
+            if !session.observer && matches!(session.phase, SessionPhase::Forwarding { .. }) {
+                session_send(to, session, Packet::Proposal(record.clone()), out);
+            }
+        }
+        // A one-server ensemble commits on its own durability.
+        self.leader_progress(now_ms, out);
+    }
+}
+
+fn learner_send(learner: &mut Learner, packet: Packet, out: &mut Vec<Action>) {
+    out.push(Action::Send {
+        to: learner.leader,
+        message: Message::Link {
+            conn: learner.conn,
+            seq: learner.send_seq,
+            packet,
+        },
+    });
+    learner.send_seq += 1;
+}
+
+fn session_send(to: ServerId, session: &mut Session, packet: Packet, out: &mut Vec<Action>) {
+    out.push(Action::Send {
+        to,
+        message: Message::Link {
+            conn: session.conn,
+            seq: session.send_seq,
+            packet,
+        },
+    });
+    session.send_seq += 1;
+}

@@ -1,0 +1,329 @@
+//! Focused tests of the ZAB peer: election order, sync decisions, commit order, rollover.
+//! A tiny lossless harness delivers messages in order and makes appends durable at once.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::*;
+
+struct Harness {
+    now_ms: u64,
+    peers: BTreeMap<ServerId, Peer>,
+    queue: VecDeque<(ServerId, Input)>,
+    /// Every packet sent, in order: (from, to, packet).
+    packets: Vec<(ServerId, ServerId, Packet)>,
+    actions: Vec<(ServerId, Action)>,
+    /// Servers whose appends are not made durable (to hold back their acks).
+    slow_disks: Vec<ServerId>,
+}
+
+fn record(zxid: Zxid) -> LogRecord {
+    LogRecord {
+        zxid,
+        time_ms: 0,
+        txn: Txn::Check {
+            path: format!("/{zxid:x}"),
+        },
+    }
+}
+
+fn history(epoch: Epoch, zxids: &[Zxid]) -> DurableState {
+    DurableState {
+        epochs: Epochs {
+            accepted_epoch: epoch,
+            accepted_leader: None,
+            current_epoch: epoch,
+        },
+        base_zxid: 0,
+        recent: zxids.iter().map(|&z| record(z)).collect(),
+    }
+}
+
+impl Harness {
+    fn new(
+        participants: &[ServerId],
+        states: Vec<DurableState>,
+        tweak: impl Fn(&mut Config),
+    ) -> Self {
+        let mut h = Harness {
+            now_ms: 0,
+            peers: BTreeMap::new(),
+            queue: VecDeque::new(),
+            packets: Vec::new(),
+            actions: Vec::new(),
+            slow_disks: Vec::new(),
+        };
+        for (&id, state) in participants.iter().zip(states) {
+            let mut config = Config::new(id, participants, &[]);
+            config.tick_ms = 100;
+            config.finalize_wait_ms = 50;
+            tweak(&mut config);
+            h.peers.insert(id, Peer::new(config));
+            h.queue.push_back((id, Input::Restart(state)));
+        }
+        h.run();
+        h
+    }
+
+    fn run(&mut self) {
+        let mut steps = 0;
+        while let Some((id, input)) = self.queue.pop_front() {
+            steps += 1;
+            assert!(steps < 100_000, "harness did not settle");
+            let actions = self
+                .peers
+                .get_mut(&id)
+                .expect("peer")
+                .step(self.now_ms, input);
+            for action in actions {
+                match &action {
+                    Action::Send { to, message } => {
+                        if let Message::Link { packet, .. } = message {
+                            self.packets.push((id, *to, packet.clone()));
+                        }
+                        self.queue.push_back((
+                            *to,
+                            Input::Message {
+                                from: id,
+                                message: message.clone(),
+                            },
+                        ));
+                    }
+                    Action::SendSnapshot {
+                        to,
+                        conn,
+                        seq,
+                        zxid,
+                    } => {
+                        let message = Message::snapshot(*conn, *seq, *zxid, Vec::new());
+                        if let Message::Link { packet, .. } = &message {
+                            self.packets.push((id, *to, packet.clone()));
+                        }
+                        self.queue
+                            .push_back((*to, Input::Message { from: id, message }));
+                    }
+                    Action::Append(r) if !self.slow_disks.contains(&id) => {
+                        self.queue.push_back((id, Input::Durable(r.zxid)))
+                    }
+                    _ => {}
+                }
+                self.actions.push((id, action));
+            }
+        }
+    }
+
+    /// Advance time tick by tick until everyone follows or leads (bounded).
+    fn settle(&mut self) -> ServerId {
+        for _ in 0..50 {
+            self.now_ms += 100;
+            let ids: Vec<ServerId> = self.peers.keys().copied().collect();
+            for id in ids {
+                self.queue.push_back((id, Input::Tick));
+            }
+            self.run();
+            if let Some((&leader, _)) = self.peers.iter().find(|(_, p)| p.is_broadcasting()) {
+                let all_synced = self.peers.values().all(|p| {
+                    matches!(
+                        p.role(),
+                        Some(Role::Leading { .. }) | Some(Role::Following { .. })
+                    )
+                });
+                if all_synced {
+                    return leader;
+                }
+            }
+        }
+        panic!("no leader elected");
+    }
+
+    fn write(&mut self, leader: ServerId) {
+        self.queue.push_back((
+            leader,
+            Input::Write {
+                txn: Txn::Check { path: "/w".into() },
+                time_ms: 0,
+            },
+        ));
+        self.run();
+    }
+
+    fn sync_packets_to(&self, to: ServerId) -> Vec<Packet> {
+        self.packets
+            .iter()
+            .filter(|(_, t, p)| {
+                *t == to
+                    && matches!(
+                        p,
+                        Packet::Diff { .. } | Packet::Trunc { .. } | Packet::Snap { .. }
+                    )
+            })
+            .map(|(_, _, p)| p.clone())
+            .collect()
+    }
+
+    fn commits(&self, id: ServerId) -> Vec<Zxid> {
+        self.actions
+            .iter()
+            .filter_map(|(i, a)| match a {
+                Action::CommitUpTo(z) if *i == id => Some(*z),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn zxid_is_epoch_and_counter() {
+    let z = make_zxid(7, 42);
+    assert_eq!(z, (7i64 << 32) | 42);
+    assert_eq!((epoch_of(z), counter_of(z)), (7, 42));
+}
+
+/// FastLeaderElection.totalOrderPredicate: epoch first, then zxid, then server id.
+#[test]
+fn votes_order_by_epoch_then_zxid_then_id() {
+    let vote = |leader, zxid, epoch| Vote {
+        leader,
+        zxid,
+        epoch,
+    };
+    assert!(vote(1, 5, 2).order_key() > vote(3, 9, 1).order_key());
+    assert!(vote(1, 9, 1).order_key() > vote(3, 5, 1).order_key());
+    assert!(vote(3, 5, 1).order_key() > vote(1, 5, 1).order_key());
+}
+
+#[test]
+fn election_ties_are_broken_by_the_highest_id() {
+    let mut h = Harness::new(&[1, 2, 3], vec![DurableState::default(); 3], |_| {});
+    assert_eq!(h.settle(), 3);
+}
+
+#[test]
+fn election_prefers_the_most_recent_history() {
+    let e1 = |c| make_zxid(1, c);
+    let states = vec![
+        history(1, &[e1(1), e1(2), e1(3)]),
+        history(1, &[e1(1), e1(2)]),
+        history(1, &[e1(1)]),
+    ];
+    let mut h = Harness::new(&[1, 2, 3], states, |_| {});
+    assert_eq!(h.settle(), 1);
+    // The new epoch is above every accepted epoch (Zab phase 1).
+    assert!(matches!(
+        h.peers[&1].role(),
+        Some(Role::Leading { epoch: 2 })
+    ));
+}
+
+/// LearnerHandler.syncFollower: DIFF for a prefix in memory, TRUNC for extra uncommitted
+/// records, SNAP for a learner behind the in-memory window.
+#[test]
+fn sync_chooses_diff_trunc_or_snap() {
+    let e1 = |c| make_zxid(1, c);
+    let leader_log: Vec<Zxid> = (1..=10).map(e1).collect();
+    let states = vec![
+        // 1: behind the leader's window of 4 records -> SNAP
+        history(1, &[e1(1)]),
+        // 2: a prefix in memory -> DIFF
+        history(1, &(1..=8).map(e1).collect::<Vec<_>>()),
+        // 3: leads (most recent, current epoch 2 with e1 history)
+        DurableState {
+            epochs: Epochs {
+                accepted_epoch: 2,
+                accepted_leader: None,
+                current_epoch: 2,
+            },
+            ..history(2, &leader_log)
+        },
+        // 4: records the leader does not have (never committed) -> TRUNC to e1(10)
+        history(1, &(1..=12).map(e1).collect::<Vec<_>>()),
+        // 5: identical -> empty DIFF
+        history(1, &leader_log),
+    ];
+    let mut h = Harness::new(&[1, 2, 3, 4, 5], states, |c| c.history_limit = 4);
+    assert_eq!(h.settle(), 3);
+    assert_eq!(h.sync_packets_to(2), vec![Packet::Diff { zxid: e1(8) }]);
+    assert_eq!(h.sync_packets_to(5), vec![Packet::Diff { zxid: e1(10) }]);
+    assert_eq!(h.sync_packets_to(4), vec![Packet::Trunc { zxid: e1(10) }]);
+    assert_eq!(
+        h.sync_packets_to(1),
+        vec![Packet::Snap {
+            zxid: e1(10),
+            payload: Vec::new()
+        }]
+    );
+    for id in [1, 2, 4, 5] {
+        assert_eq!(h.peers[&id].last_zxid(), e1(10), "server {id} synced");
+    }
+    // The initial history commits as a whole once a quorum acknowledged NEWLEADER.
+    assert_eq!(h.peers[&3].committed_zxid(), e1(10));
+}
+
+/// Zab §IV.B phase 3: pipelined proposals; the leader commits only with a quorum of acks
+/// (its own durability counted), strictly in zxid order.
+#[test]
+fn commits_need_a_quorum_and_follow_zxid_order() {
+    let mut h = Harness::new(&[1, 2, 3], vec![DurableState::default(); 3], |_| {});
+    let leader = h.settle();
+    let epoch = epoch_of(make_zxid(h.peers[&leader].epochs().current_epoch, 0));
+    // Both followers' disks stall: five proposals in flight, nothing commits.
+    h.slow_disks = vec![1, 2];
+    for _ in 0..5 {
+        h.write(leader);
+    }
+    assert_eq!(h.peers[&leader].last_zxid(), make_zxid(epoch, 5));
+    assert_eq!(h.peers[&leader].committed_zxid(), 0);
+    // One follower reports durability through the third: a quorum of two has 1..=3.
+    h.queue.push_back((1, Input::Durable(make_zxid(epoch, 3))));
+    h.run();
+    assert_eq!(h.peers[&leader].committed_zxid(), make_zxid(epoch, 3));
+    h.queue.push_back((2, Input::Durable(make_zxid(epoch, 5))));
+    h.run();
+    assert_eq!(h.peers[&leader].committed_zxid(), make_zxid(epoch, 5));
+    for id in [1, 2, 3] {
+        let commits = h.commits(id);
+        assert!(commits.windows(2).all(|w| w[0] < w[1]), "{id}: {commits:?}");
+    }
+    // A follower is told to forward writes.
+    let follower = if leader == 1 { 2 } else { 1 };
+    let out = h.peers.get_mut(&follower).expect("peer").step(
+        h.now_ms,
+        Input::Write {
+            txn: Txn::Check { path: "/w".into() },
+            time_ms: 0,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![Action::WriteRejected(RejectReason::NotLeader {
+            leader: Some(leader)
+        })]
+    );
+}
+
+/// ZooKeeper's XidRolloverException: at the end of the counter the leader steps down and
+/// the next leader starts a new epoch.
+#[test]
+fn counter_overflow_starts_a_new_epoch() {
+    let mut h = Harness::new(&[1, 2, 3], vec![DurableState::default(); 3], |c| {
+        c.counter_max = 3
+    });
+    let leader = h.settle();
+    let epoch = h.peers[&leader].epochs().current_epoch;
+    for _ in 0..3 {
+        h.write(leader);
+    }
+    assert_eq!(h.peers[&leader].last_zxid(), make_zxid(epoch, 3));
+    h.write(leader);
+    assert!(h
+        .actions
+        .iter()
+        .any(|(i, a)| *i == leader && *a == Action::WriteRejected(RejectReason::ZxidRollover)));
+    assert_eq!(h.peers[&leader].role(), Some(Role::Looking));
+    let next = h.settle();
+    let next_epoch = h.peers[&next].epochs().current_epoch;
+    assert!(next_epoch > epoch);
+    h.write(next);
+    assert_eq!(h.peers[&next].last_zxid(), make_zxid(next_epoch, 1));
+    // Everything of the old epoch stays committed, then the new epoch's first record.
+    assert_eq!(h.peers[&next].committed_zxid(), make_zxid(next_epoch, 1));
+}
