@@ -31,6 +31,8 @@ pub trait Storage: Send + Sync {
     /// Names of the entries of a directory (not paths), unsorted.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Up to `length` bytes from `offset` (fewer at the end of the file).
+    fn read_at(&self, path: &Path, offset: u64, length: usize) -> io::Result<Vec<u8>>;
     /// Creates a new file (failing if it exists), preallocated to `preallocate_bytes` of zeros.
     fn create(&self, path: &Path, preallocate_bytes: u64) -> io::Result<Box<dyn StorageFile>>;
     /// Opens an existing file for writing.
@@ -80,6 +82,20 @@ impl Storage for DiskStorage {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         std::fs::read(path)
+    }
+
+    fn read_at(&self, path: &Path, offset: u64, length: usize) -> io::Result<Vec<u8>> {
+        let file = File::open(path)?;
+        let mut buffer = vec![0u8; length];
+        let mut filled = 0;
+        while filled < length {
+            match file.read_at(&mut buffer[filled..], offset + filled as u64)? {
+                0 => break,
+                count => filled += count,
+            }
+        }
+        buffer.truncate(filled);
+        Ok(buffer)
     }
 
     fn create(&self, path: &Path, preallocate_bytes: u64) -> io::Result<Box<dyn StorageFile>> {

@@ -221,6 +221,13 @@ impl Storage for SimDisk {
             .unwrap_or_default())
     }
 
+    fn read_at(&self, path: &Path, offset: u64, length: usize) -> io::Result<Vec<u8>> {
+        let contents = self.read(path)?;
+        let start = (offset as usize).min(contents.len());
+        let end = start.saturating_add(length).min(contents.len());
+        Ok(contents[start..end].to_vec())
+    }
+
     fn create(&self, path: &Path, preallocate_bytes: u64) -> io::Result<Box<dyn StorageFile>> {
         let mut state = self.lock()?;
         if state.live_names.contains_key(path) {

@@ -177,6 +177,10 @@ impl Storage for UringStorage {
         DiskStorage.read(path)
     }
 
+    fn read_at(&self, path: &Path, offset: u64, length: usize) -> io::Result<Vec<u8>> {
+        DiskStorage.read_at(path, offset, length)
+    }
+
     fn create(&self, path: &Path, preallocate_bytes: u64) -> io::Result<Box<dyn StorageFile>> {
         match self.open_direct(path, Some(preallocate_bytes))? {
             Some(file) => {

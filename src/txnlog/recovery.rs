@@ -38,6 +38,33 @@ pub struct Recovered {
     pub repairs: Vec<String>,
 }
 
+/// Reads a segment only as far as its log goes: a preallocated segment is mostly zeros, and
+/// restart time must grow with the log, not with `preAllocSize`. A prefix is enough when its
+/// scan ends cleanly (a zero block) inside it; anything else (a torn or damaged end, or no end
+/// yet) is decided on the whole file, exactly as a full read would.
+fn read_and_scan(
+    storage: &dyn Storage,
+    path: &Path,
+) -> Result<(Vec<u8>, Result<super::format::Scan, ScanError>), RecoveryError> {
+    let mut length = 4 << 20;
+    loop {
+        let bytes = storage.read_at(path, 0, length).map_err(io_error(path))?;
+        let complete = bytes.len() < length;
+        let scan = scan_segment(&bytes);
+        let clean_inside = matches!(&scan, Ok(scan) if scan.ending == Ending::Clean
+            && scan.valid_end + BLOCK_BYTES <= bytes.len());
+        if complete || clean_inside {
+            return Ok((bytes, scan));
+        }
+        if length >= 256 << 20 {
+            let bytes = storage.read(path).map_err(io_error(path))?;
+            let scan = scan_segment(&bytes);
+            return Ok((bytes, scan));
+        }
+        length *= 4;
+    }
+}
+
 /// Whether `next` may follow `previous`: the next counter of the same epoch, or the first of a
 /// later epoch (zxid = epoch << 32 | counter).
 pub fn zxid_follows(previous: i64, next: i64) -> bool {
@@ -79,11 +106,21 @@ pub fn recover(
     let mut previous_zxid: Option<i64> = None;
     let mut previous_batch: Option<u64> = None;
     let count = segments.len();
-    for (index, (_, name)) in segments.iter().enumerate() {
+    // Segments wholly covered by the snapshot are not read: the first one read is the last
+    // whose first zxid is at most snapshot + 1 (it holds the record after the snapshot).
+    let first_needed = if snapshot_zxid > 0 {
+        segments
+            .iter()
+            .rposition(|(first_zxid, _)| *first_zxid <= snapshot_zxid + 1)
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    for (index, (_, name)) in segments.iter().enumerate().skip(first_needed) {
         let path = dir.join(name);
         let is_last = index + 1 == count;
-        let bytes = storage.read(&path).map_err(io_error(&path))?;
-        let scan = match scan_segment(&bytes) {
+        let (bytes, scanned) = read_and_scan(storage, &path)?;
+        let scan = match scanned {
             Ok(scan) => scan,
             Err(ScanError::BadHeader(reason)) if is_last && bytes.iter().all(|byte| *byte == 0) => {
                 // Created but its header never reached the disk before a crash: no batch
