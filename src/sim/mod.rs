@@ -24,6 +24,10 @@
 //! disk faults (covered by `storage::sim`), clock skew between servers (every server sees
 //! the same `now`), dynamic membership.
 
+// The simulator is test machinery: its own bookkeeping failing is a bug to stop at, with
+// the seed, not input to handle.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 

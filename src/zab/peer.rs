@@ -965,14 +965,18 @@ impl Peer {
             if infos.len() + 1 < quorum {
                 return;
             }
-            let epoch = infos
+            // Epochs come from the network: an exhausted epoch space (a peer claiming the
+            // largest epoch) cannot start a new one, so no epoch is proposed.
+            let Some(epoch) = infos
                 .iter()
                 .copied()
                 .chain(std::iter::once(self.epochs.accepted_epoch))
                 .max()
                 .unwrap_or(0)
                 .checked_add(1)
-                .expect("epoch space exhausted");
+            else {
+                return;
+            };
             leader.epoch = Some(epoch);
             self.epochs.accepted_epoch = epoch;
             self.epochs.accepted_leader = Some(me);
