@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, NodeExistsError
+from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 from kazoo.retry import KazooRetry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,26 +109,32 @@ class Ledger:
         self.counters = {}       # path -> last acknowledged value
         self.multis = []         # (path a, path b, acknowledged)
 
-    def check(self, client):
+    def check(self, client, since_cycle=0):
+        """Checks what was acknowledged in cycles >= since_cycle (0: everything). Reads are
+        pipelined (Kazoo's async calls) so a full check of a long run stays fast."""
         problems = []
         with self.lock:
-            creates = dict(self.creates)
+            creates = {p: d for p, (d, c) in self.creates.items() if c >= since_cycle}
             counters = dict(self.counters)
-            multis = list(self.multis)
-        for path, data in creates.items():
-            got = client.exists(path)
-            if got is None:
+            multis = [m for m in self.multis if m[3] >= since_cycle]
+        pending = [(path, data, client.get_async(path)) for path, data in creates.items()]
+        for path, data, result in pending:
+            try:
+                value, _ = result.get(timeout=30)
+            except NoNodeError:
                 problems.append("acknowledged create %s is missing" % path)
                 continue
-            value, _ = client.get(path)
             if value != data:
                 problems.append("%s holds %r, acknowledged %r" % (path, value, data))
         for path, value in counters.items():
             got, _ = client.get(path)
             if int(got.decode() or "0") < value:
                 problems.append("counter %s is %s, acknowledged %d" % (path, got, value))
-        for a, b, acknowledged in multis:
-            ea, eb = client.exists(a) is not None, client.exists(b) is not None
+        probes = [(a, b, acknowledged, client.exists_async(a), client.exists_async(b))
+                  for a, b, acknowledged, _ in multis]
+        for a, b, acknowledged, first, second in probes:
+            ea = first.get(timeout=30) is not None
+            eb = second.get(timeout=30) is not None
             if ea != eb:
                 problems.append("multi half applied: %s=%s %s=%s" % (a, ea, b, eb))
             if acknowledged and not ea:
@@ -155,7 +161,7 @@ def writer(client, ledger, root, writer_id, cycle, stop, rng):
                 data = ("%d:%d:%d" % (writer_id, cycle, step)).encode() * rng.randint(1, 8)
                 client.create(path, data)
                 with ledger.lock:
-                    ledger.creates[path] = data
+                    ledger.creates[path] = (data, cycle)
             elif kind < 0.7:
                 value = cycle * 1_000_000 + step
                 client.set(counter, str(value).encode())
@@ -164,7 +170,7 @@ def writer(client, ledger, root, writer_id, cycle, stop, rng):
             elif kind < 0.95:
                 a = "%s/m%d-%d-a" % (base, cycle, step)
                 b = "%s/m%d-%d-b" % (base, cycle, step)
-                entry = [a, b, False]
+                entry = [a, b, False, cycle]
                 with ledger.lock:
                     ledger.multis.append(entry)
                 t = client.transaction()
@@ -202,6 +208,9 @@ def main():
     parser.add_argument("--binary", default=os.environ.get(
         "RINGKEEPER_BIN", str(REPO / "target" / "release" / "ringkeeper")))
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    parser.add_argument("--full-check-every", type=int, default=1,
+                        help="check everything acknowledged so far every N cycles (and after "
+                             "the last); in between, what the last N cycles acknowledged")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 31)
     rng = random.Random(seed)
@@ -244,7 +253,8 @@ def main():
                 raise AssertionError("zxid went backwards: %#x after %#x" % (zxid, last_zxid))
             last_zxid = zxid
             checker = make_client(server.port)
-            problems = ledger.check(checker)
+            full = cycle % args.full_check_every == 0 or cycle == args.kills
+            problems = ledger.check(checker, 0 if full else cycle - args.full_check_every)
             checker.stop()
             checker.close()
             with ledger.lock:
