@@ -667,6 +667,20 @@ def main():
                     raise RuntimeError("%s is not running any more; see %s" % (name, servers[name].log))
                 results["runs"].append(run_bench(rk_bench, servers[name], entry, out, i,
                                                  args.duration_s, args.warmup_s))
+        # The latency target is set at half of ZooKeeper's peak write throughput: an open-loop
+        # run (rk-bench --rate) at that rate against both servers, p99 compared.
+        zk_peak = next((figure(r, "total", "ops_per_second") for r in results["runs"]
+                        if r["entry"] == "set-32x16" and r["server"] == "zookeeper"), None)
+        if zk_peak:
+            half = Entry("set-half-zk-peak",
+                         "setData, open loop at half of ZooKeeper's set-32x16 throughput "
+                         "(%.0f/s), 32 sessions, at most 16 in flight each" % (zk_peak / 2),
+                         "set", 32, 16, ["--rate", "%.0f" % (zk_peak / 2)],
+                         figures=[tput()] + latencies("set", ("p50_us", "p99_us", "p999_us")))
+            matrix = list(matrix) + [half]
+            for name in SERVERS:
+                results["runs"].append(run_bench(rk_bench, servers[name], half, out,
+                                                 len(matrix), args.duration_s, args.warmup_s))
     finally:
         for s in servers.values():
             s.stop()

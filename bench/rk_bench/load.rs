@@ -65,6 +65,8 @@ struct Logic {
     create_prefix: String,
     scratch_keys: Vec<u32>,
     seen_children: Vec<bool>,
+    /// Open loop: requests issued since the load began.
+    issued: u64,
 }
 
 struct Session {
@@ -273,7 +275,9 @@ impl Logic {
                 Err((context, error)) => self.fail(ctx.stats, context, error),
             }
         }
-        if ctx.issuing && self.state == State::Ready {
+        // Closed loop: every reply makes room for the next request. Open loop (--rate):
+        // the worker issues on its schedule instead.
+        if ctx.issuing && self.state == State::Ready && ctx.shared.options.rate.is_none() {
             self.issue(ctx, out);
         }
         true
@@ -436,6 +440,7 @@ pub fn run_worker(
                         create_prefix: format!("{}/w{worker}s{index}-", shared.layout.create_dir),
                         scratch_keys: Vec::new(),
                         seen_children: Vec::new(),
+                        issued: 0,
                     },
                 }));
             }
@@ -447,6 +452,7 @@ pub fn run_worker(
     }
 
     let mut ctx_window = Window::new(start, Duration::ZERO, Duration::ZERO);
+    let mut load_begin = start;
     let mut started = false;
     let mut issuing = false;
     let mut drain_deadline = None;
@@ -465,6 +471,7 @@ pub fn run_worker(
             // then start the load together.
             barrier.wait();
             let begin = Instant::now();
+            load_begin = begin;
             ctx_window = Window::new(begin, options.warmup, options.duration);
             issuing = true;
             let ctx = Context {
@@ -476,7 +483,12 @@ pub fn run_worker(
             };
             for session in sessions.iter_mut().flatten() {
                 if session.logic.state == State::Ready {
-                    for _ in 0..options.outstanding {
+                    let initial = if options.rate.is_some() {
+                        0
+                    } else {
+                        options.outstanding
+                    };
+                    for _ in 0..initial {
                         session.logic.issue(&ctx, &mut session.conn.out);
                     }
                     session.conn.last_send = begin;
@@ -542,6 +554,42 @@ pub fn run_worker(
                 break;
             }
         }
+        if let (Some(rate), true) = (options.rate, issuing) {
+            // Open loop: each session is due (elapsed × its share of the rate) requests; it
+            // sends what is due as long as it has fewer than `outstanding` in flight.
+            let per_session = rate / options.sessions.max(1) as f64;
+            let elapsed = now.saturating_duration_since(load_begin).as_secs_f64();
+            let due = (elapsed * per_session) as u64;
+            let ctx = Context {
+                shared,
+                stats: &mut stats,
+                window: ctx_window,
+                issuing,
+                now,
+            };
+            for session in sessions.iter_mut().flatten() {
+                if session.logic.state != State::Ready {
+                    continue;
+                }
+                let mut sent = false;
+                while session.logic.issued < due
+                    && session.logic.pending.len() < options.outstanding
+                {
+                    session.logic.issue(&ctx, &mut session.conn.out);
+                    session.logic.issued += 1;
+                    sent = true;
+                }
+                // Behind schedule with the window full: skip what cannot be sent rather
+                // than burst later (the report's throughput shows the shortfall).
+                if session.logic.issued < due {
+                    session.logic.issued = due;
+                }
+                if sent {
+                    session.conn.last_send = now;
+                    let _ = session.conn.flush();
+                }
+            }
+        }
         if now - last_ping_check >= PING_CHECK_INTERVAL {
             last_ping_check = now;
             for session in sessions.iter_mut().flatten() {
@@ -554,10 +602,12 @@ pub fn run_worker(
                 }
             }
         }
-        if poll
-            .poll(&mut events, Some(Duration::from_millis(5)))
-            .is_err()
-        {
+        let poll_wait = if options.rate.is_some() {
+            Duration::from_micros(200)
+        } else {
+            Duration::from_millis(5)
+        };
+        if poll.poll(&mut events, Some(poll_wait)).is_err() {
             continue;
         }
         let mut ctx = Context {

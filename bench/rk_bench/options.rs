@@ -15,6 +15,8 @@ options (defaults in brackets):
   --read-ratio R        mixed: fraction of gets, 0..1                    [0.9]
   --sessions N          client sessions                                  [8]
   --outstanding K       requests in flight per session (pipelined)       [16]
+  --rate R              open loop: R requests/s in total, spread over the sessions,
+                        at most K in flight each (latency from the send)  [closed loop]
   --threads T           generator threads, sessions split among them    [min(2, sessions)]
   --duration D          measured window, e.g. 10s, 500ms, 2m            [10s]
   --warmup D            load before the window, not recorded            [2s]
@@ -116,6 +118,9 @@ pub struct Options {
     pub root: String,
     pub cleanup: bool,
     pub json: Option<String>,
+    /// Open loop: the total request rate (ops/s) spread evenly over the sessions, each
+    /// keeping at most `outstanding` in flight; None = closed loop (a new request per reply).
+    pub rate: Option<f64>,
 }
 
 /// Bounds that keep a run finite and within one machine's means.
@@ -185,6 +190,7 @@ impl Options {
             root: format!("/rk-bench-{}", std::process::id()),
             cleanup: true,
             json: None,
+            rate: None,
         }
     }
 
@@ -231,6 +237,13 @@ impl Options {
                 "--read-ratio" => options.read_ratio = parse_number(flag, value)?,
                 "--sessions" => options.sessions = parse_number(flag, value)?,
                 "--outstanding" => options.outstanding = parse_number(flag, value)?,
+                "--rate" => {
+                    let rate: f64 = parse_number(flag, value)?;
+                    if !(rate > 0.0 && rate.is_finite()) {
+                        return Err(format!("--rate must be a positive number, not {value}"));
+                    }
+                    options.rate = Some(rate);
+                }
                 "--threads" => options.threads = parse_number(flag, value)?,
                 "--duration" => options.duration = parse_duration(value)?,
                 "--warmup" => options.warmup = parse_duration(value)?,
