@@ -27,26 +27,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from loopback import four_letter, free_port  # noqa: E402
+
 RK_BENCH = REPO / "target" / "release" / "rk-bench"
 RINGKEEPER = REPO / "target" / "release" / "ringkeeper"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def four_letter(port, word, timeout_s=2.0):
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as s:
-        s.sendall(word.encode())
-        chunks = []
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            chunks.append(b)
-    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def first_read(port, path, deadline):

@@ -40,7 +40,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import loopback  # noqa: E402  (scripts/loopback.py: free port, four-letter words)
 import preflight  # noqa: E402  (scripts/preflight.py: host description)
+from loopback import free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SERVERS = ("zookeeper", "ringkeeper")
@@ -115,23 +117,8 @@ WRITE_SERIES = [(1, "set-1x1"), (16, "set-16x1"), (256, "set-16x16"), (512, "set
                 (1024, "set-64x16")]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def four_letter(port, word, timeout_s=5.0):
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as s:
-        s.sendall(word.encode())
-        chunks = []
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            b = s.recv(65536)
-            if not b:
-                break
-            chunks.append(b)
-        return b"".join(chunks).decode("utf-8", "replace")
+    return loopback.four_letter(port, word, timeout_s)
 
 
 def mntr(port):
