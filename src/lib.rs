@@ -18,6 +18,7 @@ pub mod jute;
 pub mod metrics;
 pub mod net;
 pub mod pipeline;
+pub mod quorum;
 pub mod read;
 pub mod runtime;
 pub mod session;

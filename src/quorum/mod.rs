@@ -1,0 +1,75 @@
+//! [io] Quorum mode: the shell around the sans-IO ZAB core ([`crate::zab`]).
+//!
+//! A server with `server.N=` lines in zoo.cfg runs as a member of an ensemble. The pipeline
+//! thread owns the [`crate::zab::Peer`]; this module holds what it needs from the outside
+//! world:
+//!
+//! - [`wire`]: the byte format of everything servers send each other ([`Wire`]);
+//! - [`transport`]: TCP links between servers (one for election notifications, one for the
+//!   leader–learner traffic), with reconnection and explicit frame limits;
+//! - [`epochs`]: the accepted and current epochs, persisted in dataDir.
+//!
+//! # What travels between servers besides ZAB
+//!
+//! ZooKeeper's learners hand their clients' writes to the leader (REQUEST), revalidate
+//! sessions that move to them (REVALIDATE), report session activity (PING) and ask for
+//! `sync` (SYNC). Here those are [`Wire`] variants sent on the same ordered connection as the
+//! ZAB link packets, so a learner sees `Proposed` before the proposal it names and `Synced`
+//! after every commit that precedes it.
+
+pub mod epochs;
+pub mod transport;
+pub mod wire;
+
+use crate::jute::records::Id;
+use crate::jute::request::Request;
+use crate::zab::{Message, Zxid};
+
+/// A message between two servers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Wire {
+    /// ZAB's own traffic: election notifications and leader–learner link packets.
+    Zab(Message),
+    /// Learner → leader: a client's request for the leader to prepare and propose
+    /// (ZooKeeper's REQUEST, REVALIDATE). `id` is the learner's, unique per learner process.
+    Forward { id: u64, request: Forwarded },
+    /// Leader → learner: the transaction of your forwarded request `id` was proposed at
+    /// `zxid`; answer your client when `zxid` commits. Sent before the proposal itself.
+    Proposed { id: u64, zxid: Zxid },
+    /// Leader → learner: your forwarded request `id` was not proposed (the leader is not
+    /// broadcasting, or has too many proposals in flight). The learner drops the client's
+    /// connection, as a ZooKeeper server that loses its leader does.
+    Rejected { id: u64 },
+    /// Leader → learner: your `sync` `id` is answered; every write committed before the
+    /// leader received it is at or below `zxid` (ZooKeeper's SYNC). Sent after the commit of
+    /// `zxid` on the same connection.
+    Synced { id: u64, zxid: Zxid },
+    /// Learner → leader: sessions connected to this learner that were active since the last
+    /// report (ZooKeeper's PING with session touches).
+    Touch { sessions: Vec<i64> },
+    /// Leader → learner: the answer to a forwarded `Revalidate`: whether the session is
+    /// alive (it now belongs to the learner), and its timeout.
+    Revalidated {
+        id: u64,
+        valid: bool,
+        timeout_ms: i32,
+    },
+}
+
+/// What a learner forwards to its leader.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Forwarded {
+    /// A new client session with an id the learner chose (its server id is in the top byte).
+    CreateSession { session_id: i64, timeout_ms: i32 },
+    /// A client reconnected to the learner with an existing session whose password the
+    /// learner checked.
+    Revalidate { session_id: i64, timeout_ms: i32 },
+    /// A write request or a sync, with the identities the client authenticated as.
+    Request {
+        session_id: i64,
+        xid: i32,
+        request: Request,
+        auth: Vec<Id>,
+    },
+}
+
