@@ -50,6 +50,7 @@ impl Harness {
                 tree: TreeVersion::new(),
                 sessions: Vec::new(),
                 secret: [1; 16],
+                server_id: 0,
             },
             vec![core_sender],
             Some(LogChannels {

@@ -263,6 +263,12 @@ impl CoreState {
                     conn.close(reason);
                 }
             }
+            CoreReply::CloseAll { reason } => {
+                let conns: Vec<Rc<Conn>> = self.conns.borrow().values().cloned().collect();
+                for conn in conns {
+                    conn.close(reason);
+                }
+            }
         }
     }
 

@@ -32,8 +32,12 @@ use crate::tree::acl::AuthIds;
 use crate::tree::{NodeKind, TreeVersion, Txn, TxnResult, WatchTrigger};
 use crate::txnlog::format::LogRecord;
 use crate::txnlog::writer::{WriterEvent, WriterInput};
+use crate::zab::RejectReason;
 
 use super::prep::{prep, PrepContext};
+
+mod ensemble;
+pub use ensemble::{QuorumDisk, QuorumLinks, QuorumStart};
 
 /// What cores send to the pipeline.
 #[derive(Debug)]
@@ -95,6 +99,10 @@ pub enum CoreReply {
     },
     /// Close a connection (its session moved to another connection, or expired).
     Close { conn_id: u64, reason: &'static str },
+    /// Close every client connection of the core: the server stopped serving (an ensemble
+    /// member that lost its leader or quorum), as ZooKeeper closes them; clients reconnect
+    /// elsewhere.
+    CloseAll { reason: &'static str },
 }
 
 /// What the pipeline sends to one core per batch: the batch's steps (shared by every core)
@@ -166,6 +174,9 @@ pub struct PipelineStart {
     pub tree: TreeVersion,
     pub sessions: RecoveredSessions,
     pub secret: [u8; 16],
+    /// Goes into the top byte of the session ids this server creates (`myid` in an ensemble,
+    /// 0 standalone), so servers of an ensemble never create the same id.
+    pub server_id: u8,
 }
 
 /// Sessions that survived a restart (replayed from the log), with their timeouts.
@@ -196,6 +207,10 @@ pub struct Pipeline {
     started: Instant,
     next_container_check_ms: i64,
     next_session_dump_ms: i64,
+    /// The newest version the cores have been sent.
+    published: Arc<TreeVersion>,
+    /// Set when the server is an ensemble member (zoo.cfg has `server.N` lines).
+    ensemble: Option<Box<ensemble::Ensemble>>,
 }
 
 fn wall_clock_ms() -> i64 {
@@ -228,9 +243,10 @@ impl Pipeline {
             tree,
             sessions: recovered_sessions,
             secret,
+            server_id,
         } = start;
         let mut sessions =
-            SessionTable::new(config.tick_time_ms as i64, 0, wall_clock_ms(), secret);
+            SessionTable::new(config.tick_time_ms as i64, server_id, wall_clock_ms(), secret);
         // A recovered session gets a full timeout from now, as ZooKeeper does after a restart;
         // its client reconnects within it or the session expires.
         for (session_id, timeout_ms) in recovered_sessions {
@@ -249,6 +265,8 @@ impl Pipeline {
             snapshot_requested: false,
             next_container_check_ms: config.container_check_interval_ms as i64,
             next_session_dump_ms: 0,
+            published: Arc::new(tree.clone()),
+            ensemble: None,
             config,
             stats,
             tree,
@@ -273,16 +291,42 @@ impl Pipeline {
     pub fn run(mut self, input: Receiver<PipelineInput>) {
         let batch_max = self.config.limits.batch_requests_max.max(1);
         let never = crossbeam_channel::never();
+        let never_inbound = crossbeam_channel::never();
         loop {
             let now = self.monotonic_ms();
             let mut wake_ms = self.next_container_check_ms.min(self.next_session_dump_ms);
             if let Some(deadline) = self.sessions.next_deadline_ms() {
-                wake_ms = wake_ms.min(deadline);
+                if self.ensemble.is_none() || self.quorum_role_for_clients() == Some(true) {
+                    wake_ms = wake_ms.min(deadline);
+                }
+            }
+            if let Some(ensemble) = &self.ensemble {
+                wake_ms = wake_ms.min(ensemble.next_timer_ms(now));
             }
             let wait = Duration::from_millis(wake_ms.saturating_sub(now).clamp(1, 1000) as u64);
             let events = self.log.as_ref().map_or(&never, |log| &log.events);
+            let inbound = self
+                .ensemble
+                .as_ref()
+                .map_or(&never_inbound, |ensemble| &ensemble.inbound)
+                .clone();
             let mut shutdown = false;
             crossbeam_channel::select! {
+                recv(inbound) -> message => {
+                    if let Ok((from, message)) = message {
+                        self.on_quorum_message(from, message);
+                        let mut taken = 1;
+                        while taken < batch_max {
+                            match inbound.try_recv() {
+                                Ok((from, message)) => {
+                                    self.on_quorum_message(from, message);
+                                    taken += 1;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                },
                 recv(input) -> message => match message {
                     Ok(message) => {
                         shutdown |= self.handle(message);
@@ -305,6 +349,7 @@ impl Pipeline {
                 },
                 default(wait) => {}
             }
+            self.quorum_timers();
             self.housekeeping();
             self.seal();
             self.drain_writer_events();
@@ -324,7 +369,13 @@ impl Pipeline {
                 self.stats
                     .log_records
                     .fetch_add(records as u64, Ordering::Relaxed);
-                self.durable_zxid = self.durable_zxid.max(zxid);
+                if self.ensemble.is_some() {
+                    // In an ensemble, durability is ZAB's input; what is released is what
+                    // ZAB commits.
+                    self.quorum_durable(zxid);
+                } else {
+                    self.durable_zxid = self.durable_zxid.max(zxid);
+                }
             }
             WriterEvent::Failed { reason } => self.log_failed(reason),
         }
@@ -352,20 +403,11 @@ impl Pipeline {
     /// Ends the current batch: its records go to the log writer, its versions and replies
     /// wait until they are durable.
     fn seal(&mut self) {
+        // In an ensemble a learner logs proposals that make no step until they commit.
+        self.flush_records();
         let has_replies = self.replies.iter().any(|queue| !queue.is_empty());
         if self.steps.is_empty() && !has_replies {
             return;
-        }
-        if !self.records.is_empty() {
-            let records = std::mem::take(&mut self.records);
-            match &self.log {
-                Some(log) => {
-                    if log.appends.send(WriterInput::Append(records)).is_err() {
-                        self.log_failed("the log writer stopped".into());
-                    }
-                }
-                None => self.durable_zxid = self.tree.zxid,
-            }
         }
         let core_count = self.replies.len();
         self.waiting.push_back(Sealed {
@@ -377,6 +419,25 @@ impl Pipeline {
             ),
             session_changes: std::mem::take(&mut self.session_changes),
         });
+    }
+
+    /// Hands the records appended since the last call to the log writer.
+    fn flush_records(&mut self) {
+        if self.records.is_empty() {
+            return;
+        }
+        let records = std::mem::take(&mut self.records);
+        let last = records.last().map_or(0, |record| record.zxid);
+        match &self.log {
+            Some(log) => {
+                if log.appends.send(WriterInput::Append(records)).is_err() {
+                    self.log_failed("the log writer stopped".into());
+                }
+            }
+            // In memory (tests): every record is durable at once.
+            None if self.ensemble.is_some() => self.quorum_durable(last),
+            None => self.durable_zxid = self.tree.zxid,
+        }
     }
 
     /// Publishes every sealed batch that is durable, in order.
@@ -397,6 +458,15 @@ impl Pipeline {
     /// client is left waiting on a write that is in fact durable.
     fn finish(&mut self) {
         self.seal();
+        if let Some(ensemble) = self.ensemble.take() {
+            // What is not committed now is not answered; the clients see the connection close.
+            if let Some(log) = self.log.take() {
+                let _ = log.appends.send(WriterInput::Shutdown);
+            }
+            ensemble.shutdown();
+            self.release();
+            return;
+        }
         let Some(log) = self.log.take() else {
             self.release();
             return;
@@ -427,18 +497,30 @@ impl Pipeline {
         }
     }
 
-    /// Applies a validated transaction at the next zxid. A transaction that does not apply is
-    /// a broken invariant of prep: the server stops rather than serve a wrong tree.
-    fn commit(&mut self, txn: &Txn) -> (i64, TxnResult) {
+    /// Applies a validated transaction at the next zxid and logs it; in an ensemble, proposes
+    /// it (the leader's zxid). Err: the ensemble did not take it (not leading, too many
+    /// proposals in flight); nothing was applied.
+    fn commit(&mut self, txn: &Txn) -> Result<(i64, TxnResult), RejectReason> {
+        if self.ensemble.is_some() {
+            return self.propose(txn, None);
+        }
         let zxid = self.tree.zxid + 1;
         let time_ms = wall_clock_ms();
+        let result = self.apply_txn(zxid, time_ms, txn);
+        self.records.push(LogRecord {
+            zxid,
+            time_ms,
+            txn: txn.clone(),
+        });
+        Ok((zxid, result))
+    }
+
+    /// Applies a transaction to the tree at `zxid` as one published step. A transaction that
+    /// does not apply is a broken invariant of prep (or, in an ensemble, a diverged replica):
+    /// the server stops rather than serve a wrong tree.
+    fn apply_txn(&mut self, zxid: i64, time_ms: i64, txn: &Txn) -> TxnResult {
         match self.tree.apply(zxid, time_ms, txn, &mut self.triggers) {
             Ok(result) => {
-                self.records.push(LogRecord {
-                    zxid,
-                    time_ms,
-                    txn: txn.clone(),
-                });
                 match txn {
                     Txn::CreateSession {
                         session_id,
@@ -453,7 +535,7 @@ impl Pipeline {
                     version: Arc::new(self.tree.clone()),
                     triggers: std::mem::take(&mut self.triggers),
                 });
-                (zxid, result)
+                result
             }
             Err(broken) => {
                 error!("{broken}; stopping the server: prep and apply disagree on {txn:?}");
@@ -478,9 +560,10 @@ impl Pipeline {
             } => self.write(conn, session_id, xid, request, &auth),
             PipelineInput::Touch { sessions } => {
                 let now = self.monotonic_ms();
-                for session in sessions {
-                    self.sessions.touch(session, now);
+                for session in &sessions {
+                    self.sessions.touch(*session, now);
                 }
+                self.quorum_touch(sessions);
             }
             PipelineInput::Closed { conn, session_id } => self.sessions.detach(session_id, conn),
             PipelineInput::Snapshot => self.snapshot_requested = true,
@@ -490,60 +573,44 @@ impl Pipeline {
     }
 
     fn connect(&mut self, conn: ConnRef, request: ConnectRequest, read_only_flag: bool) {
-        let connect_frame = |response: &ConnectResponse| {
-            let mut frame = connect_frame(response);
-            if !read_only_flag {
-                // Drop the readOnly byte and shorten the length prefix to match.
-                frame.pop();
-                let length = (frame.len() - 4) as i32;
-                frame[0..4].copy_from_slice(&length.to_be_bytes());
-            }
-            frame
-        };
         let now = self.monotonic_ms();
         let timeout_ms = self.config.negotiate_timeout(request.time_out);
-        let refuse = |pipeline: &mut Pipeline| {
-            let frame = connect_frame(&ConnectResponse {
-                protocol_version: 0,
-                time_out: 0,
-                session_id: 0,
-                passwd: vec![0; 16],
-                read_only: false,
-            });
-            pipeline.reply(
+        if let Some(leading) = self.quorum_role_for_clients() {
+            if !leading {
+                self.learner_connect(conn, request, read_only_flag, timeout_ms);
+                return;
+            }
+        } else if self.ensemble.is_some() {
+            self.reply(
                 conn,
-                CoreReply::Connected {
+                CoreReply::Close {
                     conn_id: conn.conn_id,
-                    session_id: 0,
-                    timeout_ms: 0,
-                    frame,
+                    reason: "not serving: this server has no quorum",
                 },
             );
-        };
+            return;
+        }
         if request.session_id == 0 {
             let session_id = self.sessions.next_id();
-            self.commit(&Txn::CreateSession {
+            let created = self.commit(&Txn::CreateSession {
                 session_id,
                 timeout_ms,
             });
+            if created.is_err() {
+                self.reply(
+                    conn,
+                    CoreReply::Close {
+                        conn_id: conn.conn_id,
+                        reason: "the ensemble did not take the new session",
+                    },
+                );
+                return;
+            }
             self.sessions.add(session_id, timeout_ms, Some(conn), now);
+            self.claim_session(session_id);
             info!("established session {session_id:#x} with negotiated timeout {timeout_ms} ms");
-            let frame = connect_frame(&ConnectResponse {
-                protocol_version: 0,
-                time_out: timeout_ms,
-                session_id,
-                passwd: self.sessions.password_for(session_id).to_vec(),
-                read_only: false,
-            });
-            self.reply(
-                conn,
-                CoreReply::Connected {
-                    conn_id: conn.conn_id,
-                    session_id,
-                    timeout_ms,
-                    frame,
-                },
-            );
+            let reply = self.connected_reply(conn, session_id, timeout_ms, read_only_flag);
+            self.reply(conn, reply);
             return;
         }
         let (previous, resumed) =
@@ -560,39 +627,71 @@ impl Pipeline {
         }
         match resumed {
             Ok(()) => {
+                self.claim_session(request.session_id);
                 let session_timeout = self
                     .sessions
                     .get(request.session_id)
                     .map_or(timeout_ms, |session| session.timeout_ms);
-                let frame = connect_frame(&ConnectResponse {
-                    protocol_version: 0,
-                    time_out: session_timeout,
-                    session_id: request.session_id,
-                    passwd: self.sessions.password_for(request.session_id).to_vec(),
-                    read_only: false,
-                });
-                self.reply(
-                    conn,
-                    CoreReply::Connected {
-                        conn_id: conn.conn_id,
-                        session_id: request.session_id,
-                        timeout_ms: session_timeout,
-                        frame,
-                    },
-                );
+                let reply =
+                    self.connected_reply(conn, request.session_id, session_timeout, read_only_flag);
+                self.reply(conn, reply);
             }
             Err(reason) => {
                 info!(
                     "refusing to resume session {:#x}: {reason:?}",
                     request.session_id
                 );
-                refuse(self);
+                let reply = refused_reply(conn, read_only_flag);
+                self.reply(conn, reply);
             }
+        }
+    }
+
+    /// The ConnectResponse for an established or resumed session.
+    fn connected_reply(
+        &self,
+        conn: ConnRef,
+        session_id: i64,
+        timeout_ms: i32,
+        read_only_flag: bool,
+    ) -> CoreReply {
+        let frame = connect_reply_frame(
+            &ConnectResponse {
+                protocol_version: 0,
+                time_out: timeout_ms,
+                session_id,
+                passwd: self.sessions.password_for(session_id).to_vec(),
+                read_only: false,
+            },
+            read_only_flag,
+        );
+        CoreReply::Connected {
+            conn_id: conn.conn_id,
+            session_id,
+            timeout_ms,
+            frame,
         }
     }
 
     fn write(&mut self, conn: ConnRef, session_id: i64, xid: i32, request: Request, auth: &[Id]) {
         let now = self.monotonic_ms();
+        match self.quorum_role_for_clients() {
+            Some(false) => {
+                self.learner_write(conn, session_id, xid, request, auth);
+                return;
+            }
+            None if self.ensemble.is_some() => {
+                self.reply(
+                    conn,
+                    CoreReply::Close {
+                        conn_id: conn.conn_id,
+                        reason: "not serving: this server has no quorum",
+                    },
+                );
+                return;
+            }
+            _ => {}
+        }
         // Answers that take no transaction: an expired session, and sync (ordered behind
         // every write before it, which is all a standalone server's sync has to do).
         let immediate = if !self.sessions.touch(session_id, now) {
@@ -622,12 +721,27 @@ impl Pipeline {
             extended_types_enabled: self.config.extended_types_enabled,
             skip_acl: self.config.skip_acl,
         };
-        let txn = prep(&self.tree, &request, &context).unwrap_or_else(|code| Txn::Error { code });
+        let txn = if self.session_moved(session_id, None) {
+            Txn::Error {
+                code: ErrorCode::SessionMoved,
+            }
+        } else {
+            prep(&self.tree, &request, &context).unwrap_or_else(|code| Txn::Error { code })
+        };
         let closing = matches!(txn, Txn::CloseSession { .. });
         if closing {
             self.sessions.set_closing(session_id);
         }
-        let (zxid, result) = self.commit(&txn);
+        let Ok((zxid, result)) = self.commit(&txn) else {
+            self.reply(
+                conn,
+                CoreReply::Close {
+                    conn_id: conn.conn_id,
+                    reason: "the ensemble did not take the write",
+                },
+            );
+            return;
+        };
         if closing {
             self.sessions.remove(session_id);
             info!("closed session {session_id:#x} at the client's request");
@@ -646,7 +760,14 @@ impl Pipeline {
     /// Expires sessions and reaps empty containers and expired TTL nodes.
     fn housekeeping(&mut self) {
         let now = self.monotonic_ms();
-        for session_id in self.sessions.expire(now) {
+        // In an ensemble only the serving leader expires sessions and reaps nodes.
+        let owner_of_sessions = self.ensemble.is_none() || self.quorum_role_for_clients() == Some(true);
+        let expired = if owner_of_sessions {
+            self.sessions.expire(now)
+        } else {
+            Vec::new()
+        };
+        for session_id in expired {
             let owner = self
                 .sessions
                 .get(session_id)
@@ -656,10 +777,16 @@ impl Pipeline {
                 "expiring session {session_id:#x} ({} ephemerals)",
                 ephemerals.len()
             );
-            self.commit(&Txn::CloseSession {
-                session_id,
-                ephemerals,
-            });
+            if self
+                .commit(&Txn::CloseSession {
+                    session_id,
+                    ephemerals,
+                })
+                .is_err()
+            {
+                warn!("the ensemble did not take the expiry of session {session_id:#x}");
+                continue;
+            }
             self.sessions.remove(session_id);
             if let Some(owner) = owner {
                 self.reply(
@@ -686,7 +813,9 @@ impl Pipeline {
         if now >= self.next_container_check_ms {
             self.next_container_check_ms =
                 now + self.config.container_check_interval_ms.max(1) as i64;
-            self.reap_containers();
+            if owner_of_sessions {
+                self.reap_containers();
+            }
         }
     }
 
@@ -730,8 +859,9 @@ impl Pipeline {
                 &context,
             ) {
                 Ok(txn) => {
-                    self.commit(&txn);
-                    info!("reaped container or expired TTL node {path}");
+                    if self.commit(&txn).is_ok() {
+                        info!("reaped container or expired TTL node {path}");
+                    }
                 }
                 Err(code) => warn!("could not reap {path}: {code:?}"),
             }
@@ -845,6 +975,10 @@ impl Pipeline {
             .session_count
             .store(self.sessions.len(), Ordering::Relaxed);
         if let Some(step) = sealed.steps.last() {
+            self.published = step.version.clone();
+            self.quorum_published(step.version.zxid);
+        }
+        if let Some(step) = sealed.steps.last() {
             // Before any core can deliver this batch's events, so that a read on any core
             // after any client saw an event catches up to at least this version.
             self.stats
@@ -864,6 +998,38 @@ impl Pipeline {
                 warn!("core {core} is gone; its batch is dropped");
             }
         }
+    }
+}
+
+/// A ConnectResponse frame; clients that sent no readOnly byte get none back.
+fn connect_reply_frame(response: &ConnectResponse, read_only_flag: bool) -> Vec<u8> {
+    let mut frame = connect_frame(response);
+    if !read_only_flag {
+        // Drop the readOnly byte and shorten the length prefix to match.
+        frame.pop();
+        let length = (frame.len() - 4) as i32;
+        frame[0..4].copy_from_slice(&length.to_be_bytes());
+    }
+    frame
+}
+
+/// The answer to a refused connect: a zero session, after which the connection closes.
+fn refused_reply(conn: ConnRef, read_only_flag: bool) -> CoreReply {
+    let frame = connect_reply_frame(
+        &ConnectResponse {
+            protocol_version: 0,
+            time_out: 0,
+            session_id: 0,
+            passwd: vec![0; 16],
+            read_only: false,
+        },
+        read_only_flag,
+    );
+    CoreReply::Connected {
+        conn_id: conn.conn_id,
+        session_id: 0,
+        timeout_ms: 0,
+        frame,
     }
 }
 

@@ -18,6 +18,7 @@
 //! after every commit that precedes it.
 
 pub mod epochs;
+pub mod member;
 pub mod transport;
 pub mod wire;
 

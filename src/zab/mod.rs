@@ -308,6 +308,17 @@ pub enum Role {
     },
 }
 
+/// A leader's view of its learners, for `mntr` (ZooKeeper's `zk_learners`, `zk_synced_*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeaderFigures {
+    /// Learners connected to the leader.
+    pub learners: usize,
+    /// Followers that acknowledged NEWLEADER (they count toward the quorum).
+    pub synced_followers: usize,
+    /// Observers that acknowledged NEWLEADER.
+    pub synced_observers: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {
     /// Forward the request to `leader` (None: no leader known yet; retry later).
@@ -326,6 +337,9 @@ pub enum Input {
     },
     /// Call every `tick_ms` (more often is harmless).
     Tick,
+    /// Nothing happened but time passed: lets the timers that are finer than a tick fire (the
+    /// election's `finalize_wait_ms`). The shell sends it between ticks.
+    Wake,
     /// The local log is durable through this zxid.
     Durable(Zxid),
     /// A client write, already prepared into a transaction (leader only).

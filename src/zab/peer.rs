@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::{
     counter_of, epoch_of, make_zxid, Action, Config, DurableState, Epoch, Epochs, Input, Message,
-    Notification, Packet, PeerState, RejectReason, Role, ServerId, Vote, Zxid,
+    LeaderFigures, Notification, Packet, PeerState, RejectReason, Role, ServerId, Vote, Zxid,
 };
 use crate::txnlog::format::LogRecord;
 
@@ -151,6 +151,8 @@ struct Learner {
     last_heard_ms: u64,
     started_ms: u64,
     acked_zxid: Zxid,
+    /// UPTODATE received: the leader is broadcasting and this learner may serve clients.
+    up_to_date: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,6 +277,38 @@ impl Peer {
         matches!(&self.state, State::Leading(l) if l.established)
     }
 
+    /// True when this server may serve clients: a leader that has established its epoch, or
+    /// a learner that has been told UPTODATE by its leader (ZooKeeper starts the learner's
+    /// server at UPTODATE).
+    pub fn is_serving(&self) -> bool {
+        match &self.state {
+            State::Leading(l) => l.established,
+            State::Learning(l) => l.up_to_date,
+            State::Looking(_) => false,
+        }
+    }
+
+    /// The leader's learner counts (None unless leading).
+    pub fn leader_figures(&self) -> Option<LeaderFigures> {
+        let State::Leading(leader) = &self.state else {
+            return None;
+        };
+        let mut figures = LeaderFigures {
+            learners: leader.sessions.len(),
+            ..LeaderFigures::default()
+        };
+        for session in leader.sessions.values() {
+            if matches!(session.phase, SessionPhase::Forwarding { acked: Some(_) }) {
+                if session.observer {
+                    figures.synced_observers += 1;
+                } else {
+                    figures.synced_followers += 1;
+                }
+            }
+        }
+        Some(figures)
+    }
+
     pub fn step(&mut self, now_ms: u64, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
         self.step_into(now_ms, input, &mut out);
@@ -285,6 +319,7 @@ impl Peer {
         match input {
             Input::Restart(durable) => self.restart(now_ms, durable, out),
             Input::Tick => self.tick(now_ms, out),
+            Input::Wake => {}
             Input::Durable(zxid) => {
                 self.log.durable(zxid);
                 self.after_durable(now_ms, out);
@@ -521,6 +556,7 @@ impl Peer {
             last_heard_ms: now_ms,
             started_ms: now_ms,
             acked_zxid: 0,
+            up_to_date: false,
         };
         let info = Packet::FollowerInfo {
             accepted_epoch: self.epochs.accepted_epoch,
@@ -741,10 +777,13 @@ impl Peer {
             }
             (
                 LearnerPhase::AwaitDurable { .. } | LearnerPhase::Broadcast,
-                Packet::UpToDate { zxid } | Packet::Commit { zxid },
+                packet @ (Packet::UpToDate { zxid } | Packet::Commit { zxid }),
             ) => {
                 if !self.log.commit(zxid, out) {
                     return Next::Looking;
+                }
+                if matches!(packet, Packet::UpToDate { .. }) {
+                    learner.up_to_date = true;
                 }
             }
             (

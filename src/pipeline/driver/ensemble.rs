@@ -1,0 +1,1099 @@
+//! [io] The pipeline as an ensemble member: the shell that drives the sans-IO ZAB core
+//! ([`crate::zab::Peer`]) and performs its actions.
+//!
+//! The pipeline thread owns the peer, so everything ZAB decides happens in order with the
+//! client traffic of this server:
+//!
+//! - **Leader.** A client write (local, or forwarded by a learner) is prepped against the
+//!   pending tree exactly as a standalone server does, then handed to the peer as a
+//!   proposal; the peer's `Append` gives its zxid, and the transaction is applied to the
+//!   pending tree at once so the next write is prepped against it (ZooKeeper's outstanding
+//!   changes). The batch's replies and versions are released when ZAB commits, instead of
+//!   when the local log is durable: the leader's own fsync is one ack of the quorum.
+//! - **Learner** (follower or observer). Proposals are logged (`Append`) and kept aside;
+//!   `CommitUpTo` applies them to the tree in zxid order and publishes each version. Client
+//!   writes and `sync` are forwarded to the leader ([`Wire::Forward`]); the leader answers
+//!   [`Wire::Proposed`] (sent before the proposal on the same ordered link), and the learner
+//!   replies to its client when that zxid commits, from its own tree: the same result as the
+//!   leader computed, since the transaction is deterministic.
+//! - **Role changes.** On every change of role the server stops serving: every client
+//!   connection is closed (ZooKeeper shuts its ZooKeeperServer down likewise) and new ones
+//!   are refused until the peer is leading an established epoch or has been told UPTODATE.
+//!   A leader that steps down drops what it had applied but not published: the tree goes
+//!   back to the last published (committed) version and the dropped records are kept as
+//!   logged-but-uncommitted, to be applied if a later leader commits them.
+//!
+//! Sessions are global and owned by the leader (ZooKeeper's LeaderSessionTracker): a
+//! learner creates a session id with its server id in the top byte and forwards
+//! createSession; touches are reported to the leader; only the leader expires sessions and
+//! reaps containers, through transactions every server applies. A session that reconnects
+//! to another server is revalidated by the leader, which records the new owner; a write that
+//! reaches the leader from a server that no longer owns its session fails with SessionMoved.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use crate::quorum::{Forwarded, Wire};
+use crate::zab::{Action, DurableState, Epochs, Input, Message, Peer, Role, ServerId, Zxid};
+
+use super::*;
+
+/// Sends messages to other servers. Never blocks; a message to a server that cannot be
+/// reached is dropped (ZAB detects the loss through its link sequence numbers).
+pub trait QuorumLinks: Send {
+    fn send(&self, to: ServerId, message: &Wire);
+    /// Stops the links (bounded).
+    fn shutdown(self: Box<Self>) {}
+}
+
+/// What ZAB needs durably from this server's disk, besides the log writer.
+pub trait QuorumDisk: Send {
+    /// Persists the epochs (durable before it returns).
+    fn save_epochs(&self, epochs: &Epochs) -> Result<(), String>;
+    /// Encodes a snapshot of `version` with the open sessions, to send to a learner.
+    fn encode_snapshot(
+        &self,
+        version: &TreeVersion,
+        sessions: &[(i64, i32)],
+    ) -> Result<Vec<u8>, String>;
+    /// Validates and durably stores a snapshot received from the leader; returns its tree
+    /// and sessions.
+    fn install_snapshot(&self, bytes: &[u8]) -> Result<(TreeVersion, Vec<(i64, i32)>), String>;
+    /// Rebuilds the tree and sessions from disk with every record up to `zxid` (after the log
+    /// was truncated there).
+    fn reload(&self, zxid: Zxid) -> Result<(TreeVersion, Vec<(i64, i32)>), String>;
+}
+
+/// Everything an ensemble member starts with.
+pub struct QuorumStart {
+    /// A peer that has not been restarted yet.
+    pub peer: Peer,
+    pub durable: DurableState,
+    pub links: Box<dyn QuorumLinks>,
+    pub disk: Box<dyn QuorumDisk>,
+    /// Messages from other servers.
+    pub inbound: Receiver<(ServerId, Wire)>,
+    pub tick_ms: u64,
+}
+
+/// A client request a learner forwarded and has not answered yet.
+#[derive(Debug)]
+enum Pending {
+    Connect {
+        conn: ConnRef,
+        read_only_flag: bool,
+        session_id: i64,
+        timeout_ms: i32,
+    },
+    Revalidate {
+        conn: ConnRef,
+        read_only_flag: bool,
+        session_id: i64,
+    },
+    Request {
+        conn: ConnRef,
+        xid: i32,
+        request: Request,
+    },
+}
+
+pub(super) struct Ensemble {
+    peer: Peer,
+    me: ServerId,
+    links: Box<dyn QuorumLinks>,
+    disk: Box<dyn QuorumDisk>,
+    pub(super) inbound: Receiver<(ServerId, Wire)>,
+    started: Instant,
+    tick_ms: u64,
+    next_tick_ms: u64,
+    role: Option<Role>,
+    serving: bool,
+    // Learner side.
+    next_forward_id: u64,
+    forwarded: HashMap<u64, Pending>,
+    /// zxid → forwarded request id, from `Proposed`.
+    origins: HashMap<Zxid, u64>,
+    /// Logged records not applied to the tree yet, applied when committed.
+    unapplied: BTreeMap<Zxid, LogRecord>,
+    // Leader side.
+    /// Records this leader proposed and applied to its pending tree, until published.
+    proposed: BTreeMap<Zxid, LogRecord>,
+    /// Syncs forwarded by learners: (learner, request id, zxid to wait for).
+    pending_syncs: Vec<(ServerId, u64, Zxid)>,
+    /// The server each session belongs to (ZooKeeper's session owner), for SessionMoved.
+    owners: HashMap<i64, ServerId>,
+}
+
+impl Ensemble {
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// When the pipeline must wake next for ZAB's timers, on the pipeline's clock.
+    pub(super) fn next_timer_ms(&self, pipeline_now_ms: i64) -> i64 {
+        let until_tick = self.next_tick_ms.saturating_sub(self.now_ms());
+        // While looking, the election's finalize wait is finer than a tick.
+        let until = if self.serving { until_tick } else { until_tick.min(20) };
+        pipeline_now_ms + until as i64
+    }
+
+    pub(super) fn shutdown(self: Box<Self>) {
+        self.links.shutdown();
+    }
+
+    fn leader_id(&self) -> Option<ServerId> {
+        match self.role {
+            Some(Role::Following { leader, .. }) | Some(Role::Observing { leader, .. }) => {
+                Some(leader)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Pipeline {
+    /// Makes this pipeline an ensemble member: restarts the peer from what the disk holds.
+    pub fn with_ensemble(mut self, start: QuorumStart) -> Pipeline {
+        let me = start.peer.id();
+        let ensemble = Ensemble {
+            peer: start.peer,
+            me,
+            links: start.links,
+            disk: start.disk,
+            inbound: start.inbound,
+            started: Instant::now(),
+            tick_ms: start.tick_ms.max(1),
+            next_tick_ms: start.tick_ms.max(1),
+            role: None,
+            serving: false,
+            next_forward_id: 1,
+            forwarded: HashMap::new(),
+            origins: HashMap::new(),
+            unapplied: BTreeMap::new(),
+            proposed: BTreeMap::new(),
+            pending_syncs: Vec::new(),
+            owners: HashMap::new(),
+        };
+        self.ensemble = Some(Box::new(ensemble));
+        self.stats
+            .quorum
+            .set_mode(crate::metrics::ServerMode::Looking);
+        self.step_peer(Input::Restart(start.durable));
+        self
+    }
+
+    /// Some(true) when serving clients as the leader, Some(false) as a learner, None when
+    /// not serving (or standalone).
+    pub(super) fn quorum_role_for_clients(&self) -> Option<bool> {
+        let ensemble = self.ensemble.as_ref()?;
+        if !ensemble.serving {
+            return None;
+        }
+        Some(matches!(ensemble.role, Some(Role::Leading { .. })))
+    }
+
+    /// Steps the peer and performs what it asks.
+    fn step_peer(&mut self, input: Input) {
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return;
+        };
+        let now = ensemble.now_ms();
+        let actions = ensemble.peer.step(now, input);
+        self.perform(actions);
+    }
+
+    pub(super) fn quorum_durable(&mut self, zxid: Zxid) {
+        self.step_peer(Input::Durable(zxid));
+    }
+
+    pub(super) fn quorum_timers(&mut self) {
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return;
+        };
+        let now = ensemble.now_ms();
+        let input = if now >= ensemble.next_tick_ms {
+            ensemble.next_tick_ms = now + ensemble.tick_ms;
+            Input::Tick
+        } else {
+            Input::Wake
+        };
+        self.step_peer(input);
+    }
+
+    /// The leader records which server a session belongs to when it is created or resumed
+    /// here.
+    pub(super) fn claim_session(&mut self, session_id: i64) {
+        if let Some(ensemble) = self.ensemble.as_mut() {
+            let me = ensemble.me;
+            ensemble.owners.insert(session_id, me);
+        }
+    }
+
+    /// Whether a write for `session_id` arriving from `from` (None: this server) must fail
+    /// with SessionMoved. A session without a known owner (after an election) is claimed by
+    /// the first server that sends its traffic, as ZooKeeper's session tracker does.
+    pub(super) fn session_moved(&mut self, session_id: i64, from: Option<ServerId>) -> bool {
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return false;
+        };
+        let from = from.unwrap_or(ensemble.me);
+        match ensemble.owners.get(&session_id) {
+            Some(owner) => *owner != from,
+            None => {
+                ensemble.owners.insert(session_id, from);
+                false
+            }
+        }
+    }
+
+    /// A learner reports its clients' activity to the leader.
+    pub(super) fn quorum_touch(&mut self, sessions: Vec<i64>) {
+        let Some(ensemble) = self.ensemble.as_ref() else {
+            return;
+        };
+        if !ensemble.serving || sessions.is_empty() {
+            return;
+        }
+        if let Some(leader) = ensemble.leader_id() {
+            ensemble.links.send(leader, &Wire::Touch { sessions });
+        }
+    }
+
+    /// A version up to `zxid` was sent to the cores: the leader forgets its proposals up to
+    /// it.
+    pub(super) fn quorum_published(&mut self, zxid: Zxid) {
+        if let Some(ensemble) = self.ensemble.as_mut() {
+            ensemble.proposed = ensemble.proposed.split_off(&(zxid + 1));
+        }
+    }
+
+    /// A leader proposes a prepped transaction: the peer assigns its zxid, the pending tree
+    /// takes it at once. `origin` is the learner and request id to tell (`Proposed`).
+    pub(super) fn propose(
+        &mut self,
+        txn: &Txn,
+        origin: Option<(ServerId, u64)>,
+    ) -> Result<(i64, TxnResult), RejectReason> {
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return Err(RejectReason::NotLeader { leader: None });
+        };
+        let now = ensemble.now_ms();
+        let time_ms = wall_clock_ms();
+        let mut actions = ensemble.peer.step(
+            now,
+            Input::Write {
+                txn: txn.clone(),
+                time_ms,
+            },
+        );
+        let own = actions
+            .iter()
+            .position(|action| matches!(action, Action::Append(_)));
+        let record = match own.map(|index| actions.remove(index)) {
+            Some(Action::Append(record)) => record,
+            _ => {
+                let reason = actions
+                    .iter()
+                    .find_map(|action| match action {
+                        Action::WriteRejected(reason) => Some(*reason),
+                        _ => None,
+                    })
+                    .unwrap_or(RejectReason::Busy);
+                self.perform(actions);
+                return Err(reason);
+            }
+        };
+        let zxid = record.zxid;
+        let result = self.apply_txn(zxid, record.time_ms, &record.txn);
+        if let Some(ensemble) = self.ensemble.as_mut() {
+            if let Some((to, id)) = origin {
+                ensemble.links.send(to, &Wire::Proposed { id, zxid });
+            }
+            ensemble.proposed.insert(zxid, record.clone());
+        }
+        self.records.push(record);
+        self.perform(actions);
+        Ok((zxid, result))
+    }
+
+    /// Performs the peer's actions, in order.
+    fn perform(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            self.perform_one(action);
+        }
+        self.after_actions();
+    }
+
+    fn perform_one(&mut self, action: Action) {
+        match action {
+            Action::Send { to, message } => {
+                if let Some(ensemble) = self.ensemble.as_ref() {
+                    ensemble.links.send(to, &Wire::Zab(message));
+                }
+            }
+            Action::SendSnapshot {
+                to,
+                conn,
+                seq,
+                zxid,
+            } => self.send_snapshot(to, conn, seq, zxid),
+            Action::Append(record) => {
+                if let Some(ensemble) = self.ensemble.as_mut() {
+                    ensemble.unapplied.insert(record.zxid, record.clone());
+                }
+                self.records.push(record);
+            }
+            Action::TruncateLog { zxid } => self.truncate_log(zxid),
+            Action::InstallSnapshot { zxid, payload } => self.install_snapshot(zxid, &payload),
+            Action::SaveEpochs(epochs) => {
+                let saved = match self.ensemble.as_ref() {
+                    Some(ensemble) => ensemble.disk.save_epochs(&epochs),
+                    None => Ok(()),
+                };
+                if let Err(reason) = saved {
+                    self.log_failed(format!("saving the epochs {epochs:?} failed: {reason}"));
+                }
+            }
+            Action::CommitUpTo(zxid) => self.commit_up_to(zxid),
+            Action::RoleChanged(role) => self.role_changed(role),
+            Action::WriteRejected(_) => {}
+        }
+    }
+
+    /// After each step: serve or stop serving, and refresh the figures `mntr` reports.
+    fn after_actions(&mut self) {
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return;
+        };
+        let serving = ensemble.peer.is_serving();
+        if let Some(figures) = ensemble.peer.leader_figures() {
+            let quorum = &self.stats.quorum;
+            quorum.learners.store(figures.learners, Ordering::Relaxed);
+            quorum
+                .synced_followers
+                .store(figures.synced_followers, Ordering::Relaxed);
+            quorum
+                .synced_observers
+                .store(figures.synced_observers, Ordering::Relaxed);
+            quorum
+                .pending_syncs
+                .store(ensemble.pending_syncs.len(), Ordering::Relaxed);
+        }
+        if serving == ensemble.serving {
+            return;
+        }
+        if serving {
+            ensemble.serving = true;
+            let role = ensemble.role;
+            let mode = match role {
+                Some(Role::Leading { .. }) => crate::metrics::ServerMode::Leader,
+                Some(Role::Observing { .. }) => crate::metrics::ServerMode::Observer,
+                _ => crate::metrics::ServerMode::Follower,
+            };
+            self.stats.quorum.set_mode(mode);
+            if let Some(Role::Leading { .. }) = role {
+                // A new leader gives every session a full timeout from now, as ZooKeeper's
+                // leader does when it starts its session tracker; owners are unknown until
+                // each session's server speaks for it.
+                ensemble.owners.clear();
+                let now = self.monotonic_ms();
+                let ids: Vec<i64> = self.sessions.iter().map(|session| session.id).collect();
+                for id in ids {
+                    self.sessions.touch(id, now);
+                }
+            }
+            info!(
+                "serving clients as {:?} at zxid {:#x}",
+                mode, self.tree.zxid
+            );
+        } else {
+            self.stop_serving("this server lost its leader or quorum");
+        }
+    }
+
+    /// Leaves the serving state: every client connection closes, pending forwarded requests
+    /// are forgotten, and a leader drops what it applied but did not publish.
+    fn stop_serving(&mut self, reason: &'static str) {
+        // What is committed goes out first; only what is not is dropped.
+        self.release();
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return;
+        };
+        let was_serving = std::mem::replace(&mut ensemble.serving, false);
+        ensemble.forwarded.clear();
+        ensemble.origins.clear();
+        ensemble.pending_syncs.clear();
+        // Everything applied to the pending tree beyond what the cores were sent is dropped;
+        // its records are logged, so they wait with the other uncommitted ones.
+        let was_leading = matches!(ensemble.role, Some(Role::Leading { .. }));
+        let proposed = std::mem::take(&mut ensemble.proposed);
+        let published_zxid = self.published.zxid;
+        for (zxid, record) in proposed {
+            if zxid > published_zxid {
+                ensemble.unapplied.insert(zxid, record);
+            }
+        }
+        if was_leading && self.tree.zxid > published_zxid {
+            self.tree = (*self.published).clone();
+            self.waiting.clear();
+            self.steps.clear();
+            self.triggers.clear();
+            self.session_changes.clear();
+            for queue in &mut self.replies {
+                queue.clear();
+            }
+        }
+        self.stats
+            .quorum
+            .set_mode(crate::metrics::ServerMode::Looking);
+        if was_serving {
+            info!("stopped serving clients: {reason}");
+            for sender in &self.cores {
+                let _ = sender.try_send(CoreBatch {
+                    steps: Arc::new(Vec::new()),
+                    replies: vec![(0, CoreReply::CloseAll { reason })],
+                });
+            }
+        }
+    }
+
+    fn role_changed(&mut self, role: Role) {
+        info!("quorum role: {role:?}");
+        let leader = match role {
+            Role::Following { leader, .. } | Role::Observing { leader, .. } => leader,
+            Role::Leading { .. } => self.ensemble.as_ref().map_or(0, |e| e.me),
+            Role::Looking => 0,
+        };
+        self.stats
+            .quorum
+            .leader_id
+            .store(leader, Ordering::Relaxed);
+        // Whatever the new role, what was served under the old one ends.
+        self.stop_serving("the quorum role changed");
+        if let Some(ensemble) = self.ensemble.as_mut() {
+            ensemble.role = Some(role);
+        }
+    }
+
+    /// Everything up to `zxid` is committed: apply what is not applied yet, release what
+    /// waits for it, and answer the syncs that wait for it.
+    fn commit_up_to(&mut self, zxid: Zxid) {
+        loop {
+            let Some(ensemble) = self.ensemble.as_mut() else {
+                return;
+            };
+            let Some(entry) = ensemble.unapplied.first_entry() else {
+                break;
+            };
+            if *entry.key() > zxid {
+                break;
+            }
+            let record = entry.remove();
+            if record.zxid <= self.tree.zxid {
+                continue;
+            }
+            let result = self.apply_txn(record.zxid, record.time_ms, &record.txn);
+            self.after_committed(&record, &result);
+        }
+        let leading = matches!(
+            self.ensemble.as_ref().and_then(|e| e.role),
+            Some(Role::Leading { .. })
+        );
+        // A learner's tree holds only committed transactions; a leader's pending tree runs
+        // ahead, and its batches are released up to the commit.
+        let release = if leading { zxid } else { self.tree.zxid };
+        self.durable_zxid = self.durable_zxid.max(release);
+        if let Some(ensemble) = self.ensemble.as_mut() {
+            let mut answered = Vec::new();
+            ensemble.pending_syncs.retain(|(to, id, wait)| {
+                if *wait <= zxid {
+                    answered.push((*to, *id));
+                    false
+                } else {
+                    true
+                }
+            });
+            for (to, id) in answered {
+                ensemble.links.send(to, &Wire::Synced { id, zxid });
+            }
+        }
+    }
+
+    /// A committed transaction was applied on a learner: keep the session table in step and
+    /// answer the client whose request it was.
+    fn after_committed(&mut self, record: &LogRecord, result: &TxnResult) {
+        let now = self.monotonic_ms();
+        let pending = self.ensemble.as_mut().and_then(|ensemble| {
+            let id = ensemble.origins.remove(&record.zxid)?;
+            ensemble.forwarded.remove(&id)
+        });
+        match &record.txn {
+            Txn::CreateSession {
+                session_id,
+                timeout_ms,
+            } => {
+                let owner = match &pending {
+                    Some(Pending::Connect {
+                        conn, session_id: s, ..
+                    }) if s == session_id => Some(*conn),
+                    _ => None,
+                };
+                if self.sessions.get(*session_id).is_none() {
+                    self.sessions.add(*session_id, *timeout_ms, owner, now);
+                }
+            }
+            Txn::CloseSession { session_id, .. } => {
+                if let Some(session) = self.sessions.remove(*session_id) {
+                    let asked = matches!(&pending, Some(Pending::Request { .. }));
+                    if let (Some(owner), false) = (session.owner, asked) {
+                        self.reply(
+                            owner,
+                            CoreReply::Close {
+                                conn_id: owner.conn_id,
+                                reason: "session expired",
+                            },
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+        match pending {
+            Some(Pending::Connect {
+                conn,
+                read_only_flag,
+                session_id,
+                timeout_ms,
+            }) => {
+                info!("established session {session_id:#x} with negotiated timeout {timeout_ms} ms");
+                let reply = self.connected_reply(conn, session_id, timeout_ms, read_only_flag);
+                self.reply(conn, reply);
+            }
+            Some(Pending::Request { conn, xid, request }) => {
+                let frame = write_reply(xid, record.zxid, &request, result);
+                let close = matches!(request, Request::CloseSession)
+                    && matches!(record.txn, Txn::CloseSession { .. });
+                self.reply(
+                    conn,
+                    CoreReply::Frame {
+                        conn_id: conn.conn_id,
+                        frame,
+                        close,
+                    },
+                );
+            }
+            Some(Pending::Revalidate { conn, .. }) => self.reply(
+                conn,
+                CoreReply::Close {
+                    conn_id: conn.conn_id,
+                    reason: "the leader answered out of protocol",
+                },
+            ),
+            None => {}
+        }
+    }
+
+    /// Forwards a client's request to the leader; the answer comes when it commits.
+    fn forward(&mut self, request: Forwarded, pending: Pending) {
+        let conn = match &pending {
+            Pending::Connect { conn, .. }
+            | Pending::Revalidate { conn, .. }
+            | Pending::Request { conn, .. } => *conn,
+        };
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return;
+        };
+        let Some(leader) = ensemble.leader_id() else {
+            self.reply(
+                conn,
+                CoreReply::Close {
+                    conn_id: conn.conn_id,
+                    reason: "not serving: no leader",
+                },
+            );
+            return;
+        };
+        let id = ensemble.next_forward_id;
+        ensemble.next_forward_id += 1;
+        ensemble.forwarded.insert(id, pending);
+        ensemble.links.send(leader, &Wire::Forward { id, request });
+    }
+
+    pub(super) fn learner_connect(
+        &mut self,
+        conn: ConnRef,
+        request: ConnectRequest,
+        read_only_flag: bool,
+        timeout_ms: i32,
+    ) {
+        let now = self.monotonic_ms();
+        if request.session_id == 0 {
+            let session_id = self.sessions.next_id();
+            self.forward(
+                Forwarded::CreateSession {
+                    session_id,
+                    timeout_ms,
+                },
+                Pending::Connect {
+                    conn,
+                    read_only_flag,
+                    session_id,
+                    timeout_ms,
+                },
+            );
+            return;
+        }
+        // The password is checked here (every server derives it the same way); the leader
+        // then says whether the session is alive and makes this server its owner.
+        let (previous, resumed) =
+            self.sessions
+                .resume(request.session_id, &request.passwd, conn, now);
+        if let Some(previous) = previous {
+            self.reply(
+                previous,
+                CoreReply::Close {
+                    conn_id: previous.conn_id,
+                    reason: "session reconnected on another connection",
+                },
+            );
+        }
+        match resumed {
+            Ok(()) => {
+                let session_timeout = self
+                    .sessions
+                    .get(request.session_id)
+                    .map_or(timeout_ms, |session| session.timeout_ms);
+                self.forward(
+                    Forwarded::Revalidate {
+                        session_id: request.session_id,
+                        timeout_ms: session_timeout,
+                    },
+                    Pending::Revalidate {
+                        conn,
+                        read_only_flag,
+                        session_id: request.session_id,
+                    },
+                );
+            }
+            Err(reason) => {
+                info!(
+                    "refusing to resume session {:#x}: {reason:?}",
+                    request.session_id
+                );
+                let reply = refused_reply(conn, read_only_flag);
+                self.reply(conn, reply);
+            }
+        }
+    }
+
+    pub(super) fn learner_write(
+        &mut self,
+        conn: ConnRef,
+        session_id: i64,
+        xid: i32,
+        request: Request,
+        auth: &[Id],
+    ) {
+        let now = self.monotonic_ms();
+        if !self.sessions.touch(session_id, now) {
+            let frame = header_frame(xid, self.tree.zxid, ErrorCode::SessionExpired);
+            self.reply(
+                conn,
+                CoreReply::Frame {
+                    conn_id: conn.conn_id,
+                    frame,
+                    close: false,
+                },
+            );
+            return;
+        }
+        self.forward(
+            Forwarded::Request {
+                session_id,
+                xid,
+                request: request.clone(),
+                auth: auth.to_vec(),
+            },
+            Pending::Request { conn, xid, request },
+        );
+    }
+
+    /// A message from another server.
+    pub(super) fn on_quorum_message(&mut self, from: ServerId, message: Wire) {
+        match message {
+            Wire::Zab(message) => self.step_peer(Input::Message { from, message }),
+            Wire::Forward { id, request } => self.leader_forwarded(from, id, request),
+            Wire::Touch { sessions } => {
+                if self.quorum_role_for_clients() == Some(true) {
+                    let now = self.monotonic_ms();
+                    for session in sessions {
+                        self.sessions.touch(session, now);
+                    }
+                }
+            }
+            Wire::Proposed { id, zxid } => {
+                if let Some(ensemble) = self.ensemble.as_mut() {
+                    if ensemble.leader_id() == Some(from) && ensemble.forwarded.contains_key(&id)
+                    {
+                        ensemble.origins.insert(zxid, id);
+                    }
+                }
+            }
+            Wire::Rejected { id } => {
+                let pending = self
+                    .ensemble
+                    .as_mut()
+                    .and_then(|ensemble| ensemble.forwarded.remove(&id));
+                if let Some(pending) = pending {
+                    let conn = match pending {
+                        Pending::Connect { conn, .. }
+                        | Pending::Revalidate { conn, .. }
+                        | Pending::Request { conn, .. } => conn,
+                    };
+                    self.reply(
+                        conn,
+                        CoreReply::Close {
+                            conn_id: conn.conn_id,
+                            reason: "the leader did not take the request",
+                        },
+                    );
+                }
+            }
+            Wire::Synced { id, .. } => {
+                let pending = self
+                    .ensemble
+                    .as_mut()
+                    .and_then(|ensemble| ensemble.forwarded.remove(&id));
+                if let Some(Pending::Request {
+                    conn,
+                    xid,
+                    request: Request::Sync(sync),
+                }) = pending
+                {
+                    let frame = record_frame(
+                        xid,
+                        self.tree.zxid,
+                        &SyncResponse {
+                            path: sync.path.clone(),
+                        },
+                    );
+                    self.reply(
+                        conn,
+                        CoreReply::Frame {
+                            conn_id: conn.conn_id,
+                            frame,
+                            close: false,
+                        },
+                    );
+                }
+            }
+            Wire::Revalidated {
+                id,
+                valid,
+                timeout_ms,
+            } => {
+                let pending = self
+                    .ensemble
+                    .as_mut()
+                    .and_then(|ensemble| ensemble.forwarded.remove(&id));
+                if let Some(Pending::Revalidate {
+                    conn,
+                    read_only_flag,
+                    session_id,
+                }) = pending
+                {
+                    if valid {
+                        let reply =
+                            self.connected_reply(conn, session_id, timeout_ms, read_only_flag);
+                        self.reply(conn, reply);
+                    } else {
+                        info!("the leader says session {session_id:#x} is gone");
+                        self.sessions.detach(session_id, conn);
+                        let reply = refused_reply(conn, read_only_flag);
+                        self.reply(conn, reply);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The leader takes a learner's forwarded request.
+    fn leader_forwarded(&mut self, from: ServerId, id: u64, request: Forwarded) {
+        if self.quorum_role_for_clients() != Some(true) {
+            if let Some(ensemble) = self.ensemble.as_ref() {
+                ensemble.links.send(from, &Wire::Rejected { id });
+            }
+            return;
+        }
+        let now = self.monotonic_ms();
+        let rejected = match request {
+            Forwarded::CreateSession {
+                session_id,
+                timeout_ms,
+            } => {
+                let txn = Txn::CreateSession {
+                    session_id,
+                    timeout_ms,
+                };
+                match self.propose(&txn, Some((from, id))) {
+                    Ok(_) => {
+                        self.sessions.add(session_id, timeout_ms, None, now);
+                        if let Some(ensemble) = self.ensemble.as_mut() {
+                            ensemble.owners.insert(session_id, from);
+                        }
+                        false
+                    }
+                    Err(_) => true,
+                }
+            }
+            Forwarded::Revalidate {
+                session_id,
+                timeout_ms,
+            } => {
+                let valid = self.sessions.touch(session_id, now);
+                let timeout_ms = self
+                    .sessions
+                    .get(session_id)
+                    .map_or(timeout_ms, |session| session.timeout_ms);
+                if let Some(ensemble) = self.ensemble.as_mut() {
+                    if valid {
+                        ensemble.owners.insert(session_id, from);
+                    }
+                    ensemble.links.send(
+                        from,
+                        &Wire::Revalidated {
+                            id,
+                            valid,
+                            timeout_ms,
+                        },
+                    );
+                }
+                false
+            }
+            Forwarded::Request {
+                session_id,
+                request,
+                auth,
+                ..
+            } => {
+                if let Request::Sync(_) = request {
+                    let last = self.tree.zxid;
+                    if let Some(ensemble) = self.ensemble.as_mut() {
+                        let committed = ensemble.peer.committed_zxid();
+                        if last <= committed {
+                            ensemble.links.send(
+                                from,
+                                &Wire::Synced {
+                                    id,
+                                    zxid: committed,
+                                },
+                            );
+                        } else {
+                            ensemble.pending_syncs.push((from, id, last));
+                        }
+                    }
+                    return;
+                }
+                let txn = if !self.sessions.touch(session_id, now) {
+                    Txn::Error {
+                        code: ErrorCode::SessionExpired,
+                    }
+                } else if self.session_moved(session_id, Some(from)) {
+                    Txn::Error {
+                        code: ErrorCode::SessionMoved,
+                    }
+                } else {
+                    let context = PrepContext {
+                        session_id,
+                        auth: &auth,
+                        extended_types_enabled: self.config.extended_types_enabled,
+                        skip_acl: self.config.skip_acl,
+                    };
+                    prep(&self.tree, &request, &context).unwrap_or_else(|code| Txn::Error { code })
+                };
+                let closing = matches!(txn, Txn::CloseSession { .. });
+                if closing {
+                    self.sessions.set_closing(session_id);
+                }
+                match self.propose(&txn, Some((from, id))) {
+                    Ok(_) => {
+                        if closing {
+                            self.sessions.remove(session_id);
+                            info!("closed session {session_id:#x} at the client's request");
+                        }
+                        false
+                    }
+                    Err(_) => true,
+                }
+            }
+        };
+        if rejected {
+            if let Some(ensemble) = self.ensemble.as_ref() {
+                ensemble.links.send(from, &Wire::Rejected { id });
+            }
+        }
+    }
+
+    /// The leader sends a learner a snapshot of its history through `zxid`.
+    fn send_snapshot(&mut self, to: ServerId, conn: u64, seq: u64, zxid: Zxid) {
+        let version = if self.tree.zxid == zxid {
+            Some(Arc::new(self.tree.clone()))
+        } else if self.published.zxid == zxid {
+            Some(self.published.clone())
+        } else {
+            self.waiting
+                .iter()
+                .flat_map(|sealed| sealed.steps.iter())
+                .chain(self.steps.iter())
+                .find(|step| step.version.zxid == zxid)
+                .map(|step| step.version.clone())
+        };
+        let Some(version) = version else {
+            warn!("no tree version at zxid {zxid:#x} to send to server {to}; it will retry");
+            return;
+        };
+        let sessions: Vec<(i64, i32)> = self
+            .sessions
+            .iter()
+            .map(|session| (session.id, session.timeout_ms))
+            .collect();
+        let Some(ensemble) = self.ensemble.as_ref() else {
+            return;
+        };
+        let started = Instant::now();
+        match ensemble.disk.encode_snapshot(&version, &sessions) {
+            Ok(payload) => {
+                info!(
+                    "sending server {to} a snapshot at zxid {zxid:#x} ({} bytes, encoded in {} ms)",
+                    payload.len(),
+                    started.elapsed().as_millis()
+                );
+                ensemble.links.send(
+                    to,
+                    &Wire::Zab(Message::snapshot(conn, seq, zxid, payload)),
+                );
+            }
+            Err(reason) => warn!("encoding a snapshot for server {to} failed: {reason}"),
+        }
+    }
+
+    /// TRUNC: the log loses every record above `zxid`, durably, before anything else.
+    fn truncate_log(&mut self, zxid: Zxid) {
+        self.flush_records();
+        if let Some(log) = self.log.as_ref() {
+            let (done, result) = crossbeam_channel::bounded(1);
+            if log
+                .appends
+                .send(WriterInput::Truncate { zxid, done })
+                .is_err()
+            {
+                self.log_failed("the log writer stopped".into());
+            }
+            match result.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(reason)) => self.log_failed(format!("truncating the log failed: {reason}")),
+                Err(_) => self.log_failed("the log writer stopped".into()),
+            }
+            self.drain_durable_after_cut(zxid);
+        }
+        info!("log truncated after zxid {zxid:#x} (TRUNC from the leader)");
+        if let Some(ensemble) = self.ensemble.as_mut() {
+            ensemble.unapplied = {
+                let mut kept = std::mem::take(&mut ensemble.unapplied);
+                let _ = kept.split_off(&(zxid + 1));
+                kept
+            };
+            ensemble.origins.retain(|origin, _| *origin <= zxid);
+        }
+        if self.tree.zxid > zxid {
+            // Only after a restart can the tree hold records that were never committed (the
+            // whole log is replayed, as ZooKeeper does); rebuild it from the truncated log.
+            let reloaded = match self.ensemble.as_ref() {
+                Some(ensemble) => ensemble.disk.reload(zxid),
+                None => return,
+            };
+            match reloaded {
+                Ok((tree, sessions)) => self.replace_state(tree, sessions),
+                Err(reason) => {
+                    self.log_failed(format!("reloading the tree after a truncation: {reason}"))
+                }
+            }
+        }
+    }
+
+    /// The writer reports durability of records that a truncation or reset may have just
+    /// removed; they were all reported before the writer answered, so take them now, capped.
+    fn drain_durable_after_cut(&mut self, cap: Zxid) {
+        let mut durable = None;
+        if let Some(log) = self.log.as_ref() {
+            while let Ok(event) = log.events.try_recv() {
+                match event {
+                    WriterEvent::Durable { zxid, .. } => {
+                        durable = Some(durable.unwrap_or(zxid).max(zxid))
+                    }
+                    WriterEvent::Failed { reason } => self.log_failed(reason),
+                }
+            }
+        }
+        if let Some(zxid) = durable {
+            self.quorum_durable(zxid.min(cap));
+        }
+    }
+
+    /// SNAP: the leader's snapshot replaces this server's state and log.
+    fn install_snapshot(&mut self, zxid: Zxid, payload: &[u8]) {
+        self.flush_records();
+        let installed = match self.ensemble.as_ref() {
+            Some(ensemble) => ensemble.disk.install_snapshot(payload),
+            None => return,
+        };
+        let (tree, sessions) = match installed {
+            Ok(state) => state,
+            Err(reason) => {
+                self.log_failed(format!(
+                    "installing the leader's snapshot at zxid {zxid:#x} failed: {reason}"
+                ));
+            }
+        };
+        if let Some(log) = self.log.as_ref() {
+            let (done, result) = crossbeam_channel::bounded(1);
+            if log.appends.send(WriterInput::Reset { done }).is_err() {
+                self.log_failed("the log writer stopped".into());
+            }
+            match result.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(reason)) => self.log_failed(format!("resetting the log failed: {reason}")),
+                Err(_) => self.log_failed("the log writer stopped".into()),
+            }
+            self.drain_durable_after_cut(zxid);
+        }
+        info!(
+            "installed the leader's snapshot at zxid {zxid:#x} ({} znodes)",
+            tree.node_count()
+        );
+        if let Some(ensemble) = self.ensemble.as_mut() {
+            ensemble.unapplied.clear();
+            ensemble.origins.clear();
+        }
+        self.replace_state(tree, sessions);
+    }
+
+    /// Replaces the tree and the session table (after SNAP or a reload); the cores get the
+    /// new tree as a step of their next batch.
+    fn replace_state(&mut self, tree: TreeVersion, sessions: Vec<(i64, i32)>) {
+        let now = self.monotonic_ms();
+        let known: Vec<i64> = self.sessions.iter().map(|session| session.id).collect();
+        for id in known {
+            self.sessions.remove(id);
+        }
+        for (id, timeout_ms) in sessions {
+            self.sessions.add(id, timeout_ms, None, now);
+        }
+        self.tree = tree;
+        self.steps.push(Step {
+            version: Arc::new(self.tree.clone()),
+            triggers: Vec::new(),
+        });
+        self.durable_zxid = self.durable_zxid.max(self.tree.zxid);
+    }
+}

@@ -1,0 +1,172 @@
+//! [io] An ensemble member's links and disk, as the pipeline's ZAB shell uses them
+//! ([`crate::pipeline::driver::QuorumLinks`], [`crate::pipeline::driver::QuorumDisk`]).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+
+use crate::config::QuorumConfig;
+use crate::pipeline::driver::{QuorumDisk, QuorumLinks};
+use crate::snapshot::{MappedSnapshot, SessionRecord};
+use crate::storage::Storage;
+use crate::tree::TreeVersion;
+use crate::zab::{Epochs, Message, ServerId, Zxid};
+
+use super::transport::{Transport, TransportLimits};
+use super::Wire;
+
+/// Election notifications travel on the election port, everything else on the quorum port,
+/// as in ZooKeeper.
+pub struct TcpLinks {
+    election: Transport,
+    quorum: Transport,
+}
+
+impl TcpLinks {
+    /// Listens on this server's election and quorum addresses and prepares links to every
+    /// other member; what arrives goes to `inbound`.
+    pub fn start(
+        config: &QuorumConfig,
+        limits: TransportLimits,
+        inbound: Sender<(ServerId, Wire)>,
+    ) -> std::io::Result<TcpLinks> {
+        let me = config.my_id;
+        let Some(own) = config.servers.get(&me) else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("myid {me} has no server.{me} line"),
+            ));
+        };
+        let election_members: BTreeMap<ServerId, SocketAddr> = config
+            .servers
+            .iter()
+            .map(|(id, server)| (*id, server.election_addr))
+            .collect();
+        let quorum_members: BTreeMap<ServerId, SocketAddr> = config
+            .servers
+            .iter()
+            .map(|(id, server)| (*id, server.quorum_addr))
+            .collect();
+        let election = Transport::start(
+            "election",
+            me,
+            own.election_addr,
+            election_members,
+            limits.clone(),
+            inbound.clone(),
+        )?;
+        let quorum = Transport::start(
+            "quorum",
+            me,
+            own.quorum_addr,
+            quorum_members,
+            limits,
+            inbound,
+        )?;
+        Ok(TcpLinks { election, quorum })
+    }
+}
+
+impl QuorumLinks for TcpLinks {
+    fn send(&self, to: ServerId, message: &Wire) {
+        match message {
+            Wire::Zab(Message::Notification(_)) => self.election.send(to, message),
+            _ => self.quorum.send(to, message),
+        }
+    }
+
+    fn shutdown(self: Box<Self>) {
+        let links = *self;
+        links.election.shutdown();
+        links.quorum.shutdown();
+    }
+}
+
+/// The session password secret of an ensemble: every server must derive the same passwords,
+/// since a client may resume its session on any of them. It is derived from the ensemble's
+/// membership, so, as with ZooKeeper's fixed secret, a session's password is only as secret
+/// as its id and the server list.
+pub fn ensemble_secret(config: &QuorumConfig) -> [u8; 16] {
+    use sha1::{Digest, Sha1};
+    let mut hasher = Sha1::new();
+    hasher.update(b"ringkeeper ensemble session secret\n");
+    for (id, server) in &config.servers {
+        hasher.update(
+            format!(
+                "server.{id}={}:{}:{}:{}\n",
+                server.host,
+                server.quorum_addr.port(),
+                server.election_addr.port(),
+                if server.observer {
+                    "observer"
+                } else {
+                    "participant"
+                }
+            )
+            .as_bytes(),
+        );
+    }
+    let digest = hasher.finalize();
+    let mut secret = [0u8; 16];
+    secret.copy_from_slice(&digest[..16]);
+    secret
+}
+
+/// The member's dataDir and dataLogDir.
+pub struct MemberDisk {
+    pub storage: Arc<dyn Storage>,
+    pub data_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub batch_bytes_max: usize,
+}
+
+fn sessions_of(snapshot: &MappedSnapshot) -> Vec<(i64, i32)> {
+    snapshot
+        .sessions()
+        .into_iter()
+        .map(|record| (record.session_id, record.timeout_ms))
+        .collect()
+}
+
+impl QuorumDisk for MemberDisk {
+    fn save_epochs(&self, epochs: &Epochs) -> Result<(), String> {
+        super::epochs::save(&*self.storage, &self.data_dir, epochs).map_err(|e| e.to_string())
+    }
+
+    fn encode_snapshot(
+        &self,
+        version: &TreeVersion,
+        sessions: &[(i64, i32)],
+    ) -> Result<Vec<u8>, String> {
+        let sessions: Vec<SessionRecord> = sessions
+            .iter()
+            .map(|(session_id, timeout_ms)| SessionRecord {
+                session_id: *session_id,
+                timeout_ms: *timeout_ms,
+            })
+            .collect();
+        crate::snapshot::encode_snapshot(version, &sessions).map_err(|e| e.to_string())
+    }
+
+    fn install_snapshot(&self, bytes: &[u8]) -> Result<(TreeVersion, Vec<(i64, i32)>), String> {
+        let path =
+            crate::snapshot::install_snapshot(&self.data_dir, bytes).map_err(|e| e.to_string())?;
+        let snapshot = MappedSnapshot::open(&path).map_err(|e| e.to_string())?;
+        let sessions = sessions_of(&snapshot);
+        Ok((TreeVersion::from_snapshot(Arc::new(snapshot)), sessions))
+    }
+
+    fn reload(&self, zxid: Zxid) -> Result<(TreeVersion, Vec<(i64, i32)>), String> {
+        let loaded = crate::txnlog::load::load_state(
+            &*self.storage,
+            &self.data_dir,
+            &self.log_dir,
+            self.batch_bytes_max,
+            Some(zxid),
+        )?;
+        Ok((loaded.tree, loaded.sessions.into_iter().collect()))
+    }
+}

@@ -1,0 +1,443 @@
+//! Three pipelines as an in-process ensemble: the ZAB shell of the pipeline (election,
+//! forwarding, commit, sessions, role changes) with real wire encoding between servers, over
+//! in-memory links the test can cut, and an in-memory log (every append durable at once).
+//! The test plays each server's single core.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{unbounded, Sender};
+use ringkeeper::config::Config;
+use ringkeeper::jute::codec::{Reader, Record};
+use ringkeeper::jute::records::{ConnectRequest, ReplyHeader, SyncRequest};
+use ringkeeper::jute::request::{Create, Request};
+use ringkeeper::jute::OpCode;
+use ringkeeper::metrics::{ServerMode, ServerStats};
+use ringkeeper::pipeline::driver::{
+    CoreBatch, CoreReply, Pipeline, PipelineInput, PipelineStart, QuorumDisk, QuorumLinks,
+    QuorumStart,
+};
+use ringkeeper::quorum::{wire, Wire};
+use ringkeeper::session::ConnRef;
+use ringkeeper::snapshot::SessionRecord;
+use ringkeeper::tree::{acl, TreeVersion};
+use ringkeeper::zab::{self, DurableState, Epochs, Peer, ServerId, Zxid};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Links that carry encoded frames between the pipelines; `cut` holds the directed pairs
+/// that drop everything.
+#[derive(Clone)]
+struct Net {
+    inboxes: Arc<Vec<Sender<(ServerId, Wire)>>>,
+    cut: Arc<Mutex<HashSet<(ServerId, ServerId)>>>,
+}
+
+struct Links {
+    me: ServerId,
+    net: Net,
+}
+
+impl QuorumLinks for Links {
+    fn send(&self, to: ServerId, message: &Wire) {
+        let cut = self
+            .net
+            .cut
+            .lock()
+            .map(|cut| cut.contains(&(self.me, to)))
+            .unwrap_or(true);
+        if cut || to == 0 || to as usize > self.net.inboxes.len() {
+            return;
+        }
+        let mut bytes = Vec::new();
+        wire::encode(message, &mut bytes);
+        let decoded = wire::decode(&bytes).expect("every message decodes");
+        assert_eq!(&decoded, message, "wire round trip");
+        let _ = self.net.inboxes[to as usize - 1].send((self.me, decoded));
+    }
+}
+
+impl Net {
+    /// Cuts `id` off from every other server, both ways.
+    fn isolate(&self, id: ServerId, servers: u64) {
+        let mut cut = self.cut.lock().unwrap();
+        for other in 1..=servers {
+            if other != id {
+                cut.insert((id, other));
+                cut.insert((other, id));
+            }
+        }
+    }
+
+    fn heal(&self) {
+        self.cut.lock().unwrap().clear();
+    }
+}
+
+struct MemoryDisk;
+
+impl QuorumDisk for MemoryDisk {
+    fn save_epochs(&self, _epochs: &Epochs) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn encode_snapshot(
+        &self,
+        version: &TreeVersion,
+        sessions: &[(i64, i32)],
+    ) -> Result<Vec<u8>, String> {
+        let sessions: Vec<SessionRecord> = sessions
+            .iter()
+            .map(|(session_id, timeout_ms)| SessionRecord {
+                session_id: *session_id,
+                timeout_ms: *timeout_ms,
+            })
+            .collect();
+        ringkeeper::snapshot::encode_snapshot(version, &sessions).map_err(|e| e.to_string())
+    }
+
+    fn install_snapshot(&self, _bytes: &[u8]) -> Result<(TreeVersion, Vec<(i64, i32)>), String> {
+        Err("not used in this test".into())
+    }
+
+    fn reload(&self, _zxid: Zxid) -> Result<(TreeVersion, Vec<(i64, i32)>), String> {
+        Err("not used in this test".into())
+    }
+}
+
+/// One server: its pipeline thread and the test's view of its core.
+struct Node {
+    id: ServerId,
+    input: Sender<PipelineInput>,
+    core: async_channel::Receiver<CoreBatch>,
+    stats: Arc<ServerStats>,
+    version: Option<Arc<TreeVersion>>,
+    replies: VecDeque<CoreReply>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Node {
+    /// Takes everything the pipeline sent this core.
+    fn pump(&mut self) {
+        while let Ok(batch) = self.core.try_recv() {
+            if let Some(step) = batch.steps.last() {
+                self.version = Some(step.version.clone());
+            }
+            for (_, reply) in batch.replies {
+                self.replies.push_back(reply);
+            }
+        }
+    }
+
+    fn next_reply(&mut self) -> CoreReply {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            self.pump();
+            if let Some(reply) = self.replies.pop_front() {
+                return reply;
+            }
+            assert!(Instant::now() < deadline, "server {} did not reply", self.id);
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn mode(&self) -> ServerMode {
+        self.stats.quorum.mode()
+    }
+
+    fn zxid(&mut self) -> i64 {
+        self.pump();
+        self.version.as_ref().map_or(0, |version| version.zxid)
+    }
+
+    fn has(&mut self, path: &str) -> bool {
+        self.pump();
+        self.version
+            .as_ref()
+            .is_some_and(|version| version.get(path).is_some())
+    }
+
+    fn connect(&mut self, conn_id: u64, session_id: i64, passwd: Vec<u8>) -> CoreReply {
+        self.replies.clear();
+        let sent = self.input.send(PipelineInput::Connect {
+            conn: ConnRef { core: 0, conn_id },
+            request: ConnectRequest {
+                protocol_version: 0,
+                last_zxid_seen: 0,
+                time_out: 10_000,
+                session_id,
+                passwd,
+                read_only: false,
+            },
+            read_only_flag: true,
+        });
+        assert!(sent.is_ok());
+        self.next_reply()
+    }
+
+    fn write(&mut self, conn_id: u64, session_id: i64, xid: i32, request: Request) -> ReplyHeader {
+        let sent = self.input.send(PipelineInput::Write {
+            conn: ConnRef { core: 0, conn_id },
+            session_id,
+            xid,
+            request,
+            auth: Arc::new(Vec::new()),
+        });
+        assert!(sent.is_ok());
+        loop {
+            match self.next_reply() {
+                CoreReply::Frame { frame, .. } => {
+                    let header = ReplyHeader::decode(&mut Reader::new(&frame[4..]))
+                        .expect("a reply header");
+                    if header.xid == xid {
+                        return header;
+                    }
+                }
+                CoreReply::Close { reason, .. } | CoreReply::CloseAll { reason } => {
+                    panic!("server {} closed the connection: {reason}", self.id)
+                }
+                CoreReply::Connected { .. } => {}
+            }
+        }
+    }
+}
+
+fn create(path: &str) -> Request {
+    Request::Create(Create {
+        op: OpCode::Create,
+        path: path.into(),
+        data: Some(b"x".to_vec()),
+        acl: acl::open_acl(),
+        flags: 0,
+        ttl: -1,
+    })
+}
+
+struct Ensemble {
+    nodes: Vec<Node>,
+    net: Net,
+}
+
+impl Ensemble {
+    fn start(servers: u64) -> Ensemble {
+        let mut inboxes = Vec::new();
+        let mut receivers = Vec::new();
+        for _ in 0..servers {
+            let (sender, receiver) = unbounded();
+            inboxes.push(sender);
+            receivers.push(receiver);
+        }
+        let net = Net {
+            inboxes: Arc::new(inboxes),
+            cut: Arc::new(Mutex::new(HashSet::new())),
+        };
+        let ids: Vec<ServerId> = (1..=servers).collect();
+        let mut nodes = Vec::new();
+        for (index, inbound) in receivers.into_iter().enumerate() {
+            let id = index as ServerId + 1;
+            let mut zab_config = zab::Config::new(id, &ids, &[]);
+            zab_config.tick_ms = 50;
+            zab_config.init_limit_ticks = 10;
+            zab_config.sync_limit_ticks = 4;
+            zab_config.finalize_wait_ms = 50;
+            let stats = Arc::new(ServerStats::default());
+            let (core_sender, core) = async_channel::unbounded();
+            let pipeline = Pipeline::new(
+                Arc::new(Config::default()),
+                stats.clone(),
+                PipelineStart {
+                    tree: TreeVersion::new(),
+                    sessions: Vec::new(),
+                    secret: [7; 16],
+                    server_id: id as u8,
+                },
+                vec![core_sender],
+                None,
+                None,
+            )
+            .with_ensemble(QuorumStart {
+                peer: Peer::new(zab_config),
+                durable: DurableState {
+                    epochs: Epochs::default(),
+                    base_zxid: 0,
+                    recent: Vec::new(),
+                },
+                links: Box::new(Links {
+                    me: id,
+                    net: net.clone(),
+                }),
+                disk: Box::new(MemoryDisk),
+                inbound,
+                tick_ms: 50,
+            });
+            let (input, input_receiver) = unbounded();
+            let thread = thread::spawn(move || pipeline.run(input_receiver));
+            nodes.push(Node {
+                id,
+                input,
+                core,
+                stats,
+                version: None,
+                replies: VecDeque::new(),
+                thread: Some(thread),
+            });
+        }
+        Ensemble { nodes, net }
+    }
+
+    /// Waits until the servers in `among` have one leader and the rest of them follow it.
+    fn wait_for_leader(&self, among: &[ServerId]) -> ServerId {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let modes: Vec<(ServerId, ServerMode)> = among
+                .iter()
+                .map(|id| (*id, self.nodes[*id as usize - 1].mode()))
+                .collect();
+            let leaders: Vec<ServerId> = modes
+                .iter()
+                .filter(|(_, mode)| *mode == ServerMode::Leader)
+                .map(|(id, _)| *id)
+                .collect();
+            let followers = modes
+                .iter()
+                .filter(|(_, mode)| *mode == ServerMode::Follower)
+                .count();
+            if leaders.len() == 1 && followers + 1 == among.len() {
+                return leaders[0];
+            }
+            assert!(Instant::now() < deadline, "no leader among {among:?}: {modes:?}");
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn node(&mut self, id: ServerId) -> &mut Node {
+        &mut self.nodes[id as usize - 1]
+    }
+
+    fn wait_for_zxid(&mut self, id: ServerId, zxid: i64) {
+        let deadline = Instant::now() + WAIT;
+        while self.node(id).zxid() < zxid {
+            assert!(
+                Instant::now() < deadline,
+                "server {id} did not reach zxid {zxid:#x}"
+            );
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for Ensemble {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.input.send(PipelineInput::Shutdown);
+        }
+        for node in &mut self.nodes {
+            if let Some(thread) = node.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+fn session_of(reply: &CoreReply) -> (i64, Vec<u8>) {
+    match reply {
+        CoreReply::Connected {
+            session_id, frame, ..
+        } => {
+            let response = ringkeeper::jute::records::ConnectResponse::decode(&mut Reader::new(
+                &frame[4..],
+            ))
+            .expect("a connect response");
+            (*session_id, response.passwd)
+        }
+        other => panic!("expected a connect answer, got {other:?}"),
+    }
+}
+
+#[test]
+fn writes_through_any_server_commit_everywhere_and_survive_the_leader() {
+    let mut ensemble = Ensemble::start(3);
+    let leader = ensemble.wait_for_leader(&[1, 2, 3]);
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+
+    // A session made on a follower: forwarded createSession, answered at commit.
+    let (session_id, passwd) = session_of(&ensemble.node(follower).connect(1, 0, Vec::new()));
+    assert_ne!(session_id, 0);
+    assert_eq!(
+        (session_id >> 56) as u64,
+        follower,
+        "the follower's id is in the top byte of its sessions"
+    );
+
+    // A write on the follower is answered after it commits, and every server applies it.
+    let header = ensemble.node(follower).write(1, session_id, 1, create("/a"));
+    assert_eq!(header.err, 0, "create through a follower");
+    for id in 1..=3 {
+        ensemble.wait_for_zxid(id, header.zxid);
+        assert!(ensemble.node(id).has("/a"), "server {id} has /a");
+    }
+    // A write that fails prep still commits as an error transaction, with its code.
+    let header = ensemble.node(follower).write(1, session_id, 2, create("/a"));
+    assert_eq!(header.err, -110, "NodeExists through a follower");
+    // sync through the follower.
+    let header = ensemble.node(follower).write(
+        1,
+        session_id,
+        3,
+        Request::Sync(SyncRequest { path: "/a".into() }),
+    );
+    assert_eq!(header.err, 0, "sync through a follower");
+
+    // The leader is cut off: the others elect a new one and go on; the old one stops serving.
+    ensemble.net.isolate(leader, 3);
+    let rest: Vec<ServerId> = (1..=3).filter(|id| *id != leader).collect();
+    let new_leader = ensemble.wait_for_leader(&rest);
+    assert_ne!(new_leader, leader);
+    let deadline = Instant::now() + WAIT;
+    while ensemble.node(leader).mode() != ServerMode::Looking {
+        assert!(Instant::now() < deadline, "the cut-off leader kept serving");
+        thread::sleep(Duration::from_millis(5));
+    }
+
+    // The session resumes on the new leader with its password, and writes go on.
+    let other = ensemble.node(new_leader).connect(2, session_id, passwd.clone());
+    assert_eq!(session_of(&other).0, session_id, "the session moved");
+    let header = ensemble.node(new_leader).write(2, session_id, 4, create("/b"));
+    assert_eq!(header.err, 0);
+    let last = header.zxid;
+    assert!(
+        zab::epoch_of(last) > zab::epoch_of(1),
+        "a new epoch after the election"
+    );
+
+    // Healed, the old leader follows and catches up.
+    ensemble.net.heal();
+    let leader_after = ensemble.wait_for_leader(&[1, 2, 3]);
+    assert_eq!(leader_after, new_leader);
+    ensemble.wait_for_zxid(leader, last);
+    for id in 1..=3 {
+        for path in ["/a", "/b"] {
+            assert!(ensemble.node(id).has(path), "server {id} has {path}");
+        }
+    }
+    let zxids: BTreeSet<i64> = (1..=3).map(|id| ensemble.node(id).zxid()).collect();
+    assert_eq!(zxids.len(), 1, "every server at the same zxid: {zxids:?}");
+}
+
+#[test]
+fn a_minority_refuses_clients() {
+    let mut ensemble = Ensemble::start(3);
+    let leader = ensemble.wait_for_leader(&[1, 2, 3]);
+    ensemble.net.isolate(leader, 3);
+    let deadline = Instant::now() + WAIT;
+    while ensemble.node(leader).mode() != ServerMode::Looking {
+        assert!(Instant::now() < deadline, "the cut-off leader kept serving");
+        thread::sleep(Duration::from_millis(5));
+    }
+    match ensemble.node(leader).connect(9, 0, Vec::new()) {
+        CoreReply::Close { .. } => {}
+        other => panic!("a server without quorum answered a connect: {other:?}"),
+    }
+}
