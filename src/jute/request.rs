@@ -1,6 +1,6 @@
 //! Typed client requests: a RequestHeader's opcode selects the record that follows it.
 
-use super::codec::{JuteError, Reader, Record};
+use super::codec::{JuteError, Reader, Record, Writer};
 use super::protocol::OpCode;
 use super::records::*;
 
@@ -131,6 +131,84 @@ impl Request {
         })
     }
 
+    /// The `RequestHeader.type` that [`Request::encode`] writes a body for: [`Request::op_code`]
+    /// except that SetWatches with persistent watches goes out as SetWatches2 (the decoder
+    /// folds both into one variant, and only SetWatches2 carries persistent watches).
+    pub fn op_type(&self) -> i32 {
+        match self {
+            Request::SetWatches(record)
+                if !record.persistent_watches.is_empty()
+                    || !record.persistent_recursive_watches.is_empty() =>
+            {
+                OpCode::SetWatches2 as i32
+            }
+            other => other.op_code() as i32,
+        }
+    }
+
+    /// Encodes the body that [`Request::decode`]`(self.op_type(), ..)` reads back, so that a
+    /// follower can hand a client's request to its leader. The inverse holds for every request
+    /// `decode` produces; a value `decode` cannot produce loses what it cannot express:
+    ///
+    /// - `Create::ttl` travels only when `op` is CreateTtl (decode sets -1 otherwise);
+    /// - `DeleteContainer` travels as a DeleteRequest with version -1 (decode reads the path
+    ///   only);
+    /// - a multi whose ops are not of the kinds a MultiHeader may name (create flavours,
+    ///   delete, setData, check, getData, getChildren) encodes, but `decode` refuses it, as
+    ///   ZooKeeper does.
+    pub fn encode(&self, writer: &mut Writer) {
+        match self {
+            Request::Create(create) => {
+                debug_assert!(matches!(
+                    create.op,
+                    OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl
+                ));
+                writer.write_string(&create.path);
+                writer.write_optional_buffer(create.data.as_deref());
+                writer.write_vec(&create.acl, |writer, entry| entry.encode(writer));
+                writer.write_i32(create.flags);
+                if create.op == OpCode::CreateTtl {
+                    writer.write_i64(create.ttl);
+                }
+            }
+            Request::Delete(record) => record.encode(writer),
+            Request::Exists(record) => record.encode(writer),
+            Request::GetData(record) => record.encode(writer),
+            Request::SetData(record) => record.encode(writer),
+            Request::GetAcl(record) => record.encode(writer),
+            Request::SetAcl(record) => record.encode(writer),
+            Request::GetChildren(record) => record.encode(writer),
+            Request::GetChildren2(record) => record.encode(writer),
+            Request::Sync(record) => record.encode(writer),
+            Request::Check(record) => record.encode(writer),
+            Request::Multi(ops) | Request::MultiRead(ops) => encode_multi(ops, writer),
+            Request::Reconfig(record) => record.encode(writer),
+            Request::CheckWatches(record) => record.encode(writer),
+            Request::RemoveWatches(record) => record.encode(writer),
+            Request::DeleteContainer(path) => DeleteRequest {
+                path: path.clone(),
+                version: -1,
+            }
+            .encode(writer),
+            Request::Auth(record) => record.encode(writer),
+            Request::SetWatches(record) => {
+                if self.op_type() == OpCode::SetWatches2 as i32 {
+                    record.encode(writer)
+                } else {
+                    writer.write_i64(record.relative_zxid);
+                    writer.write_string_vec(&record.data_watches);
+                    writer.write_string_vec(&record.exist_watches);
+                    writer.write_string_vec(&record.child_watches);
+                }
+            }
+            Request::Sasl(record) => record.encode(writer),
+            Request::GetEphemerals(record) => record.encode(writer),
+            Request::GetAllChildrenNumber(record) => record.encode(writer),
+            Request::AddWatch(record) => record.encode(writer),
+            Request::Ping | Request::WhoAmI | Request::CloseSession => {}
+        }
+    }
+
     /// Decodes the body that follows a RequestHeader of type `op_type`.
     pub fn decode(op_type: i32, reader: &mut Reader<'_>) -> Result<Request, RequestError> {
         let op = OpCode::from_i32(op_type).ok_or(RequestError::UnknownOpCode(op_type))?;
@@ -224,6 +302,26 @@ fn decode_multi(reader: &mut Reader<'_>) -> Result<Vec<Request>, RequestError> {
         }
         ops.push(Request::decode(header.op_type, reader)?);
     }
+}
+
+/// The inverse of [`decode_multi`]: each op behind a MultiHeader (err -1, as ZooKeeper's
+/// client writes it), then the done header (type -1, done, err -1).
+fn encode_multi(ops: &[Request], writer: &mut Writer) {
+    for op in ops {
+        MultiHeader {
+            op_type: op.op_type(),
+            done: false,
+            err: -1,
+        }
+        .encode(writer);
+        op.encode(writer);
+    }
+    MultiHeader {
+        op_type: -1,
+        done: true,
+        err: -1,
+    }
+    .encode(writer);
 }
 
 #[cfg(test)]

@@ -73,4 +73,3 @@ pub enum Forwarded {
         auth: Vec<Id>,
     },
 }
-

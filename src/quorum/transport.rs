@@ -1,1 +1,1053 @@
-//! (being written)
+//! [io] TCP links between the servers of an ensemble, on plain threads.
+//!
+//! Each server runs two transports: one on its election port (notifications) and one on its
+//! quorum port (leader–learner traffic and what learners forward). A transport:
+//!
+//! - **sends** to each other member over one outbound connection of its own (me → peer),
+//!   used only for sending. It is dialled lazily, when the first message for that peer is
+//!   taken from its queue, and redialled after a failure with capped exponential backoff.
+//!   While a link is down (between a failure and the next successful dial) or its queue is
+//!   full, messages for it are dropped: ZAB treats a lost link message like a TCP reset (the
+//!   sequence numbers of `Message::Link` detect the gap; election notifications are resent).
+//! - **receives** on connections it accepts, used only for receiving. So there is exactly one
+//!   connection per direction and pair, and no duplicate-connection tie-breaking (ZooKeeper's
+//!   `QuorumCnxManager` needs one because it sends and receives on one connection).
+//!
+//! Per (sender, receiver) pair messages arrive in order while a connection lives. When a
+//! member connects again, its previous inbound connection is closed and nothing more is
+//! delivered from it, so messages of an old connection never arrive after those of a newer
+//! one. Messages queued or in flight when a connection fails may be lost.
+//!
+//! # Bytes on a connection
+//!
+//! ```text
+//! handshake (dialer → acceptor, once, HANDSHAKE_BYTES = 20)
+//!   0  magic             8 bytes  "RKQUORUM"
+//!   8  protocol version  u32      1 (PROTOCOL_VERSION)
+//!   12 server id         u64      the dialer's id
+//! then frames, each
+//!   0  body length       u32      at most frame_bytes_max
+//!   4  body              wire::encode (version byte, kind byte, fields; see super::wire)
+//! ```
+//!
+//! All integers big-endian. The acceptor closes (with a logged reason, never failing the
+//! process) a connection whose handshake does not arrive within `connect_timeout`, is
+//! malformed, has another protocol version, or names a server that is not a member (or is
+//! this server); and a connection that sends a frame over `frame_bytes_max` or a body that
+//! does not decode. The handshake identifies, it does not authenticate: like ZooKeeper
+//! without quorum SASL, the quorum ports must be reachable by members only.
+//!
+//! # Threads (all named, e.g. `quorum-tx-3`)
+//!
+//! - `<name>-accept`: accepts connections, at most `PENDING_HANDSHAKES_MAX` of them waiting
+//!   for their handshake at once;
+//! - `<name>-hs`: one per accepted connection until its handshake is read, then it becomes
+//!   `<name>-rx-<peer>`, which reads frames and delivers them to `inbound`;
+//! - `<name>-tx-<peer>`: one per other member; takes every queued frame, writes them through a
+//!   buffer and flushes when the queue is empty (one syscall for a burst of small proposals).
+//!
+//! [`Transport::shutdown`] closes the listener and every socket (which wakes threads blocked
+//! on them), drops the queues, and waits for the threads with a deadline.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TryRecvError, TrySendError};
+use tracing::{debug, info, warn};
+
+use super::{wire, Wire};
+use crate::zab::ServerId;
+
+pub const HANDSHAKE_MAGIC: &[u8; 8] = b"RKQUORUM";
+pub const PROTOCOL_VERSION: u32 = 1;
+pub const HANDSHAKE_BYTES: usize = 20;
+/// First redial delay after a failure; doubles up to `reconnect_backoff_max`.
+const BACKOFF_INITIAL: Duration = Duration::from_millis(10);
+/// A write that makes no progress for this long (a peer that stopped reading) closes the
+/// link. Per write call, so a large snapshot on a slow but moving link is fine.
+const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// Accepted connections still waiting for their handshake; more are closed at once.
+const PENDING_HANDSHAKES_MAX: usize = 64;
+const WRITE_BUFFER_BYTES: usize = 64 << 10;
+const READ_BUFFER_BYTES: usize = 64 << 10;
+/// Frames written between two explicit flushes when the queue never runs empty (the buffer
+/// also flushes itself whenever it fills).
+const BATCH_FRAMES_MAX: usize = 4096;
+/// A reader keeps a body buffer this large between frames; a larger one (a snapshot) is
+/// released after its frame.
+const BODY_BUFFER_KEEP_BYTES: usize = 1 << 20;
+/// How often a reader blocked on a full `inbound` channel checks for shutdown.
+const DELIVER_POLL: Duration = Duration::from_millis(100);
+/// How long shutdown waits for threads beyond `connect_timeout` (a dial in progress).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportLimits {
+    /// Largest frame body sent or accepted (capped at u32::MAX, the frame length's range).
+    pub frame_bytes_max: usize,
+    /// Frames queued per peer before `send` drops.
+    pub queue_frames_max: usize,
+    /// Bound on a dial, and on the wait for an accepted connection's handshake.
+    pub connect_timeout: Duration,
+    /// Longest wait between redials of a failed link.
+    pub reconnect_backoff_max: Duration,
+}
+
+impl Default for TransportLimits {
+    fn default() -> Self {
+        TransportLimits {
+            frame_bytes_max: 1 << 30,
+            queue_frames_max: 100_000,
+            // ZooKeeper's cnxTimeout default (QuorumCnxManager).
+            connect_timeout: Duration::from_secs(5),
+            reconnect_backoff_max: Duration::from_secs(1),
+        }
+    }
+}
+
+/// TCP links from this server to the other members and from them to it.
+pub struct Transport {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    listener: Option<TcpListener>,
+    queues: BTreeMap<ServerId, Sender<Vec<u8>>>,
+    threads: Vec<JoinHandle<()>>,
+    /// Disconnected once every thread of this transport has ended (each holds a sender).
+    done: Option<Receiver<()>>,
+}
+
+struct Shared {
+    name: &'static str,
+    me: ServerId,
+    limits: TransportLimits,
+    frame_bytes_max: usize,
+    stop: AtomicBool,
+    inbound: Sender<(ServerId, Wire)>,
+    /// The current inbound connection of each other member.
+    inbound_links: BTreeMap<ServerId, Mutex<InboundLink>>,
+    /// Every open socket, so that shutdown can close them all.
+    sockets: Mutex<HashMap<u64, TcpStream>>,
+    next_token: AtomicU64,
+    pending_handshakes: AtomicUsize,
+}
+
+#[derive(Default)]
+struct InboundLink {
+    /// Bumped for each accepted connection from the member; a reader delivers only while its
+    /// generation is current.
+    generation: u64,
+    token: Option<u64>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not take the links down with it; the data (sockets and
+    // counters) stays consistent at every await point.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Registers a socket so that shutdown closes it. Err if shutdown already began (the
+    /// caller must not use the socket).
+    fn register(&self, stream: &TcpStream) -> io::Result<u64> {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        lock(&self.sockets).insert(token, stream.try_clone()?);
+        if self.stopped() {
+            self.close(token);
+            return Err(io::Error::other("transport shutting down"));
+        }
+        Ok(token)
+    }
+
+    fn close(&self, token: u64) {
+        if let Some(stream) = lock(&self.sockets).remove(&token) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn close_all(&self) {
+        for (_, stream) in lock(&self.sockets).drain() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Transport {
+    /// Listens on `listen`; delivers every message received from a member to `inbound` as
+    /// (sender id, message). Dials members lazily (on first send) and redials after a
+    /// failure with capped exponential backoff. `members` may include this server (`me`).
+    pub fn start(
+        name: &'static str,
+        me: ServerId,
+        listen: SocketAddr,
+        members: BTreeMap<ServerId, SocketAddr>,
+        limits: TransportLimits,
+        inbound: Sender<(ServerId, Wire)>,
+    ) -> io::Result<Transport> {
+        let listener = TcpListener::bind(listen)?;
+        Transport::start_with_listener(name, me, listener, members, limits, inbound)
+    }
+
+    /// [`Transport::start`] on a listener the caller bound (tests bind port 0 for every
+    /// member first, so that each knows the others' addresses).
+    pub fn start_with_listener(
+        name: &'static str,
+        me: ServerId,
+        listener: TcpListener,
+        members: BTreeMap<ServerId, SocketAddr>,
+        limits: TransportLimits,
+        inbound: Sender<(ServerId, Wire)>,
+    ) -> io::Result<Transport> {
+        let local_addr = listener.local_addr()?;
+        let peers: BTreeMap<ServerId, SocketAddr> =
+            members.into_iter().filter(|&(id, _)| id != me).collect();
+        let shared = Arc::new(Shared {
+            name,
+            me,
+            frame_bytes_max: limits.frame_bytes_max.min(u32::MAX as usize),
+            limits,
+            stop: AtomicBool::new(false),
+            inbound,
+            inbound_links: peers
+                .keys()
+                .map(|&id| (id, Mutex::new(InboundLink::default())))
+                .collect(),
+            sockets: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(0),
+            pending_handshakes: AtomicUsize::new(0),
+        });
+        let (done_sender, done) = crossbeam_channel::bounded::<()>(0);
+        let mut transport = Transport {
+            shared: Arc::clone(&shared),
+            local_addr,
+            listener: Some(listener.try_clone()?),
+            queues: BTreeMap::new(),
+            threads: Vec::new(),
+            done: Some(done),
+        };
+        // From here on, an error drops `transport`, which stops what was started.
+        for (&peer, &address) in &peers {
+            let (queue, frames) = crossbeam_channel::bounded(shared.limits.queue_frames_max.max(1));
+            let thread_shared = Arc::clone(&shared);
+            let thread_done = done_sender.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("{name}-tx-{peer}"))
+                .spawn(move || {
+                    run_writer(&thread_shared, peer, address, frames);
+                    drop(thread_done);
+                })?;
+            transport.queues.insert(peer, queue);
+            transport.threads.push(handle);
+        }
+        let thread_shared = Arc::clone(&shared);
+        let handle = std::thread::Builder::new()
+            .name(format!("{name}-accept"))
+            .spawn(move || run_acceptor(&thread_shared, listener, done_sender))?;
+        transport.threads.push(handle);
+        info!(
+            transport = name,
+            me,
+            %local_addr,
+            peers = ?peers,
+            "quorum transport listening"
+        );
+        Ok(transport)
+    }
+
+    /// Queues a message for `to`. Never blocks the caller: when the link is down or its queue
+    /// is full, the message is dropped (ZAB treats a lost link message like a TCP reset: the
+    /// sequence numbers in `Message::Link` detect the gap).
+    pub fn send(&self, to: ServerId, message: &Wire) {
+        let Some(queue) = self.queues.get(&to) else {
+            debug!(
+                transport = self.shared.name,
+                to, "dropping a message to a server that is not another member"
+            );
+            return;
+        };
+        let mut frame = Vec::with_capacity(64);
+        frame.extend_from_slice(&[0; 4]);
+        wire::encode(message, &mut frame);
+        let body_bytes = frame.len() - 4;
+        if body_bytes > self.shared.frame_bytes_max {
+            warn!(
+                transport = self.shared.name,
+                to,
+                body_bytes,
+                frame_bytes_max = self.shared.frame_bytes_max,
+                "dropping a message larger than frame_bytes_max"
+            );
+            return;
+        }
+        frame[..4].copy_from_slice(&(body_bytes as u32).to_be_bytes());
+        match queue.try_send(frame) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => debug!(
+                transport = self.shared.name,
+                to, "dropping a message: the link's queue is full"
+            ),
+            Err(TrySendError::Disconnected(_)) => debug!(
+                transport = self.shared.name,
+                to, "dropping a message: the link's writer has stopped"
+            ),
+        }
+    }
+
+    /// The actual bound address (for tests that listen on port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops every thread and closes every socket. Bounded: threads blocked on a socket are
+    /// woken by closing it; a thread still running after `connect_timeout` plus a grace
+    /// period (a dial in progress) is left to finish on its own and logged.
+    pub fn shutdown(mut self) {
+        self.stop();
+        let deadline = Instant::now() + self.shared.limits.connect_timeout + SHUTDOWN_GRACE;
+        let all_ended = match self.done.take() {
+            Some(done) => loop {
+                match done.recv_deadline(deadline) {
+                    Ok(()) => continue,
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break true,
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => break false,
+                }
+            },
+            None => true,
+        };
+        if all_ended {
+            for handle in self.threads.drain(..) {
+                let _ = handle.join();
+            }
+        } else {
+            warn!(
+                transport = self.shared.name,
+                "transport threads still running at the shutdown deadline; detaching them"
+            );
+            self.threads.clear();
+        }
+    }
+
+    /// Signals every thread to stop and wakes those blocked on sockets or queues. Does not
+    /// wait. Idempotent.
+    fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(listener) = self.listener.take() {
+            // shutdown(2) on a listening socket wakes a blocked accept on Linux; the
+            // connection below covers systems where it does not.
+            let _ = socket2::SockRef::from(&listener).shutdown(Shutdown::Both);
+            let mut wake = self.local_addr;
+            if wake.ip().is_unspecified() {
+                wake.set_ip(match wake {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            let _ = TcpStream::connect_timeout(&wake, Duration::from_millis(100));
+        }
+        self.queues.clear();
+        self.shared.close_all();
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// ---- sending ----
+
+fn run_writer(shared: &Shared, peer: ServerId, address: SocketAddr, frames: Receiver<Vec<u8>>) {
+    let name = shared.name;
+    let backoff_max = shared.limits.reconnect_backoff_max.max(BACKOFF_INITIAL);
+    let mut backoff = BACKOFF_INITIAL;
+    let mut retry_at = Instant::now();
+    let mut link: Option<(BufWriter<TcpStream>, u64)> = None;
+    let mut dropped: u64 = 0;
+    let mut was_up = false;
+    while let Ok(frame) = frames.recv() {
+        if shared.stopped() {
+            break;
+        }
+        if link.is_none() {
+            if Instant::now() < retry_at {
+                dropped += 1;
+                continue;
+            }
+            match dial(shared, address) {
+                Ok(connected) => {
+                    info!(transport = name, peer, %address, dropped_while_down = dropped, "link up");
+                    link = Some(connected);
+                    backoff = BACKOFF_INITIAL;
+                    dropped = 0;
+                    was_up = true;
+                }
+                Err(error) => {
+                    if was_up {
+                        warn!(transport = name, peer, %address, %error, "cannot reconnect");
+                        was_up = false;
+                    } else {
+                        debug!(transport = name, peer, %address, %error, "cannot connect");
+                    }
+                    dropped += 1;
+                    retry_at = Instant::now() + backoff;
+                    backoff = (backoff * 2).min(backoff_max);
+                    continue;
+                }
+            }
+        }
+        let Some((writer, token)) = link.as_mut() else {
+            continue;
+        };
+        if let Err(error) = write_batch(writer, frame, &frames) {
+            if !shared.stopped() {
+                warn!(transport = name, peer, %address, %error, "link down; will redial");
+            }
+            shared.close(*token);
+            link = None;
+            dropped += 1;
+            retry_at = Instant::now() + backoff;
+            backoff = (backoff * 2).min(backoff_max);
+        }
+    }
+    if let Some((_, token)) = link {
+        shared.close(token);
+    }
+    debug!(transport = name, peer, "writer stopped");
+}
+
+fn dial(shared: &Shared, address: SocketAddr) -> io::Result<(BufWriter<TcpStream>, u64)> {
+    let stream = TcpStream::connect_timeout(&address, shared.limits.connect_timeout)?;
+    stream.set_nodelay(true)?;
+    stream.set_write_timeout(Some(WRITE_STALL_TIMEOUT))?;
+    set_keepalive(&stream);
+    let token = shared.register(&stream)?;
+    let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, stream);
+    // Buffered: goes out with the first frame, in one segment.
+    let written = writer.write_all(&handshake(shared.me));
+    if let Err(error) = written {
+        shared.close(token);
+        return Err(error);
+    }
+    Ok((writer, token))
+}
+
+/// Writes `first` and everything else queued, then flushes: many small frames per syscall.
+fn write_batch(
+    writer: &mut BufWriter<TcpStream>,
+    first: Vec<u8>,
+    frames: &Receiver<Vec<u8>>,
+) -> io::Result<()> {
+    writer.write_all(&first)?;
+    for _ in 1..BATCH_FRAMES_MAX {
+        match frames.try_recv() {
+            Ok(frame) => writer.write_all(&frame)?,
+            Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+        }
+    }
+    writer.flush()
+}
+
+pub fn handshake(me: ServerId) -> [u8; HANDSHAKE_BYTES] {
+    let mut bytes = [0u8; HANDSHAKE_BYTES];
+    bytes[0..8].copy_from_slice(HANDSHAKE_MAGIC);
+    bytes[8..12].copy_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+    bytes[12..20].copy_from_slice(&me.to_be_bytes());
+    bytes
+}
+
+/// Detects a peer host that vanished without closing (no FIN, no RST) on an idle link.
+fn set_keepalive(stream: &TcpStream) {
+    let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(30));
+    let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive);
+}
+
+// ---- receiving ----
+
+/// Decrements the pending-handshake count when the handshake thread ends, however it ends.
+struct PendingHandshake<'a>(&'a AtomicUsize);
+
+impl Drop for PendingHandshake<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn run_acceptor(shared: &Arc<Shared>, listener: TcpListener, done: Sender<()>) {
+    let name = shared.name;
+    for accepted in listener.incoming() {
+        if shared.stopped() {
+            break;
+        }
+        let stream = match accepted {
+            Ok(stream) => stream,
+            Err(error) => {
+                warn!(transport = name, %error, "accept failed");
+                // Out of descriptors or similar: do not spin on the error.
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        let remote = stream.peer_addr().ok();
+        if shared.pending_handshakes.fetch_add(1, Ordering::SeqCst) >= PENDING_HANDSHAKES_MAX {
+            shared.pending_handshakes.fetch_sub(1, Ordering::SeqCst);
+            warn!(
+                transport = name,
+                ?remote,
+                "too many connections awaiting their handshake; closing"
+            );
+            continue;
+        }
+        let token = match shared.register(&stream) {
+            Ok(token) => token,
+            Err(_) => {
+                shared.pending_handshakes.fetch_sub(1, Ordering::SeqCst);
+                break;
+            }
+        };
+        let thread_shared = Arc::clone(shared);
+        let thread_done = done.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("{name}-hs"))
+            .spawn(move || {
+                let pending = PendingHandshake(&thread_shared.pending_handshakes);
+                let peer = read_handshake(&thread_shared, &stream, remote);
+                drop(pending);
+                match peer {
+                    Some(peer) => start_reader(&thread_shared, peer, stream, token, thread_done),
+                    None => thread_shared.close(token),
+                }
+            });
+        if let Err(error) = spawned {
+            warn!(transport = name, %error, "cannot start a connection thread; closing");
+            shared.close(token);
+            shared.pending_handshakes.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    debug!(transport = name, "acceptor stopped");
+}
+
+/// The dialer's id if its handshake is well formed and names another member.
+fn read_handshake(
+    shared: &Shared,
+    stream: &TcpStream,
+    remote: Option<SocketAddr>,
+) -> Option<ServerId> {
+    let name = shared.name;
+    let mut bytes = [0u8; HANDSHAKE_BYTES];
+    let read = stream
+        .set_read_timeout(Some(
+            shared.limits.connect_timeout.max(Duration::from_millis(1)),
+        ))
+        .and_then(|()| (&*stream).read_exact(&mut bytes));
+    if let Err(error) = read {
+        if !shared.stopped() {
+            warn!(transport = name, ?remote, %error, "closing a connection: no complete handshake");
+        }
+        return None;
+    }
+    if &bytes[0..8] != HANDSHAKE_MAGIC {
+        warn!(
+            transport = name,
+            ?remote,
+            "closing a connection: malformed handshake (bad magic)"
+        );
+        return None;
+    }
+    let version = u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    if version != PROTOCOL_VERSION {
+        warn!(
+            transport = name,
+            ?remote,
+            version,
+            "closing a connection: unsupported protocol version"
+        );
+        return None;
+    }
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&bytes[12..20]);
+    let peer = u64::from_be_bytes(id);
+    if !shared.inbound_links.contains_key(&peer) {
+        warn!(
+            transport = name,
+            ?remote,
+            peer,
+            "closing a connection: not from another member"
+        );
+        return None;
+    }
+    if stream.set_read_timeout(None).is_err() {
+        return None;
+    }
+    Some(peer)
+}
+
+/// Makes this connection the member's current one (closing the previous one) and reads it
+/// on a thread named after the member.
+fn start_reader(
+    shared: &Arc<Shared>,
+    peer: ServerId,
+    stream: TcpStream,
+    token: u64,
+    done: Sender<()>,
+) {
+    let Some(link) = shared.inbound_links.get(&peer) else {
+        shared.close(token);
+        return;
+    };
+    let generation = {
+        let mut link = lock(link);
+        if let Some(previous) = link.token.replace(token) {
+            shared.close(previous);
+        }
+        link.generation += 1;
+        link.generation
+    };
+    info!(transport = shared.name, peer, "inbound link up");
+    let thread_shared = Arc::clone(shared);
+    let spawned = std::thread::Builder::new()
+        .name(format!("{}-rx-{peer}", shared.name))
+        .spawn(move || {
+            run_reader(&thread_shared, peer, stream, generation);
+            thread_shared.close(token);
+            drop(done);
+        });
+    if let Err(error) = spawned {
+        warn!(transport = shared.name, peer, %error, "cannot start a reader thread; closing");
+        shared.close(token);
+    }
+}
+
+fn run_reader(shared: &Shared, peer: ServerId, stream: TcpStream, generation: u64) {
+    let name = shared.name;
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, stream);
+    let mut body = Vec::new();
+    loop {
+        let mut length = [0u8; 4];
+        if let Err(error) = reader.read_exact(&mut length) {
+            if !shared.stopped() {
+                debug!(transport = name, peer, %error, "inbound link closed");
+            }
+            return;
+        }
+        let length = u32::from_be_bytes(length) as usize;
+        if length > shared.frame_bytes_max {
+            warn!(
+                transport = name,
+                peer,
+                length,
+                frame_bytes_max = shared.frame_bytes_max,
+                "closing an inbound link: frame over frame_bytes_max"
+            );
+            return;
+        }
+        if let Err(error) = read_body(&mut reader, length, &mut body) {
+            if !shared.stopped() {
+                debug!(transport = name, peer, %error, "inbound link closed inside a frame");
+            }
+            return;
+        }
+        let message = match wire::decode(&body) {
+            Ok(message) => message,
+            Err(error) => {
+                warn!(transport = name, peer, %error, "closing an inbound link: undecodable message");
+                return;
+            }
+        };
+        if body.capacity() > BODY_BUFFER_KEEP_BYTES {
+            body = Vec::new();
+        }
+        if !deliver(shared, peer, generation, message) {
+            return;
+        }
+    }
+}
+
+/// Reads a body of `length` bytes into `body`. Memory grows with the bytes actually
+/// received, not with the length a peer claims.
+fn read_body(reader: &mut impl Read, length: usize, body: &mut Vec<u8>) -> io::Result<()> {
+    body.clear();
+    if length <= READ_BUFFER_BYTES {
+        body.resize(length, 0);
+        return reader.read_exact(body);
+    }
+    reader.take(length as u64).read_to_end(body)?;
+    if body.len() < length {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
+}
+
+/// Hands a message to `inbound` if this connection is still the member's current one.
+/// False when the reader should stop (superseded, shut down, or nobody receives).
+fn deliver(shared: &Shared, peer: ServerId, generation: u64, message: Wire) -> bool {
+    let Some(link) = shared.inbound_links.get(&peer) else {
+        return false;
+    };
+    // Held while handing over, so that a newer connection of the same member cannot deliver
+    // in between the check and the send (FIFO across reconnections).
+    let link = lock(link);
+    if link.generation != generation {
+        return false;
+    }
+    let mut item = (peer, message);
+    loop {
+        match shared.inbound.send_timeout(item, DELIVER_POLL) {
+            Ok(()) => return true,
+            Err(SendTimeoutError::Timeout(back)) => {
+                if shared.stopped() {
+                    return false;
+                }
+                item = back;
+            }
+            Err(SendTimeoutError::Disconnected(_)) => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zab::{Message, Packet};
+    use crossbeam_channel::Receiver;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    type Inbox = Receiver<(ServerId, Wire)>;
+
+    fn limits() -> TransportLimits {
+        TransportLimits {
+            connect_timeout: Duration::from_secs(2),
+            reconnect_backoff_max: Duration::from_millis(50),
+            ..TransportLimits::default()
+        }
+    }
+
+    fn listener() -> TcpListener {
+        TcpListener::bind("127.0.0.1:0").expect("bind")
+    }
+
+    fn ack(seq: u64) -> Wire {
+        Wire::Zab(Message::Link {
+            conn: 1,
+            seq,
+            packet: Packet::Ack { zxid: seq as i64 },
+        })
+    }
+
+    fn seq_of(message: &Wire) -> u64 {
+        match message {
+            Wire::Zab(Message::Link { seq, .. }) => *seq,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Starts one transport per listener, ids 1.., all knowing each other (plus `extra`).
+    fn ensemble(
+        listeners: Vec<TcpListener>,
+        extra: &[(ServerId, SocketAddr)],
+    ) -> Vec<(Transport, Inbox)> {
+        let mut members: BTreeMap<ServerId, SocketAddr> = listeners
+            .iter()
+            .enumerate()
+            .map(|(index, l)| (index as ServerId + 1, l.local_addr().expect("addr")))
+            .collect();
+        members.extend(extra.iter().copied());
+        listeners
+            .into_iter()
+            .enumerate()
+            .map(|(index, l)| {
+                let (sender, receiver) = crossbeam_channel::unbounded();
+                let transport = Transport::start_with_listener(
+                    "test",
+                    index as ServerId + 1,
+                    l,
+                    members.clone(),
+                    limits(),
+                    sender,
+                )
+                .expect("start");
+                (transport, receiver)
+            })
+            .collect()
+    }
+
+    /// Sends numbered messages from `from` to `to` until one arrives (the link may need a
+    /// dial or redial, and messages sent while it is down are dropped by design); returns the
+    /// next number to use.
+    fn until_linked(
+        from: &Transport,
+        to: ServerId,
+        inbox: &Inbox,
+        sender_id: ServerId,
+        mut seq: u64,
+    ) -> u64 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "link {sender_id}->{to} never came up"
+            );
+            from.send(to, &ack(seq));
+            seq += 1;
+            if let Ok((id, message)) = inbox.recv_timeout(Duration::from_millis(20)) {
+                assert_eq!(id, sender_id);
+                // Everything after this one arrives in order: drain what is in flight.
+                let mut last = seq_of(&message);
+                while let Ok((_, message)) = inbox.recv_timeout(Duration::from_millis(100)) {
+                    assert!(seq_of(&message) > last);
+                    last = seq_of(&message);
+                }
+                return seq;
+            }
+        }
+    }
+
+    fn expect_in_order(inbox: &Inbox, from: ServerId, range: std::ops::Range<u64>) {
+        for expected in range {
+            let (id, message) = inbox.recv_timeout(WAIT).expect("message");
+            assert_eq!((id, seq_of(&message)), (from, expected));
+        }
+    }
+
+    /// Zab §III assumes FIFO links between servers: per pair, messages arrive in send order,
+    /// and each is attributed to its sender.
+    #[test]
+    fn three_servers_exchange_messages_in_order() {
+        let mut servers = ensemble(vec![listener(), listener(), listener()], &[]);
+        for from in 1..=3u64 {
+            for to in 1..=3u64 {
+                if from != to {
+                    let start = until_linked(
+                        &servers[from as usize - 1].0,
+                        to,
+                        &servers[to as usize - 1].1,
+                        from,
+                        0,
+                    );
+                    for seq in start..start + 1000 {
+                        servers[from as usize - 1].0.send(to, &ack(seq));
+                    }
+                    expect_in_order(&servers[to as usize - 1].1, from, start..start + 1000);
+                }
+            }
+        }
+        // A large message (a snapshot) between small ones keeps its place.
+        let snap = Wire::Zab(Message::snapshot(1, 5, 9, vec![7; 3 << 20]));
+        servers[0].0.send(2, &ack(1));
+        servers[0].0.send(2, &snap);
+        servers[0].0.send(2, &ack(2));
+        let inbox = &servers[1].1;
+        assert_eq!(seq_of(&inbox.recv_timeout(WAIT).expect("first").1), 1);
+        assert_eq!(inbox.recv_timeout(WAIT).expect("snap").1, snap);
+        assert_eq!(seq_of(&inbox.recv_timeout(WAIT).expect("last").1), 2);
+        for (transport, _) in servers.drain(..) {
+            transport.shutdown();
+        }
+    }
+
+    #[test]
+    fn sends_to_self_and_non_members_are_dropped() {
+        let mut servers = ensemble(vec![listener(), listener()], &[]);
+        servers[0].0.send(1, &ack(0));
+        servers[0].0.send(9, &ack(0));
+        assert!(servers[0]
+            .1
+            .recv_timeout(Duration::from_millis(100))
+            .is_err());
+        for (transport, _) in servers.drain(..) {
+            transport.shutdown();
+        }
+    }
+
+    /// A peer that starts after its first messages were sent is dialled again (capped
+    /// backoff) and gets what is sent once it is up.
+    #[test]
+    fn a_peer_that_starts_later_is_redialled() {
+        let late = listener();
+        let late_addr = late.local_addr().expect("addr");
+        drop(late); // Nobody listens there yet: dials are refused.
+        let early = listener();
+        let early_addr = early.local_addr().expect("addr");
+        let members: BTreeMap<ServerId, SocketAddr> = [(1, early_addr), (2, late_addr)].into();
+        let (sender, _early_inbox) = crossbeam_channel::unbounded();
+        let first =
+            Transport::start_with_listener("test", 1, early, members.clone(), limits(), sender)
+                .expect("start");
+        for seq in 0..5 {
+            first.send(2, &ack(seq)); // Dropped: the link cannot come up.
+        }
+        let (sender, inbox) = crossbeam_channel::unbounded();
+        let second =
+            Transport::start("test", 2, late_addr, members, limits(), sender).expect("start late");
+        let start = until_linked(&first, 2, &inbox, 1, 100);
+        for seq in start..start + 100 {
+            first.send(2, &ack(seq));
+        }
+        expect_in_order(&inbox, 1, start..start + 100);
+        first.shutdown();
+        second.shutdown();
+    }
+
+    /// ZooKeeper servers restart and their peers reconnect: a transport restarted on the same
+    /// port gets the messages sent after it is back, in order.
+    #[test]
+    fn a_restarted_peer_is_reconnected() {
+        let mut servers = ensemble(vec![listener(), listener()], &[]);
+        let start = until_linked(&servers[0].0, 2, &servers[1].1, 1, 0);
+        let (second, _) = servers.pop().expect("second");
+        let address = second.local_addr();
+        second.shutdown();
+        let members: BTreeMap<ServerId, SocketAddr> =
+            [(1, servers[0].0.local_addr()), (2, address)].into();
+        let (sender, inbox) = crossbeam_channel::unbounded();
+        let restarted =
+            Transport::start("test", 2, address, members, limits(), sender).expect("restart");
+        let start = until_linked(&servers[0].0, 2, &inbox, 1, start + 1);
+        for seq in start..start + 100 {
+            servers[0].0.send(2, &ack(seq));
+        }
+        expect_in_order(&inbox, 1, start..start + 100);
+        // And the other direction, dialled for the first time by the new process.
+        let back = until_linked(&restarted, 1, &servers[0].1, 2, 0);
+        restarted.send(1, &ack(back));
+        expect_in_order(&servers[0].1, 2, back..back + 1);
+        restarted.shutdown();
+        servers.pop().expect("first").0.shutdown();
+    }
+
+    /// Waits until the transport closes `stream` (EOF or reset), within the test deadline.
+    fn closed_by_peer(stream: &mut TcpStream) -> bool {
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        let mut byte = [0u8; 1];
+        match stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(error) => matches!(
+                error.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+            ),
+        }
+    }
+
+    /// A bad connection costs only itself: garbage handshakes, unknown ids, oversized and
+    /// undecodable frames close that connection, and the real links keep working.
+    #[test]
+    fn bad_connections_are_closed_and_other_links_keep_working() {
+        // Server 3 is a member that never runs; raw connections speak for it.
+        let ghost: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+        let mut servers = ensemble(vec![listener(), listener()], &[(3, ghost)]);
+        let target = servers[0].0.local_addr();
+        let mut seq = until_linked(&servers[1].0, 1, &servers[0].1, 2, 0);
+
+        let mut garbage = TcpStream::connect(target).expect("connect");
+        garbage.write_all(&[0x55; HANDSHAKE_BYTES]).expect("write");
+        assert!(closed_by_peer(&mut garbage), "garbage handshake not closed");
+
+        let mut stranger = TcpStream::connect(target).expect("connect");
+        stranger.write_all(&handshake(99)).expect("write");
+        let mut frame = Vec::new();
+        wire::encode(&ack(0), &mut frame);
+        let _ = stranger.write_all(&(frame.len() as u32).to_be_bytes());
+        let _ = stranger.write_all(&frame);
+        assert!(closed_by_peer(&mut stranger), "non-member not closed");
+
+        let mut impostor = TcpStream::connect(target).expect("connect");
+        impostor.write_all(&handshake(1)).expect("write");
+        assert!(closed_by_peer(&mut impostor), "own id not refused");
+
+        let mut oversized = TcpStream::connect(target).expect("connect");
+        oversized.write_all(&handshake(3)).expect("write");
+        oversized
+            .write_all(&(u32::MAX).to_be_bytes())
+            .expect("write");
+        assert!(closed_by_peer(&mut oversized), "oversized frame not closed");
+
+        let mut undecodable = TcpStream::connect(target).expect("connect");
+        undecodable.write_all(&handshake(3)).expect("write");
+        undecodable.write_all(&[0, 0, 0, 2, 9, 9]).expect("write");
+        assert!(
+            closed_by_peer(&mut undecodable),
+            "undecodable frame not closed"
+        );
+
+        // The member's own link never noticed.
+        for _ in 0..100 {
+            servers[1].0.send(1, &ack(seq));
+            seq += 1;
+        }
+        expect_in_order(&servers[0].1, 2, seq - 100..seq);
+        assert!(
+            servers[0].1.try_recv().is_err(),
+            "something from a refused connection arrived"
+        );
+        for (transport, _) in servers.drain(..) {
+            transport.shutdown();
+        }
+    }
+
+    /// A well-formed frame from a connection that was replaced by a newer one of the same
+    /// member is not delivered after the newer one's messages.
+    #[test]
+    fn a_newer_connection_of_a_member_replaces_the_older() {
+        let ghost: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+        let mut servers = ensemble(vec![listener()], &[(3, ghost)]);
+        let target = servers[0].0.local_addr();
+        let frame = |seq: u64| {
+            let mut body = Vec::new();
+            wire::encode(&ack(seq), &mut body);
+            let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+            frame.extend_from_slice(&body);
+            frame
+        };
+        let mut old = TcpStream::connect(target).expect("connect");
+        old.write_all(&handshake(3)).expect("write");
+        old.write_all(&frame(1)).expect("write");
+        expect_in_order(&servers[0].1, 3, 1..2);
+        let mut new = TcpStream::connect(target).expect("connect");
+        new.write_all(&handshake(3)).expect("write");
+        new.write_all(&frame(2)).expect("write");
+        expect_in_order(&servers[0].1, 3, 2..3);
+        assert!(closed_by_peer(&mut old), "the older connection stays open");
+        let _ = old.write_all(&frame(3));
+        new.write_all(&frame(4)).expect("write");
+        expect_in_order(&servers[0].1, 3, 4..5);
+        servers.pop().expect("server").0.shutdown();
+    }
+
+    /// Shutdown is bounded even with a peer that accepts but never reads (a writer blocked
+    /// in write) and a connection that never sends its handshake.
+    #[test]
+    fn shutdown_is_bounded_with_stuck_peers() {
+        let silent = listener(); // Accepts (backlog) but never reads.
+        let silent_addr = silent.local_addr().expect("addr");
+        let own = listener();
+        let own_addr = own.local_addr().expect("addr");
+        let members: BTreeMap<ServerId, SocketAddr> = [(1, own_addr), (2, silent_addr)].into();
+        let (sender, _inbox) = crossbeam_channel::unbounded();
+        let transport = Transport::start_with_listener("test", 1, own, members, limits(), sender)
+            .expect("start");
+        let big = Wire::Zab(Message::snapshot(1, 1, 1, vec![0; 16 << 20]));
+        transport.send(2, &big);
+        transport.send(2, &big);
+        let _lurker = TcpStream::connect(own_addr).expect("connect");
+        let started = Instant::now();
+        transport.shutdown();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "shutdown took {:?}",
+            started.elapsed()
+        );
+        drop(silent);
+    }
+}
