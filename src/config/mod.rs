@@ -7,7 +7,7 @@
 //! here under the same names, with or without the `zookeeper.` prefix.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -27,6 +27,9 @@ pub enum ConfigError {
     },
     #[error("{0}")]
     Usage(String),
+    /// An ensemble setting that is missing or inconsistent (ZooKeeper's messages).
+    #[error("{0}")]
+    Quorum(String),
 }
 
 /// Every explicit bound of the server.
@@ -97,6 +100,18 @@ pub struct Config {
     /// Keys that were not recognised (reported at startup, not fatal).
     pub unknown_keys: Vec<String>,
     pub config_path: Option<PathBuf>,
+    /// Ensemble membership and timing; `None` when the server runs standalone (see
+    /// [`QuorumConfig`] for when that is).
+    pub quorum: Option<QuorumConfig>,
+    /// `standaloneEnabled` (default true): a configuration with a single participant runs
+    /// standalone unless this is false.
+    pub standalone_enabled: bool,
+    /// `quorumListenOnAllIPs` (default false): bind the quorum and election ports on every
+    /// address instead of the address of this server's own `server.N` line.
+    pub quorum_listen_on_all_ips: bool,
+    /// Remarks about a configuration that ZooKeeper accepts with a warning (an even number
+    /// of participants, `peerType` disagreeing with the server line, ...), for the log.
+    pub warnings: Vec<String>,
 }
 
 impl Default for Config {
@@ -125,24 +140,24 @@ impl Default for Config {
             raw: BTreeMap::new(),
             unknown_keys: Vec::new(),
             config_path: None,
+            quorum: None,
+            standalone_enabled: true,
+            quorum_listen_on_all_ips: false,
+            warnings: Vec::new(),
         }
     }
 }
 
 /// Keys ZooKeeper knows that the standalone server accepts without acting on them.
 const ACCEPTED_KEYS: &[&str] = &[
-    "initLimit",
-    "syncLimit",
     "admin.enableServer",
     "admin.serverPort",
     "admin.serverAddress",
-    "standaloneEnabled",
     "reconfigEnabled",
     "metricsProvider.className",
     "secureClientPort",
     "dynamicConfigFile",
     "electionPortBindRetry",
-    "quorumListenOnAllIPs",
     "syncEnabled",
 ];
 
@@ -178,6 +193,476 @@ fn parse_java_int(key: &str, value: &str) -> Result<usize, ConfigError> {
     })
 }
 
+fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+/// ZooKeeper's `QuorumPeerConfig.parseBoolean`: `true` or `false` in any case, anything else
+/// is an error (unlike the lenient [`parse_bool`] the older keys use).
+fn parse_strict_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    if value.eq_ignore_ascii_case("true") {
+        Ok(true)
+    } else if value.eq_ignore_ascii_case("false") {
+        Ok(false)
+    } else {
+        Err(invalid(key, value, "choose 'true' or 'false'"))
+    }
+}
+
+/// Reads `dataDir/myid`: `None` when there is no such file.
+type MyIdReader = dyn Fn(&Path) -> Result<Option<String>, ConfigError>;
+
+fn read_myid_file(data_dir: &Path) -> Result<Option<String>, ConfigError> {
+    let path = data_dir.join("myid");
+    if !path.is_file() {
+        // ZooKeeper: "standalone server doesn't need myid file".
+        return Ok(None);
+    }
+    std::fs::read_to_string(&path)
+        .map(Some)
+        .map_err(|source| ConfigError::Read { path, source })
+}
+
+/// One server of the ensemble, from its `server.N` line:
+/// `host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`
+/// (ZooKeeper's `QuorumPeer.QuorumServer`). Hosts are resolved when the file is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumServer {
+    pub id: u64,
+    /// The host as written (what `conf` prints).
+    pub host: String,
+    /// Where the leader listens for its learners (the first port).
+    pub quorum_addr: SocketAddr,
+    /// Where this server listens for election notifications (the second port).
+    pub election_addr: SocketAddr,
+    pub observer: bool,
+    /// The client address of the line's `;[host:]port` part; a bare port means 0.0.0.0.
+    pub client_addr: Option<SocketAddr>,
+    /// The client host as written (`0.0.0.0` for a bare port), for `conf`.
+    pub client_host: Option<String>,
+}
+
+/// Ensemble mode. As in ZooKeeper (`QuorumPeerConfig.isDistributed`), a server runs in an
+/// ensemble when there is more than one participant, or when `standaloneEnabled=false`; a
+/// lone participant line (what HBase writes) otherwise runs standalone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumConfig {
+    /// This server's id, from `dataDir/myid`.
+    pub my_id: u64,
+    /// Every server, participants and observers, by id.
+    pub servers: BTreeMap<u64, QuorumServer>,
+    /// `initLimit`, in ticks: how long discovery and synchronisation may take.
+    pub init_limit: u64,
+    /// `syncLimit`, in ticks: how long a learner may be out of touch with its leader.
+    pub sync_limit: u64,
+}
+
+impl QuorumConfig {
+    /// Ids of the voting members, ascending.
+    pub fn participants(&self) -> Vec<u64> {
+        self.servers
+            .values()
+            .filter(|server| !server.observer)
+            .map(|server| server.id)
+            .collect()
+    }
+
+    /// Ids of the observers, ascending.
+    pub fn observers(&self) -> Vec<u64> {
+        self.servers
+            .values()
+            .filter(|server| server.observer)
+            .map(|server| server.id)
+            .collect()
+    }
+
+    /// This server's own line (always present: loading checks myid is among the servers).
+    pub fn me(&self) -> Option<&QuorumServer> {
+        self.servers.get(&self.my_id)
+    }
+
+    /// The ZAB core's configuration: membership, `tickTime`, `initLimit`, `syncLimit`; the
+    /// other fields keep [`crate::zab::Config::new`]'s defaults.
+    pub fn zab_config(&self, tick_ms: u64) -> crate::zab::Config {
+        let mut zab = crate::zab::Config::new(self.my_id, &self.participants(), &self.observers());
+        zab.tick_ms = tick_ms;
+        zab.init_limit_ticks = self.init_limit;
+        zab.sync_limit_ticks = self.sync_limit;
+        zab
+    }
+}
+
+/// The ensemble keys gathered while reading the file, resolved by [`setup_quorum`] at the end
+/// (ZooKeeper reads the whole file before `setupQuorumPeerConfig`, so key order is free).
+#[derive(Debug, Default)]
+struct QuorumKeys {
+    server_lines: BTreeMap<String, String>,
+    init_limit: Option<u64>,
+    sync_limit: Option<u64>,
+    peer_type_observer: Option<bool>,
+    hierarchical_keys: Vec<String>,
+    client_port_given: bool,
+}
+
+/// A `server.N` line taken apart, not yet resolved.
+#[derive(Debug)]
+struct ServerLine {
+    key: String,
+    value: String,
+    id: u64,
+    host: String,
+    quorum_port: u16,
+    election_port: u16,
+    observer: bool,
+    client: Option<(String, u16)>,
+}
+
+/// ZooKeeper's `ConfigUtils.getHostAndPort`: `[ipv6]:a:b` keeps the bracketed host whole,
+/// anything else splits on every colon.
+fn host_and_ports(text: &str) -> Option<Vec<String>> {
+    if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let ports = after.strip_prefix(':')?;
+        if ports.is_empty() {
+            return None;
+        }
+        let mut parts = vec![host.to_string()];
+        parts.extend(ports.split(':').map(str::to_string));
+        Some(parts)
+    } else {
+        Some(text.split(':').map(str::to_string).collect())
+    }
+}
+
+fn parse_port(key: &str, value: &str, port: &str) -> Result<u16, ConfigError> {
+    match port.trim().parse::<u16>() {
+        // Port 0 would bind anywhere, and no peer could find it.
+        Ok(0) | Err(_) => Err(invalid(key, value, format!("bad port {:?}", port.trim()))),
+        Ok(port) => Ok(port),
+    }
+}
+
+const SERVER_LINE_FORM: &str =
+    "expected host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]";
+
+fn parse_server_line(key: &str, value: &str) -> Result<ServerLine, ConfigError> {
+    let id = key
+        .strip_prefix("server.")
+        .and_then(|id| id.trim().parse::<u64>().ok())
+        .ok_or_else(|| invalid(key, value, "the server id is not a number"))?;
+    // Java's split drops trailing empty strings, so `host:1:2;` has no client part.
+    let mut halves: Vec<&str> = value.split(';').collect();
+    while halves.len() > 1 && halves.last().is_some_and(|half| half.is_empty()) {
+        halves.pop();
+    }
+    if halves.len() > 2 {
+        return Err(invalid(key, value, SERVER_LINE_FORM));
+    }
+    let server_part = halves[0].trim();
+    if server_part.contains('|') {
+        // ZooKeeper: "Multiple address feature is disabled" unless multiAddress.enabled.
+        return Err(invalid(
+            key,
+            value,
+            "multiple addresses (multiAddress.enabled) are not supported",
+        ));
+    }
+    let parts = host_and_ports(server_part)
+        .filter(|parts| (3..=4).contains(&parts.len()))
+        .ok_or_else(|| invalid(key, value, SERVER_LINE_FORM))?;
+    let host = parts[0].trim().to_string();
+    if host.is_empty() {
+        return Err(invalid(key, value, "no host"));
+    }
+    let quorum_port = parse_port(key, value, &parts[1])?;
+    let election_port = parse_port(key, value, &parts[2])?;
+    if quorum_port == election_port {
+        // QuorumServer: "... and election port must be different!"
+        return Err(invalid(
+            key,
+            value,
+            "the quorum and election ports must be different",
+        ));
+    }
+    let observer = match parts.get(3).map(|kind| kind.trim().to_ascii_lowercase()) {
+        None => false,
+        Some(kind) if kind == "participant" => false,
+        Some(kind) if kind == "observer" => true,
+        Some(kind) => {
+            return Err(invalid(
+                key,
+                value,
+                format!("Unrecognised peertype {kind:?}"),
+            ))
+        }
+    };
+    let client = match halves.get(1) {
+        None => None,
+        Some(client_part) => {
+            let parts = host_and_ports(client_part.trim())
+                .filter(|parts| (1..=2).contains(&parts.len()))
+                .ok_or_else(|| invalid(key, value, SERVER_LINE_FORM))?;
+            let (client_host, port) = match parts.as_slice() {
+                [port] => ("0.0.0.0".to_string(), port),
+                [client_host, port] => (client_host.trim().to_string(), port),
+                _ => return Err(invalid(key, value, SERVER_LINE_FORM)),
+            };
+            Some((client_host, parse_port(key, value, port)?))
+        }
+    };
+    Ok(ServerLine {
+        key: key.to_string(),
+        value: value.to_string(),
+        id,
+        host,
+        quorum_port,
+        election_port,
+        observer,
+        client,
+    })
+}
+
+/// Resolves `host:port` as Java's `InetSocketAddress` does: the first IPv4 address when there
+/// is one (Java prefers IPv4 by default), else the first address.
+fn resolve(key: &str, value: &str, host: &str, port: u16) -> Result<SocketAddr, ConfigError> {
+    let addresses: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|error| invalid(key, value, format!("cannot resolve {host:?}: {error}")))?
+        .collect();
+    addresses
+        .iter()
+        .find(|address| address.is_ipv4())
+        .or_else(|| addresses.first())
+        .copied()
+        .ok_or_else(|| invalid(key, value, format!("{host:?} resolves to no address")))
+}
+
+/// The myid file: ZooKeeper reads its first line as a decimal id. Surrounding whitespace is
+/// tolerated here (Java's `Long.parseLong` would refuse `"1 "`).
+fn parse_myid(text: &str) -> Result<u64, ConfigError> {
+    let first_line = text.lines().next().unwrap_or("").trim();
+    first_line
+        .parse::<u64>()
+        .map_err(|_| invalid("myid", first_line, "serverid is not a number"))
+}
+
+/// Two addresses that cannot both be bound: the same port on the same address, or on an
+/// address and the wildcard.
+fn addresses_clash(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// Decides standalone or ensemble and fills `config.quorum`, following
+/// `QuorumPeerConfig.setupQuorumPeerConfig` (parseDynamicConfig, setupMyId, setupClientPort,
+/// setupPeerType, checkValidity) and `QuorumPeer`'s "My id N not in the peer list".
+fn setup_quorum(
+    config: &mut Config,
+    keys: QuorumKeys,
+    myid_text: Option<String>,
+) -> Result<(), ConfigError> {
+    let mut lines: BTreeMap<u64, ServerLine> = BTreeMap::new();
+    for (key, value) in &keys.server_lines {
+        let line = parse_server_line(key, value)?;
+        if let Some(earlier) = lines.get(&line.id) {
+            return Err(invalid(
+                key,
+                value,
+                format!("server id {} is also given by {}", line.id, earlier.key),
+            ));
+        }
+        lines.insert(line.id, line);
+    }
+    // ZooKeeper reads myid whenever the file exists, standalone included.
+    let my_id = myid_text.as_deref().map(parse_myid).transpose()?;
+    let participants = lines.values().filter(|line| !line.observer).count();
+    let observers = lines.len() - participants;
+    if participants == 0 {
+        if !config.standalone_enabled {
+            return Err(ConfigError::Quorum(
+                "standaloneEnabled=false needs at least one participant server.N line".into(),
+            ));
+        }
+        if observers > 0 {
+            return Err(ConfigError::Quorum(
+                "observers without participants is an invalid configuration".into(),
+            ));
+        }
+    } else if participants == 1 && config.standalone_enabled {
+        if observers > 0 {
+            return Err(ConfigError::Quorum(
+                "observers without a quorum is an invalid configuration (a single participant \
+                 runs standalone unless standaloneEnabled=false)"
+                    .into(),
+            ));
+        }
+        config.warnings.push(
+            "only one server specified: running standalone (set standaloneEnabled=false for a \
+             one-server ensemble)"
+                .into(),
+        );
+    }
+    let distributed = participants > 1 || (participants == 1 && !config.standalone_enabled);
+    if !distributed {
+        if !keys.hierarchical_keys.is_empty() {
+            config.warnings.push(format!(
+                "hierarchical quorum keys ignored in standalone mode: {}",
+                keys.hierarchical_keys.join(", ")
+            ));
+        }
+        return Ok(());
+    }
+    if let Some(key) = keys.hierarchical_keys.first() {
+        // Weighted or grouped quorums change what a majority is; silently counting plain
+        // majorities instead would be unsafe.
+        return Err(invalid(
+            key,
+            "",
+            "hierarchical quorums (group./weight.) are not supported",
+        ));
+    }
+    if participants <= 2 {
+        config
+            .warnings
+            .push("No server failure will be tolerated. You need at least 3 servers.".into());
+    } else if participants % 2 == 0 {
+        config
+            .warnings
+            .push("Non-optimal configuration, consider an odd number of servers.".into());
+    }
+    // checkValidity: both limits are required in quorum mode, and 0 counts as unset.
+    let init_limit = keys
+        .init_limit
+        .filter(|limit| *limit > 0)
+        .ok_or_else(|| ConfigError::Quorum("initLimit is not set".into()))?;
+    let sync_limit = keys
+        .sync_limit
+        .filter(|limit| *limit > 0)
+        .ok_or_else(|| ConfigError::Quorum("syncLimit is not set".into()))?;
+    let my_id = my_id.ok_or_else(|| {
+        ConfigError::Quorum(format!(
+            "myid file is missing ({})",
+            config.data_dir.join("myid").display()
+        ))
+    })?;
+    if !lines.contains_key(&my_id) {
+        return Err(ConfigError::Quorum(format!(
+            "My id {my_id} not in the peer list"
+        )));
+    }
+    let mut servers = BTreeMap::new();
+    for line in lines.values() {
+        let quorum_addr = resolve(&line.key, &line.value, &line.host, line.quorum_port)?;
+        let election_addr = resolve(&line.key, &line.value, &line.host, line.election_port)?;
+        let client_addr = match &line.client {
+            Some((host, port)) => Some(resolve(&line.key, &line.value, host, *port)?),
+            None => None,
+        };
+        servers.insert(
+            line.id,
+            QuorumServer {
+                id: line.id,
+                host: line.host.clone(),
+                quorum_addr,
+                election_addr,
+                observer: line.observer,
+                client_addr,
+                client_host: line.client.as_ref().map(|(host, _)| host.clone()),
+            },
+        );
+    }
+    // setupClientPort: the own line's client address wins, and must agree with clientPort
+    // (and clientPortAddress) when both are given.
+    if let Some(own_client) = servers.get(&my_id).and_then(|own| own.client_addr) {
+        if keys.client_port_given {
+            let explicit = config.client_address;
+            let differs = if explicit.ip().is_unspecified() {
+                explicit.port() != own_client.port()
+            } else {
+                explicit != own_client
+            };
+            if differs {
+                return Err(ConfigError::Quorum(format!(
+                    "client address for this server (id = {my_id}) is {explicit} in clientPort/clientPortAddress but {own_client} in server.{my_id}"
+                )));
+            }
+        }
+        config.client_address = own_client;
+    }
+    check_address_clashes(&servers, my_id, config.client_address)?;
+    // setupPeerType: ZooKeeper (3.5 to 3.9) warns and takes the servers list's word.
+    if let (Some(observer_by_key), Some(own)) = (keys.peer_type_observer, servers.get(&my_id)) {
+        if observer_by_key != own.observer {
+            let name = |observer: bool| if observer { "observer" } else { "participant" };
+            config.warnings.push(format!(
+                "Peer type from servers list ({}) doesn't match peerType ({}). Defaulting to servers list.",
+                name(own.observer),
+                name(observer_by_key)
+            ));
+        }
+    }
+    config.quorum = Some(QuorumConfig {
+        my_id,
+        servers,
+        init_limit,
+        sync_limit,
+    });
+    Ok(())
+}
+
+/// Every address a server listens on must be free of the others: within one server no two of
+/// its ports may clash (its wildcard client port included), and no two servers may name the
+/// same address and port. (ZooKeeper checks only the quorum and election ports of one line
+/// at load, and the rest when a reconfig adds a server; a clash here fails at bind anyway.)
+fn check_address_clashes(
+    servers: &BTreeMap<u64, QuorumServer>,
+    my_id: u64,
+    my_client: SocketAddr,
+) -> Result<(), ConfigError> {
+    let mut all: Vec<(String, SocketAddr)> = Vec::new();
+    for server in servers.values() {
+        let mut own = vec![
+            (
+                format!("quorum port of server.{}", server.id),
+                server.quorum_addr,
+            ),
+            (
+                format!("election port of server.{}", server.id),
+                server.election_addr,
+            ),
+        ];
+        let client = if server.id == my_id {
+            Some(my_client)
+        } else {
+            server.client_addr
+        };
+        if let Some(client) = client {
+            own.push((format!("client port of server.{}", server.id), client));
+        }
+        for (index, (name, address)) in own.iter().enumerate() {
+            for (other_name, other) in &own[index + 1..] {
+                if addresses_clash(*address, *other) {
+                    return Err(ConfigError::Quorum(format!(
+                        "{name} ({address}) conflicts with the {other_name} ({other})"
+                    )));
+                }
+            }
+            for (other_name, other) in &all {
+                if !address.ip().is_unspecified() && address == other {
+                    return Err(ConfigError::Quorum(format!(
+                        "{name} ({address}) conflicts with the {other_name} ({other})"
+                    )));
+                }
+            }
+        }
+        all.extend(own);
+    }
+    Ok(())
+}
+
 impl Config {
     /// Reads a zoo.cfg file. Relative data directories are taken relative to the working
     /// directory, as ZooKeeper does.
@@ -191,8 +676,18 @@ impl Config {
         Ok(config)
     }
 
+    /// Parses zoo.cfg text. In ZooKeeper's way, `dataDir/myid` is read when it exists
+    /// (`QuorumPeerConfig.setupMyId`), and `server.N` hosts are resolved in quorum mode.
     pub fn from_properties(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, &read_myid_file)
+    }
+
+    /// [`Config::from_properties`] with the reading of `dataDir/myid` given, so the tests
+    /// need no files: `read_myid(data_dir)` returns the file's text, or `None` when there
+    /// is no such file.
+    fn parse(text: &str, read_myid: &MyIdReader) -> Result<Config, ConfigError> {
         let mut config = Config::default();
+        let mut quorum_keys = QuorumKeys::default();
         let mut client_port: Option<u16> = None;
         let mut client_ip: Option<IpAddr> = None;
         let mut min_timeout: Option<i32> = None;
@@ -264,11 +759,40 @@ impl Config {
                 }
                 "forceSync" => config.force_sync = !value.trim().eq_ignore_ascii_case("no"),
                 "fsync.warningthresholdms" => config.fsync_warning_ms = parse_number(key, value)?,
+                "initLimit" => quorum_keys.init_limit = Some(parse_number(key, value)?),
+                "syncLimit" => quorum_keys.sync_limit = Some(parse_number(key, value)?),
+                "standaloneEnabled" => config.standalone_enabled = parse_strict_bool(key, value)?,
+                "quorumListenOnAllIPs" => {
+                    config.quorum_listen_on_all_ips = parse_strict_bool(key, value)?
+                }
+                "peerType" => {
+                    quorum_keys.peer_type_observer =
+                        Some(match value.to_ascii_lowercase().as_str() {
+                            "observer" => true,
+                            "participant" => false,
+                            _ => return Err(invalid(key, value, "Unrecognised peertype")),
+                        })
+                }
+                // QuorumPeerConfig: "Only 3 is supported" (fast leader election).
+                "electionAlg" => {
+                    if parse_number::<u32>(key, value)? != 3 {
+                        return Err(invalid(
+                            key,
+                            value,
+                            "only 3 (fast leader election) is supported",
+                        ));
+                    }
+                }
                 other if ACCEPTED_KEYS.contains(&other) => {}
-                other
-                    if other.starts_with("server.")
-                        || other.starts_with("group.")
-                        || other.starts_with("weight.") => {}
+                _ if key.starts_with("server.") => {
+                    // java.util.Properties: the last line with a key wins.
+                    quorum_keys
+                        .server_lines
+                        .insert(key.to_string(), value.to_string());
+                }
+                _ if key.starts_with("group") || key.starts_with("weight") => {
+                    quorum_keys.hierarchical_keys.push(key.to_string())
+                }
                 _ => config.unknown_keys.push(key.to_string()),
             }
         }
@@ -297,6 +821,9 @@ impl Config {
             client_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             client_port.unwrap_or(2181),
         );
+        quorum_keys.client_port_given = client_port.is_some();
+        let myid_text = read_myid(&config.data_dir)?;
+        setup_quorum(&mut config, quorum_keys, myid_text)?;
         Ok(config)
     }
 
@@ -435,5 +962,295 @@ mod tests {
         let config = Config::from_args(&args).unwrap_or_default();
         assert_eq!(config.client_address.port(), 3000);
         assert_eq!(config.cores, 2);
+    }
+
+    // ---- Ensemble configuration (QuorumPeerConfig, QuorumPeer.QuorumServer, ZooKeeper 3.9.3)
+
+    const ENSEMBLE: &str = "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir=/nonexistent/rk\n\
+        server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889:participant\n\
+        server.3=127.0.0.1:2890:3890:observer;127.0.0.1:2183\n";
+
+    fn with_myid(text: &str, myid: Option<&str>) -> Result<Config, ConfigError> {
+        let myid = myid.map(str::to_string);
+        Config::parse(text, &move |_: &Path| Ok(myid.clone()))
+    }
+
+    fn ok(text: &str, myid: Option<&str>) -> Config {
+        match with_myid(text, myid) {
+            Ok(config) => config,
+            Err(error) => panic!("{error}\n{text}"),
+        }
+    }
+
+    fn error(text: &str, myid: Option<&str>) -> String {
+        match with_myid(text, myid) {
+            Ok(config) => panic!("accepted: {text}\n{:?}", config.quorum),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse()
+            .unwrap_or_else(|_| panic!("bad address in test: {text}"))
+    }
+
+    #[test]
+    fn every_server_line_form_is_read() {
+        let config = ok(ENSEMBLE, Some("2\n"));
+        let quorum = config.quorum.clone().unwrap_or_else(|| panic!("no quorum"));
+        assert_eq!(quorum.my_id, 2);
+        assert_eq!((quorum.init_limit, quorum.sync_limit), (10, 5));
+        assert_eq!(quorum.participants(), vec![1, 2]);
+        assert_eq!(quorum.observers(), vec![3]);
+        let one = &quorum.servers[&1];
+        assert_eq!(one.host, "127.0.0.1");
+        assert_eq!(one.quorum_addr, addr("127.0.0.1:2888"));
+        assert_eq!(one.election_addr, addr("127.0.0.1:3888"));
+        assert!(!one.observer && one.client_addr.is_none());
+        let three = &quorum.servers[&3];
+        assert!(three.observer);
+        assert_eq!(three.client_addr, Some(addr("127.0.0.1:2183")));
+        // A bare client port means every address (QuorumServer: "0.0.0.0").
+        let config = ok(
+            &ENSEMBLE.replace("2889:3889:participant", "2889:3889;2182"),
+            Some("1"),
+        );
+        let two = &config.quorum.unwrap_or_else(|| panic!("no quorum")).servers[&2];
+        assert_eq!(two.client_addr, Some(addr("0.0.0.0:2182")));
+        assert_eq!(two.client_host.as_deref(), Some("0.0.0.0"));
+        // The type is case-insensitive; `host:1:2;` (empty client part) has no client.
+        let config = ok(
+            &ENSEMBLE.replace(":observer;127.0.0.1:2183", ":OBSERVER;"),
+            Some("1"),
+        );
+        let three = &config.quorum.unwrap_or_else(|| panic!("no quorum")).servers[&3];
+        assert!(three.observer && three.client_addr.is_none());
+    }
+
+    #[test]
+    fn ipv6_hosts_are_bracketed_and_hostnames_resolved() {
+        let text = "initLimit=5\nsyncLimit=2\nserver.1=[::1]:2888:3888;[::1]:2181\n\
+                    server.2=localhost:2889:3889\n";
+        let config = ok(text, Some("1"));
+        let quorum = config.quorum.unwrap_or_else(|| panic!("no quorum"));
+        assert_eq!(quorum.servers[&1].quorum_addr, addr("[::1]:2888"));
+        assert_eq!(quorum.servers[&1].host, "::1");
+        assert_eq!(config.client_address, addr("[::1]:2181"));
+        assert_eq!(quorum.servers[&2].host, "localhost");
+        assert!(quorum.servers[&2].quorum_addr.ip().is_loopback());
+        assert_eq!(quorum.servers[&2].quorum_addr.port(), 2889);
+    }
+
+    #[test]
+    fn unresolvable_host_is_an_error_naming_the_line() {
+        let text = ENSEMBLE.replace("server.2=127.0.0.1", "server.2=no-such-host.invalid");
+        let message = error(&text, Some("1"));
+        assert!(message.contains("server.2"), "{message}");
+        assert!(message.contains("no-such-host.invalid"), "{message}");
+    }
+
+    #[test]
+    fn standalone_unless_more_than_one_participant_or_standalone_disabled() {
+        // No server lines; one participant line (HBase's form): standalone, as ZooKeeper 3.5+.
+        assert!(ok("dataDir=/x", None).quorum.is_none());
+        let single = "initLimit=5\nsyncLimit=2\nserver.1=127.0.0.1:2888:3888\n";
+        let config = ok(single, None);
+        assert!(config.quorum.is_none());
+        assert_eq!(config.warnings.len(), 1);
+        // Lines of a standalone server are checked but not resolved.
+        assert!(ok("server.1=unresolvable.invalid:1:2", None)
+            .quorum
+            .is_none());
+        // standaloneEnabled=false turns one participant into a one-server ensemble.
+        let config = ok(&format!("standaloneEnabled=false\n{single}"), Some("1"));
+        let quorum = config.quorum.unwrap_or_else(|| panic!("no quorum"));
+        assert_eq!(quorum.participants(), vec![1]);
+        assert!(!config.standalone_enabled);
+        // ... and with no server line at all it is an error.
+        assert!(error("standaloneEnabled=false", None).contains("participant"));
+        // Observers need a quorum.
+        let observers_only = "server.1=127.0.0.1:2888:3888:observer";
+        assert!(error(observers_only, Some("1")).contains("observers"));
+        let lone_with_observer = format!("{single}server.2=127.0.0.1:2889:3889:observer\n");
+        assert!(error(&lone_with_observer, Some("1")).contains("observers"));
+        // ZooKeeper's parseBoolean is strict for these keys.
+        assert!(error("standaloneEnabled=yes", None).contains("standaloneEnabled"));
+        assert!(ok("quorumListenOnAllIPs=TRUE", None).quorum_listen_on_all_ips);
+        assert!(error("quorumListenOnAllIPs=1", None).contains("quorumListenOnAllIPs"));
+    }
+
+    #[test]
+    fn myid_is_required_parsed_and_listed_in_quorum_mode() {
+        assert!(error(ENSEMBLE, None).contains("myid file is missing"));
+        assert!(error(ENSEMBLE, Some("two")).contains("not a number"));
+        assert!(error(ENSEMBLE, Some("")).contains("not a number"));
+        assert!(error(ENSEMBLE, Some("-1")).contains("not a number"));
+        assert!(error(ENSEMBLE, Some("7")).contains("My id 7 not in the peer list"));
+        // The first line only; surrounding whitespace is tolerated.
+        let config = ok(ENSEMBLE, Some(" 3 \nsomething else\n"));
+        assert_eq!(config.quorum.map(|quorum| quorum.my_id), Some(3));
+        // ZooKeeper reads an existing myid file in standalone mode too, and fails on garbage.
+        assert!(error("dataDir=/x", Some("x")).contains("not a number"));
+        assert!(ok("dataDir=/x", Some("4")).quorum.is_none());
+    }
+
+    #[test]
+    fn myid_is_read_from_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+        let text = ENSEMBLE.replace("/nonexistent/rk", &dir.path().display().to_string());
+        assert!(Config::from_properties(&text).is_err());
+        std::fs::write(dir.path().join("myid"), "1\n").unwrap_or_else(|error| panic!("{error}"));
+        let config = Config::from_properties(&text).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(config.quorum.map(|quorum| quorum.my_id), Some(1));
+    }
+
+    #[test]
+    fn init_and_sync_limits_are_required_in_quorum_mode() {
+        // ZooKeeper has no default: checkValidity fails with "initLimit is not set".
+        let without_init = ENSEMBLE.replace("initLimit=10\n", "");
+        assert!(error(&without_init, Some("1")).contains("initLimit is not set"));
+        let zero_sync = ENSEMBLE.replace("syncLimit=5", "syncLimit=0");
+        assert!(error(&zero_sync, Some("1")).contains("syncLimit is not set"));
+        assert!(
+            error(&ENSEMBLE.replace("syncLimit=5", "syncLimit=x"), Some("1")).contains("syncLimit")
+        );
+        // Standalone does not need them.
+        assert!(ok("tickTime=100", None).quorum.is_none());
+    }
+
+    #[test]
+    fn malformed_server_lines_are_errors() {
+        let cases = [
+            ("server.x=127.0.0.1:1:2", "not a number"),
+            ("server.4=127.0.0.1:2900", "expected host"),
+            ("server.4=127.0.0.1:2900:3900:observer:5", "expected host"),
+            (
+                "server.4=127.0.0.1:2900:3900:voter",
+                "Unrecognised peertype",
+            ),
+            ("server.4=127.0.0.1:2900:2900", "must be different"),
+            ("server.4=127.0.0.1:0:3900", "bad port"),
+            ("server.4=127.0.0.1:70000:3900", "bad port"),
+            ("server.4=127.0.0.1:http:3900", "bad port"),
+            ("server.4=127.0.0.1:2900:3900;a:b:2181", "expected host"),
+            ("server.4=127.0.0.1:2900:3900;2181;2182", "expected host"),
+            ("server.4=127.0.0.1:2900:3900;x", "bad port"),
+            ("server.4=[::1:2900:3900", "expected host"),
+            ("server.4=a:1:2|b:1:2", "multiple addresses"),
+            ("server.4=:2900:3900", "no host"),
+            ("server.01=127.0.0.1:2900:3900", "also given by"),
+        ];
+        for (line, expected) in cases {
+            let message = error(&format!("{ENSEMBLE}{line}\n"), Some("1"));
+            assert!(message.contains(expected), "{line}: {message}");
+            if !line.starts_with("server.01") {
+                assert!(message.contains("server."), "{line}: {message}");
+            }
+        }
+        // The same key twice: the last one wins, as in java.util.Properties.
+        let config = ok(
+            &format!("{ENSEMBLE}server.2=127.0.0.1:2999:3999\n"),
+            Some("1"),
+        );
+        let quorum = config.quorum.unwrap_or_else(|| panic!("no quorum"));
+        assert_eq!(quorum.servers[&2].quorum_addr.port(), 2999);
+    }
+
+    #[test]
+    fn duplicate_ports_are_errors() {
+        let same_quorum_port = ENSEMBLE.replace("2889:3889", "2888:3889");
+        assert!(error(&same_quorum_port, Some("1")).contains("conflicts"));
+        let election_on_other_quorum = ENSEMBLE.replace("2889:3889", "2889:2888");
+        assert!(error(&election_on_other_quorum, Some("1")).contains("conflicts"));
+        // Own client port (clientPort, on every address) on its own quorum port.
+        let client_on_quorum = format!("{ENSEMBLE}clientPort=2888\n");
+        assert!(error(&client_on_quorum, Some("1")).contains("conflicts"));
+        // Another server's client address on someone's election port.
+        let client_on_election = ENSEMBLE.replace("127.0.0.1:2183", "127.0.0.1:3888");
+        assert!(error(&client_on_election, Some("1")).contains("conflicts"));
+        // Distinct hosts may share ports: the usual ensemble of three machines.
+        let three_hosts = "initLimit=5\nsyncLimit=2\nserver.1=127.0.0.1:2888:3888\n\
+                           server.2=127.0.0.2:2888:3888\nserver.3=127.0.0.3:2888:3888\n";
+        assert!(ok(three_hosts, Some("2")).quorum.is_some());
+    }
+
+    #[test]
+    fn own_client_port_comes_from_the_server_line() {
+        // No clientPort: the line's client address is used (QuorumPeerConfig.setupClientPort).
+        let config = ok(ENSEMBLE, Some("3"));
+        assert_eq!(config.client_address, addr("127.0.0.1:2183"));
+        // clientPort on every address with the same port agrees; a different port does not.
+        let agreeing = ok(&format!("{ENSEMBLE}clientPort=2183\n"), Some("3"));
+        assert_eq!(agreeing.client_address, addr("127.0.0.1:2183"));
+        let disagreeing = format!("{ENSEMBLE}clientPort=2184\n");
+        assert!(error(&disagreeing, Some("3")).contains("client address"));
+        let other_ip = format!("{ENSEMBLE}clientPort=2183\nclientPortAddress=127.0.0.2\n");
+        assert!(error(&other_ip, Some("3")).contains("client address"));
+        // Servers whose line has no client part keep clientPort.
+        let config = ok(&format!("{ENSEMBLE}clientPort=2182\n"), Some("1"));
+        assert_eq!(config.client_address.port(), 2182);
+    }
+
+    #[test]
+    fn peer_type_disagreeing_with_the_server_line_is_a_warning() {
+        // ZooKeeper 3.9.3 QuorumPeerConfig.setupPeerType: warns, the servers list wins.
+        let config = ok(&format!("{ENSEMBLE}peerType=observer\n"), Some("1"));
+        let quorum = config.quorum.unwrap_or_else(|| panic!("no quorum"));
+        assert!(!quorum.servers[&1].observer);
+        assert!(
+            config.warnings.iter().any(|w| w.contains("Peer type")),
+            "{:?}",
+            config.warnings
+        );
+        let config = ok(&format!("{ENSEMBLE}peerType=observer\n"), Some("3"));
+        assert!(!config.warnings.iter().any(|w| w.contains("Peer type")));
+        assert!(error("peerType=witness", None).contains("Unrecognised peertype"));
+    }
+
+    #[test]
+    fn even_ensembles_and_pairs_get_zookeepers_remarks_not_errors() {
+        let config = ok(ENSEMBLE, Some("1"));
+        assert!(config
+            .warnings
+            .iter()
+            .any(|w| w.contains("No server failure will be tolerated")));
+        let four = "initLimit=5\nsyncLimit=2\nserver.1=127.0.0.1:2881:3881\n\
+                    server.2=127.0.0.1:2882:3882\nserver.3=127.0.0.1:2883:3883\n\
+                    server.4=127.0.0.1:2884:3884\n";
+        let config = ok(four, Some("4"));
+        assert!(config.warnings.iter().any(|w| w.contains("odd number")));
+    }
+
+    #[test]
+    fn other_quorum_keys() {
+        assert!(error("electionAlg=1", None).contains("electionAlg"));
+        assert!(ok("electionAlg=3", None).unknown_keys.is_empty());
+        // Weighted/grouped quorums are refused in an ensemble, ignored standalone.
+        let grouped = format!("{ENSEMBLE}group.1=1:2:3\n");
+        assert!(error(&grouped, Some("1")).contains("hierarchical"));
+        assert!(ok("weight.1=2", None)
+            .warnings
+            .iter()
+            .any(|w| w.contains("hierarchical")));
+    }
+
+    #[test]
+    fn zab_config_carries_membership_and_limits() {
+        let quorum = ok(ENSEMBLE, Some("3"))
+            .quorum
+            .unwrap_or_else(|| panic!("no quorum"));
+        let zab = quorum.zab_config(500);
+        assert_eq!(zab.id, 3);
+        assert_eq!(
+            zab.participants.iter().copied().collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert_eq!(zab.observers.iter().copied().collect::<Vec<_>>(), vec![3]);
+        assert_eq!(
+            (zab.tick_ms, zab.init_limit_ticks, zab.sync_limit_ticks),
+            (500, 10, 5)
+        );
+        assert!(zab.is_observer());
+        assert_eq!(quorum.me().map(|me| me.id), Some(3));
     }
 }

@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
+use crate::config::{Config, QuorumServer};
+use crate::metrics::{ServerMode, ServerStats};
 use crate::net::CoreState;
 
 /// The ZooKeeper release whose client-visible behaviour ringkeeper implements; clients read
@@ -236,7 +238,19 @@ fn unsafe_free_getrlimit(limit: &mut libc::rlimit) -> bool {
 }
 
 fn server_summary(state: &CoreState, out: &mut String) {
-    let stats = &state.stats;
+    let view = state.view();
+    // ZooKeeper's DataTree keeps the root under two keys ("" and "/") and counts both.
+    out.push_str(&server_summary_text(
+        &state.stats,
+        view.zxid,
+        view.node_count() + 1,
+    ));
+}
+
+/// The lines `srvr` and `stat` share, from `Latency min/avg/max` to `Node count` (ZooKeeper's
+/// `ServerStats.toString` and `StatCommand`), with a leader's `Proposal sizes last/min/max`.
+pub fn server_summary_text(stats: &ServerStats, zxid: i64, node_count: usize) -> String {
+    let mut out = String::new();
     let (min, avg, max) = stats.latency();
     let _ = writeln!(out, "Latency min/avg/max: {min}/{avg:.1}/{max}");
     let _ = writeln!(
@@ -255,10 +269,197 @@ fn server_summary(state: &CoreState, out: &mut String) {
         "Outstanding: {}",
         stats.outstanding_requests.load(Ordering::Relaxed).max(0)
     );
-    let _ = writeln!(out, "Zxid: {:#x}", state.view().zxid);
-    let _ = writeln!(out, "Mode: standalone");
-    // ZooKeeper's DataTree keeps the root under two keys ("" and "/") and counts both.
-    let _ = writeln!(out, "Node count: {}", state.view().node_count() + 1);
+    let _ = writeln!(out, "Zxid: {zxid:#x}");
+    let mode = stats.quorum.mode();
+    let _ = writeln!(out, "Mode: {}", mode.as_str());
+    let _ = writeln!(out, "Node count: {node_count}");
+    if mode == ServerMode::Leader {
+        let quorum = &stats.quorum;
+        let _ = writeln!(
+            out,
+            "Proposal sizes last/min/max: {}/{}/{}",
+            quorum.proposal_bytes_last.load(Ordering::Relaxed),
+            quorum.proposal_bytes_min.load(Ordering::Relaxed),
+            quorum.proposal_bytes_max.load(Ordering::Relaxed)
+        );
+    }
+    out
+}
+
+/// ZooKeeper's `AbstractFourLetterCommand.ZK_NOT_SERVING`.
+pub const ZK_NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
+
+/// The answer of a word while the server is not serving (looking for a leader), or `None`
+/// when the word answers as usual. ZooKeeper 3.9.3: the commands that check
+/// `isZKServerRunning()` (stat, srvr, mntr, cons, crst, srst, conf, dump, dirs, wchs, wchc,
+/// wchp) print ZK_NOT_SERVING; isro prints `null`; ruok (imok) and envi do not check.
+/// Checked against a 3.8.0 ensemble that lost its quorum.
+pub fn not_serving_answer(word: &str) -> Option<String> {
+    match word {
+        "srvr" | "stat" | "mntr" | "cons" | "crst" | "srst" | "conf" | "dump" | "dirs" | "wchs"
+        | "wchc" | "wchp" => Some(format!("{ZK_NOT_SERVING}\n")),
+        "isro" => Some("null".into()),
+        _ => None,
+    }
+}
+
+/// `host:quorumPort:electionPort:type[;clientHost:clientPort]`, as ZooKeeper's
+/// `QuorumServer.toString` prints a member (IPv6 hosts in brackets).
+fn member_line(server: &QuorumServer) -> String {
+    let bracketed = |host: &str| {
+        if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        }
+    };
+    let mut line = format!(
+        "{}:{}:{}:{}",
+        bracketed(&server.host),
+        server.quorum_addr.port(),
+        server.election_addr.port(),
+        if server.observer {
+            "observer"
+        } else {
+            "participant"
+        }
+    );
+    if let (Some(host), Some(client)) = (&server.client_host, server.client_addr) {
+        let _ = write!(line, ";{}:{}", bracketed(host), client.port());
+    }
+    line
+}
+
+/// `conf` (ZooKeeperServer.dumpConf, and QuorumZooKeeperServer.dumpConf in an ensemble: the
+/// limits, ports, `peerType` as LearnerType's ordinal (0 participant, 1 observer) and the
+/// membership, which ends without a newline after `version=0`, as ZooKeeper's does).
+pub fn conf_text(config: &Config, data_dir_bytes: u64, data_log_bytes: u64) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "clientPort={}", config.client_address.port());
+    let _ = writeln!(out, "secureClientPort=-1");
+    let _ = writeln!(out, "dataDir={}", config.data_dir.display());
+    let _ = writeln!(out, "dataDirSize={data_dir_bytes}");
+    let _ = writeln!(out, "dataLogDir={}", config.data_log_dir.display());
+    let _ = writeln!(out, "dataLogSize={data_log_bytes}");
+    let _ = writeln!(out, "tickTime={}", config.tick_time_ms);
+    let _ = writeln!(
+        out,
+        "maxClientCnxns={}",
+        config.limits.connections_per_ip_max
+    );
+    let _ = writeln!(out, "minSessionTimeout={}", config.min_session_timeout_ms);
+    let _ = writeln!(out, "maxSessionTimeout={}", config.max_session_timeout_ms);
+    let _ = writeln!(out, "clientPortListenBacklog=-1");
+    let Some(quorum) = &config.quorum else {
+        let _ = writeln!(out, "serverId=0");
+        return out;
+    };
+    let _ = writeln!(out, "serverId={}", quorum.my_id);
+    let _ = writeln!(out, "initLimit={}", quorum.init_limit);
+    let _ = writeln!(out, "syncLimit={}", quorum.sync_limit);
+    let _ = writeln!(out, "electionAlg=3");
+    if let Some(me) = quorum.me() {
+        let _ = writeln!(out, "electionPort={}", me.election_addr.port());
+        let _ = writeln!(out, "quorumPort={}", me.quorum_addr.port());
+        let _ = writeln!(out, "peerType={}", u8::from(me.observer));
+    }
+    out.push_str("membership: \n");
+    for server in quorum.servers.values() {
+        let _ = writeln!(out, "server.{}={}", server.id, member_line(server));
+    }
+    out.push_str("version=0");
+    out
+}
+
+/// `zk_server_state`, and in an ensemble `zk_peer_state` (QuorumPeer.getDetailedPeerState:
+/// a serving member is past synchronisation, so `... - broadcast`) and an observer's
+/// `zk_observer_master_id` (its leader: ringkeeper has no observer masters).
+pub fn state_rows(stats: &ServerStats) -> Vec<(&'static str, String)> {
+    let quorum = &stats.quorum;
+    let mode = quorum.mode();
+    let mut rows = vec![("zk_server_state", mode.as_str().to_string())];
+    let peer_state = match mode {
+        ServerMode::Leader => "leading - broadcast",
+        ServerMode::Follower => "following - broadcast",
+        ServerMode::Observer => "observing - broadcast",
+        ServerMode::Standalone | ServerMode::Looking => return rows,
+    };
+    rows.push(("zk_peer_state", peer_state.into()));
+    if mode == ServerMode::Observer {
+        rows.push((
+            "zk_observer_master_id",
+            quorum.leader_id.load(Ordering::Relaxed).to_string(),
+        ));
+    }
+    rows
+}
+
+/// The ensemble gauges of `mntr`: `zk_quorum_size` and the election-time summary for every
+/// member; on a leader, LeaderZooKeeperServer's gauges in their registration order; on a
+/// follower, `zk_synced_observers` (3.9's FollowerZooKeeperServer; always 0 here, as
+/// ringkeeper's followers are not observer masters). Nothing in standalone mode.
+pub fn quorum_rows(stats: &ServerStats, now_ms: i64) -> Vec<(&'static str, String)> {
+    let quorum = &stats.quorum;
+    let load = |value: &std::sync::atomic::AtomicUsize| value.load(Ordering::Relaxed).to_string();
+    let mode = quorum.mode();
+    if matches!(mode, ServerMode::Standalone | ServerMode::Looking) {
+        return Vec::new();
+    }
+    let mut rows = vec![("zk_quorum_size", load(&quorum.quorum_size))];
+    match mode {
+        ServerMode::Leader => {
+            let started_ms = quorum.leader_started_ms.load(Ordering::Relaxed);
+            let uptime_ms = if started_ms > 0 {
+                (now_ms - started_ms).max(0)
+            } else {
+                0
+            };
+            rows.extend([
+                ("zk_learners", load(&quorum.learners)),
+                ("zk_synced_followers", load(&quorum.synced_followers)),
+                (
+                    "zk_synced_non_voting_followers",
+                    load(&quorum.synced_non_voting_followers),
+                ),
+                ("zk_synced_observers", load(&quorum.synced_observers)),
+                ("zk_pending_syncs", load(&quorum.pending_syncs)),
+                ("zk_leader_uptime", uptime_ms.to_string()),
+                (
+                    "zk_last_proposal_size",
+                    quorum
+                        .proposal_bytes_last
+                        .load(Ordering::Relaxed)
+                        .to_string(),
+                ),
+                (
+                    "zk_max_proposal_size",
+                    quorum
+                        .proposal_bytes_max
+                        .load(Ordering::Relaxed)
+                        .to_string(),
+                ),
+                (
+                    "zk_min_proposal_size",
+                    quorum
+                        .proposal_bytes_min
+                        .load(Ordering::Relaxed)
+                        .to_string(),
+                ),
+            ]);
+        }
+        ServerMode::Follower => rows.push(("zk_synced_observers", "0".into())),
+        _ => {}
+    }
+    let (count, avg, min, max, sum) = quorum.election_summary();
+    // AvgMinMaxCounter: avg as a Java double, the rest as longs.
+    rows.extend([
+        ("zk_avg_election_time", format!("{avg:?}")),
+        ("zk_min_election_time", min.to_string()),
+        ("zk_max_election_time", max.to_string()),
+        ("zk_cnt_election_time", count.to_string()),
+        ("zk_sum_election_time", sum.to_string()),
+    ]);
+    rows
 }
 
 fn connection_line(info: &ConnInfo, detailed: bool) -> String {
@@ -292,6 +493,11 @@ pub async fn answer(state: &Rc<CoreState>, word: &str, _conn_id: u64) -> String 
     let config = &state.config;
     if !config.four_letter_word_enabled(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
+    }
+    if !state.stats.quorum.mode().is_serving() {
+        if let Some(text) = not_serving_answer(word) {
+            return text;
+        }
     }
     let mut out = String::new();
     match word {
@@ -330,24 +536,11 @@ pub async fn answer(state: &Rc<CoreState>, word: &str, _conn_id: u64) -> String 
             state.stats.reset();
             out.push_str("Server stats reset.\n");
         }
-        "conf" => {
-            let _ = writeln!(out, "clientPort={}", config.client_address.port());
-            let _ = writeln!(out, "secureClientPort=-1");
-            let _ = writeln!(out, "dataDir={}", config.data_dir.display());
-            let _ = writeln!(out, "dataDirSize={}", directory_size(&config.data_dir));
-            let _ = writeln!(out, "dataLogDir={}", config.data_log_dir.display());
-            let _ = writeln!(out, "dataLogSize={}", directory_size(&config.data_log_dir));
-            let _ = writeln!(out, "tickTime={}", config.tick_time_ms);
-            let _ = writeln!(
-                out,
-                "maxClientCnxns={}",
-                config.limits.connections_per_ip_max
-            );
-            let _ = writeln!(out, "minSessionTimeout={}", config.min_session_timeout_ms);
-            let _ = writeln!(out, "maxSessionTimeout={}", config.max_session_timeout_ms);
-            let _ = writeln!(out, "clientPortListenBacklog=-1");
-            let _ = writeln!(out, "serverId=0");
-        }
+        "conf" => out.push_str(&conf_text(
+            config,
+            directory_size(&config.data_dir),
+            directory_size(&config.data_log_dir),
+        )),
         "envi" => {
             out.push_str("Environment:\n");
             let _ = writeln!(out, "zookeeper.version={}", version_string());
@@ -482,9 +675,8 @@ pub async fn answer(state: &Rc<CoreState>, word: &str, _conn_id: u64) -> String 
                 .iter()
                 .map(|answer| answer.watch_count)
                 .sum();
-            let rows: Vec<(&str, String)> = vec![
+            let mut rows: Vec<(&str, String)> = vec![
                 ("zk_version", version_string()),
-                ("zk_server_state", "standalone".into()),
                 (
                     "zk_ephemerals_count",
                     view.ephemeral_node_count().to_string(),
@@ -544,6 +736,15 @@ pub async fn answer(state: &Rc<CoreState>, word: &str, _conn_id: u64) -> String 
                     stats.log_records.load(Ordering::Relaxed).to_string(),
                 ),
             ];
+            // ZooKeeper prints its dumpMonitorValues (version, states) before the metrics.
+            for (index, row) in state_rows(stats).into_iter().enumerate() {
+                rows.insert(1 + index, row);
+            }
+            let ringkeeper_rows = rows.len() - 2;
+            rows.splice(
+                ringkeeper_rows..ringkeeper_rows,
+                quorum_rows(stats, wall_clock_ms()),
+            );
             for (key, value) in rows {
                 let _ = writeln!(out, "{key}\t{value}");
             }
@@ -565,5 +766,167 @@ mod tests {
         // 2026-11-22T03:02:06Z, as printed by ZooKeeper's dump.
         assert_eq!(java_date(1_795_316_526_000), "Sun Nov 22 03:02:06 UTC 2026");
         assert_eq!(java_date(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
+    }
+
+    fn ensemble_config(myid: &str) -> Config {
+        let text = "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir=/nonexistent/rk\n\
+            server.1=127.0.0.1:42881:43881\nserver.2=127.0.0.1:42882:43882\n\
+            server.3=127.0.0.1:42883:43883:participant;127.0.0.1:42183\n\
+            server.4=[::1]:42884:43884:observer;42184\n";
+        let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+        let text = text.replace("/nonexistent/rk", &dir.path().display().to_string());
+        std::fs::write(dir.path().join("myid"), myid).unwrap_or_else(|error| panic!("{error}"));
+        Config::from_properties(&text).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    #[test]
+    fn srvr_mode_line_follows_the_server_mode() {
+        let stats = ServerStats::default();
+        let text = server_summary_text(&stats, 0x1_0000_0000, 5);
+        assert!(
+            text.contains("Zxid: 0x100000000\nMode: standalone\nNode count: 5\n"),
+            "{text}"
+        );
+        assert!(!text.contains("Proposal sizes"));
+        stats.quorum.set_mode(ServerMode::Follower);
+        assert!(server_summary_text(&stats, 0, 5).contains("\nMode: follower\n"));
+        stats.quorum.set_mode(ServerMode::Observer);
+        assert!(server_summary_text(&stats, 0, 5).contains("\nMode: observer\n"));
+        // A leader adds its proposal sizes (StatCommand), -1/-1/-1 before the first.
+        stats.quorum.set_mode(ServerMode::Leader);
+        let text = server_summary_text(&stats, 0, 5);
+        assert!(
+            text.ends_with("Mode: leader\nNode count: 5\nProposal sizes last/min/max: -1/-1/-1\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_looking_server_is_not_serving() {
+        let expected = format!("{ZK_NOT_SERVING}\n");
+        for word in [
+            "srvr", "stat", "mntr", "cons", "crst", "srst", "conf", "dump", "dirs", "wchs", "wchc",
+            "wchp",
+        ] {
+            assert_eq!(
+                not_serving_answer(word).as_deref(),
+                Some(expected.as_str()),
+                "{word}"
+            );
+        }
+        assert_eq!(not_serving_answer("isro").as_deref(), Some("null"));
+        assert_eq!(not_serving_answer("ruok"), None);
+        assert_eq!(not_serving_answer("envi"), None);
+        assert_eq!(
+            expected,
+            "This ZooKeeper instance is not currently serving requests\n"
+        );
+    }
+
+    #[test]
+    fn mntr_state_rows_in_each_mode() {
+        let stats = ServerStats::default();
+        assert_eq!(
+            state_rows(&stats),
+            vec![("zk_server_state", "standalone".to_string())]
+        );
+        assert!(quorum_rows(&stats, 0).is_empty());
+        stats.quorum.set_mode(ServerMode::Follower);
+        stats.quorum.quorum_size.store(3, Ordering::Relaxed);
+        stats.quorum.record_election(497);
+        assert_eq!(
+            state_rows(&stats),
+            vec![
+                ("zk_server_state", "follower".to_string()),
+                ("zk_peer_state", "following - broadcast".to_string()),
+            ]
+        );
+        let keys: Vec<String> = quorum_rows(&stats, 0)
+            .into_iter()
+            .map(|(key, value)| format!("{key}\t{value}"))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "zk_quorum_size\t3",
+                "zk_synced_observers\t0",
+                "zk_avg_election_time\t497.0",
+                "zk_min_election_time\t497",
+                "zk_max_election_time\t497",
+                "zk_cnt_election_time\t1",
+                "zk_sum_election_time\t497",
+            ]
+        );
+        stats.quorum.set_mode(ServerMode::Observer);
+        stats.quorum.leader_id.store(3, Ordering::Relaxed);
+        assert_eq!(
+            state_rows(&stats)[1..],
+            [
+                ("zk_peer_state", "observing - broadcast".to_string()),
+                ("zk_observer_master_id", "3".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn mntr_leader_rows_carry_the_leader_gauges() {
+        let stats = ServerStats::default();
+        let quorum = &stats.quorum;
+        quorum.set_mode(ServerMode::Leader);
+        quorum.quorum_size.store(3, Ordering::Relaxed);
+        quorum.learners.store(3, Ordering::Relaxed);
+        quorum.synced_followers.store(2, Ordering::Relaxed);
+        quorum.synced_observers.store(1, Ordering::Relaxed);
+        quorum.pending_syncs.store(4, Ordering::Relaxed);
+        quorum.leader_started_ms.store(1_000, Ordering::Relaxed);
+        quorum.record_proposal_bytes(120);
+        let rows: Vec<String> = quorum_rows(&stats, 47_020)
+            .into_iter()
+            .map(|(key, value)| format!("{key}\t{value}"))
+            .collect();
+        assert_eq!(
+            rows[..10],
+            [
+                "zk_quorum_size\t3",
+                "zk_learners\t3",
+                "zk_synced_followers\t2",
+                "zk_synced_non_voting_followers\t0",
+                "zk_synced_observers\t1",
+                "zk_pending_syncs\t4",
+                "zk_leader_uptime\t46020",
+                "zk_last_proposal_size\t120",
+                "zk_max_proposal_size\t120",
+                "zk_min_proposal_size\t120",
+            ]
+        );
+        assert_eq!(rows[10], "zk_avg_election_time\t0.0");
+        assert_eq!(
+            state_rows(&stats)[1],
+            ("zk_peer_state", "leading - broadcast".to_string())
+        );
+    }
+
+    #[test]
+    fn conf_in_standalone_and_ensemble_modes() {
+        let standalone = conf_text(&Config::default(), 1, 2);
+        assert!(
+            standalone.ends_with("clientPortListenBacklog=-1\nserverId=0\n"),
+            "{standalone}"
+        );
+        assert!(!standalone.contains("initLimit"));
+        // As a 3.8.0 ensemble answers (server 3 of three, plus an IPv6 observer here).
+        let config = ensemble_config("3\n");
+        let text = conf_text(&config, 613, 613);
+        let expected_tail = "clientPortListenBacklog=-1\nserverId=3\ninitLimit=10\nsyncLimit=5\n\
+            electionAlg=3\nelectionPort=43883\nquorumPort=42883\npeerType=0\nmembership: \n\
+            server.1=127.0.0.1:42881:43881:participant\n\
+            server.2=127.0.0.1:42882:43882:participant\n\
+            server.3=127.0.0.1:42883:43883:participant;127.0.0.1:42183\n\
+            server.4=[::1]:42884:43884:observer;0.0.0.0:42184\nversion=0";
+        assert!(text.ends_with(expected_tail), "{text}");
+        assert!(text.starts_with("clientPort=42183\n"), "{text}");
+        let observer = conf_text(&ensemble_config("4"), 0, 0);
+        assert!(observer.contains("\nserverId=4\n"), "{observer}");
+        assert!(observer.contains("\nelectionPort=43884\nquorumPort=42884\npeerType=1\n"));
     }
 }

@@ -1,7 +1,7 @@
 //! Server-wide counters for the four-letter words and `mntr`. Plain atomics: every core and
 //! the pipeline update them without locks; readers see a value that is at most slightly stale.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -28,6 +28,8 @@ pub struct ServerStats {
     /// Group-commit batches and records made durable (mntr: the achieved batch size).
     pub log_batches: AtomicU64,
     pub log_records: AtomicU64,
+    /// The server's role in an ensemble and the leader's figures, set by the pipeline.
+    pub quorum: QuorumStats,
     /// Sessions by expiry deadline (wall-clock ms), refreshed by the session owner about once
     /// a second, for `dump`. Admin data only: never touched on the request path.
     session_sets: Mutex<Vec<(i64, Vec<i64>)>>,
@@ -54,6 +56,7 @@ impl Default for ServerStats {
             watch_count: AtomicUsize::new(0),
             log_batches: AtomicU64::new(0),
             log_records: AtomicU64::new(0),
+            quorum: QuorumStats::default(),
             session_sets: Mutex::new(Vec::new()),
         }
     }
@@ -103,5 +106,223 @@ impl ServerStats {
         self.latency_total_ms.store(0, Ordering::Relaxed);
         self.latency_min_ms.store(u64::MAX, Ordering::Relaxed);
         self.latency_max_ms.store(0, Ordering::Relaxed);
+    }
+}
+
+/// What a server is doing, as `srvr`/`stat` (`Mode:`) and `mntr` (`zk_server_state`) report
+/// it. ZooKeeper's `ServerStats.getServerState` gives the serving server's `getState()`:
+/// `standalone`, `leader`, `follower`, `observer`; a looking server is not serving and the
+/// four-letter words say so instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerMode {
+    Standalone,
+    Looking,
+    Leader,
+    Follower,
+    Observer,
+}
+
+impl ServerMode {
+    /// ZooKeeper's name for the state (`Mode: leader`, `zk_server_state\tleader`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerMode::Standalone => "standalone",
+            ServerMode::Looking => "looking",
+            ServerMode::Leader => "leader",
+            ServerMode::Follower => "follower",
+            ServerMode::Observer => "observer",
+        }
+    }
+
+    /// Whether clients are served (ZooKeeper's `zkServer.isRunning()` for the 4lw).
+    pub fn is_serving(self) -> bool {
+        self != ServerMode::Looking
+    }
+}
+
+impl From<ServerMode> for u8 {
+    fn from(mode: ServerMode) -> u8 {
+        match mode {
+            ServerMode::Standalone => 0,
+            ServerMode::Looking => 1,
+            ServerMode::Leader => 2,
+            ServerMode::Follower => 3,
+            ServerMode::Observer => 4,
+        }
+    }
+}
+
+impl From<u8> for ServerMode {
+    /// An unknown value reads as `Looking` (not serving): only [`QuorumStats::set_mode`]
+    /// stores, so it cannot happen, and claiming to serve would be the worse mistake.
+    fn from(value: u8) -> ServerMode {
+        match value {
+            0 => ServerMode::Standalone,
+            2 => ServerMode::Leader,
+            3 => ServerMode::Follower,
+            4 => ServerMode::Observer,
+            _ => ServerMode::Looking,
+        }
+    }
+}
+
+/// Ensemble figures for the four-letter words. The pipeline (which owns the ZAB peer) stores
+/// them; readers may see them slightly stale. Names follow ZooKeeper's `mntr` gauges
+/// (LeaderZooKeeperServer.registerMetrics, QuorumPeer).
+#[derive(Debug)]
+pub struct QuorumStats {
+    /// A [`ServerMode`] as u8; read and written through [`QuorumStats::mode`] and
+    /// [`QuorumStats::set_mode`].
+    pub mode: AtomicU8,
+    /// Leader: learners connected (`zk_learners`, `Leader.getLearners`).
+    pub learners: AtomicUsize,
+    /// Leader: synced voting followers (`zk_synced_followers`, `getForwardingFollowers`).
+    pub synced_followers: AtomicUsize,
+    /// Leader: synced followers that do not vote (`zk_synced_non_voting_followers`).
+    pub synced_non_voting_followers: AtomicUsize,
+    /// Leader: synced observers (`zk_synced_observers`).
+    pub synced_observers: AtomicUsize,
+    /// Leader: `sync` requests waiting for their commit (`zk_pending_syncs`).
+    pub pending_syncs: AtomicUsize,
+    /// Voting members of the ensemble (`zk_quorum_size`, `QuorumPeer.getQuorumSize`: the
+    /// number of participants, not the majority).
+    pub quorum_size: AtomicUsize,
+    /// The current leader's server id; 0 = none known.
+    pub leader_id: AtomicU64,
+    /// How long the last election took, in ms (the last `zk_*_election_time` sample).
+    pub election_time_ms: AtomicU64,
+    /// Elections completed, and their total, minimum and maximum duration (ZooKeeper's
+    /// `election_time` summary: `zk_avg/min/max/cnt/sum_election_time`).
+    pub election_count: AtomicU64,
+    pub election_time_total_ms: AtomicU64,
+    pub election_time_min_ms: AtomicU64,
+    pub election_time_max_ms: AtomicU64,
+    /// Leader: when it started leading, in ms since the Unix epoch; 0 = not leading
+    /// (`zk_leader_uptime` is now minus this).
+    pub leader_started_ms: AtomicI64,
+    /// Leader: size in bytes of the last, smallest and largest proposal sent; -1 = none yet
+    /// (ZooKeeper's `BufferStats`: `Proposal sizes last/min/max` in `stat`,
+    /// `zk_last/min/max_proposal_size` in `mntr`).
+    pub proposal_bytes_last: AtomicI64,
+    pub proposal_bytes_min: AtomicI64,
+    pub proposal_bytes_max: AtomicI64,
+}
+
+impl Default for QuorumStats {
+    fn default() -> Self {
+        QuorumStats {
+            mode: AtomicU8::new(ServerMode::Standalone.into()),
+            learners: AtomicUsize::new(0),
+            synced_followers: AtomicUsize::new(0),
+            synced_non_voting_followers: AtomicUsize::new(0),
+            synced_observers: AtomicUsize::new(0),
+            pending_syncs: AtomicUsize::new(0),
+            quorum_size: AtomicUsize::new(0),
+            leader_id: AtomicU64::new(0),
+            election_time_ms: AtomicU64::new(0),
+            election_count: AtomicU64::new(0),
+            election_time_total_ms: AtomicU64::new(0),
+            election_time_min_ms: AtomicU64::new(u64::MAX),
+            election_time_max_ms: AtomicU64::new(0),
+            leader_started_ms: AtomicI64::new(0),
+            proposal_bytes_last: AtomicI64::new(-1),
+            proposal_bytes_min: AtomicI64::new(-1),
+            proposal_bytes_max: AtomicI64::new(-1),
+        }
+    }
+}
+
+impl QuorumStats {
+    pub fn mode(&self) -> ServerMode {
+        ServerMode::from(self.mode.load(Ordering::Relaxed))
+    }
+
+    pub fn set_mode(&self, mode: ServerMode) {
+        self.mode.store(mode.into(), Ordering::Relaxed);
+    }
+
+    /// Records a finished election of `duration_ms`.
+    pub fn record_election(&self, duration_ms: u64) {
+        self.election_time_ms.store(duration_ms, Ordering::Relaxed);
+        self.election_count.fetch_add(1, Ordering::Relaxed);
+        self.election_time_total_ms
+            .fetch_add(duration_ms, Ordering::Relaxed);
+        self.election_time_min_ms
+            .fetch_min(duration_ms, Ordering::Relaxed);
+        self.election_time_max_ms
+            .fetch_max(duration_ms, Ordering::Relaxed);
+    }
+
+    /// (count, avg, min, max, sum) of election durations in ms; zeros before the first.
+    pub fn election_summary(&self) -> (u64, f64, u64, u64, u64) {
+        let count = self.election_count.load(Ordering::Relaxed);
+        if count == 0 {
+            return (0, 0.0, 0, 0, 0);
+        }
+        let total = self.election_time_total_ms.load(Ordering::Relaxed);
+        (
+            count,
+            total as f64 / count as f64,
+            self.election_time_min_ms.load(Ordering::Relaxed),
+            self.election_time_max_ms.load(Ordering::Relaxed),
+            total,
+        )
+    }
+
+    /// Records the size of a proposal the leader sent.
+    pub fn record_proposal_bytes(&self, bytes: i64) {
+        self.proposal_bytes_last.store(bytes, Ordering::Relaxed);
+        let _ = self
+            .proposal_bytes_min
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |min| {
+                (min < 0 || bytes < min).then_some(bytes)
+            });
+        self.proposal_bytes_max.fetch_max(bytes, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_mode_round_trips_through_u8_and_defaults_to_standalone() {
+        let stats = ServerStats::default();
+        assert_eq!(stats.quorum.mode(), ServerMode::Standalone);
+        for mode in [
+            ServerMode::Standalone,
+            ServerMode::Looking,
+            ServerMode::Leader,
+            ServerMode::Follower,
+            ServerMode::Observer,
+        ] {
+            assert_eq!(ServerMode::from(u8::from(mode)), mode);
+            stats.quorum.set_mode(mode);
+            assert_eq!(stats.quorum.mode(), mode);
+            assert_eq!(mode.is_serving(), mode != ServerMode::Looking);
+        }
+        assert_eq!(ServerMode::from(200), ServerMode::Looking);
+        assert_eq!(ServerMode::Follower.as_str(), "follower");
+    }
+
+    #[test]
+    fn election_and_proposal_figures_summarise_like_zookeeper() {
+        let quorum = QuorumStats::default();
+        assert_eq!(quorum.election_summary(), (0, 0.0, 0, 0, 0));
+        quorum.record_election(300);
+        quorum.record_election(100);
+        assert_eq!(quorum.election_summary(), (2, 200.0, 100, 300, 400));
+        assert_eq!(quorum.election_time_ms.load(Ordering::Relaxed), 100);
+        // BufferStats starts at -1/-1/-1.
+        assert_eq!(quorum.proposal_bytes_min.load(Ordering::Relaxed), -1);
+        quorum.record_proposal_bytes(50);
+        quorum.record_proposal_bytes(20);
+        quorum.record_proposal_bytes(80);
+        let figures = [
+            quorum.proposal_bytes_last.load(Ordering::Relaxed),
+            quorum.proposal_bytes_min.load(Ordering::Relaxed),
+            quorum.proposal_bytes_max.load(Ordering::Relaxed),
+        ];
+        assert_eq!(figures, [80, 20, 80]);
     }
 }
