@@ -72,4 +72,3 @@ pub enum Forwarded {
         auth: Vec<Id>,
     },
 }
-
