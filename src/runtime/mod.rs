@@ -18,8 +18,7 @@ use crate::net::{accept_loop, touch_report_interval, ConnectionCounts, CoreShare
 use crate::pipeline::driver::{LogChannels, Pipeline, PipelineInput, PipelineStart, Snapshots};
 use crate::storage::uring::UringStorage;
 use crate::storage::{load_or_create_secret, DiskStorage, Storage};
-use crate::tree::TreeVersion;
-use crate::txnlog::recovery::{recover, replay};
+use crate::txnlog::load::{load_state, LoadedState};
 use crate::txnlog::writer::{LogWriter, WriterSettings};
 
 /// Bounds of one group-commit batch: records and (approximate) bytes.
@@ -85,55 +84,31 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
         .create_dir_all(&config.data_log_dir)
         .map_err(storage_error)?;
     let secret = load_or_create_secret(&*storage, &config.data_dir).map_err(storage_error)?;
-    // The newest valid snapshot is the tree's base, mapped and read in place; an older one
-    // is used when the newest fails validation.
-    let newest = crate::snapshot::newest_valid(&config.data_dir)
-        .map_err(|error| RuntimeError::Storage(error.to_string()))?;
-    for rejected in &newest.rejected {
-        warn!(
-            "snapshot {} is not usable ({}); falling back to an older one",
-            rejected.path.display(),
-            rejected.error
-        );
-    }
-    let (mut tree, snapshot_zxid, snapshot_sessions) = match newest.snapshot {
-        Some(snapshot) => {
-            let zxid = snapshot.zxid();
-            let sessions: std::collections::BTreeMap<i64, i32> = snapshot
-                .sessions()
-                .into_iter()
-                .map(|record| (record.session_id, record.timeout_ms))
-                .collect();
-            info!(
-                "mapped snapshot {} at zxid {zxid:#x} ({} znodes)",
-                snapshot.path().display(),
-                snapshot.node_count()
-            );
-            (
-                TreeVersion::from_snapshot(Arc::new(snapshot)),
-                zxid,
-                sessions,
-            )
-        }
-        None => (TreeVersion::new(), 0, Default::default()),
-    };
-    let recovered = recover(
+    // The newest valid snapshot is the tree's base, mapped and read in place (an older one
+    // is used when the newest fails validation), with the log after it replayed.
+    let loaded = load_state(
         &*storage,
+        &config.data_dir,
         &config.data_log_dir,
-        snapshot_zxid,
         LOG_BATCH_BYTES_MAX,
+        None,
     )
-    .map_err(|error| RuntimeError::Storage(error.to_string()))?;
-    for repair in &recovered.repairs {
+    .map_err(RuntimeError::Storage)?;
+    for repair in &loaded.repairs {
         warn!("log recovery: {repair}");
     }
-    let sessions = replay(&mut tree, &recovered.records, snapshot_sessions)
-        .map_err(|error| RuntimeError::Storage(format!("replaying the log: {error}")))?;
+    let LoadedState {
+        tree,
+        sessions,
+        records,
+        tail,
+        ..
+    } = loaded;
     info!(
         "recovered zxid {:#x} from {}: {} transactions replayed, {} sessions open, in {} ms",
         tree.zxid,
         config.data_log_dir.display(),
-        recovered.records.len(),
+        records.len(),
         sessions.len(),
         started.elapsed().as_millis()
     );
@@ -155,7 +130,6 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     // are opened on its own thread, where their io_uring lives.
     let writer_core = (cores < available).then_some(cores);
     let (opened_sender, opened) = std::sync::mpsc::channel::<Result<(), String>>();
-    let tail = recovered.tail;
     let writer_thread = std::thread::Builder::new()
         .name("log-writer".into())
         .spawn(move || {

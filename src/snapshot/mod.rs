@@ -3,7 +3,8 @@
 //! recovery").
 //!
 //! - `format` [pure]: the file format, its validation and the in-place view of an archive;
-//! - `writer` [io]: write a snapshot durably (temp file, fsync, rename, directory fsync) and
+//! - `writer` [io]: encode a snapshot to bytes (also ZAB's SNAP payload), write it durably
+//!   (temp file, fsync, rename, directory fsync), install one received from a leader, and
 //!   retention;
 //! - `mmap` [io]: map a snapshot read-only and serve lookups from it; the one unsafe corner.
 
@@ -13,7 +14,7 @@ pub mod writer;
 
 pub use format::{SessionRecord, SnapshotError};
 pub use mmap::{newest_valid, MappedSnapshot, NewestValid, Rejected};
-pub use writer::{list_snapshots, retain, write_snapshot};
+pub use writer::{encode_snapshot, install_snapshot, list_snapshots, retain, write_snapshot};
 
 #[cfg(test)]
 mod tests;

@@ -695,3 +695,79 @@ fn measure_open_of_a_million_nodes() {
         eprintln!("100k base lookups {:?} ({found} found)", started.elapsed());
     }
 }
+
+/// ZAB's SNAP: the leader's `encode_snapshot` bytes, installed by a learner, give the
+/// learner exactly the leader's tree and sessions (ZooKeeper's `Learner.syncWithLeader`
+/// deserialises the leader's snapshot into its DataTree).
+#[test]
+fn installed_snapshot_bytes_give_the_same_tree() {
+    let tree = every_kind_tree();
+    let bytes = super::encode_snapshot(&tree, &sessions()).expect("encode");
+    let source = tempfile::tempdir().expect("tempdir");
+    let written = write_snapshot(source.path(), &tree, &sessions()).expect("write");
+    assert_eq!(
+        std::fs::read(&written).expect("read"),
+        bytes,
+        "encode_snapshot gives exactly the bytes write_snapshot writes"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A newer snapshot of a replaced history is removed; an older one stays.
+    let mut newer_tree = tree.clone();
+    add(&mut newer_tree, "/diverged", None, acl::open_acl(), 0);
+    let newer = write_snapshot(dir.path(), &newer_tree, &[]).expect("write");
+    let mut older_tree = TreeVersion::new();
+    add(&mut older_tree, "/old", None, acl::open_acl(), 0);
+    let older = write_snapshot(dir.path(), &older_tree, &[]).expect("write");
+    let path = super::install_snapshot(dir.path(), &bytes).expect("install");
+    assert_eq!(path, dir.path().join(format::snapshot_name(tree.zxid)));
+    assert!(!newer.exists() && older.exists());
+    let snapshot = MappedSnapshot::open(&path).expect("open");
+    let mut expected = sessions();
+    expected.sort();
+    assert_eq!(snapshot.sessions(), expected);
+    let installed = TreeVersion::from_snapshot(Arc::new(snapshot));
+    assert_eq!(observe(&installed), observe(&tree));
+    let found = newest_valid(dir.path()).expect("scan");
+    assert_eq!(found.snapshot.map(|s| s.zxid()), Some(tree.zxid));
+}
+
+#[test]
+fn damaged_snapshot_bytes_are_refused_and_nothing_is_written() {
+    let tree = every_kind_tree();
+    let bytes = super::encode_snapshot(&tree, &sessions()).expect("encode");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut newer_tree = tree.clone();
+    add(&mut newer_tree, "/kept", None, acl::open_acl(), 0);
+    let newer = write_snapshot(dir.path(), &newer_tree, &[]).expect("write");
+    let listing = || {
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|entry| entry.expect("entry").file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing();
+    let mut cases: Vec<Vec<u8>> = vec![Vec::new(), bytes[..bytes.len() - 1].to_vec()];
+    let mut extended = bytes.clone();
+    extended.push(0);
+    cases.push(extended);
+    for at in [
+        0,
+        9,
+        17,
+        61,
+        format::HEADER_BYTES + 3,
+        bytes.len() / 2,
+        bytes.len() - 2,
+    ] {
+        let mut flipped = bytes.clone();
+        flipped[at] ^= 0x40;
+        cases.push(flipped);
+    }
+    for case in cases {
+        assert!(super::install_snapshot(dir.path(), &case).is_err());
+        assert_eq!(listing(), before, "a refused snapshot changes nothing");
+    }
+    assert!(newer.exists());
+}

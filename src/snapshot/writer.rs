@@ -19,6 +19,22 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> SnapshotError + '_ {
     }
 }
 
+/// The bytes of a snapshot of `tree` (base and delta merged) and `sessions` (the sessions
+/// live at `tree.zxid`): header then body, exactly what [`write_snapshot`] writes to the file.
+/// This is also the payload a ZAB leader sends a learner in SNAP.
+pub fn encode_snapshot(
+    tree: &TreeVersion,
+    sessions: &[SessionRecord],
+) -> Result<Vec<u8>, SnapshotError> {
+    let body = format::build_body(tree, sessions)?;
+    let (header, bytes) = format::encode(tree.zxid, &body)?;
+    drop(body);
+    let mut file = Vec::with_capacity(header.len() + bytes.len());
+    file.extend_from_slice(&header);
+    file.extend_from_slice(&bytes);
+    Ok(file)
+}
+
 /// Writes `snapshot.<zxid>` of `tree` (base and delta merged) and `sessions` (the sessions
 /// live at `tree.zxid`) into `dir`: temp file, fsync, rename, directory fsync. Returns the
 /// path once the snapshot is durable. On error nothing but a removed temp file is left.
@@ -27,10 +43,48 @@ pub fn write_snapshot(
     tree: &TreeVersion,
     sessions: &[SessionRecord],
 ) -> Result<PathBuf, SnapshotError> {
-    let body = format::build_body(tree, sessions)?;
-    let (header, bytes) = format::encode(tree.zxid, &body)?;
-    drop(body);
-    let name = snapshot_name(tree.zxid);
+    let bytes = encode_snapshot(tree, sessions)?;
+    write_durably(dir, tree.zxid, &bytes)
+}
+
+/// Installs a snapshot received from a leader (ZAB's SNAP): validates `bytes` fully, as
+/// [`super::MappedSnapshot::open`] does (header and its checksum, length, body checksum,
+/// rkyv validation, tree structure), then writes them as `snapshot.<zxid>` in `dir` (temp
+/// file, fsync, rename, directory fsync) and returns the path, ready for `MappedSnapshot::open`.
+///
+/// Snapshots in `dir` newer than the installed one are removed first (durably): they hold a
+/// history the leader has replaced, and recovery maps the newest snapshot. Invalid bytes are
+/// refused before anything in `dir` changes. The caller resets the log
+/// (`WriterInput::Reset`) *before* installing, so that no crash leaves the new snapshot
+/// followed by records of the replaced history.
+pub fn install_snapshot(dir: &Path, bytes: &[u8]) -> Result<PathBuf, SnapshotError> {
+    // Validation reads the archive in place, which needs the 8-byte alignment a mapping has.
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+    aligned.extend_from_slice(bytes);
+    let (header, _) = format::validate(&aligned)?;
+    drop(aligned);
+    let mut removed = 0;
+    for (zxid, path) in list_snapshots(dir)? {
+        if zxid > header.zxid {
+            fs::remove_file(&path).map_err(io_error(&path))?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        sync_dir(dir)?;
+    }
+    write_durably(dir, header.zxid, bytes)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SnapshotError> {
+    File::open(dir)
+        .and_then(|directory| directory.sync_all())
+        .map_err(io_error(dir))
+}
+
+/// Writes `bytes` as `dir/snapshot.<zxid>`: temp file, fsync, rename, directory fsync.
+fn write_durably(dir: &Path, zxid: i64, bytes: &[u8]) -> Result<PathBuf, SnapshotError> {
+    let name = snapshot_name(zxid);
     let final_path = dir.join(&name);
     let temp_path = dir.join(format!("{name}.tmp"));
     let written = (|| {
@@ -40,8 +94,7 @@ pub fn write_snapshot(
             .truncate(true)
             .open(&temp_path)
             .map_err(io_error(&temp_path))?;
-        file.write_all(&header).map_err(io_error(&temp_path))?;
-        file.write_all(&bytes).map_err(io_error(&temp_path))?;
+        file.write_all(bytes).map_err(io_error(&temp_path))?;
         file.sync_all().map_err(io_error(&temp_path))?;
         drop(file);
         // After this rename the file is never opened for writing again: MappedSnapshot's
@@ -52,9 +105,7 @@ pub fn write_snapshot(
         let _ = fs::remove_file(&temp_path);
         return Err(error);
     }
-    File::open(dir)
-        .and_then(|directory| directory.sync_all())
-        .map_err(io_error(dir))?;
+    sync_dir(dir)?;
     Ok(final_path)
 }
 
@@ -89,9 +140,7 @@ pub fn retain(dir: &Path, keep: usize) -> Result<Option<i64>, SnapshotError> {
         fs::remove_file(path).map_err(io_error(path))?;
     }
     if remove > 0 {
-        File::open(dir)
-            .and_then(|directory| directory.sync_all())
-            .map_err(io_error(dir))?;
+        sync_dir(dir)?;
     }
     Ok(snapshots.get(remove).map(|(zxid, _)| *zxid))
 }

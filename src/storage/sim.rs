@@ -2,7 +2,8 @@
 //! (what survives a crash); directory entries likewise. `crash()` throws away everything not
 //! synced — or, with torn writes enabled, keeps a random prefix of the unsynced writes, the last
 //! one possibly cut mid-way, as a real disk may. Faults: a failed `sync_data`, ENOSPC after a
-//! byte budget. Deterministic from a seed.
+//! byte budget, and a budget of mutating operations after which every one fails (to stop a
+//! multi-step operation at each of its steps and crash there). Deterministic from a seed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -30,6 +31,9 @@ struct State {
     fail_next_sync: bool,
     /// Bytes that may still be written before ENOSPC; None = unlimited.
     space_left: Option<u64>,
+    /// Mutating operations (write, sync, create, rename, remove, directory sync) that may
+    /// still succeed; None = unlimited. Once spent, each fails with EIO and changes nothing.
+    operations_left: Option<u64>,
     syncs: u64,
 }
 
@@ -42,6 +46,18 @@ impl State {
         x ^= x >> 27;
         self.rng = x;
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Spends one mutating operation of the budget; Err once it is spent.
+    fn operation(&mut self) -> io::Result<()> {
+        match self.operations_left {
+            Some(0) => Err(io::Error::from_raw_os_error(libc::EIO)),
+            Some(left) => {
+                self.operations_left = Some(left - 1);
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -93,6 +109,15 @@ impl SimDisk {
     pub fn set_space_left(&self, bytes: Option<u64>) {
         if let Ok(mut state) = self.lock() {
             state.space_left = bytes;
+        }
+    }
+
+    /// After `operations` more mutating operations succeed, every further one fails with EIO
+    /// and has no effect, as if the process had stopped there; `crash()` then keeps what was
+    /// durable at that point. None lifts the limit.
+    pub fn fail_after_operations(&self, operations: Option<u64>) {
+        if let Ok(mut state) = self.lock() {
+            state.operations_left = operations;
         }
     }
 
@@ -151,6 +176,7 @@ struct SimFile {
 impl StorageFile for SimFile {
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         let mut state = self.disk.lock()?;
+        state.operation()?;
         if let Some(left) = state.space_left {
             if (bytes.len() as u64) > left {
                 return Err(io::Error::from_raw_os_error(libc::ENOSPC));
@@ -168,6 +194,7 @@ impl StorageFile for SimFile {
 
     fn sync_data(&mut self) -> io::Result<()> {
         let mut state = self.disk.lock()?;
+        state.operation()?;
         state.syncs += 1;
         if std::mem::take(&mut state.fail_next_sync) {
             // Linux may drop the dirty pages of a failed fsync: the data is neither durable
@@ -230,6 +257,7 @@ impl Storage for SimDisk {
 
     fn create(&self, path: &Path, preallocate_bytes: u64) -> io::Result<Box<dyn StorageFile>> {
         let mut state = self.lock()?;
+        state.operation()?;
         if state.live_names.contains_key(path) {
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists"));
         }
@@ -265,6 +293,7 @@ impl Storage for SimDisk {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut state = self.lock()?;
+        state.operation()?;
         let id = state
             .live_names
             .remove(from)
@@ -275,6 +304,7 @@ impl Storage for SimDisk {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut state = self.lock()?;
+        state.operation()?;
         state
             .live_names
             .remove(path)
@@ -284,6 +314,7 @@ impl Storage for SimDisk {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.lock()?;
+        state.operation()?;
         let live: Vec<(PathBuf, u64)> = state
             .live_names
             .iter()

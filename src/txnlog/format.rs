@@ -324,7 +324,19 @@ pub struct Scan {
     pub valid_end: usize,
     /// The number of the last complete batch (0 when there is none).
     pub last_batch: u64,
+    /// Where each complete batch is, in order (truncation cuts at these).
+    pub batches: Vec<BatchExtent>,
     pub ending: Ending,
+}
+
+/// One complete batch of a scanned segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchExtent {
+    pub number: u64,
+    /// Offset of its first record (block-aligned).
+    pub start: usize,
+    /// Index of its first record in [`Scan::records`].
+    pub first_record: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -412,9 +424,11 @@ pub fn scan_segment(bytes: &[u8]) -> Result<Scan, ScanError> {
         records: Vec::new(),
         valid_end: BLOCK_BYTES.min(bytes.len()),
         last_batch: 0,
+        batches: Vec::new(),
         ending: Ending::Clean,
     };
     let mut position = BLOCK_BYTES;
+    let mut batch_start = position;
     let mut pending: Vec<LogRecord> = Vec::new();
     let mut pending_batch: Option<u64> = None;
     let mut last_zxid = i64::MIN;
@@ -448,10 +462,18 @@ pub fn scan_segment(bytes: &[u8]) -> Result<Scan, ScanError> {
             ));
         }
         last_zxid = parsed.record.zxid;
+        if pending_batch.is_none() {
+            batch_start = position;
+        }
         pending_batch = Some(parsed.batch);
         pending.push(parsed.record);
         position = parsed.end;
         if parsed.last_in_batch {
+            scan.batches.push(BatchExtent {
+                number: parsed.batch,
+                start: batch_start,
+                first_record: scan.records.len(),
+            });
             scan.records.append(&mut pending);
             scan.last_batch = parsed.batch;
             pending_batch = None;

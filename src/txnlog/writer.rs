@@ -5,7 +5,7 @@
 //! writer reports the failure and stops; it never retries a sync, whose failure may already
 //! have dropped the dirty pages (STYLE habit 7).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,7 +14,10 @@ use tracing::{info, warn};
 
 use crate::storage::{Storage, StorageFile};
 
-use super::format::{encode_batch, encode_segment_header, segment_name, LogRecord, BLOCK_BYTES};
+use super::format::{
+    encode_batch, encode_segment_header, parse_segment_name, scan_segment, segment_name, Ending,
+    LogRecord, BLOCK_BYTES,
+};
 
 /// Settings of the writer (zoo.cfg: preAllocSize, forceSync, fsync.warningthresholdms).
 #[derive(Debug, Clone)]
@@ -46,6 +49,30 @@ pub struct LogTail {
 #[derive(Debug)]
 pub enum WriterInput {
     Append(Vec<LogRecord>),
+    /// ZAB's TRUNC: drop every record above `zxid`, durably, then answer on `done`. Handled
+    /// in order: every append queued before it is written and synced first. See
+    /// [`LogWriter::truncate`]. A failure is reported on `done` and poisons the writer.
+    Truncate {
+        zxid: i64,
+        done: Sender<Result<(), String>>,
+    },
+    /// ZAB's SNAP: remove every segment (and a prepared spare), durably, then answer on
+    /// `done`; the next append starts a new segment. See [`LogWriter::reset`].
+    Reset {
+        done: Sender<Result<(), String>>,
+    },
+    Shutdown,
+}
+
+/// What ends one round of gathering appends.
+enum Control {
+    Truncate {
+        zxid: i64,
+        done: Sender<Result<(), String>>,
+    },
+    Reset {
+        done: Sender<Result<(), String>>,
+    },
     Shutdown,
 }
 
@@ -203,18 +230,24 @@ impl LogWriter {
         Ok(elapsed)
     }
 
-    /// The writer loop: group commit until Shutdown or the first failure.
+    /// The writer loop: group commit until Shutdown or the first failure. A `Truncate` or
+    /// `Reset` ends the gathering of a batch: what arrived before it is written and synced
+    /// first, so the log operations happen in the order they were sent.
     pub fn run(mut self, input: Receiver<WriterInput>, events: Sender<WriterEvent>) {
         self.prepare_spare();
         let mut records: Vec<LogRecord> = Vec::new();
-        let mut shutdown = false;
-        while !shutdown {
-            match input.recv() {
-                Ok(WriterInput::Append(batch)) => records.extend(batch),
-                Ok(WriterInput::Shutdown) | Err(_) => break,
-            }
+        loop {
+            let mut control = match input.recv() {
+                Ok(WriterInput::Append(batch)) => {
+                    records.extend(batch);
+                    None
+                }
+                Ok(other) => Some(Self::control(other)),
+                Err(_) => Some(Control::Shutdown),
+            };
             let mut bytes: usize = records.iter().map(approximate_size).sum();
-            while bytes < self.settings.batch_bytes_max
+            while control.is_none()
+                && bytes < self.settings.batch_bytes_max
                 && records.len() < self.settings.batch_records_max
             {
                 match input.try_recv() {
@@ -222,39 +255,249 @@ impl LogWriter {
                         bytes += batch.iter().map(approximate_size).sum::<usize>();
                         records.extend(batch);
                     }
-                    Ok(WriterInput::Shutdown) => {
-                        shutdown = true;
-                        break;
-                    }
+                    Ok(other) => control = Some(Self::control(other)),
                     Err(_) => break,
                 }
             }
-            let Some(last) = records.last().map(|record| record.zxid) else {
-                continue;
-            };
-            match self.write_batch(&records) {
-                Ok(elapsed) => {
-                    let event = WriterEvent::Durable {
-                        zxid: last,
-                        records: records.len(),
-                        sync_micros: elapsed.as_micros() as u64,
-                    };
-                    records.clear();
-                    if events.send(event).is_err() {
+            if let Some(last) = records.last().map(|record| record.zxid) {
+                match self.write_batch(&records) {
+                    Ok(elapsed) => {
+                        let event = WriterEvent::Durable {
+                            zxid: last,
+                            records: records.len(),
+                            sync_micros: elapsed.as_micros() as u64,
+                        };
+                        records.clear();
+                        if events.send(event).is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        let reason = format!(
+                            "transaction log write or sync failed in {}: {error}",
+                            self.settings.dir.display()
+                        );
+                        // A log operation waiting behind the failed batch fails with it.
+                        match control {
+                            Some(Control::Truncate { done, .. } | Control::Reset { done }) => {
+                                let _ = done.send(Err(reason.clone()));
+                            }
+                            Some(Control::Shutdown) | None => {}
+                        }
+                        let _ = events.send(WriterEvent::Failed { reason });
                         return;
                     }
                 }
-                Err(error) => {
-                    let _ = events.send(WriterEvent::Failed {
-                        reason: format!(
-                            "transaction log write or sync failed in {}: {error}",
+            }
+            let (outcome, done) = match control {
+                None => continue,
+                Some(Control::Shutdown) => return,
+                Some(Control::Truncate { zxid, done }) => (
+                    self.truncate(zxid).map_err(|error| {
+                        format!(
+                            "truncating the transaction log in {} to zxid {zxid:#x} failed: {error}",
                             self.settings.dir.display()
-                        ),
-                    });
+                        )
+                    }),
+                    done,
+                ),
+                Some(Control::Reset { done }) => (
+                    self.reset().map_err(|error| {
+                        format!(
+                            "removing the transaction log in {} failed: {error}",
+                            self.settings.dir.display()
+                        )
+                    }),
+                    done,
+                ),
+            };
+            match outcome {
+                Ok(()) => {
+                    let _ = done.send(Ok(()));
+                }
+                Err(reason) => {
+                    // Poisoned, as after a failed sync: the log's state on disk is no longer
+                    // what this writer believes, so nothing more is written.
+                    let _ = done.send(Err(reason.clone()));
+                    let _ = events.send(WriterEvent::Failed { reason });
                     return;
                 }
             }
         }
+    }
+
+    fn control(input: WriterInput) -> Control {
+        match input {
+            WriterInput::Truncate { zxid, done } => Control::Truncate { zxid, done },
+            WriterInput::Reset { done } => Control::Reset { done },
+            // Append is handled by the caller; treating it as a stop is never reached.
+            WriterInput::Shutdown | WriterInput::Append(_) => Control::Shutdown,
+        }
+    }
+
+    /// The log segments in the directory, oldest first: (first zxid, path).
+    fn segments(&self) -> std::io::Result<Vec<(i64, PathBuf)>> {
+        let dir = &self.settings.dir;
+        let mut segments: Vec<(i64, PathBuf)> = self
+            .storage
+            .list(dir)?
+            .into_iter()
+            .filter_map(|name| parse_segment_name(&name).map(|zxid| (zxid, dir.join(name))))
+            .collect();
+        segments.sort();
+        Ok(segments)
+    }
+
+    /// Removes `path` and makes the removal durable before anything else happens.
+    fn remove_durably(&self, path: &Path) -> std::io::Result<()> {
+        self.storage.remove(path)?;
+        self.storage.sync_dir(&self.settings.dir)
+    }
+
+    /// Drops every record above `zxid` (ZAB's TRUNC; ZooKeeper's `FileTxnLog.truncate`),
+    /// durably: when this returns Ok the log holds exactly its records at or below `zxid`,
+    /// and the next [`write_batch`](Self::write_batch) continues it.
+    ///
+    /// Steps, each durable before the next:
+    ///
+    /// 1. The segments whose first zxid is above `zxid` are removed, newest first, the
+    ///    directory synced after each removal.
+    /// 2. The last remaining segment S (the one that straddles `zxid`) is rewritten when it
+    ///    holds anything above `zxid` (records, or a torn tail): a new file `S.truncate` gets
+    ///    S's bytes up to the start of the straddling batch, then the kept records of that
+    ///    batch re-encoded as a batch with the same number, then zeros to S's length; it is
+    ///    synced and renamed over S, and the directory synced. A segment left with no record
+    ///    at or below `zxid` is removed instead, and the next append starts a new segment.
+    ///
+    /// Why a crash at any point recovers: recovery reads segments in name order and accepts
+    /// any log that is a prefix of a valid log. After any number of the removals of step 1,
+    /// what remains is a prefix of the old segments (removals are durable one by one, newest
+    /// first), so recovery gives the old log cut at a segment boundary: all of its records at
+    /// or below `zxid`, and possibly some above it, which the caller truncates again (ZAB
+    /// sends TRUNC again after a restart). Step 2 replaces S atomically by rename: recovery
+    /// sees either the old S, whole, or the new S, whose every byte was synced before the
+    /// rename and which holds no stale bytes past its end (the tail is zeros, as recovery
+    /// expects). So recovery never finds records above `zxid` next to damage it refuses.
+    /// Rewriting costs one copy of the kept part of S (at most a segment); truncation is rare.
+    ///
+    /// A prepared spare segment holds only zeros and stays valid. Batch numbers go on from
+    /// the last kept batch, as a segment requires.
+    pub fn truncate(&mut self, zxid: i64) -> std::io::Result<()> {
+        // The open segment may be removed or replaced: appending resumes wherever step 2 says.
+        self.file = None;
+        self.offset = 0;
+        let mut segments = self.segments()?;
+        while let Some((first_zxid, path)) = segments.last() {
+            if *first_zxid <= zxid {
+                break;
+            }
+            self.remove_durably(path)?;
+            info!("truncation to {zxid:#x} removed segment {}", path.display());
+            segments.pop();
+        }
+        let Some((_, path)) = segments.last() else {
+            return Ok(());
+        };
+        let bytes = self.storage.read(path)?;
+        let scan = scan_segment(&bytes).map_err(|error| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("segment {} cannot be truncated: {error}", path.display()),
+            )
+        })?;
+        let kept = scan.records.partition_point(|record| record.zxid <= zxid);
+        if kept == 0 {
+            self.remove_durably(path)?;
+            info!("truncation to {zxid:#x} removed segment {}", path.display());
+            return Ok(());
+        }
+        if kept == scan.records.len() && scan.ending == Ending::Clean {
+            // Nothing above `zxid` in S: appending resumes at its end.
+            self.file = Some(self.storage.open(path)?);
+            self.offset = scan.valid_end as u64;
+            self.next_batch = scan.last_batch + 1;
+            return Ok(());
+        }
+        // The batch holding the first record above `zxid`, if any.
+        let straddling = scan
+            .batches
+            .iter()
+            .rev()
+            .find(|batch| batch.first_record <= kept && kept < scan.records.len());
+        let mut rewritten;
+        let next_batch;
+        match straddling {
+            Some(batch) => {
+                rewritten = bytes[..batch.start].to_vec();
+                let kept_records = &scan.records[batch.first_record..kept];
+                if kept_records.is_empty() {
+                    next_batch = batch.number;
+                } else {
+                    encode_batch(&mut rewritten, batch.number, kept_records);
+                    next_batch = batch.number + 1;
+                }
+            }
+            None => {
+                // Every record is kept; only a torn tail follows them.
+                rewritten = bytes[..scan.valid_end].to_vec();
+                next_batch = scan.last_batch + 1;
+            }
+        }
+        let temporary = path.with_extension(
+            path.extension()
+                .and_then(|extension| extension.to_str())
+                .map_or_else(|| "truncate".to_string(), |hex| format!("{hex}.truncate")),
+        );
+        if self.storage.read_at(&temporary, 0, 1).is_ok() {
+            // Left by a crash during an earlier truncation: never read by recovery.
+            self.storage.remove(&temporary)?;
+        }
+        let length = (bytes.len() as u64).max(rewritten.len() as u64);
+        let mut file = self.storage.create(&temporary, length)?;
+        file.write_at(0, &rewritten)?;
+        file.sync_data()?;
+        drop(file);
+        self.storage.rename(&temporary, path)?;
+        self.storage.sync_dir(&self.settings.dir)?;
+        info!(
+            "truncated {} to zxid {zxid:#x}: {} records kept, {} dropped",
+            path.display(),
+            kept,
+            scan.records.len() - kept
+        );
+        self.file = Some(self.storage.open(path)?);
+        self.offset = rewritten.len() as u64;
+        self.next_batch = next_batch;
+        Ok(())
+    }
+
+    /// Removes every segment, and the prepared spare, durably (ZAB's SNAP replaces the whole
+    /// history; ZooKeeper's learner starts a new log after `Learner.syncWithLeader` takes a
+    /// snapshot). Segments are removed newest first, the directory synced after each, so a
+    /// crash leaves a prefix of the old log, which recovery accepts. The next append starts a
+    /// new segment named by its first zxid. The caller resets the log *before* installing the
+    /// leader's snapshot (see `snapshot::install_snapshot`).
+    pub fn reset(&mut self) -> std::io::Result<()> {
+        self.file = None;
+        self.offset = 0;
+        if let Some(handle) = self.spare.take() {
+            // Wait for the preparing thread so that it cannot re-create the spare afterwards.
+            let _ = handle.join();
+        }
+        for (_, path) in self.segments()?.iter().rev() {
+            self.remove_durably(path)?;
+        }
+        let names = self.storage.list(&self.settings.dir)?;
+        for spare in [SPARE_SEGMENT, "log.spare.tmp"] {
+            if names.iter().any(|name| name == spare) {
+                self.remove_durably(&self.settings.dir.join(spare))?;
+            }
+        }
+        info!(
+            "removed every transaction log segment in {}",
+            self.settings.dir.display()
+        );
+        Ok(())
     }
 }
 
