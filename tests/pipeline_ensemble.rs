@@ -138,7 +138,11 @@ impl Node {
             if let Some(reply) = self.replies.pop_front() {
                 return reply;
             }
-            assert!(Instant::now() < deadline, "server {} did not reply", self.id);
+            assert!(
+                Instant::now() < deadline,
+                "server {} did not reply",
+                self.id
+            );
             thread::sleep(Duration::from_millis(2));
         }
     }
@@ -189,8 +193,8 @@ impl Node {
         loop {
             match self.next_reply() {
                 CoreReply::Frame { frame, .. } => {
-                    let header = ReplyHeader::decode(&mut Reader::new(&frame[4..]))
-                        .expect("a reply header");
+                    let header =
+                        ReplyHeader::decode(&mut Reader::new(&frame[4..])).expect("a reply header");
                     if header.xid == xid {
                         return header;
                     }
@@ -307,7 +311,10 @@ impl Ensemble {
             if leaders.len() == 1 && followers + 1 == among.len() {
                 return leaders[0];
             }
-            assert!(Instant::now() < deadline, "no leader among {among:?}: {modes:?}");
+            assert!(
+                Instant::now() < deadline,
+                "no leader among {among:?}: {modes:?}"
+            );
             thread::sleep(Duration::from_millis(5));
         }
     }
@@ -346,10 +353,9 @@ fn session_of(reply: &CoreReply) -> (i64, Vec<u8>) {
         CoreReply::Connected {
             session_id, frame, ..
         } => {
-            let response = ringkeeper::jute::records::ConnectResponse::decode(&mut Reader::new(
-                &frame[4..],
-            ))
-            .expect("a connect response");
+            let response =
+                ringkeeper::jute::records::ConnectResponse::decode(&mut Reader::new(&frame[4..]))
+                    .expect("a connect response");
             (*session_id, response.passwd)
         }
         other => panic!("expected a connect answer, got {other:?}"),
@@ -372,14 +378,18 @@ fn writes_through_any_server_commit_everywhere_and_survive_the_leader() {
     );
 
     // A write on the follower is answered after it commits, and every server applies it.
-    let header = ensemble.node(follower).write(1, session_id, 1, create("/a"));
+    let header = ensemble
+        .node(follower)
+        .write(1, session_id, 1, create("/a"));
     assert_eq!(header.err, 0, "create through a follower");
     for id in 1..=3 {
         ensemble.wait_for_zxid(id, header.zxid);
         assert!(ensemble.node(id).has("/a"), "server {id} has /a");
     }
     // A write that fails prep still commits as an error transaction, with its code.
-    let header = ensemble.node(follower).write(1, session_id, 2, create("/a"));
+    let header = ensemble
+        .node(follower)
+        .write(1, session_id, 2, create("/a"));
     assert_eq!(header.err, -110, "NodeExists through a follower");
     // sync through the follower.
     let header = ensemble.node(follower).write(
@@ -402,9 +412,13 @@ fn writes_through_any_server_commit_everywhere_and_survive_the_leader() {
     }
 
     // The session resumes on the new leader with its password, and writes go on.
-    let other = ensemble.node(new_leader).connect(2, session_id, passwd.clone());
+    let other = ensemble
+        .node(new_leader)
+        .connect(2, session_id, passwd.clone());
     assert_eq!(session_of(&other).0, session_id, "the session moved");
-    let header = ensemble.node(new_leader).write(2, session_id, 4, create("/b"));
+    let header = ensemble
+        .node(new_leader)
+        .write(2, session_id, 4, create("/b"));
     assert_eq!(header.err, 0);
     let last = header.zxid;
     assert!(

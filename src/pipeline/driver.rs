@@ -245,8 +245,12 @@ impl Pipeline {
             secret,
             server_id,
         } = start;
-        let mut sessions =
-            SessionTable::new(config.tick_time_ms as i64, server_id, wall_clock_ms(), secret);
+        let mut sessions = SessionTable::new(
+            config.tick_time_ms as i64,
+            server_id,
+            wall_clock_ms(),
+            secret,
+        );
         // A recovered session gets a full timeout from now, as ZooKeeper does after a restart;
         // its client reconnects within it or the session expires.
         for (session_id, timeout_ms) in recovered_sessions {
@@ -761,7 +765,8 @@ impl Pipeline {
     fn housekeeping(&mut self) {
         let now = self.monotonic_ms();
         // In an ensemble only the serving leader expires sessions and reaps nodes.
-        let owner_of_sessions = self.ensemble.is_none() || self.quorum_role_for_clients() == Some(true);
+        let owner_of_sessions =
+            self.ensemble.is_none() || self.quorum_role_for_clients() == Some(true);
         let expired = if owner_of_sessions {
             self.sessions.expire(now)
         } else {

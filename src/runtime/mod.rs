@@ -15,11 +15,17 @@ use crate::config::Config;
 use crate::fourlw::{admin_loop, AdminHub};
 use crate::metrics::ServerStats;
 use crate::net::{accept_loop, touch_report_interval, ConnectionCounts, CoreShared, CoreState};
-use crate::pipeline::driver::{LogChannels, Pipeline, PipelineInput, PipelineStart, Snapshots};
+use crate::pipeline::driver::{
+    LogChannels, Pipeline, PipelineInput, PipelineStart, QuorumStart, Snapshots,
+};
+use crate::quorum::member::{MemberDisk, TcpLinks};
+use crate::quorum::transport::TransportLimits;
 use crate::storage::uring::UringStorage;
 use crate::storage::{load_or_create_secret, DiskStorage, Storage};
-use crate::txnlog::load::{load_state, LoadedState};
+use crate::txnlog::load::{durable_state, load_state, LoadedState};
 use crate::txnlog::writer::{LogWriter, WriterSettings};
+use crate::zab::Peer;
+use std::sync::atomic::Ordering;
 
 /// Bounds of one group-commit batch: records and (approximate) bytes.
 const LOG_BATCH_RECORDS_MAX: usize = 10_000;
@@ -55,6 +61,9 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     for key in &config.unknown_keys {
         warn!("unknown configuration key {key:?} ignored");
     }
+    for warning in &config.warnings {
+        warn!("configuration: {warning}");
+    }
     let stats = Arc::new(ServerStats::default());
     let (pipeline_sender, pipeline_receiver) = crossbeam_channel::unbounded();
     let mut batch_senders = Vec::with_capacity(cores);
@@ -83,7 +92,12 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     storage
         .create_dir_all(&config.data_log_dir)
         .map_err(storage_error)?;
-    let secret = load_or_create_secret(&*storage, &config.data_dir).map_err(storage_error)?;
+    // Every member of an ensemble derives the same session passwords: a session may resume on
+    // any of them.
+    let secret = match &config.quorum {
+        Some(quorum) => crate::quorum::member::ensemble_secret(quorum),
+        None => load_or_create_secret(&*storage, &config.data_dir).map_err(storage_error)?,
+    };
     // The newest valid snapshot is the tree's base, mapped and read in place (an older one
     // is used when the newest fails validation), with the log after it replayed.
     let loaded = load_state(
@@ -97,6 +111,22 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     for repair in &loaded.repairs {
         warn!("log recovery: {repair}");
     }
+    let quorum_state = match &config.quorum {
+        Some(quorum) => {
+            let zab_config = quorum.zab_config(u64::from(config.tick_time_ms));
+            let epochs =
+                crate::quorum::epochs::load(&*storage, &config.data_dir).map_err(storage_error)?;
+            info!(
+                "ensemble member {} of {} participants and {} observers; epochs {epochs:?}",
+                quorum.my_id,
+                zab_config.participants.len(),
+                zab_config.observers.len()
+            );
+            let durable = durable_state(&loaded, epochs, zab_config.history_limit);
+            Some((quorum.clone(), zab_config, durable))
+        }
+        None => None,
+    };
     let LoadedState {
         tree,
         sessions,
@@ -172,11 +202,44 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
             tree,
             sessions: sessions.into_iter().collect(),
             secret,
+            server_id: config
+                .quorum
+                .as_ref()
+                .map_or(0, |quorum| quorum.my_id as u8),
         },
         batch_senders,
         Some(LogChannels { appends, events }),
         Some(snapshots),
     );
+    let pipeline = match quorum_state {
+        Some((quorum, zab_config, durable)) => {
+            stats
+                .quorum
+                .quorum_size
+                .store(zab_config.participants.len(), Ordering::Relaxed);
+            let (inbound_sender, inbound) = crossbeam_channel::unbounded();
+            let links = TcpLinks::start(&quorum, TransportLimits::default(), inbound_sender)
+                .map_err(|error| RuntimeError::Listen {
+                    address: format!("the quorum and election ports of server.{}", quorum.my_id),
+                    reason: error.to_string(),
+                })?;
+            let tick_ms = zab_config.tick_ms;
+            pipeline.with_ensemble(QuorumStart {
+                peer: Peer::new(zab_config),
+                durable,
+                links: Box::new(links),
+                disk: Box::new(MemberDisk {
+                    storage: storage.clone(),
+                    data_dir: config.data_dir.clone(),
+                    log_dir: config.data_log_dir.clone(),
+                    batch_bytes_max: LOG_BATCH_BYTES_MAX,
+                }),
+                inbound,
+                tick_ms,
+            })
+        }
+        None => pipeline,
+    };
     let pipeline_thread = std::thread::Builder::new()
         .name("pipeline".into())
         .spawn(move || pipeline.run(pipeline_receiver))?;

@@ -3,8 +3,9 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::{
-    counter_of, epoch_of, make_zxid, Action, Config, DurableState, Epoch, Epochs, Input, Message,
-    LeaderFigures, Notification, Packet, PeerState, RejectReason, Role, ServerId, Vote, Zxid,
+    counter_of, epoch_of, make_zxid, Action, Config, DurableState, Epoch, Epochs, Input,
+    LeaderFigures, Message, Notification, Packet, PeerState, RejectReason, Role, ServerId, Vote,
+    Zxid,
 };
 use crate::txnlog::format::LogRecord;
 

@@ -133,7 +133,11 @@ impl Ensemble {
     pub(super) fn next_timer_ms(&self, pipeline_now_ms: i64) -> i64 {
         let until_tick = self.next_tick_ms.saturating_sub(self.now_ms());
         // While looking, the election's finalize wait is finer than a tick.
-        let until = if self.serving { until_tick } else { until_tick.min(20) };
+        let until = if self.serving {
+            until_tick
+        } else {
+            until_tick.min(20)
+        };
         pipeline_now_ms + until as i64
     }
 
@@ -464,10 +468,7 @@ impl Pipeline {
             Role::Leading { .. } => self.ensemble.as_ref().map_or(0, |e| e.me),
             Role::Looking => 0,
         };
-        self.stats
-            .quorum
-            .leader_id
-            .store(leader, Ordering::Relaxed);
+        self.stats.quorum.leader_id.store(leader, Ordering::Relaxed);
         // Whatever the new role, what was served under the old one ends.
         self.stop_serving("the quorum role changed");
         if let Some(ensemble) = self.ensemble.as_mut() {
@@ -534,7 +535,9 @@ impl Pipeline {
             } => {
                 let owner = match &pending {
                     Some(Pending::Connect {
-                        conn, session_id: s, ..
+                        conn,
+                        session_id: s,
+                        ..
                     }) if s == session_id => Some(*conn),
                     _ => None,
                 };
@@ -565,7 +568,9 @@ impl Pipeline {
                 session_id,
                 timeout_ms,
             }) => {
-                info!("established session {session_id:#x} with negotiated timeout {timeout_ms} ms");
+                info!(
+                    "established session {session_id:#x} with negotiated timeout {timeout_ms} ms"
+                );
                 let reply = self.connected_reply(conn, session_id, timeout_ms, read_only_flag);
                 self.reply(conn, reply);
             }
@@ -733,8 +738,7 @@ impl Pipeline {
             }
             Wire::Proposed { id, zxid } => {
                 if let Some(ensemble) = self.ensemble.as_mut() {
-                    if ensemble.leader_id() == Some(from) && ensemble.forwarded.contains_key(&id)
-                    {
+                    if ensemble.leader_id() == Some(from) && ensemble.forwarded.contains_key(&id) {
                         ensemble.origins.insert(zxid, id);
                     }
                 }
@@ -968,10 +972,9 @@ impl Pipeline {
                     payload.len(),
                     started.elapsed().as_millis()
                 );
-                ensemble.links.send(
-                    to,
-                    &Wire::Zab(Message::snapshot(conn, seq, zxid, payload)),
-                );
+                ensemble
+                    .links
+                    .send(to, &Wire::Zab(Message::snapshot(conn, seq, zxid, payload)));
             }
             Err(reason) => warn!("encoding a snapshot for server {to} failed: {reason}"),
         }
