@@ -14,7 +14,10 @@ pub mod writer;
 
 pub use format::{SessionRecord, SnapshotError};
 pub use mmap::{newest_valid, MappedSnapshot, NewestValid, Rejected};
-pub use writer::{encode_snapshot, install_snapshot, list_snapshots, retain, write_snapshot};
+pub use writer::{
+    encode_snapshot, install_snapshot, list_snapshots, remove_snapshots_above, retain,
+    write_snapshot,
+};
 
 #[cfg(test)]
 mod tests;

@@ -63,9 +63,19 @@ pub fn install_snapshot(dir: &Path, bytes: &[u8]) -> Result<PathBuf, SnapshotErr
     aligned.extend_from_slice(bytes);
     let (header, _) = format::validate(&aligned)?;
     drop(aligned);
+    remove_snapshots_above(dir, header.zxid)?;
+    write_durably(dir, header.zxid, bytes)
+}
+
+/// Removes, durably, every snapshot in `dir` whose zxid is above `zxid`, and returns how many
+/// there were. ZAB's TRUNC to `zxid` must be followed by this (ZooKeeper's
+/// `FileTxnSnapLog.truncateLog` drops such snapshots too): they contain transactions the
+/// leader discarded, and recovery maps the newest snapshot. A mapped snapshot is unaffected
+/// (unlinking keeps its inode).
+pub fn remove_snapshots_above(dir: &Path, zxid: i64) -> Result<usize, SnapshotError> {
     let mut removed = 0;
-    for (zxid, path) in list_snapshots(dir)? {
-        if zxid > header.zxid {
+    for (snapshot_zxid, path) in list_snapshots(dir)? {
+        if snapshot_zxid > zxid {
             fs::remove_file(&path).map_err(io_error(&path))?;
             removed += 1;
         }
@@ -73,7 +83,7 @@ pub fn install_snapshot(dir: &Path, bytes: &[u8]) -> Result<PathBuf, SnapshotErr
     if removed > 0 {
         sync_dir(dir)?;
     }
-    write_durably(dir, header.zxid, bytes)
+    Ok(removed)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SnapshotError> {

@@ -42,7 +42,7 @@ pub struct LoadedState {
 /// truncated to `z` (ZAB's TRUNC, already durable): the snapshot is the newest valid one at or
 /// below `z`, and a log that still holds a record above `z` is an error, since its tail
 /// would not describe the truncated log. Snapshots above `z` are skipped (and reported in
-/// `repairs`); they must be removed by whoever truncated.
+/// `repairs`); whoever truncated removes them (`snapshot::remove_snapshots_above`).
 ///
 /// Errors (as messages for the operator): unreadable or damaged log or snapshot directory, a
 /// log that does not continue the snapshot, a record that does not apply.
