@@ -159,6 +159,12 @@ impl QuorumDisk for MemberDisk {
         Ok((TreeVersion::from_snapshot(Arc::new(snapshot)), sessions))
     }
 
+    fn remove_snapshots_above(&self, zxid: Zxid) -> Result<(), String> {
+        crate::snapshot::remove_snapshots_above(&self.data_dir, zxid)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     fn reload(&self, zxid: Zxid) -> Result<(TreeVersion, Vec<(i64, i32)>), String> {
         let loaded = crate::txnlog::load::load_state(
             &*self.storage,

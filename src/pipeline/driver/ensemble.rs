@@ -59,6 +59,8 @@ pub trait QuorumDisk: Send {
     /// Validates and durably stores a snapshot received from the leader; returns its tree
     /// and sessions.
     fn install_snapshot(&self, bytes: &[u8]) -> Result<(TreeVersion, Vec<(i64, i32)>), String>;
+    /// Removes snapshots holding transactions above `zxid` (after a truncation there).
+    fn remove_snapshots_above(&self, zxid: Zxid) -> Result<(), String>;
     /// Rebuilds the tree and sessions from disk with every record up to `zxid` (after the log
     /// was truncated there).
     fn reload(&self, zxid: Zxid) -> Result<(TreeVersion, Vec<(i64, i32)>), String>;
@@ -1008,6 +1010,11 @@ impl Pipeline {
             };
             ensemble.origins.retain(|origin, _| *origin <= zxid);
         }
+        if let Some(ensemble) = self.ensemble.as_ref() {
+            if let Err(reason) = ensemble.disk.remove_snapshots_above(zxid) {
+                self.log_failed(format!("removing snapshots above zxid {zxid:#x}: {reason}"));
+            }
+        }
         if self.tree.zxid > zxid {
             // Only after a restart can the tree hold records that were never committed (the
             // whole log is replayed, as ZooKeeper does); rebuild it from the truncated log.
@@ -1043,21 +1050,12 @@ impl Pipeline {
         }
     }
 
-    /// SNAP: the leader's snapshot replaces this server's state and log.
+    /// SNAP: the leader's snapshot replaces this server's state and log. The log is reset
+    /// first: a crash in between leaves an older state with no log after it (this server then
+    /// just holds less history), never the new snapshot followed by records of the history it
+    /// replaced.
     fn install_snapshot(&mut self, zxid: Zxid, payload: &[u8]) {
         self.flush_records();
-        let installed = match self.ensemble.as_ref() {
-            Some(ensemble) => ensemble.disk.install_snapshot(payload),
-            None => return,
-        };
-        let (tree, sessions) = match installed {
-            Ok(state) => state,
-            Err(reason) => {
-                self.log_failed(format!(
-                    "installing the leader's snapshot at zxid {zxid:#x} failed: {reason}"
-                ));
-            }
-        };
         if let Some(log) = self.log.as_ref() {
             let (done, result) = crossbeam_channel::bounded(1);
             if log.appends.send(WriterInput::Reset { done }).is_err() {
@@ -1070,6 +1068,18 @@ impl Pipeline {
             }
             self.drain_durable_after_cut(zxid);
         }
+        let installed = match self.ensemble.as_ref() {
+            Some(ensemble) => ensemble.disk.install_snapshot(payload),
+            None => return,
+        };
+        let (tree, sessions) = match installed {
+            Ok(state) => state,
+            Err(reason) => {
+                self.log_failed(format!(
+                    "installing the leader's snapshot at zxid {zxid:#x} failed: {reason}"
+                ));
+            }
+        };
         info!(
             "installed the leader's snapshot at zxid {zxid:#x} ({} znodes)",
             tree.node_count()
