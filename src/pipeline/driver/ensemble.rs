@@ -110,6 +110,9 @@ pub(super) struct Ensemble {
     next_tick_ms: u64,
     role: Option<Role>,
     serving: bool,
+    /// When this server last stopped serving (or started): the election time `mntr` reports
+    /// runs from here to serving again.
+    looking_since: Option<Instant>,
     // Learner side.
     next_forward_id: u64,
     forwarded: HashMap<u64, Pending>,
@@ -172,6 +175,7 @@ impl Pipeline {
             next_tick_ms: start.tick_ms.max(1),
             role: None,
             serving: false,
+            looking_since: Some(Instant::now()),
             next_forward_id: 1,
             forwarded: HashMap::new(),
             origins: HashMap::new(),
@@ -397,7 +401,16 @@ impl Pipeline {
                 _ => crate::metrics::ServerMode::Follower,
             };
             self.stats.quorum.set_mode(mode);
+            if let Some(since) = ensemble.looking_since.take() {
+                self.stats
+                    .quorum
+                    .record_election(since.elapsed().as_millis() as u64);
+            }
             if let Some(Role::Leading { .. }) = role {
+                self.stats
+                    .quorum
+                    .leader_started_ms
+                    .store(wall_clock_ms(), Ordering::Relaxed);
                 // A new leader gives every session a full timeout from now, as ZooKeeper's
                 // leader does when it starts its session tracker; owners are unknown until
                 // each session's server speaks for it.
@@ -426,6 +439,13 @@ impl Pipeline {
             return;
         };
         let was_serving = std::mem::replace(&mut ensemble.serving, false);
+        if was_serving {
+            ensemble.looking_since = Some(Instant::now());
+        }
+        self.stats
+            .quorum
+            .leader_started_ms
+            .store(0, Ordering::Relaxed);
         ensemble.forwarded.clear();
         ensemble.origins.clear();
         ensemble.pending_syncs.clear();
