@@ -422,3 +422,109 @@ def tree(client, root):
         for child in client.get_children(path):
             stack.append(path.rstrip("/") + "/" + child)
     return out
+
+
+class Writers:
+    """A write load: `threads` Kazoo clients (each to `hosts`, default the whole ensemble)
+    creating `ROOT/w<thread>-<n>` one after another. A create is retried on ConnectionLoss
+    (KazooRetry) until it is acknowledged; NodeExists on a retry means an earlier attempt of the
+    same create was applied (the path is unique), so it counts as acknowledged too. Only
+    acknowledged paths are recorded, with the time of their acknowledgement."""
+
+    def __init__(self, ensemble, root, threads=3, hosts=None, retry_deadline_s=30.0):
+        import threading
+        self.ensemble = ensemble
+        self.root = root
+        self.hosts = hosts or ensemble.connect_string()
+        self.threads_n = threads
+        self.retry_deadline_s = retry_deadline_s
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.acked = []  # (monotonic time, path)
+        self.errors = []
+        self.threads = []
+        self.clients = []
+
+    def start(self):
+        import threading
+        for t in range(self.threads_n):
+            c = self.ensemble.client(hosts=self.hosts)
+            self.clients.append(c)
+            th = threading.Thread(target=self._run, args=(t, c), daemon=True)
+            self.threads.append(th)
+        for th in self.threads:
+            th.start()
+        return self
+
+    def _run(self, t, client):
+        from kazoo.exceptions import NodeExistsError
+        from kazoo.retry import KazooRetry
+        n = 0
+        while not self.stopping.is_set():
+            path = "%s/w%d-%06d" % (self.root, t, n)
+            retry = KazooRetry(max_tries=-1, delay=0.05, max_delay=0.5,
+                               deadline=self.retry_deadline_s)
+            first = [True]
+
+            def create():
+                try:
+                    client.create(path, b"%d" % n)
+                except NodeExistsError:
+                    if first[0]:
+                        raise
+                finally:
+                    first[0] = False
+            try:
+                retry(create)
+            except Exception as e:  # recorded; the test asserts there are none
+                with self.lock:
+                    self.errors.append((path, repr(e)))
+                return
+            with self.lock:
+                self.acked.append((time.monotonic(), path))
+            n += 1
+
+    def count(self):
+        with self.lock:
+            return len(self.acked)
+
+    def acked_after(self, t):
+        with self.lock:
+            return sum(1 for at, _ in self.acked if at > t)
+
+    def paths(self):
+        with self.lock:
+            return set(p for _, p in self.acked)
+
+    def stop(self, timeout_s=40.0):
+        self.stopping.set()
+        for th in self.threads:
+            th.join(timeout_s)
+        alive = [th for th in self.threads if th.is_alive()]
+        for c in self.clients:
+            try:
+                c.stop()
+                c.close()
+            except Exception:
+                pass
+        assert not alive, "%d writer threads did not stop within %.0fs" % (len(alive), timeout_s)
+
+
+def children(ensemble, sid, path, register=None):
+    """getChildren of `path` read through a client connected to server `sid` only, after sync."""
+    c = ensemble.client(sid)
+    try:
+        c.sync(path)
+        return set(c.get_children(path))
+    finally:
+        c.stop()
+        c.close()
+
+
+def tree_on(ensemble, sid, root):
+    c = ensemble.client(sid)
+    try:
+        return tree(c, root)
+    finally:
+        c.stop()
+        c.close()
