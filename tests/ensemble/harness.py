@@ -395,6 +395,8 @@ class Ensemble:
             text = self.members[sid].log.read_text(errors="replace").splitlines()
         except OSError:
             return "(no log)"
+        # ZooKeeper logs every four-letter word; the harness polls srvr, so leave those out.
+        text = [t for t in text if "Processing srvr command" not in t]
         return "\n".join(text[-lines:])
 
     def describe(self, tail_lines=60):
