@@ -18,6 +18,7 @@ tmp_path, kept for the last three sessions) still holds the full logs.
 
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -31,6 +32,9 @@ for _k in ENSEMBLE_KINDS:
     assert _k in harness.KINDS, "ENSEMBLE_KINDS: unknown kind %r" % _k
 
 PROBE_TIMEOUT_S = 30.0
+# Every test is bounded as a whole: Kazoo's synchronous calls wait for their reply without a
+# timeout, so a server that accepts a request and never answers would otherwise hang the suite.
+TEST_TIMEOUT_S = float(os.environ.get("ENSEMBLE_TEST_TIMEOUT_S", "180"))
 _probe = {}
 
 
@@ -125,6 +129,26 @@ class Ensembles:
                 pass
         for e in self.made:
             e.close()
+
+
+class TestTimeout(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def bounded_test():
+    """SIGALRM after TEST_TIMEOUT_S raises TestTimeout in the test's (main) thread; waits on
+    locks and sockets are interrupted by it. The fixtures' teardown still stops the servers."""
+    def expired(signum, frame):
+        raise TestTimeout("test still running after %.0fs (ENSEMBLE_TEST_TIMEOUT_S)"
+                          % TEST_TIMEOUT_S)
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, TEST_TIMEOUT_S)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ global, so a client moves to another server with its id and keeps its ephemerals
 that stops heartbeating expires on the leader's clock and its ephemerals go from every server."""
 
 import json
+import select
 import subprocess
 import sys
 import threading
@@ -67,7 +68,9 @@ def test_session_expiry_deletes_ephemerals_on_every_server(kind, ensembles):
                              e.address(follower), root + "/eph", "1.0"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        line = proc.stdout.readline()  # bounded: the client gives up connecting after 20 s
+        ready, _, _ = select.select([proc.stdout], [], [], 40.0)
+        assert ready, "the holding client did not report its session within 40 s"
+        line = proc.stdout.readline()
         assert line, "the holding client did not start (exit %s)" % proc.poll()
         held = json.loads(line)
         readers = {sid: ensembles.client(e, sid) for sid in e.ids}
