@@ -240,9 +240,12 @@ fn unsafe_free_getrlimit(limit: &mut libc::rlimit) -> bool {
 fn server_summary(state: &CoreState, out: &mut String) {
     let view = state.view();
     // ZooKeeper's DataTree keeps the root under two keys ("" and "/") and counts both.
+    // In an ensemble the zxid shows the epoch from synchronisation on, before its first
+    // transaction, as ZooKeeper's lastProcessedZxid does.
+    let zxid = view.zxid.max(state.stats.last_zxid.load(Ordering::Relaxed));
     out.push_str(&server_summary_text(
         &state.stats,
-        view.zxid,
+        zxid,
         view.node_count() + 1,
     ));
 }

@@ -968,7 +968,9 @@ impl Pipeline {
         }
         if let Some(step) = sealed.steps.last() {
             let version = &step.version;
-            self.stats.last_zxid.store(version.zxid, Ordering::Relaxed);
+            self.stats
+                .last_zxid
+                .fetch_max(version.zxid, Ordering::Relaxed);
             self.stats
                 .node_count
                 .store(version.node_count(), Ordering::Relaxed);

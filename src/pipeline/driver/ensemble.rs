@@ -401,6 +401,12 @@ impl Pipeline {
                 _ => crate::metrics::ServerMode::Follower,
             };
             self.stats.quorum.set_mode(mode);
+            // As ZooKeeper's lastProcessedZxid after synchronisation, the zxid reported shows
+            // the new epoch even before its first transaction.
+            let epoch_start = crate::zab::make_zxid(ensemble.peer.epochs().current_epoch, 0);
+            self.stats
+                .last_zxid
+                .fetch_max(epoch_start.max(self.tree.zxid), Ordering::Relaxed);
             if let Some(since) = ensemble.looking_since.take() {
                 self.stats
                     .quorum
