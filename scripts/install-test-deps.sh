@@ -5,7 +5,8 @@
 set -euo pipefail
 
 packages=(zookeeper zookeeper-bin python3-kazoo python3-pytest
-          libcurator-client-java libcurator-framework-java libcurator-recipes-java)
+          libcurator-client-java libcurator-framework-java libcurator-recipes-java
+          iproute2)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

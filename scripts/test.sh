@@ -7,6 +7,8 @@
 #   4. the compatibility suites (tests/compat): every scenario through real clients against
 #      Apache ZooKeeper and ringkeeper, Kazoo and Curator recipes, the C client and zkCli,
 #      bad input and limits
+#   6. the ensemble suites (tests/ensemble): quorum, leader kill -9 under load, DIFF/SNAP
+#      catch-up, observers, sessions across servers, a network-namespace partition
 #   5. the crash test: 10 kill -9 cycles under concurrent writers (scripts/crash-test.py;
 #      the long run is `scripts/crash-test.py --kills 200`)
 #
@@ -29,3 +31,6 @@ RINGKEEPER_BIN="$PWD/target/release/ringkeeper" /usr/bin/python3 scripts/crash-t
 
 echo "== compatibility suites (Apache ZooKeeper vs ringkeeper)"
 RINGKEEPER_BIN="$PWD/target/release/ringkeeper" /usr/bin/python3 -m pytest tests/compat -q -p no:cacheprovider
+
+echo "== ensemble suites (3- and 5-server Apache ZooKeeper and ringkeeper ensembles)"
+RINGKEEPER_BIN="$PWD/target/release/ringkeeper" ENSEMBLE_REQUIRE_RINGKEEPER=1 scripts/ensemble-test.sh
