@@ -106,6 +106,10 @@ def ringkeeper_binary():
     return Path(os.environ.get("RINGKEEPER_BIN", REPO / "target" / "release" / "ringkeeper"))
 
 
+class ServerExited(AssertionError):
+    """A server the test did not kill or stop has exited: no use waiting any longer."""
+
+
 def wait_until(predicate, timeout_s, what, interval_s=0.05):
     """Poll `predicate` until it returns a true value (returned) or the deadline passes
     (AssertionError naming `what`). The interval only paces the polling."""
@@ -116,6 +120,8 @@ def wait_until(predicate, timeout_s, what, interval_s=0.05):
             v = predicate()
             if v:
                 return v
+        except ServerExited:
+            raise
         except Exception as e:  # a poll that fails is a poll that is not satisfied yet
             last_error = e
         if time.monotonic() >= deadline:
@@ -141,13 +147,22 @@ class Member:
         self.log = directory / "server.log"
         self.proc = None
         self.starts = 0
+        self.expected_running = False  # started and not since killed or stopped by the test
 
-    def server_line(self):
-        """ZooKeeper's `server.N=host:quorumPort:electionPort[:observer];clientPort`
-        (QuorumPeerConfig / QuorumServer: the part after ';' is the client address)."""
-        return "server.%d=%s:%d:%d%s;%s:%d" % (
+    def server_line(self, bare_client_port=False):
+        """ZooKeeper's `server.N=host:quorumPort:electionPort[:observer];clientHost:clientPort`
+        (ZooKeeper Administrator's Guide, "Cluster Options"; QuorumServer). The client part
+        names the host because ZooKeeper 3.8 refuses a bare `;clientPort` (client address
+        0.0.0.0) together with clientPortAddress=127.0.0.1 ("client address for this server ...
+        in static config file is /127.0.0.1:P is different from client address found in
+        dynamic file: /0.0.0.0:P"), and every server must listen on its own address only.
+        `bare_client_port` writes `;clientPort` instead (ENSEMBLE_BARE_CLIENT_PORT=1, for a
+        ringkeeper whose parser takes only that form; ZooKeeper cannot run with it)."""
+        client = ("%d" % self.client_port if bare_client_port
+                  else "%s:%d" % (self.host, self.client_port))
+        return "server.%d=%s:%d:%d%s;%s" % (
             self.sid, self.host, self.quorum_port, self.election_port,
-            ":observer" if self.observer else "", self.host, self.client_port)
+            ":observer" if self.observer else "", client)
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -209,7 +224,8 @@ class Ensemble:
             # the observer's own config (QuorumPeerConfig: peerType must agree with its line).
             lines.append("peerType=observer")
         lines += ["%s=%s" % (k, v) for k, v in self.extra_cfg.items()]
-        lines += [o.server_line() for o in self.members.values()]
+        bare = self.kind == "ringkeeper" and os.environ.get("ENSEMBLE_BARE_CLIENT_PORT") == "1"
+        lines += [o.server_line(bare) for o in self.members.values()]
         (m.dir / "zoo.cfg").write_text("\n".join(lines) + "\n")
         if self.kind == "zookeeper":
             (m.dir / "log4j.properties").write_text(LOG4J_PROPERTIES)
@@ -256,11 +272,13 @@ class Ensemble:
         logf.flush()
         m.proc = subprocess.Popen(self._command(m), stdout=logf, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, cwd=str(m.dir))
+        m.expected_running = True
         logf.close()
 
     def kill(self, sid):
         """SIGKILL (kill -9) and reap."""
         m = self.members[sid]
+        m.expected_running = False
         if m.running():
             m.proc.send_signal(signal.SIGKILL)
             m.proc.wait(timeout=STOP_TIMEOUT_S)
@@ -268,6 +286,7 @@ class Ensemble:
     def stop(self, sid):
         """SIGTERM, then SIGKILL after STOP_TIMEOUT_S."""
         m = self.members[sid]
+        m.expected_running = False
         if not m.running():
             return
         m.proc.send_signal(signal.SIGTERM)
@@ -319,19 +338,21 @@ class Ensemble:
     def modes(self):
         return {sid: self.mode(sid) for sid in self.running_ids()}
 
-    def _check_alive(self, sids):
-        for sid in sids:
+    def _check_alive(self, sids=None):
+        """AssertionError (with the log tail) if a server the test has not killed or stopped
+        has exited."""
+        for sid in (sids or self.ids):
             m = self.members[sid]
-            if m.proc is not None and m.proc.poll() is not None:
-                raise AssertionError("server %d exited with status %s; log %s:\n%s" % (
+            if m.expected_running and m.proc is not None and m.proc.poll() is not None:
+                raise ServerExited("server %d exited with status %s; log %s:\n%s" % (
                     sid, m.proc.returncode, m.log, self.log_tail(sid, 40)))
 
     def wait_serving(self, timeout_s=60.0, sids=None):
         """Every running server (or `sids`) reports a Mode, and exactly one server is leader.
         Returns {sid: mode}."""
         def ready():
+            self._check_alive()
             want = sids or self.running_ids()
-            self._check_alive(want)
             modes = {sid: self.mode(sid) for sid in want}
             if any(v is None for v in modes.values()):
                 return None
@@ -350,7 +371,7 @@ class Ensemble:
     def wait_leader(self, timeout_s=30.0, exclude=()):
         """Poll until exactly one running server says leader and it is not in `exclude`."""
         def one():
-            self._check_alive(self.running_ids())
+            self._check_alive()
             leaders = [s for s, v in self.modes().items() if v == "leader"]
             return leaders[0] if len(leaders) == 1 and leaders[0] not in exclude else None
         return wait_until(one, timeout_s, "a leader other than %s" % (list(exclude),),

@@ -123,8 +123,11 @@ def netlab():
         lab.close()
 
 
-def test_partitioned_leader_stops_writes_majority_goes_on_and_heal_agrees(kind, ensembles,
-                                                                         netlab):
+def test_partitioned_leader_stops_writes_majority_goes_on_and_heal_agrees(kind, netlab,
+                                                                         ensembles):
+    # netlab before ensembles: fixtures are torn down in reverse order, so the servers and
+    # clients stop while their network still exists (the other way round, stopping each client
+    # waits out its connection to a vanished address: seconds per client).
     e = ensembles(kind, hosts=netlab.hosts, netns=netlab.namespaces).start()
     e.wait_serving(SERVE_TIMEOUT_S)
     root = "/part-%s" % uuid.uuid4().hex[:8]
