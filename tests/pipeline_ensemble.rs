@@ -285,6 +285,7 @@ impl Ensemble {
                 }),
                 disk: Box::new(MemoryDisk),
                 inbound,
+                closed: crossbeam_channel::never(),
                 tick_ms: 50,
             });
             let (input, input_receiver) = unbounded();

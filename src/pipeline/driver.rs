@@ -296,6 +296,7 @@ impl Pipeline {
         let batch_max = self.config.limits.batch_requests_max.max(1);
         let never = crossbeam_channel::never();
         let never_inbound = crossbeam_channel::never();
+        let never_closed = crossbeam_channel::never();
         loop {
             let now = self.monotonic_ms();
             let mut wake_ms = self.next_container_check_ms.min(self.next_session_dump_ms);
@@ -314,8 +315,18 @@ impl Pipeline {
                 .as_ref()
                 .map_or(&never_inbound, |ensemble| &ensemble.inbound)
                 .clone();
+            let closed = self
+                .ensemble
+                .as_ref()
+                .map_or(&never_closed, |ensemble| &ensemble.closed)
+                .clone();
             let mut shutdown = false;
             crossbeam_channel::select! {
+                recv(closed) -> from => {
+                    if let Ok(from) = from {
+                        self.quorum_closed(from);
+                    }
+                },
                 recv(inbound) -> message => {
                     if let Ok((from, message)) = message {
                         self.on_quorum_message(from, message);

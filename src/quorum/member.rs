@@ -32,6 +32,7 @@ impl TcpLinks {
         config: &QuorumConfig,
         limits: TransportLimits,
         inbound: Sender<(ServerId, Wire)>,
+        closed: Sender<ServerId>,
     ) -> std::io::Result<TcpLinks> {
         let me = config.my_id;
         let Some(own) = config.servers.get(&me) else {
@@ -66,6 +67,8 @@ impl TcpLinks {
             limits,
             inbound,
         )?;
+        // The leader–learner connection closing is what ZooKeeper's learners act on.
+        quorum.notify_closed(closed);
         Ok(TcpLinks { election, quorum })
     }
 }

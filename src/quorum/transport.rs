@@ -134,6 +134,10 @@ struct Shared {
     sockets: Mutex<HashMap<u64, TcpStream>>,
     next_token: AtomicU64,
     pending_handshakes: AtomicUsize,
+    /// Told the id of a member whose current inbound connection ended (EOF, error, bad
+    /// frame): a learner acts on its leader's connection closing at once, as ZooKeeper's
+    /// learner does when its socket fails, instead of waiting syncLimit.
+    closed: Mutex<Option<Sender<ServerId>>>,
 }
 
 #[derive(Default)]
@@ -225,6 +229,7 @@ impl Transport {
             sockets: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(0),
             pending_handshakes: AtomicUsize::new(0),
+            closed: Mutex::new(None),
         });
         let (done_sender, done) = crossbeam_channel::bounded::<()>(0);
         let mut transport = Transport {
@@ -301,6 +306,12 @@ impl Transport {
                 to, "dropping a message: the link's writer has stopped"
             ),
         }
+    }
+
+    /// From now on, the id of a member whose current inbound connection ends is sent to
+    /// `closed` (not when a newer connection of the member replaced it, nor at shutdown).
+    pub fn notify_closed(&self, closed: Sender<ServerId>) {
+        *lock(&self.shared.closed) = Some(closed);
     }
 
     /// The actual bound address (for tests that listen on port 0).
@@ -629,6 +640,31 @@ fn start_reader(
 }
 
 fn run_reader(shared: &Shared, peer: ServerId, stream: TcpStream, generation: u64) {
+    if read_frames(shared, peer, stream, generation) {
+        report_closed(shared, peer, generation);
+    }
+}
+
+/// Tells whoever asked that the member's current inbound connection ended.
+fn report_closed(shared: &Shared, peer: ServerId, generation: u64) {
+    if shared.stopped() {
+        return;
+    }
+    let current = shared
+        .inbound_links
+        .get(&peer)
+        .is_some_and(|link| lock(link).generation == generation);
+    if !current {
+        return;
+    }
+    if let Some(closed) = lock(&shared.closed).as_ref() {
+        let _ = closed.try_send(peer);
+    }
+}
+
+/// Reads and delivers frames until the connection ends; true when it ended by itself (EOF,
+/// an error, a bad frame), false when delivery stopped it (superseded, shut down).
+fn read_frames(shared: &Shared, peer: ServerId, stream: TcpStream, generation: u64) -> bool {
     let name = shared.name;
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, stream);
     let mut body = Vec::new();
@@ -638,7 +674,7 @@ fn run_reader(shared: &Shared, peer: ServerId, stream: TcpStream, generation: u6
             if !shared.stopped() {
                 debug!(transport = name, peer, %error, "inbound link closed");
             }
-            return;
+            return true;
         }
         let length = u32::from_be_bytes(length) as usize;
         if length > shared.frame_bytes_max {
@@ -649,26 +685,26 @@ fn run_reader(shared: &Shared, peer: ServerId, stream: TcpStream, generation: u6
                 frame_bytes_max = shared.frame_bytes_max,
                 "closing an inbound link: frame over frame_bytes_max"
             );
-            return;
+            return true;
         }
         if let Err(error) = read_body(&mut reader, length, &mut body) {
             if !shared.stopped() {
                 debug!(transport = name, peer, %error, "inbound link closed inside a frame");
             }
-            return;
+            return true;
         }
         let message = match wire::decode(&body) {
             Ok(message) => message,
             Err(error) => {
                 warn!(transport = name, peer, %error, "closing an inbound link: undecodable message");
-                return;
+                return true;
             }
         };
         if body.capacity() > BODY_BUFFER_KEEP_BYTES {
             body = Vec::new();
         }
         if !deliver(shared, peer, generation, message) {
-            return;
+            return false;
         }
     }
 }

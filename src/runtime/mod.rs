@@ -218,7 +218,13 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                 .quorum_size
                 .store(zab_config.participants.len(), Ordering::Relaxed);
             let (inbound_sender, inbound) = crossbeam_channel::unbounded();
-            let links = TcpLinks::start(&quorum, TransportLimits::default(), inbound_sender)
+            let (closed_sender, closed) = crossbeam_channel::unbounded();
+            let links = TcpLinks::start(
+                &quorum,
+                TransportLimits::default(),
+                inbound_sender,
+                closed_sender,
+            )
                 .map_err(|error| RuntimeError::Listen {
                     address: format!("the quorum and election ports of server.{}", quorum.my_id),
                     reason: error.to_string(),
@@ -235,6 +241,7 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                     batch_bytes_max: LOG_BATCH_BYTES_MAX,
                 }),
                 inbound,
+                closed,
                 tick_ms,
             })
         }

@@ -337,6 +337,11 @@ pub enum Input {
     },
     /// Call every `tick_ms` (more often is harmless).
     Tick,
+    /// The connection from this server closed (the shell's transport saw EOF or an error):
+    /// a learner whose leader it is goes back to election at once, and a leader forgets the
+    /// learner, as ZooKeeper's learner and LearnerHandler do when their socket fails. Safety
+    /// never depends on it; it only shortens failure detection below `sync_limit_ticks`.
+    Disconnected(ServerId),
     /// Nothing happened but time passed: lets the timers that are finer than a tick fire (the
     /// election's `finalize_wait_ms`). The shell sends it between ticks.
     Wake,

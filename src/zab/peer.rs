@@ -321,6 +321,7 @@ impl Peer {
             Input::Restart(durable) => self.restart(now_ms, durable, out),
             Input::Tick => self.tick(now_ms, out),
             Input::Wake => {}
+            Input::Disconnected(from) => self.disconnected(now_ms, from, out),
             Input::Durable(zxid) => {
                 self.log.durable(zxid);
                 self.after_durable(now_ms, out);
@@ -585,6 +586,16 @@ impl Peer {
     fn fresh_conn(&mut self) -> u64 {
         self.next_conn += 1;
         self.next_conn
+    }
+
+    fn disconnected(&mut self, now_ms: u64, from: ServerId, out: &mut Vec<Action>) {
+        match &mut self.state {
+            State::Learning(learner) if learner.leader == from => self.go_looking(now_ms, out),
+            State::Leading(leader) => {
+                leader.sessions.remove(&from);
+            }
+            _ => {}
+        }
     }
 
     // ---------------------------------------------------------------- timers

@@ -327,3 +327,27 @@ fn counter_overflow_starts_a_new_epoch() {
     // Everything of the old epoch stays committed, then the new epoch's first record.
     assert_eq!(h.peers[&next].committed_zxid(), make_zxid(next_epoch, 1));
 }
+
+/// A learner whose connection from the leader closes goes back to election at once, without
+/// waiting `sync_limit_ticks`; one from another server is ignored; a leader forgets the
+/// learner (and, without a quorum left, steps down at its next tick).
+#[test]
+fn a_closed_leader_connection_starts_an_election_at_once() {
+    let mut h = Harness::new(&[1, 2, 3], vec![DurableState::default(); 3], |_| {});
+    let leader = h.settle();
+    assert_eq!(leader, 3);
+    let now = h.now_ms;
+    let follower = h.peers.get_mut(&1).expect("peer 1");
+    follower.step(now, Input::Disconnected(2));
+    assert!(matches!(follower.role(), Some(Role::Following { leader: 3, .. })));
+    let actions = follower.step(now, Input::Disconnected(3));
+    assert!(actions.contains(&Action::RoleChanged(Role::Looking)));
+    assert_eq!(follower.role(), Some(Role::Looking));
+
+    let leader_peer = h.peers.get_mut(&3).expect("peer 3");
+    leader_peer.step(now, Input::Disconnected(1));
+    leader_peer.step(now, Input::Disconnected(2));
+    assert_eq!(leader_peer.leader_figures().map(|f| f.learners), Some(0));
+    let actions = leader_peer.step(now + 100, Input::Tick);
+    assert!(actions.contains(&Action::RoleChanged(Role::Looking)));
+}

@@ -75,6 +75,8 @@ pub struct QuorumStart {
     pub disk: Box<dyn QuorumDisk>,
     /// Messages from other servers.
     pub inbound: Receiver<(ServerId, Wire)>,
+    /// Servers whose connection to this one closed.
+    pub closed: Receiver<ServerId>,
     pub tick_ms: u64,
 }
 
@@ -105,6 +107,7 @@ pub(super) struct Ensemble {
     links: Box<dyn QuorumLinks>,
     disk: Box<dyn QuorumDisk>,
     pub(super) inbound: Receiver<(ServerId, Wire)>,
+    pub(super) closed: Receiver<ServerId>,
     started: Instant,
     tick_ms: u64,
     next_tick_ms: u64,
@@ -170,6 +173,7 @@ impl Pipeline {
             links: start.links,
             disk: start.disk,
             inbound: start.inbound,
+            closed: start.closed,
             started: Instant::now(),
             tick_ms: start.tick_ms.max(1),
             next_tick_ms: start.tick_ms.max(1),
@@ -210,6 +214,10 @@ impl Pipeline {
         let now = ensemble.now_ms();
         let actions = ensemble.peer.step(now, input);
         self.perform(actions);
+    }
+
+    pub(super) fn quorum_closed(&mut self, from: ServerId) {
+        self.step_peer(Input::Disconnected(from));
     }
 
     pub(super) fn quorum_durable(&mut self, zxid: Zxid) {
