@@ -390,6 +390,16 @@ fn run_writer(shared: &Shared, peer: ServerId, address: SocketAddr, frames: Rece
         if shared.stopped() {
             break;
         }
+        if let Some((writer, token)) = link.as_ref() {
+            if closed_by_peer(writer.get_ref()) {
+                // The peer went away (restarted, or died) since the last write: writing would
+                // put this frame into a dead socket. Redial now instead.
+                info!(transport = name, peer, %address, "link closed by the peer; redialling");
+                shared.close(*token);
+                link = None;
+                retry_at = Instant::now();
+            }
+        }
         if link.is_none() {
             if Instant::now() < retry_at {
                 dropped += 1;
@@ -435,6 +445,22 @@ fn run_writer(shared: &Shared, peer: ServerId, address: SocketAddr, frames: Rece
         shared.close(token);
     }
     debug!(transport = name, peer, "writer stopped");
+}
+
+/// Whether the peer has closed (or reset) a connection this side only writes to: the peer
+/// never sends on it, so anything to read means end of stream or an error. One non-blocking
+/// peek, no state change.
+fn closed_by_peer(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    match rustix::net::recv(
+        stream,
+        &mut byte[..],
+        rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT,
+    ) {
+        Ok((0, _)) => true,
+        Ok(_) => false,
+        Err(error) => error != rustix::io::Errno::AGAIN && error != rustix::io::Errno::INTR,
+    }
 }
 
 fn dial(shared: &Shared, address: SocketAddr) -> io::Result<(BufWriter<TcpStream>, u64)> {

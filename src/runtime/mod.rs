@@ -225,10 +225,10 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                 inbound_sender,
                 closed_sender,
             )
-                .map_err(|error| RuntimeError::Listen {
-                    address: format!("the quorum and election ports of server.{}", quorum.my_id),
-                    reason: error.to_string(),
-                })?;
+            .map_err(|error| RuntimeError::Listen {
+                address: format!("the quorum and election ports of server.{}", quorum.my_id),
+                reason: error.to_string(),
+            })?;
             let tick_ms = zab_config.tick_ms;
             pipeline.with_ensemble(QuorumStart {
                 peer: Peer::new(zab_config),

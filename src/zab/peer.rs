@@ -483,6 +483,11 @@ impl Peer {
                     election.received.insert(self.config.id, n.vote);
                     election.decide_at_ms = None;
                     self.broadcast_notification(out);
+                } else if n.vote != election.proposal {
+                    // The sender proposes a worse leader: it may have missed our notification
+                    // (sent while it was still following), so tell it ours now rather than at
+                    // the next tick.
+                    self.reply_notification(from, out);
                 }
                 let State::Looking(election) = &mut self.state else {
                     return;

@@ -339,7 +339,10 @@ fn a_closed_leader_connection_starts_an_election_at_once() {
     let now = h.now_ms;
     let follower = h.peers.get_mut(&1).expect("peer 1");
     follower.step(now, Input::Disconnected(2));
-    assert!(matches!(follower.role(), Some(Role::Following { leader: 3, .. })));
+    assert!(matches!(
+        follower.role(),
+        Some(Role::Following { leader: 3, .. })
+    ));
     let actions = follower.step(now, Input::Disconnected(3));
     assert!(actions.contains(&Action::RoleChanged(Role::Looking)));
     assert_eq!(follower.role(), Some(Role::Looking));
