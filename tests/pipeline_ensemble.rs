@@ -412,6 +412,23 @@ fn writes_through_any_server_commit_everywhere_and_survive_the_leader() {
     );
     assert_eq!(header.err, 0, "sync through a follower");
 
+    // The session moves to the leader; its old connection on the follower is now refused
+    // with SessionMoved (the leader records who holds each session).
+    let moved = ensemble.node(leader).connect(3, session_id, passwd.clone());
+    assert_eq!(
+        session_of(&moved).0,
+        session_id,
+        "the session resumed on the leader"
+    );
+    let header = ensemble
+        .node(follower)
+        .write(1, session_id, 5, create("/moved"));
+    assert_eq!(header.err, -118, "SessionMoved through the old server");
+    let header = ensemble
+        .node(leader)
+        .write(3, session_id, 6, create("/held"));
+    assert_eq!(header.err, 0, "the new server holds the session");
+
     // The leader is cut off: the others elect a new one and go on; the old one stops serving.
     ensemble.net.isolate(leader, 3);
     let rest: Vec<ServerId> = (1..=3).filter(|id| *id != leader).collect();
@@ -444,7 +461,8 @@ fn writes_through_any_server_commit_everywhere_and_survive_the_leader() {
     assert_eq!(leader_after, new_leader);
     ensemble.wait_for_zxid(leader, last);
     for id in 1..=3 {
-        for path in ["/a", "/b"] {
+        assert!(!ensemble.node(id).has("/moved"), "server {id} has /moved");
+        for path in ["/a", "/b", "/held"] {
             assert!(ensemble.node(id).has(path), "server {id} has {path}");
         }
     }

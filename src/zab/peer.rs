@@ -125,6 +125,10 @@ struct Election {
     /// Notifications of participants that are following or leading.
     out_of_election: BTreeMap<ServerId, Notification>,
     decide_at_ms: Option<u64>,
+    /// FollowerInfo that arrived before this peer decided: a learner that decided first
+    /// (finalize waits end at slightly different times) must not wait a tick for its retry.
+    /// Taken up if this peer ends up leading, dropped otherwise.
+    early_infos: BTreeMap<ServerId, (u64, Packet)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,6 +253,7 @@ impl Peer {
                 received: BTreeMap::new(),
                 out_of_election: BTreeMap::new(),
                 decide_at_ms: None,
+                early_infos: BTreeMap::new(),
             }),
         }
     }
@@ -412,6 +417,7 @@ impl Peer {
             received,
             out_of_election: BTreeMap::new(),
             decide_at_ms: None,
+            early_infos: BTreeMap::new(),
         });
         self.set_role(Role::Looking, out);
         self.broadcast_notification(out);
@@ -574,6 +580,10 @@ impl Peer {
     }
 
     fn lead(&mut self, now_ms: u64, vote: Vote, round: u64, out: &mut Vec<Action>) {
+        let early_infos = match &mut self.state {
+            State::Looking(election) => std::mem::take(&mut election.early_infos),
+            _ => BTreeMap::new(),
+        };
         self.state = State::Leading(Leader {
             vote,
             round,
@@ -586,6 +596,12 @@ impl Peer {
         });
         // A one-server ensemble has its quorum already.
         self.leader_progress(now_ms, out);
+        for (from, (conn, info)) in early_infos {
+            if let Next::Looking = self.leader_link(now_ms, from, conn, 0, info, out) {
+                self.go_looking(now_ms, out);
+                return;
+            }
+        }
     }
 
     fn fresh_conn(&mut self) -> u64 {
@@ -702,7 +718,13 @@ impl Peer {
                     self.go_looking(now_ms, out);
                 }
             }
-            State::Looking(_) => {}
+            State::Looking(_) => {
+                if let (0, Packet::FollowerInfo { .. }) = (seq, &packet) {
+                    if let State::Looking(election) = &mut self.state {
+                        election.early_infos.insert(from, (conn, packet));
+                    }
+                }
+            }
         }
     }
 

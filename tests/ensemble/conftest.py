@@ -5,10 +5,8 @@ Every test is parametrised by server kind (`kind`: zookeeper, ringkeeper). ENSEM
 both servers. A kind is skipped with its reason when it cannot run an ensemble:
 
 * zookeeper: /usr/share/java/zookeeper.jar missing (apt-get install zookeeper);
-* ringkeeper: the binary ($RINGKEEPER_BIN, default target/release/ringkeeper) is missing, or a
-  probe ensemble of 3 (started once per session) answers `srvr` with `Mode: standalone`, i.e.
-  the binary ignores the server.N lines (no quorum support yet). A probe that exits or never
-  reports a Mode is NOT a skip: the ensemble tests of that kind then fail with the logs.
+* ringkeeper: RINGKEEPER_BIN is unset and target/release/ringkeeper does not exist. Anything
+  else (a named binary missing, a binary without ensemble mode) fails the tests, with the logs.
 
 `ensembles(kind, ...)` makes an Ensemble (harness.py) in the test's temp dir; every ensemble and
 every client a test made through the fixtures is stopped at the end of the test. On a failure the
@@ -17,10 +15,7 @@ tmp_path, kept for the last three sessions) still holds the full logs.
 """
 
 import os
-import shutil
 import signal
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -31,7 +26,6 @@ ENSEMBLE_KINDS = [k.strip() for k in os.environ.get(
 for _k in ENSEMBLE_KINDS:
     assert _k in harness.KINDS, "ENSEMBLE_KINDS: unknown kind %r" % _k
 
-PROBE_TIMEOUT_S = 30.0
 # Every test is bounded as a whole: Kazoo's synchronous calls wait for their reply without a
 # timeout, so a server that accepts a request and never answers would otherwise hang the suite.
 TEST_TIMEOUT_S = float(os.environ.get("ENSEMBLE_TEST_TIMEOUT_S", "180"))
@@ -57,46 +51,15 @@ def skip_reason(kind):
         if not (harness.JAVA_DIR / "zookeeper.jar").exists():
             reason = "Apache ZooKeeper not installed (apt-get install zookeeper)"
     else:
+        # ringkeeper runs ensembles: a binary that reports Mode: standalone for a server.N
+        # config fails the tests (no probe, no skip). Only a missing binary, when none was
+        # named, is a skip; a named one that is missing fails.
         binary = harness.ringkeeper_binary()
-        if not binary.exists():
+        if not binary.exists() and not os.environ.get("RINGKEEPER_BIN"):
             reason = ("ringkeeper binary %s does not exist (cargo build --release, or set "
                       "RINGKEEPER_BIN)" % binary)
-        else:
-            reason = probe_ringkeeper()
     _probe[kind] = reason
     return reason
-
-
-def probe_ringkeeper():
-    """Start 3 ringkeeper servers from server.N configs; skip the kind only if one says it is
-    standalone (the binary ignores the ensemble). Anything else is left to the tests."""
-    tmp = Path(tempfile.mkdtemp(prefix="ringkeeper-ensemble-probe-"))
-    e = harness.Ensemble("ringkeeper", tmp)
-    try:
-        e.start()
-        modes = {}
-
-        def decided():
-            for sid in e.ids:
-                if not e.members[sid].running():
-                    return "exited"
-                modes[sid] = e.mode(sid)
-            if "standalone" in modes.values():
-                return "standalone"
-            if all(modes.values()):
-                return "ensemble"
-            return None
-        try:
-            verdict = harness.wait_until(decided, PROBE_TIMEOUT_S, "the ringkeeper probe")
-        except AssertionError:
-            verdict = "no mode"
-        if verdict == "standalone":
-            return ("%s has no ensemble mode yet: given zoo.cfg server.N lines and myid, srvr "
-                    "reports Mode: standalone (%s)" % (harness.ringkeeper_binary(), modes))
-        return None
-    finally:
-        e.close()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class Ensembles:

@@ -30,6 +30,21 @@ def sync_kind_in_zookeeper_log(text, follower):
     return kinds
 
 
+def sync_kind_in_ringkeeper_log(text, follower):
+    """ringkeeper's leader logs, for each learner it syncs: "Sending DIFF to server N ...",
+    "Sending TRUNC to server N ..." or "sending server N a snapshot ..." (SNAP)."""
+    markers = (("DIFF", "Sending DIFF to server %d " % follower),
+               ("SNAP", "sending server %d a snapshot" % follower),
+               ("TRUNC", "Sending TRUNC to server %d " % follower))
+    return [k for k, marker in markers if marker in text]
+
+
+def sync_kind(kind, text, follower):
+    if kind == "zookeeper":
+        return sync_kind_in_zookeeper_log(text, follower)
+    return sync_kind_in_ringkeeper_log(text, follower)
+
+
 def restart_and_compare(e, follower, root):
     leader = e.leader()
     offset = log_size(e, leader)
@@ -72,8 +87,7 @@ def test_restarted_follower_catches_up_by_diff_and_by_snapshot(kind, ensembles):
     want, leader_log = restart_and_compare(e, follower, root)
     assert want["%s/before-00" % root] == b"changed while down"
     assert "%s/before-01" % root not in want and "%s/diff-19" % root in want
-    if kind == "zookeeper":
-        assert sync_kind_in_zookeeper_log(leader_log, follower) == ["DIFF"]
+    assert sync_kind(kind, leader_log, follower) == ["DIFF"], leader_log[-2000:]
 
     # SNAP: more transactions than the leader keeps in its committed log, and a log since the
     # follower's zxid larger than a third of the snapshot (ZooKeeper otherwise sends a DIFF read
@@ -90,5 +104,4 @@ def test_restarted_follower_catches_up_by_diff_and_by_snapshot(kind, ensembles):
     want, leader_log = restart_and_compare(e, follower, root)
     assert sum(1 for p in want if "/snap-" in p) == creates
     assert want["%s/snap-0009" % root].startswith(b"%06d" % (sets - 1))
-    if kind == "zookeeper":
-        assert sync_kind_in_zookeeper_log(leader_log, follower) == ["SNAP"]
+    assert sync_kind(kind, leader_log, follower) == ["SNAP"], leader_log[-2000:]

@@ -34,7 +34,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use crate::quorum::{Forwarded, Wire};
-use crate::zab::{Action, DurableState, Epochs, Input, Message, Peer, Role, ServerId, Zxid};
+use crate::zab::{
+    Action, DurableState, Epochs, Input, Message, Packet, Peer, Role, ServerId, Zxid,
+};
 
 use super::*;
 
@@ -345,6 +347,17 @@ impl Pipeline {
     fn perform_one(&mut self, action: Action) {
         match action {
             Action::Send { to, message } => {
+                if let Message::Link { packet, .. } = &message {
+                    match packet {
+                        Packet::Diff { zxid } => {
+                            info!("Sending DIFF to server {to} after zxid {zxid:#x}")
+                        }
+                        Packet::Trunc { zxid } => {
+                            info!("Sending TRUNC to server {to} back to zxid {zxid:#x}")
+                        }
+                        _ => {}
+                    }
+                }
                 if let Some(ensemble) = self.ensemble.as_ref() {
                     ensemble.links.send(to, &Wire::Zab(message));
                 }
@@ -762,7 +775,12 @@ impl Pipeline {
     /// A message from another server.
     pub(super) fn on_quorum_message(&mut self, from: ServerId, message: Wire) {
         match message {
-            Wire::Zab(message) => self.step_peer(Input::Message { from, message }),
+            Wire::Zab(message) => {
+                if self.ensemble.as_ref().is_some_and(|e| !e.serving) {
+                    tracing::debug!(target: "ringkeeper::election", "from {from}: {message:?}");
+                }
+                self.step_peer(Input::Message { from, message })
+            }
             Wire::Forward { id, request } => self.leader_forwarded(from, id, request),
             Wire::Touch { sessions } => {
                 if self.quorum_role_for_clients() == Some(true) {
