@@ -140,6 +140,12 @@ enum Event {
         incarnation: u64,
     },
     Crash,
+    /// The shell's transport saw the connection from `from` close (a crash, or a spurious
+    /// reset of a live connection).
+    Disconnected {
+        to: ServerId,
+        from: ServerId,
+    },
     Restart(ServerId),
     Write,
     Partition,
@@ -385,9 +391,35 @@ impl Sim {
                     self.report.crashes += 1;
                     let down = self.rng.range(20, 1500);
                     self.schedule(self.now_ms + down, Event::Restart(id));
+                    // The others' transports see the crashed server's connections close.
+                    for &other in &alive {
+                        if other != id {
+                            let delay = self.rng.range(0, 50);
+                            self.schedule(
+                                self.now_ms + delay,
+                                Event::Disconnected {
+                                    to: other,
+                                    from: id,
+                                },
+                            );
+                        }
+                    }
+                    // Now and then a live connection is reset too.
+                    if alive.len() >= 2 && self.rng.range(0, 3) == 0 {
+                        let to = alive[self.rng.range(0, alive.len() as u64 - 1) as usize];
+                        let from = alive[self.rng.range(0, alive.len() as u64 - 1) as usize];
+                        if to != from && to != id && from != id {
+                            self.schedule(self.now_ms + 1, Event::Disconnected { to, from });
+                        }
+                    }
                 }
                 let next = self.rng.range(100, 1500);
                 self.schedule(self.now_ms + next, Event::Crash);
+            }
+            Event::Disconnected { to, from } => {
+                if self.servers[&to].peer.is_some() {
+                    self.input(to, Input::Disconnected(from))?;
+                }
             }
             Event::Restart(id) => {
                 let s = self.servers.get_mut(&id).expect("server");
