@@ -140,6 +140,13 @@ pub struct Snapshots {
     pub retain: Option<usize>,
     since_last: u64,
     running: Arc<std::sync::atomic::AtomicBool>,
+    /// Each snapshot written in the background reports its zxid and file here, so the live
+    /// tree can be rebased on it.
+    /// (A failed snapshot reports None.)
+    written: (
+        Sender<(i64, Option<std::path::PathBuf>)>,
+        Receiver<(i64, Option<std::path::PathBuf>)>,
+    ),
     /// The newest durable version and the sessions open at its zxid.
     durable_version: Arc<TreeVersion>,
     durable_sessions: std::collections::BTreeMap<i64, i32>,
@@ -162,6 +169,7 @@ impl Snapshots {
             retain,
             since_last: 0,
             running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            written: crossbeam_channel::unbounded(),
             durable_version: version,
             durable_sessions: sessions,
         }
@@ -209,6 +217,12 @@ pub struct Pipeline {
     next_session_dump_ms: i64,
     /// The newest version the cores have been sent.
     published: Arc<TreeVersion>,
+    /// Transactions applied to the tree and not yet published, and while a snapshot is being
+    /// written, every one after the snapshot's zxid: replayed onto the new snapshot to rebase
+    /// the live tree on it (see `rebase`).
+    recent_records: VecDeque<LogRecord>,
+    /// The zxid of the snapshot being written, whose completion will rebase the tree.
+    rebase_from: Option<i64>,
     /// Set when the server is an ensemble member (zoo.cfg has `server.N` lines).
     ensemble: Option<Box<ensemble::Ensemble>>,
 }
@@ -270,6 +284,8 @@ impl Pipeline {
             next_container_check_ms: config.container_check_interval_ms as i64,
             next_session_dump_ms: 0,
             published: Arc::new(tree.clone()),
+            recent_records: VecDeque::new(),
+            rebase_from: None,
             ensemble: None,
             config,
             stats,
@@ -365,6 +381,7 @@ impl Pipeline {
                 default(wait) => {}
             }
             self.quorum_timers();
+            self.rebase_on_written_snapshot();
             self.housekeeping();
             self.seal();
             self.drain_writer_events();
@@ -536,6 +553,13 @@ impl Pipeline {
     fn apply_txn(&mut self, zxid: i64, time_ms: i64, txn: &Txn) -> TxnResult {
         match self.tree.apply(zxid, time_ms, txn, &mut self.triggers) {
             Ok(result) => {
+                if self.snapshots.is_some() {
+                    self.recent_records.push_back(LogRecord {
+                        zxid,
+                        time_ms,
+                        txn: txn.clone(),
+                    });
+                }
                 match txn {
                     Txn::CreateSession {
                         session_id,
@@ -884,6 +908,79 @@ impl Pipeline {
         }
     }
 
+    /// Rebases the live tree on a snapshot the background thread finished: the new snapshot,
+    /// mapped, becomes the base, and the transactions applied since its zxid are replayed on
+    /// it. The heap then holds only what changed since the snapshot; the old versions go once
+    /// the cores move to the next one (a step with the rebased version is published for that).
+    fn rebase_on_written_snapshot(&mut self) {
+        let Some(snapshots) = self.snapshots.as_ref() else {
+            return;
+        };
+        let Ok((zxid, path)) = snapshots.written.1.try_recv() else {
+            return;
+        };
+        if self.rebase_from != Some(zxid) {
+            return;
+        }
+        self.rebase_from = None;
+        let Some(path) = path else {
+            return;
+        };
+        let started = Instant::now();
+        let mapped = match crate::snapshot::MappedSnapshot::open(&path) {
+            Ok(mapped) => mapped,
+            Err(error) => {
+                warn!("not rebasing on {}: {error}", path.display());
+                return;
+            }
+        };
+        let mut tree = TreeVersion::from_snapshot(Arc::new(mapped));
+        let mut triggers = Vec::new();
+        let mut replayed = 0usize;
+        for record in &self.recent_records {
+            if record.zxid <= zxid || record.zxid > self.tree.zxid {
+                continue;
+            }
+            if let Err(broken) = tree.apply(record.zxid, record.time_ms, &record.txn, &mut triggers)
+            {
+                warn!(
+                    "not rebasing on {}: replay failed: {broken}",
+                    path.display()
+                );
+                return;
+            }
+            triggers.clear();
+            replayed += 1;
+        }
+        if tree.zxid != self.tree.zxid || tree.node_count() != self.tree.node_count() {
+            warn!(
+                "not rebasing on {}: the replayed tree (zxid {:#x}, {} znodes) differs from the live one (zxid {:#x}, {} znodes)",
+                path.display(),
+                tree.zxid,
+                tree.node_count(),
+                self.tree.zxid,
+                self.tree.node_count()
+            );
+            return;
+        }
+        info!(
+            "live tree rebased on {} ({replayed} transactions replayed, {} ms)",
+            path.display(),
+            started.elapsed().as_millis()
+        );
+        self.tree = tree;
+        self.steps.push(Step {
+            version: Arc::new(self.tree.clone()),
+            triggers: Vec::new(),
+        });
+    }
+
+    /// Forgets a rebase in flight (the tree was replaced by other means).
+    pub(super) fn cancel_rebase(&mut self) {
+        self.rebase_from = None;
+        self.recent_records.clear();
+    }
+
     /// Starts a background snapshot of the newest durable version when enough transactions
     /// have been made durable since the last one, or when asked. The version is immutable,
     /// so writes go on while it is written; the snapshot is never fuzzy.
@@ -900,6 +997,8 @@ impl Pipeline {
         }
         snapshots.since_last = 0;
         let version = snapshots.durable_version.clone();
+        let written = snapshots.written.0.clone();
+        self.rebase_from = Some(version.zxid);
         let sessions: Vec<crate::snapshot::SessionRecord> = snapshots
             .durable_sessions
             .iter()
@@ -922,13 +1021,19 @@ impl Pipeline {
                 }
                 let started = Instant::now();
                 match crate::snapshot::write_snapshot(&data_dir, &version, &sessions) {
-                    Ok(path) => info!(
-                        "snapshot {} of {} znodes written in {} ms",
-                        path.display(),
-                        version.node_count(),
-                        started.elapsed().as_millis()
-                    ),
-                    Err(error) => warn!("snapshot at zxid {:#x} failed: {error}", version.zxid),
+                    Ok(path) => {
+                        info!(
+                            "snapshot {} of {} znodes written in {} ms",
+                            path.display(),
+                            version.node_count(),
+                            started.elapsed().as_millis()
+                        );
+                        let _ = written.send((version.zxid, Some(path)));
+                    }
+                    Err(error) => {
+                        warn!("snapshot at zxid {:#x} failed: {error}", version.zxid);
+                        let _ = written.send((version.zxid, None));
+                    }
                 }
                 if let Some(keep) = retain {
                     match crate::snapshot::retain(&data_dir, keep) {
@@ -953,6 +1058,7 @@ impl Pipeline {
                 running.store(false, Ordering::SeqCst);
             });
         if spawned.is_err() {
+            self.rebase_from = None;
             warn!("could not start the snapshot thread");
             if let Some(snapshots) = self.snapshots.as_ref() {
                 snapshots.running.store(false, Ordering::SeqCst);
@@ -995,6 +1101,14 @@ impl Pipeline {
         if let Some(step) = sealed.steps.last() {
             self.published = step.version.clone();
             self.quorum_published(step.version.zxid);
+            let keep_after = self.rebase_from.unwrap_or(step.version.zxid);
+            while self
+                .recent_records
+                .front()
+                .is_some_and(|record| record.zxid <= keep_after)
+            {
+                self.recent_records.pop_front();
+            }
         }
         if let Some(step) = sealed.steps.last() {
             // Before any core can deliver this batch's events, so that a read on any core

@@ -488,6 +488,8 @@ impl Pipeline {
         }
         if was_leading && self.tree.zxid > published_zxid {
             self.tree = (*self.published).clone();
+            self.recent_records
+                .retain(|record| record.zxid <= published_zxid);
             self.waiting.clear();
             self.steps.clear();
             self.triggers.clear();
@@ -1146,6 +1148,7 @@ impl Pipeline {
     /// Replaces the tree and the session table (after SNAP or a reload); the cores get the
     /// new tree as a step of their next batch.
     fn replace_state(&mut self, tree: TreeVersion, sessions: Vec<(i64, i32)>) {
+        self.cancel_rebase();
         let now = self.monotonic_ms();
         let known: Vec<i64> = self.sessions.iter().map(|session| session.id).collect();
         for id in known {
