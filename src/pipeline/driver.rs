@@ -122,6 +122,9 @@ struct Sealed {
     session_changes: Vec<(i64, Option<i32>)>,
 }
 
+/// A background snapshot's zxid and file (None when writing it failed).
+type SnapshotWritten = (i64, Option<std::path::PathBuf>);
+
 /// The pipeline's end of the log writer's channels.
 pub struct LogChannels {
     pub appends: Sender<WriterInput>,
@@ -143,10 +146,7 @@ pub struct Snapshots {
     /// Each snapshot written in the background reports its zxid and file here, so the live
     /// tree can be rebased on it.
     /// (A failed snapshot reports None.)
-    written: (
-        Sender<(i64, Option<std::path::PathBuf>)>,
-        Receiver<(i64, Option<std::path::PathBuf>)>,
-    ),
+    written: (Sender<SnapshotWritten>, Receiver<SnapshotWritten>),
     /// The newest durable version and the sessions open at its zxid.
     durable_version: Arc<TreeVersion>,
     durable_sessions: std::collections::BTreeMap<i64, i32>,
