@@ -141,6 +141,10 @@ pub struct Snapshots {
     /// Purge old snapshots and log segments after each snapshot, keeping this many
     /// snapshots (None: never purge).
     pub retain: Option<usize>,
+    /// autopurge.purgeInterval: also purge on this clock, as ZooKeeper does (None: only
+    /// after snapshots, when `retain` is set).
+    pub purge_every: Option<Duration>,
+    next_purge: Option<Instant>,
     since_last: u64,
     running: Arc<std::sync::atomic::AtomicBool>,
     /// Each snapshot written in the background reports its zxid and file here, so the live
@@ -167,6 +171,8 @@ impl Snapshots {
             log_dir,
             threshold: half + rand::random::<u64>() % half,
             retain,
+            purge_every: None,
+            next_purge: None,
             since_last: 0,
             running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             written: crossbeam_channel::unbounded(),
@@ -798,6 +804,7 @@ impl Pipeline {
 
     /// Expires sessions and reaps empty containers and expired TTL nodes.
     fn housekeeping(&mut self) {
+        self.purge_on_clock();
         let now = self.monotonic_ms();
         // In an ensemble only the serving leader expires sessions and reaps nodes.
         let owner_of_sessions =
@@ -905,6 +912,31 @@ impl Pipeline {
                 }
                 Err(code) => warn!("could not reap {path}: {code:?}"),
             }
+        }
+    }
+
+    /// autopurge.purgeInterval: purges on its clock, on a background thread.
+    fn purge_on_clock(&mut self) {
+        let Some(snapshots) = self.snapshots.as_mut() else {
+            return;
+        };
+        let (Some(every), Some(keep)) = (snapshots.purge_every, snapshots.retain) else {
+            return;
+        };
+        let now = Instant::now();
+        let due = *snapshots.next_purge.get_or_insert(now + every);
+        // Not while a snapshot (which purges when it ends) is being written.
+        if now < due || snapshots.running.load(Ordering::SeqCst) {
+            return;
+        }
+        snapshots.next_purge = Some(now + every);
+        let data_dir = snapshots.data_dir.clone();
+        let log_dir = snapshots.log_dir.clone();
+        let spawned = std::thread::Builder::new()
+            .name("purge".into())
+            .spawn(move || purge(&data_dir, &log_dir, keep));
+        if let Err(error) = spawned {
+            warn!("could not start the purge thread: {error}");
         }
     }
 
@@ -1036,24 +1068,7 @@ impl Pipeline {
                     }
                 }
                 if let Some(keep) = retain {
-                    match crate::snapshot::retain(&data_dir, keep) {
-                        Ok(Some(oldest)) => {
-                            let storage = crate::storage::DiskStorage;
-                            match crate::txnlog::recovery::purge_segments(
-                                &storage, &log_dir, oldest,
-                            ) {
-                                Ok(removed) if removed > 0 => {
-                                    info!(
-                                        "purged {removed} log segments no retained snapshot needs"
-                                    )
-                                }
-                                Ok(_) => {}
-                                Err(error) => warn!("purging log segments failed: {error}"),
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(error) => warn!("purging snapshots failed: {error}"),
-                    }
+                    purge(&data_dir, &log_dir, keep);
                 }
                 running.store(false, Ordering::SeqCst);
             });
@@ -1162,6 +1177,25 @@ fn refused_reply(conn: ConnRef, read_only_flag: bool) -> CoreReply {
         session_id: 0,
         timeout_ms: 0,
         frame,
+    }
+}
+
+/// autopurge: keeps the newest `keep` snapshots and removes the log segments no retained
+/// snapshot needs (ZooKeeper's PurgeTxnLog).
+fn purge(data_dir: &std::path::Path, log_dir: &std::path::Path, keep: usize) {
+    match crate::snapshot::retain(data_dir, keep) {
+        Ok(Some(oldest)) => {
+            let storage = crate::storage::DiskStorage;
+            match crate::txnlog::recovery::purge_segments(&storage, log_dir, oldest) {
+                Ok(removed) if removed > 0 => {
+                    info!("purged {removed} log segments no retained snapshot needs")
+                }
+                Ok(_) => {}
+                Err(error) => warn!("purging log segments failed: {error}"),
+            }
+        }
+        Ok(None) => {}
+        Err(error) => warn!("purging snapshots failed: {error}"),
     }
 }
 

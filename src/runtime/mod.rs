@@ -187,7 +187,7 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     }
 
     let initial = Arc::new(tree.clone());
-    let snapshots = Snapshots::new(
+    let mut snapshots = Snapshots::new(
         config.data_dir.clone(),
         config.data_log_dir.clone(),
         config.snap_count,
@@ -195,6 +195,9 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
         initial.clone(),
         sessions.clone(),
     );
+    if config.purge_interval_hours > 0 {
+        snapshots.purge_every = Some(Duration::from_secs(config.purge_interval_hours * 3600));
+    }
     let pipeline = Pipeline::new(
         config.clone(),
         stats.clone(),
