@@ -402,7 +402,16 @@ impl<'a> SnapshotView<'a> {
     pub fn lookup(&self, path: &str) -> Option<u32> {
         let mut index = 0u32;
         let mut record = self.record(0)?;
-        for component in path.split('/').filter(|component| !component.is_empty()) {
+        if path.is_empty() || path == "/" {
+            return Some(index);
+        }
+        // Exactly the paths the tree stores: "/" and "/a/b", never an empty component ("//",
+        // "/a//b", "/a/"), which names no node.
+        let rest = path.strip_prefix('/')?;
+        for component in rest.split('/') {
+            if component.is_empty() {
+                return None;
+            }
             let children = self.children_of(record);
             let position = children
                 .binary_search_by(|child| child.name.as_str().cmp(component))

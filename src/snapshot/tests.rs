@@ -278,6 +278,10 @@ fn children_are_contiguous_and_sorted_breadth_first() {
     assert_eq!(&paths[..5], &["/", "/a", "/app", "/b", "/zookeeper"]);
     assert_eq!(view.lookup(""), Some(0));
     assert_eq!(view.lookup("/app/missing"), None);
+    // Empty components name no node (ZooKeeper answers NoNode for "//" on reads).
+    for path in ["//", "/app//locks", "/app/", "app", "//app"] {
+        assert_eq!(view.lookup(path), None, "{path:?}");
+    }
     assert_eq!(
         view.path_of(view.lookup("/app/locks/lock-0000000001").expect("lock"))
             .as_deref(),
