@@ -89,6 +89,10 @@ pub struct Config {
     /// `snapCount`: transactions between snapshots (each server uses a random threshold
     /// between half and all of it, as ZooKeeper does, so servers do not snapshot together).
     pub snap_count: u64,
+    /// `ringkeeper.zxidCounterMax`: the highest zxid counter a leader assigns before it steps
+    /// down so that a new epoch starts (ZooKeeper: 0xffffffff, not configurable). Lowering it
+    /// exercises the rollover; None keeps the default.
+    pub zxid_counter_max: Option<u32>,
     /// `autopurge.snapRetainCount` (at least 3) and `autopurge.purgeInterval` (hours; 0 =
     /// never purge, ZooKeeper's default). When purging is on, it runs after each snapshot.
     pub snap_retain_count: usize,
@@ -132,6 +136,7 @@ impl Default for Config {
             container_max_per_minute: 10_000,
             log_segment_bytes: 64 << 20,
             snap_count: 100_000,
+            zxid_counter_max: None,
             snap_retain_count: 3,
             purge_interval_hours: 0,
             force_sync: true,
@@ -751,6 +756,9 @@ impl Config {
                     config.log_segment_bytes = kib.max(64) * 1024;
                 }
                 "snapCount" => config.snap_count = parse_number::<u64>(key, value)?.max(2),
+                "ringkeeper.zxidCounterMax" => {
+                    config.zxid_counter_max = Some(parse_number::<u32>(key, value)?.max(2))
+                }
                 "autopurge.snapRetainCount" => {
                     config.snap_retain_count = parse_number::<usize>(key, value)?.max(3)
                 }

@@ -113,7 +113,11 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     }
     let quorum_state = match &config.quorum {
         Some(quorum) => {
-            let zab_config = quorum.zab_config(u64::from(config.tick_time_ms));
+            let mut zab_config = quorum.zab_config(u64::from(config.tick_time_ms));
+            if let Some(counter_max) = config.zxid_counter_max {
+                warn!("ringkeeper.zxidCounterMax={counter_max}: a new epoch every {counter_max} transactions");
+                zab_config.counter_max = counter_max;
+            }
             let epochs =
                 crate::quorum::epochs::load(&*storage, &config.data_dir).map_err(storage_error)?;
             info!(
