@@ -283,7 +283,7 @@ impl Ensemble {
                     me: id,
                     net: net.clone(),
                 }),
-                disk: Box::new(MemoryDisk),
+                disk: Arc::new(MemoryDisk),
                 inbound,
                 closed: crossbeam_channel::never(),
                 tick_ms: 50,

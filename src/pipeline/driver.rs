@@ -319,6 +319,7 @@ impl Pipeline {
         let never = crossbeam_channel::never();
         let never_inbound = crossbeam_channel::never();
         let never_closed = crossbeam_channel::never();
+        let never_encoded = crossbeam_channel::never();
         loop {
             let now = self.monotonic_ms();
             let mut wake_ms = self.next_container_check_ms.min(self.next_session_dump_ms);
@@ -342,8 +343,18 @@ impl Pipeline {
                 .as_ref()
                 .map_or(&never_closed, |ensemble| &ensemble.closed)
                 .clone();
+            let encoded = self
+                .ensemble
+                .as_ref()
+                .map_or(&never_encoded, |ensemble| &ensemble.encoded.1)
+                .clone();
             let mut shutdown = false;
             crossbeam_channel::select! {
+                recv(encoded) -> done => {
+                    if let Ok((to, message)) = done {
+                        self.quorum_snapshot_encoded(to, message);
+                    }
+                },
                 recv(closed) -> from => {
                     if let Ok(from) = from {
                         self.quorum_closed(from);

@@ -241,7 +241,7 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                 peer: Peer::new(zab_config),
                 durable,
                 links: Box::new(links),
-                disk: Box::new(MemberDisk {
+                disk: Arc::new(MemberDisk {
                     storage: storage.clone(),
                     data_dir: config.data_dir.clone(),
                     log_dir: config.data_log_dir.clone(),

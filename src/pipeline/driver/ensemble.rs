@@ -49,7 +49,7 @@ pub trait QuorumLinks: Send {
 }
 
 /// What ZAB needs durably from this server's disk, besides the log writer.
-pub trait QuorumDisk: Send {
+pub trait QuorumDisk: Send + Sync {
     /// Persists the epochs (durable before it returns).
     fn save_epochs(&self, epochs: &Epochs) -> Result<(), String>;
     /// Encodes a snapshot of `version` with the open sessions, to send to a learner.
@@ -74,7 +74,7 @@ pub struct QuorumStart {
     pub peer: Peer,
     pub durable: DurableState,
     pub links: Box<dyn QuorumLinks>,
-    pub disk: Box<dyn QuorumDisk>,
+    pub disk: Arc<dyn QuorumDisk>,
     /// Messages from other servers.
     pub inbound: Receiver<(ServerId, Wire)>,
     /// Servers whose connection to this one closed.
@@ -103,12 +103,21 @@ enum Pending {
     },
 }
 
+/// A snapshot encoded for a learner (None when encoding failed).
+pub(super) type EncodedSnapshot = (ServerId, Option<Wire>);
+
 pub(super) struct Ensemble {
     peer: Peer,
     me: ServerId,
     links: Box<dyn QuorumLinks>,
-    disk: Box<dyn QuorumDisk>,
+    disk: Arc<dyn QuorumDisk>,
     pub(super) inbound: Receiver<(ServerId, Wire)>,
+    /// Snapshots for learners, encoded on a background thread: (learner, message).
+    pub(super) encoded: (Sender<EncodedSnapshot>, Receiver<EncodedSnapshot>),
+    /// Messages to learners that wait for a snapshot being encoded for them (the snapshot's
+    /// link sequence number comes before theirs): the number of snapshots pending, and the
+    /// messages in order.
+    held: HashMap<ServerId, (usize, Vec<Wire>)>,
     pub(super) closed: Receiver<ServerId>,
     started: Instant,
     tick_ms: u64,
@@ -155,6 +164,14 @@ impl Ensemble {
         self.links.shutdown();
     }
 
+    /// Sends to another server, after the snapshot being encoded for it if there is one.
+    fn send(&mut self, to: ServerId, message: Wire) {
+        match self.held.get_mut(&to) {
+            Some((_, queue)) => queue.push(message),
+            None => self.links.send(to, &message),
+        }
+    }
+
     fn leader_id(&self) -> Option<ServerId> {
         match self.role {
             Some(Role::Following { leader, .. }) | Some(Role::Observing { leader, .. }) => {
@@ -175,6 +192,8 @@ impl Pipeline {
             links: start.links,
             disk: start.disk,
             inbound: start.inbound,
+            encoded: crossbeam_channel::unbounded(),
+            held: HashMap::new(),
             closed: start.closed,
             started: Instant::now(),
             tick_ms: start.tick_ms.max(1),
@@ -268,14 +287,14 @@ impl Pipeline {
 
     /// A learner reports its clients' activity to the leader.
     pub(super) fn quorum_touch(&mut self, sessions: Vec<i64>) {
-        let Some(ensemble) = self.ensemble.as_ref() else {
+        let Some(ensemble) = self.ensemble.as_mut() else {
             return;
         };
         if !ensemble.serving || sessions.is_empty() {
             return;
         }
         if let Some(leader) = ensemble.leader_id() {
-            ensemble.links.send(leader, &Wire::Touch { sessions });
+            ensemble.send(leader, Wire::Touch { sessions });
         }
     }
 
@@ -327,7 +346,7 @@ impl Pipeline {
         let result = self.apply_txn(zxid, record.time_ms, &record.txn);
         if let Some(ensemble) = self.ensemble.as_mut() {
             if let Some((to, id)) = origin {
-                ensemble.links.send(to, &Wire::Proposed { id, zxid });
+                ensemble.send(to, Wire::Proposed { id, zxid });
             }
             ensemble.proposed.insert(zxid, record.clone());
         }
@@ -358,8 +377,8 @@ impl Pipeline {
                         _ => {}
                     }
                 }
-                if let Some(ensemble) = self.ensemble.as_ref() {
-                    ensemble.links.send(to, &Wire::Zab(message));
+                if let Some(ensemble) = self.ensemble.as_mut() {
+                    ensemble.send(to, Wire::Zab(message));
                 }
             }
             Action::SendSnapshot {
@@ -476,6 +495,7 @@ impl Pipeline {
         ensemble.forwarded.clear();
         ensemble.origins.clear();
         ensemble.pending_syncs.clear();
+        ensemble.held.clear();
         // Everything applied to the pending tree beyond what the cores were sent is dropped;
         // its records are logged, so they wait with the other uncommitted ones.
         let was_leading = matches!(ensemble.role, Some(Role::Leading { .. }));
@@ -566,7 +586,7 @@ impl Pipeline {
                 }
             });
             for (to, id) in answered {
-                ensemble.links.send(to, &Wire::Synced { id, zxid });
+                ensemble.send(to, Wire::Synced { id, zxid });
             }
         }
     }
@@ -672,7 +692,7 @@ impl Pipeline {
         let id = ensemble.next_forward_id;
         ensemble.next_forward_id += 1;
         ensemble.forwarded.insert(id, pending);
-        ensemble.links.send(leader, &Wire::Forward { id, request });
+        ensemble.send(leader, Wire::Forward { id, request });
     }
 
     pub(super) fn learner_connect(
@@ -880,8 +900,8 @@ impl Pipeline {
     /// The leader takes a learner's forwarded request.
     fn leader_forwarded(&mut self, from: ServerId, id: u64, request: Forwarded) {
         if self.quorum_role_for_clients() != Some(true) {
-            if let Some(ensemble) = self.ensemble.as_ref() {
-                ensemble.links.send(from, &Wire::Rejected { id });
+            if let Some(ensemble) = self.ensemble.as_mut() {
+                ensemble.send(from, Wire::Rejected { id });
             }
             return;
         }
@@ -919,9 +939,9 @@ impl Pipeline {
                     if valid {
                         ensemble.owners.insert(session_id, from);
                     }
-                    ensemble.links.send(
+                    ensemble.send(
                         from,
-                        &Wire::Revalidated {
+                        Wire::Revalidated {
                             id,
                             valid,
                             timeout_ms,
@@ -941,9 +961,9 @@ impl Pipeline {
                     if let Some(ensemble) = self.ensemble.as_mut() {
                         let committed = ensemble.peer.committed_zxid();
                         if last <= committed {
-                            ensemble.links.send(
+                            ensemble.send(
                                 from,
-                                &Wire::Synced {
+                                Wire::Synced {
                                     id,
                                     zxid: committed,
                                 },
@@ -988,8 +1008,8 @@ impl Pipeline {
             }
         };
         if rejected {
-            if let Some(ensemble) = self.ensemble.as_ref() {
-                ensemble.links.send(from, &Wire::Rejected { id });
+            if let Some(ensemble) = self.ensemble.as_mut() {
+                ensemble.send(from, Wire::Rejected { id });
             }
         }
     }
@@ -1017,22 +1037,59 @@ impl Pipeline {
             .iter()
             .map(|session| (session.id, session.timeout_ms))
             .collect();
-        let Some(ensemble) = self.ensemble.as_ref() else {
+        let Some(ensemble) = self.ensemble.as_mut() else {
             return;
         };
-        let started = Instant::now();
-        match ensemble.disk.encode_snapshot(&version, &sessions) {
-            Ok(payload) => {
-                info!(
-                    "sending server {to} a snapshot at zxid {zxid:#x} ({} bytes, encoded in {} ms)",
-                    payload.len(),
-                    started.elapsed().as_millis()
-                );
-                ensemble
-                    .links
-                    .send(to, &Wire::Zab(Message::snapshot(conn, seq, zxid, payload)));
+        // Encoded on a thread of its own: the leader's writes go on meanwhile, and whatever
+        // else is sent to this learner waits behind the snapshot (its sequence number is
+        // before theirs).
+        ensemble.held.entry(to).or_insert((0, Vec::new())).0 += 1;
+        let disk = ensemble.disk.clone();
+        let done = ensemble.encoded.0.clone();
+        let spawned = std::thread::Builder::new()
+            .name("snapshot-send".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let message = match disk.encode_snapshot(&version, &sessions) {
+                    Ok(payload) => {
+                        info!(
+                            "sending server {to} a snapshot at zxid {zxid:#x} ({} bytes, encoded in {} ms)",
+                            payload.len(),
+                            started.elapsed().as_millis()
+                        );
+                        Some(Wire::Zab(Message::snapshot(conn, seq, zxid, payload)))
+                    }
+                    Err(reason) => {
+                        warn!("encoding a snapshot for server {to} failed: {reason}");
+                        None
+                    }
+                };
+                let _ = done.send((to, message));
+            });
+        if let Err(error) = spawned {
+            warn!("could not start a thread to encode a snapshot for server {to}: {error}");
+            let _ = ensemble.encoded.0.send((to, None));
+        }
+    }
+
+    /// A snapshot for a learner is encoded: it goes out, then what waited behind it.
+    pub(super) fn quorum_snapshot_encoded(&mut self, to: ServerId, message: Option<Wire>) {
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return;
+        };
+        let Some((pending, _)) = ensemble.held.get_mut(&to) else {
+            return; // the leadership it was for has ended
+        };
+        if let Some(message) = message {
+            ensemble.links.send(to, &message);
+        }
+        *pending = pending.saturating_sub(1);
+        if *pending == 0 {
+            if let Some((_, queue)) = ensemble.held.remove(&to) {
+                for message in queue {
+                    ensemble.links.send(to, &message);
+                }
             }
-            Err(reason) => warn!("encoding a snapshot for server {to} failed: {reason}"),
         }
     }
 
