@@ -401,6 +401,7 @@ async fn write_loop<W: futures_lite::AsyncWrite + Unpin>(
     mut writer: W,
     outbox: async_channel::Receiver<Outgoing>,
     queued_bytes: Rc<Cell<usize>>,
+    release_slot: impl FnOnce(),
 ) {
     let mut buffer: Vec<u8> = Vec::with_capacity(64 * 1024);
     'outer: while let Ok(first) = outbox.recv().await {
@@ -430,6 +431,10 @@ async fn write_loop<W: futures_lite::AsyncWrite + Unpin>(
         }
     }
     let _ = writer.flush().await;
+    // The connection's maxClientCnxns slot is free before the client can see the close, as in
+    // ZooKeeper (removeCnxn before the socket closes): a client that reconnects at once after
+    // a closeSession is not refused.
+    release_slot();
     let _ = writer.close().await;
 }
 
@@ -471,8 +476,22 @@ pub async fn run(state: Rc<CoreState>, stream: glommio::net::TcpStream, remote: 
         .stats
         .connections
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let writer_task =
-        glommio::spawn_local(write_loop(writer, outbox_receiver, queued_bytes.clone()));
+    let released = Rc::new(Cell::new(false));
+    let release_slot = {
+        let state = state.clone();
+        let released = released.clone();
+        move || {
+            if !released.replace(true) {
+                state.connection_counts.release(remote.ip());
+            }
+        }
+    };
+    let writer_task = glommio::spawn_local(write_loop(
+        writer,
+        outbox_receiver,
+        queued_bytes.clone(),
+        release_slot.clone(),
+    ));
 
     let outcome = read_loop(
         &state,
@@ -489,6 +508,7 @@ pub async fn run(state: Rc<CoreState>, stream: glommio::net::TcpStream, remote: 
     }
     conn.close("connection ended");
     writer_task.await;
+    release_slot();
     state.conns.borrow_mut().remove(&conn.id);
     state.watches.borrow_mut().remove_conn(conn.id);
     state

@@ -349,10 +349,7 @@ pub async fn accept_loop(state: Rc<CoreState>, listener: glommio::net::TcpListen
         }
         let _ = stream.set_nodelay(true);
         let state = state.clone();
-        glommio::spawn_local(async move {
-            conn::run(state.clone(), stream, remote).await;
-            state.connection_counts.release(remote.ip());
-        })
-        .detach();
+        // conn::run frees the connection's slot (before the socket closes).
+        glommio::spawn_local(conn::run(state, stream, remote)).detach();
     }
 }

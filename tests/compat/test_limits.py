@@ -16,12 +16,13 @@ import shutil
 import socket
 import struct
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from conftest import Server
-from rawclient import OP, RawClient, Writer
+from rawclient import OP, ConnectionClosed, RawClient, Writer
 
 MAX_CONNECTIONS = 5
 FRAME_BYTES_MAX = 4096
@@ -94,7 +95,18 @@ def test_sixth_connection_from_one_ip_is_closed(limited):
         assert first.call((OP["closeSession"], b"", lambda r: None)).err == "OK"
         assert first.closed.wait(IO_TIMEOUT_S), "server did not close after closeSession"
         first.drop()
-        again = RawClient(limited.host, limited.port, call_timeout_s=IO_TIMEOUT_S)
+        # ringkeeper frees the slot before it closes the socket, so the next connection is
+        # admitted at once. ZooKeeper may still count the closed connection for a moment
+        # (seen as a refused connection now and then): it gets a bounded retry.
+        deadline = time.monotonic() + (IO_TIMEOUT_S if limited.name == "zookeeper" else 0)
+        while True:
+            try:
+                again = RawClient(limited.host, limited.port, call_timeout_s=IO_TIMEOUT_S)
+                break
+            except (OSError, ConnectionClosed):
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
         clients.append(again)
         assert not again.expired and again.exists("/").err == "OK"
     finally:
