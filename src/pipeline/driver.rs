@@ -669,6 +669,27 @@ impl Pipeline {
             self.reply(conn, reply);
             return;
         }
+        if let Some(session_timeout) =
+            self.resume_here(conn, &request, now, timeout_ms, read_only_flag)
+        {
+            self.claim_session(request.session_id);
+            let reply =
+                self.connected_reply(conn, request.session_id, session_timeout, read_only_flag);
+            self.reply(conn, reply);
+        }
+    }
+
+    /// Takes a session over on this server's connection `conn` after checking its password
+    /// (ZooKeeper's reopenSession); its previous connection here is closed either way. Returns
+    /// the session's timeout, or None after answering the client with a refusal.
+    fn resume_here(
+        &mut self,
+        conn: ConnRef,
+        request: &ConnectRequest,
+        now: i64,
+        timeout_ms: i32,
+        read_only_flag: bool,
+    ) -> Option<i32> {
         let (previous, resumed) =
             self.sessions
                 .resume(request.session_id, &request.passwd, conn, now);
@@ -682,16 +703,11 @@ impl Pipeline {
             );
         }
         match resumed {
-            Ok(()) => {
-                self.claim_session(request.session_id);
-                let session_timeout = self
-                    .sessions
+            Ok(()) => Some(
+                self.sessions
                     .get(request.session_id)
-                    .map_or(timeout_ms, |session| session.timeout_ms);
-                let reply =
-                    self.connected_reply(conn, request.session_id, session_timeout, read_only_flag);
-                self.reply(conn, reply);
-            }
+                    .map_or(timeout_ms, |session| session.timeout_ms),
+            ),
             Err(reason) => {
                 info!(
                     "refusing to resume session {:#x}: {reason:?}",
@@ -699,6 +715,7 @@ impl Pipeline {
                 );
                 let reply = refused_reply(conn, read_only_flag);
                 self.reply(conn, reply);
+                None
             }
         }
     }

@@ -106,6 +106,16 @@ enum Pending {
 /// A snapshot encoded for a learner (None when encoding failed).
 pub(super) type EncodedSnapshot = (ServerId, Option<Wire>);
 
+impl Pending {
+    fn conn(&self) -> ConnRef {
+        match self {
+            Pending::Connect { conn, .. }
+            | Pending::Revalidate { conn, .. }
+            | Pending::Request { conn, .. } => *conn,
+        }
+    }
+}
+
 pub(super) struct Ensemble {
     peer: Peer,
     me: ServerId,
@@ -671,11 +681,7 @@ impl Pipeline {
 
     /// Forwards a client's request to the leader; the answer comes when it commits.
     fn forward(&mut self, request: Forwarded, pending: Pending) {
-        let conn = match &pending {
-            Pending::Connect { conn, .. }
-            | Pending::Revalidate { conn, .. }
-            | Pending::Request { conn, .. } => *conn,
-        };
+        let conn = pending.conn();
         let Some(ensemble) = self.ensemble.as_mut() else {
             return;
         };
@@ -721,44 +727,20 @@ impl Pipeline {
         }
         // The password is checked here (every server derives it the same way); the leader
         // then says whether the session is alive and makes this server its owner.
-        let (previous, resumed) =
-            self.sessions
-                .resume(request.session_id, &request.passwd, conn, now);
-        if let Some(previous) = previous {
-            self.reply(
-                previous,
-                CoreReply::Close {
-                    conn_id: previous.conn_id,
-                    reason: "session reconnected on another connection",
+        if let Some(session_timeout) =
+            self.resume_here(conn, &request, now, timeout_ms, read_only_flag)
+        {
+            self.forward(
+                Forwarded::Revalidate {
+                    session_id: request.session_id,
+                    timeout_ms: session_timeout,
+                },
+                Pending::Revalidate {
+                    conn,
+                    read_only_flag,
+                    session_id: request.session_id,
                 },
             );
-        }
-        match resumed {
-            Ok(()) => {
-                let session_timeout = self
-                    .sessions
-                    .get(request.session_id)
-                    .map_or(timeout_ms, |session| session.timeout_ms);
-                self.forward(
-                    Forwarded::Revalidate {
-                        session_id: request.session_id,
-                        timeout_ms: session_timeout,
-                    },
-                    Pending::Revalidate {
-                        conn,
-                        read_only_flag,
-                        session_id: request.session_id,
-                    },
-                );
-            }
-            Err(reason) => {
-                info!(
-                    "refusing to resume session {:#x}: {reason:?}",
-                    request.session_id
-                );
-                let reply = refused_reply(conn, read_only_flag);
-                self.reply(conn, reply);
-            }
         }
     }
 
@@ -825,11 +807,7 @@ impl Pipeline {
                     .as_mut()
                     .and_then(|ensemble| ensemble.forwarded.remove(&id));
                 if let Some(pending) = pending {
-                    let conn = match pending {
-                        Pending::Connect { conn, .. }
-                        | Pending::Revalidate { conn, .. }
-                        | Pending::Request { conn, .. } => conn,
-                    };
+                    let conn = pending.conn();
                     self.reply(
                         conn,
                         CoreReply::Close {
@@ -1096,22 +1074,10 @@ impl Pipeline {
     /// TRUNC: the log loses every record above `zxid`, durably, before anything else.
     fn truncate_log(&mut self, zxid: Zxid) {
         self.flush_records();
-        if let Some(log) = self.log.as_ref() {
-            let (done, result) = crossbeam_channel::bounded(1);
-            if log
-                .appends
-                .send(WriterInput::Truncate { zxid, done })
-                .is_err()
-            {
-                self.log_failed("the log writer stopped".into());
-            }
-            match result.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(reason)) => self.log_failed(format!("truncating the log failed: {reason}")),
-                Err(_) => self.log_failed("the log writer stopped".into()),
-            }
-            self.drain_durable_after_cut(zxid);
-        }
+        self.cut_log(zxid, "truncating", |done| WriterInput::Truncate {
+            zxid,
+            done,
+        });
         info!("log truncated after zxid {zxid:#x} (TRUNC from the leader)");
         if let Some(ensemble) = self.ensemble.as_mut() {
             ensemble.unapplied = {
@@ -1142,6 +1108,29 @@ impl Pipeline {
         }
     }
 
+    /// Has the log writer truncate or reset the log, waits until that is durable (a failure
+    /// stops the server), then takes the durability reports it made before, capped at `zxid`.
+    fn cut_log(
+        &mut self,
+        zxid: Zxid,
+        what: &str,
+        command: impl FnOnce(Sender<Result<(), String>>) -> WriterInput,
+    ) {
+        let Some(log) = self.log.as_ref() else {
+            return;
+        };
+        let (done, result) = crossbeam_channel::bounded(1);
+        if log.appends.send(command(done)).is_err() {
+            self.log_failed("the log writer stopped".into());
+        }
+        match result.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => self.log_failed(format!("{what} the log failed: {reason}")),
+            Err(_) => self.log_failed("the log writer stopped".into()),
+        }
+        self.drain_durable_after_cut(zxid);
+    }
+
     /// The writer reports durability of records that a truncation or reset may have just
     /// removed; they were all reported before the writer answered, so take them now, capped.
     fn drain_durable_after_cut(&mut self, cap: Zxid) {
@@ -1167,18 +1156,7 @@ impl Pipeline {
     /// replaced.
     fn install_snapshot(&mut self, zxid: Zxid, payload: &[u8]) {
         self.flush_records();
-        if let Some(log) = self.log.as_ref() {
-            let (done, result) = crossbeam_channel::bounded(1);
-            if log.appends.send(WriterInput::Reset { done }).is_err() {
-                self.log_failed("the log writer stopped".into());
-            }
-            match result.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(reason)) => self.log_failed(format!("resetting the log failed: {reason}")),
-                Err(_) => self.log_failed("the log writer stopped".into()),
-            }
-            self.drain_durable_after_cut(zxid);
-        }
+        self.cut_log(zxid, "resetting", |done| WriterInput::Reset { done });
         let installed = match self.ensemble.as_ref() {
             Some(ensemble) => ensemble.disk.install_snapshot(payload),
             None => return,
