@@ -11,8 +11,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-def four_letter(port, word, timeout_s=2.0):
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as s:
+def four_letter(port, word, timeout_s=2.0, host="127.0.0.1"):
+    with socket.create_connection((host, port), timeout=timeout_s) as s:
         s.sendall(word.encode())
         chunks = []
         deadline = time.monotonic() + timeout_s

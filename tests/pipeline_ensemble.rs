@@ -88,14 +88,8 @@ impl QuorumDisk for MemoryDisk {
         version: &TreeVersion,
         sessions: &[(i64, i32)],
     ) -> Result<Vec<u8>, String> {
-        let sessions: Vec<SessionRecord> = sessions
-            .iter()
-            .map(|(session_id, timeout_ms)| SessionRecord {
-                session_id: *session_id,
-                timeout_ms: *timeout_ms,
-            })
-            .collect();
-        ringkeeper::snapshot::encode_snapshot(version, &sessions).map_err(|e| e.to_string())
+        ringkeeper::snapshot::encode_snapshot(version, &SessionRecord::from_pairs(sessions))
+            .map_err(|e| e.to_string())
     }
 
     fn install_snapshot(&self, _bytes: &[u8]) -> Result<(TreeVersion, Vec<(i64, i32)>), String> {

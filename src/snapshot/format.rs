@@ -164,6 +164,19 @@ pub struct SessionRecord {
     pub timeout_ms: i32,
 }
 
+impl SessionRecord {
+    /// Records of (session id, timeout ms) pairs.
+    pub fn from_pairs(sessions: &[(i64, i32)]) -> Vec<SessionRecord> {
+        sessions
+            .iter()
+            .map(|(session_id, timeout_ms)| SessionRecord {
+                session_id: *session_id,
+                timeout_ms: *timeout_ms,
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Archive, Serialize)]
 pub struct SnapshotBody {
     pub acls: Vec<Vec<AclRecord>>,

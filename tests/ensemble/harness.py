@@ -24,8 +24,8 @@ currently serving requests" instead while it has no quorum; see FourLetterComman
 import os
 import re
 import signal
-import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -72,12 +72,13 @@ MODE_RE = re.compile(r"^Mode: (\w+)", re.M)
 ZXID_RE = re.compile(r"^Zxid: (0x[0-9a-fA-F]+)", re.M)
 
 
+sys.path.insert(0, str(REPO / "scripts"))
+import loopback  # noqa: E402  scripts/loopback.py
+
+
 def free_ports(count, host="127.0.0.1"):
     """`count` distinct free ports (scripts/loopback.py's free_port, deduplicated: the kernel may
     hand out a port again once the probing socket is closed)."""
-    import sys
-    sys.path.insert(0, str(REPO / "scripts"))
-    import loopback  # scripts/loopback.py
     ports = []
     deadline = time.monotonic() + 10.0
     while len(ports) < count:
@@ -90,16 +91,7 @@ def free_ports(count, host="127.0.0.1"):
 
 def four_letter(host, port, word, timeout_s=FOUR_LETTER_TIMEOUT_S):
     """Send a four-letter word and read until the server closes (bounded)."""
-    with socket.create_connection((host, port), timeout=timeout_s) as s:
-        s.sendall(word.encode())
-        chunks = []
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            b = s.recv(65536)
-            if not b:
-                break
-            chunks.append(b)
-    return b"".join(chunks).decode("utf-8", "replace")
+    return loopback.four_letter(port, word, timeout_s, host=host)
 
 
 def ringkeeper_binary():
