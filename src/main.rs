@@ -13,6 +13,13 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Collects this thread's heap in mimalloc and purges (decommits) what is free, rather than
+/// waiting for mimalloc's delayed purge, which only runs when the thread allocates again.
+fn collect_freed_memory() {
+    // SAFETY: mi_collect takes no pointer and may be called from any thread at any time.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -20,6 +27,7 @@ fn main() -> ExitCode {
         )
         .with_target(false)
         .init();
+    ringkeeper::runtime::set_memory_release(collect_freed_memory);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config = match ringkeeper::config::Config::from_args(&args) {
         Ok(config) => config,

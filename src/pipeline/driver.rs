@@ -39,6 +39,10 @@ use super::prep::{prep, PrepContext};
 mod ensemble;
 pub use ensemble::{QuorumDisk, QuorumLinks, QuorumStart};
 
+/// How long after a rebase the pipeline returns the freed memory to the OS: time for the cores
+/// to move to the rebased version and drop the old ones.
+const MEMORY_RELEASE_DELAY: Duration = Duration::from_secs(1);
+
 /// What cores send to the pipeline.
 #[derive(Debug)]
 pub enum PipelineInput {
@@ -145,6 +149,9 @@ pub struct Snapshots {
     /// after snapshots, when `retain` is set).
     pub purge_every: Option<Duration>,
     next_purge: Option<Instant>,
+    /// When to hand the memory a rebase freed back to the OS: a moment after the rebase, once
+    /// the cores have moved off the old versions and dropped them.
+    release_memory_at: Option<Instant>,
     since_last: u64,
     running: Arc<std::sync::atomic::AtomicBool>,
     /// Each snapshot written in the background reports its zxid and file here, so the live
@@ -173,6 +180,7 @@ impl Snapshots {
             retain,
             purge_every: None,
             next_purge: None,
+            release_memory_at: None,
             since_last: 0,
             running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             written: crossbeam_channel::unbounded(),
@@ -833,6 +841,7 @@ impl Pipeline {
     /// Expires sessions and reaps empty containers and expired TTL nodes.
     fn housekeeping(&mut self) {
         self.purge_on_clock();
+        self.release_memory_after_rebase();
         let now = self.monotonic_ms();
         // In an ensemble only the serving leader expires sessions and reaps nodes.
         let owner_of_sessions =
@@ -1033,6 +1042,23 @@ impl Pipeline {
             version: Arc::new(self.tree.clone()),
             triggers: Vec::new(),
         });
+        if let Some(snapshots) = self.snapshots.as_mut() {
+            snapshots.release_memory_at = Some(Instant::now() + MEMORY_RELEASE_DELAY);
+        }
+    }
+
+    /// Returns what the last rebase freed to the OS, once its delay passed.
+    fn release_memory_after_rebase(&mut self) {
+        let Some(snapshots) = self.snapshots.as_mut() else {
+            return;
+        };
+        if snapshots
+            .release_memory_at
+            .is_some_and(|due| Instant::now() >= due)
+        {
+            snapshots.release_memory_at = None;
+            crate::runtime::release_memory();
+        }
     }
 
     /// Forgets a rebase in flight (the tree was replaced by other means).
@@ -1098,6 +1124,8 @@ impl Pipeline {
                 if let Some(keep) = retain {
                     purge(&data_dir, &log_dir, keep);
                 }
+                drop(version);
+                crate::runtime::release_memory();
                 running.store(false, Ordering::SeqCst);
             });
         if spawned.is_err() {

@@ -10,7 +10,7 @@
 //! ```text
 //! header (HEADER_BYTES = 64 bytes, at offset 0)
 //!   0  magic             8 bytes  "RKSNAPSH"
-//!   8  format version    u32      1
+//!   8  format version    u32      2
 //!   12 header length     u32      64
 //!   16 last zxid         i64      the zxid of the last transaction the snapshot contains
 //!   24 node count        u64      number of NodeRecords in the body
@@ -31,8 +31,8 @@
 //!
 //! ```text
 //! ArchivedSnapshotBody (40 bytes, align 8)
-//!   0  acls       Vec<Vec<AclRecord>>  the ACL table: distinct ACL lists, referenced by index
-//!   8  nodes      Vec<NodeRecord>      breadth-first, children of a node contiguous and sorted
+//!   0  nodes      Vec<NodeRecord>      breadth-first, children of a node contiguous and sorted
+//!   8  acls       Vec<Vec<AclRecord>>  the ACL table: distinct ACL lists, referenced by index
 //!   16 special    Vec<u32>             indices of the ephemeral, container and TTL nodes
 //!   24 sessions   Vec<SessionRecord>   the live sessions at the snapshot's zxid
 //!   32 data size  u64                  sum of path and data lengths (mntr approximate_data_size)
@@ -67,18 +67,19 @@
 //! node array in breadth-first order with strictly increasing names, and every index is in
 //! range. A file that passes cannot make a lookup panic or loop.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
-use rkyv::{Archive, Serialize};
+use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::jute::records::{Acl, Id};
 use crate::tree::{Node, NodeStat};
 
 pub const MAGIC: &[u8; 8] = b"RKSNAPSH";
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 put `nodes` before `acls` in the body, so that it can be written as the tree is
+/// walked (`encode`); version 1 files are refused by name.
+pub const FORMAT_VERSION: u32 = 2;
 pub const HEADER_BYTES: usize = 64;
 /// Bit 0 of `NodeRecord::flags`: the node's data is null.
 pub const FLAG_DATA_NULL: u32 = 1;
@@ -129,14 +130,14 @@ pub enum SnapshotError {
     TooLarge(usize),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Archive, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Archive, Serialize, Deserialize)]
 pub struct AclRecord {
     pub perms: i32,
     pub scheme: String,
     pub id: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Archive, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub struct NodeRecord {
     pub czxid: i64,
     pub mzxid: i64,
@@ -158,7 +159,7 @@ pub struct NodeRecord {
 
 /// A session that survives a restart: ZooKeeper's snapshot keeps the session table
 /// (DataTree is serialised with `SerializeUtils.serializeSnapshot(sessions)`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Archive, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Archive, Serialize, Deserialize)]
 pub struct SessionRecord {
     pub session_id: i64,
     pub timeout_ms: i32,
@@ -177,10 +178,10 @@ impl SessionRecord {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Archive, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Archive, Serialize, Deserialize)]
 pub struct SnapshotBody {
-    pub acls: Vec<Vec<AclRecord>>,
     pub nodes: Vec<NodeRecord>,
+    pub acls: Vec<Vec<AclRecord>>,
     pub special: Vec<u32>,
     pub sessions: Vec<SessionRecord>,
     pub data_size: u64,
@@ -551,97 +552,4 @@ impl<'a> SnapshotView<'a> {
             Some((path, view.node(index)?))
         })
     }
-}
-
-/// Builds the body of a snapshot of `tree` (its base and delta merged): breadth-first,
-/// children sorted, ACLs deduplicated. `sessions` are the sessions live at `tree.zxid`.
-pub fn build_body(
-    tree: &crate::tree::TreeVersion,
-    sessions: &[SessionRecord],
-) -> Result<SnapshotBody, SnapshotError> {
-    let mut body = SnapshotBody {
-        sessions: sessions.to_vec(),
-        data_size: tree.approximate_data_size() as u64,
-        ..SnapshotBody::default()
-    };
-    body.sessions.sort();
-    body.nodes.reserve(tree.node_count());
-    // ACL lists by identity first (nodes read from one base share their Arc), then by value.
-    let mut acl_by_pointer: HashMap<*const Vec<Acl>, u32> = HashMap::new();
-    let mut acl_by_value: HashMap<Vec<AclRecord>, u32> = HashMap::new();
-    let mut owners: Vec<Arc<Vec<Acl>>> = Vec::new();
-    // The nodes numbered but not yet written, in node order: (path, name, parent index).
-    let mut pending: std::collections::VecDeque<(String, String, u32)> = Default::default();
-    pending.push_back(("/".to_string(), String::new(), 0));
-    // Records are appended in breadth-first order: the record popped is node `index`, and its
-    // children are numbered after every node already pending.
-    while let Some((path, name, parent)) = pending.pop_front() {
-        let index = body.nodes.len();
-        let node = tree
-            .get(&path)
-            .ok_or_else(|| SnapshotError::Structure(format!("{path} vanished while written")))?;
-        let acl = match acl_by_pointer.get(&Arc::as_ptr(&node.acl)) {
-            Some(acl) => *acl,
-            None => {
-                let records: Vec<AclRecord> = node
-                    .acl
-                    .iter()
-                    .map(|acl| AclRecord {
-                        perms: acl.perms,
-                        scheme: acl.id.scheme.clone(),
-                        id: acl.id.id.clone(),
-                    })
-                    .collect();
-                let next = body.acls.len() as u32;
-                let acl = *acl_by_value.entry(records.clone()).or_insert(next);
-                if acl == next {
-                    body.acls.push(records);
-                }
-                // The pointer is only a cache key: `owners` keeps each Arc alive (so the
-                // address is not reused by another list) until the body is built.
-                acl_by_pointer.insert(Arc::as_ptr(&node.acl), acl);
-                owners.push(node.acl.clone());
-                acl
-            }
-        };
-        let mut children = Vec::with_capacity(node.child_count);
-        tree.for_each_child(&path, |name| children.push(name.to_string()));
-        let first_child = index + 1 + pending.len();
-        if first_child + children.len() > NODE_COUNT_MAX {
-            return Err(SnapshotError::TooLarge(first_child + children.len()));
-        }
-        if node.stat.ephemeral_owner != 0 {
-            body.special.push(index as u32);
-        }
-        body.nodes.push(NodeRecord {
-            czxid: node.stat.czxid,
-            mzxid: node.stat.mzxid,
-            pzxid: node.stat.pzxid,
-            ctime: node.stat.ctime,
-            mtime: node.stat.mtime,
-            ephemeral_owner: node.stat.ephemeral_owner,
-            version: node.stat.version,
-            cversion: node.stat.cversion,
-            aversion: node.stat.aversion,
-            acl,
-            parent,
-            first_child: if children.is_empty() {
-                0
-            } else {
-                first_child as u32
-            },
-            child_count: children.len() as u32,
-            flags: if node.data.is_none() {
-                FLAG_DATA_NULL
-            } else {
-                0
-            },
-            name,
-            data: node.data.as_deref().map(<[u8]>::to_vec).unwrap_or_default(),
-        });
-        for child in children {
-            pending.push_back((crate::tree::path::join(&path, &child), child, index as u32));
-        }
-    }
-    Ok(body)
 }

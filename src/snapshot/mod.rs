@@ -3,11 +3,13 @@
 //! recovery").
 //!
 //! - `format` [pure]: the file format, its validation and the in-place view of an archive;
+//! - `encode` [pure]: a tree version streamed into that format, without building it in memory;
 //! - `writer` [io]: encode a snapshot to bytes (also ZAB's SNAP payload), write it durably
 //!   (temp file, fsync, rename, directory fsync), install one received from a leader, and
 //!   retention;
 //! - `mmap` [io]: map a snapshot read-only and serve lookups from it; the one unsafe corner.
 
+pub mod encode;
 pub mod format;
 pub mod mmap;
 pub mod writer;

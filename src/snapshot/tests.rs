@@ -6,7 +6,12 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use rkyv::util::AlignedVec;
 
-use super::format::{self, build_body, SessionRecord, SnapshotBody, SnapshotError, SnapshotView};
+use std::collections::HashMap;
+
+use super::format::{
+    self, AclRecord, NodeRecord, SessionRecord, SnapshotBody, SnapshotError, SnapshotView,
+    FLAG_DATA_NULL, NODE_COUNT_MAX,
+};
 use super::{newest_valid, retain, write_snapshot, MappedSnapshot};
 use crate::jute::protocol::perms;
 use crate::jute::records::{Acl, Id};
@@ -125,6 +130,108 @@ fn file_bytes(zxid: i64, body: &SnapshotBody) -> AlignedVec {
     file
 }
 
+/// The model of the snapshot body `encode` streams: built in memory the simple way, with a
+/// queue of paths (breadth-first, children sorted, ACLs deduplicated). `sessions` are the sessions live at `tree.zxid`.
+fn reference_body(
+    tree: &crate::tree::TreeVersion,
+    sessions: &[SessionRecord],
+) -> Result<SnapshotBody, SnapshotError> {
+    let mut body = SnapshotBody {
+        sessions: sessions.to_vec(),
+        data_size: tree.approximate_data_size() as u64,
+        ..SnapshotBody::default()
+    };
+    body.sessions.sort();
+    body.nodes.reserve(tree.node_count());
+    // ACL lists by identity first (nodes read from one base share their Arc), then by value.
+    let mut acl_by_pointer: HashMap<*const Vec<Acl>, u32> = HashMap::new();
+    let mut acl_by_value: HashMap<Vec<AclRecord>, u32> = HashMap::new();
+    let mut owners: Vec<Arc<Vec<Acl>>> = Vec::new();
+    // The nodes numbered but not yet written, in node order: (path, name, parent index).
+    let mut pending: std::collections::VecDeque<(String, String, u32)> = Default::default();
+    pending.push_back(("/".to_string(), String::new(), 0));
+    // Records are appended in breadth-first order: the record popped is node `index`, and its
+    // children are numbered after every node already pending.
+    while let Some((path, name, parent)) = pending.pop_front() {
+        let index = body.nodes.len();
+        let node = tree
+            .get(&path)
+            .ok_or_else(|| SnapshotError::Structure(format!("{path} vanished")))?;
+        let acl = match acl_by_pointer.get(&Arc::as_ptr(&node.acl)) {
+            Some(acl) => *acl,
+            None => {
+                let records: Vec<AclRecord> = node
+                    .acl
+                    .iter()
+                    .map(|acl| AclRecord {
+                        perms: acl.perms,
+                        scheme: acl.id.scheme.clone(),
+                        id: acl.id.id.clone(),
+                    })
+                    .collect();
+                let next = body.acls.len() as u32;
+                let acl = *acl_by_value.entry(records.clone()).or_insert(next);
+                if acl == next {
+                    body.acls.push(records);
+                }
+                // The pointer is only a cache key: `owners` keeps each Arc alive (so the
+                // address is not reused by another list) until the body is built.
+                acl_by_pointer.insert(Arc::as_ptr(&node.acl), acl);
+                owners.push(node.acl.clone());
+                acl
+            }
+        };
+        let mut children = Vec::with_capacity(node.child_count);
+        tree.for_each_child(&path, |name| children.push(name.to_string()));
+        let first_child = index + 1 + pending.len();
+        if first_child + children.len() > NODE_COUNT_MAX {
+            return Err(SnapshotError::TooLarge(first_child + children.len()));
+        }
+        if node.stat.ephemeral_owner != 0 {
+            body.special.push(index as u32);
+        }
+        body.nodes.push(NodeRecord {
+            czxid: node.stat.czxid,
+            mzxid: node.stat.mzxid,
+            pzxid: node.stat.pzxid,
+            ctime: node.stat.ctime,
+            mtime: node.stat.mtime,
+            ephemeral_owner: node.stat.ephemeral_owner,
+            version: node.stat.version,
+            cversion: node.stat.cversion,
+            aversion: node.stat.aversion,
+            acl,
+            parent,
+            first_child: if children.is_empty() {
+                0
+            } else {
+                first_child as u32
+            },
+            child_count: children.len() as u32,
+            flags: if node.data.is_none() {
+                FLAG_DATA_NULL
+            } else {
+                0
+            },
+            name,
+            data: node.data.as_deref().map(<[u8]>::to_vec).unwrap_or_default(),
+        });
+        for child in children {
+            pending.push_back((crate::tree::path::join(&path, &child), child, index as u32));
+        }
+    }
+    Ok(body)
+}
+
+/// What the streaming encoder wrote, validated and read back as a `SnapshotBody`.
+fn streamed_body(tree: &TreeVersion, sessions: &[SessionRecord]) -> SnapshotBody {
+    let bytes = aligned(&super::encode_snapshot(tree, sessions).expect("encode"));
+    let (header, archived) = format::validate(&bytes).expect("the streamed snapshot is valid");
+    assert_eq!(header.zxid, tree.zxid);
+    assert_eq!(header.node_count as usize, tree.node_count());
+    rkyv::deserialize::<SnapshotBody, rkyv::rancor::Error>(archived).expect("deserialize")
+}
+
 fn aligned(bytes: &[u8]) -> AlignedVec {
     let mut copy = AlignedVec::with_capacity(bytes.len());
     copy.extend_from_slice(bytes);
@@ -182,6 +289,12 @@ fn archived_layouts_are_pinned() {
     assert_eq!(align_of::<format::ArchivedNodeRecord>(), 8);
     assert_eq!(size_of::<format::ArchivedAclRecord>(), 20);
     assert_eq!(size_of::<format::ArchivedSessionRecord>(), 16);
+    assert_eq!(std::mem::offset_of!(format::ArchivedSnapshotBody, nodes), 0);
+    assert_eq!(std::mem::offset_of!(format::ArchivedSnapshotBody, acls), 8);
+    assert_eq!(
+        std::mem::offset_of!(format::ArchivedSnapshotBody, data_size),
+        32
+    );
     assert_eq!(std::mem::offset_of!(format::ArchivedNodeRecord, name), 80);
     assert_eq!(std::mem::offset_of!(format::ArchivedNodeRecord, data), 88);
 }
@@ -228,6 +341,70 @@ fn every_node_kind_round_trips_through_a_snapshot() {
 }
 
 #[test]
+fn the_streamed_archive_holds_the_models_records() {
+    let tree = every_kind_tree();
+    let expected = reference_body(&tree, &sessions()).expect("model");
+    assert_eq!(streamed_body(&tree, &sessions()), expected);
+    // Byte for byte what rkyv's derived serializer makes of the model.
+    let streamed = super::encode_snapshot(&tree, &sessions()).expect("encode");
+    assert_eq!(&streamed[..], &file_bytes(tree.zxid, &expected)[..]);
+    // On a base, with a delta that adds, changes and removes nodes.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut based = reopened(&tree, dir.path());
+    add(&mut based, "/app/new", Some(b"n"), digest_acl("carol"), 0);
+    add(&mut based, "/c", None, acl::open_acl(), 0);
+    apply(
+        &mut based,
+        &Txn::Delete {
+            path: "/app/empty".into(),
+        },
+    );
+    let expected = reference_body(&based, &[]).expect("model");
+    assert_eq!(streamed_body(&based, &[]), expected);
+    assert_eq!(expected.nodes.len(), based.node_count());
+    // Names longer than rkyv's 8 inline bytes are out of line: both kinds are present.
+    assert!(expected.nodes.iter().any(|node| node.name.len() > 8));
+    assert!(expected
+        .nodes
+        .iter()
+        .any(|node| (1..=8).contains(&node.name.len())));
+}
+
+#[test]
+fn a_failed_write_while_streaming_is_an_io_error() {
+    /// Accepts `budget` bytes, then fails.
+    struct Failing {
+        budget: usize,
+    }
+    impl std::io::Write for Failing {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if self.budget == 0 {
+                return Err(std::io::Error::other("disk full"));
+            }
+            let taken = bytes.len().min(self.budget);
+            self.budget -= taken;
+            Ok(taken)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let tree = every_kind_tree();
+    let full = super::encode_snapshot(&tree, &sessions())
+        .expect("encode")
+        .len();
+    for budget in [0, 10, 64, 100, full - 1] {
+        let result = super::encode::stream_snapshot(&tree, &sessions(), Failing { budget });
+        assert!(
+            matches!(result, Err(super::encode::StreamError::Io(ref error)) if error.to_string() == "disk full"),
+            "budget {budget}: {result:?}"
+        );
+    }
+    let whole = super::encode::stream_snapshot(&tree, &sessions(), Failing { budget: full });
+    assert!(whole.is_ok(), "{whole:?}");
+}
+
+#[test]
 fn acls_are_stored_once_per_distinct_list() {
     let mut tree = every_kind_tree();
     for index in 0..50 {
@@ -240,7 +417,7 @@ fn acls_are_stored_once_per_distinct_list() {
         );
         apply(&mut tree, &txn);
     }
-    let body = build_body(&tree, &[]).expect("body");
+    let body = reference_body(&tree, &[]).expect("body");
     // open, read-only (the config node), alice, bob.
     assert_eq!(body.acls.len(), 4);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -257,7 +434,7 @@ fn acls_are_stored_once_per_distinct_list() {
 #[test]
 fn children_are_contiguous_and_sorted_breadth_first() {
     let tree = every_kind_tree();
-    let body = build_body(&tree, &[]).expect("body");
+    let body = reference_body(&tree, &[]).expect("body");
     let file = file_bytes(tree.zxid, &body);
     let (_, archived) = format::validate(&file).expect("valid");
     let acls = format::decode_acls(archived);
@@ -292,7 +469,7 @@ fn children_are_contiguous_and_sorted_breadth_first() {
 #[test]
 fn damaged_header_and_body_are_rejected_without_panic() {
     let tree = every_kind_tree();
-    let body = build_body(&tree, &sessions()).expect("body");
+    let body = reference_body(&tree, &sessions()).expect("body");
     let file = file_bytes(tree.zxid, &body);
     assert!(format::validate(&file).is_ok());
     // Every single bit flip, anywhere in the file, is caught (the header and body checksums
@@ -321,7 +498,7 @@ fn damaged_header_and_body_are_rejected_without_panic() {
         Err(SnapshotError::BodyLength { .. })
     ));
     let mut future = aligned(&file);
-    future[8] = 2;
+    future[8] = format::FORMAT_VERSION as u8 + 1;
     // A version bump without a matching header checksum is damage, not a newer format.
     assert!(matches!(
         format::validate(&future),
@@ -332,21 +509,22 @@ fn damaged_header_and_body_are_rejected_without_panic() {
 #[test]
 fn a_newer_format_version_is_refused_by_name() {
     let tree = TreeVersion::new();
-    let body = build_body(&tree, &[]).expect("body");
+    let body = reference_body(&tree, &[]).expect("body");
     let mut file = file_bytes(tree.zxid, &body);
-    file[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let newer = format::FORMAT_VERSION + 1;
+    file[8..12].copy_from_slice(&newer.to_le_bytes());
     let checksum = crc32c::crc32c(&file[0..60]);
     file[60..64].copy_from_slice(&checksum.to_le_bytes());
     assert!(matches!(
         format::validate(&file),
-        Err(SnapshotError::UnsupportedVersion(2))
+        Err(SnapshotError::UnsupportedVersion(version)) if version == newer
     ));
 }
 
 #[test]
 fn a_well_checksummed_archive_with_a_broken_tree_is_rejected() {
     let tree = every_kind_tree();
-    let good = build_body(&tree, &[]).expect("body");
+    let good = reference_body(&tree, &[]).expect("body");
     type Breakage = fn(&mut SnapshotBody);
     let breakages: Vec<(&str, Breakage)> = vec![
         ("child range past the end", |body| {
@@ -619,6 +797,10 @@ proptest! {
         let mut based = TreeVersion::new();
         for step in &steps {
             if let Step::Snapshot = step {
+                // The streamed archive holds exactly the model's records, for a tree with a
+                // base and a delta as for a plain one.
+                prop_assert_eq!(streamed_body(&based, &sessions()), reference_body(&based, &sessions()).expect("model"));
+                prop_assert_eq!(streamed_body(&plain, &[]), reference_body(&plain, &[]).expect("model"));
                 based = reopened(&based, dir.path());
                 prop_assert_eq!(observe(&based), observe(&plain));
                 continue;
@@ -665,7 +847,7 @@ fn measure_open_of_a_million_nodes() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let started = std::time::Instant::now();
-    let body = build_body(&tree, &[]).expect("body");
+    let body = reference_body(&tree, &[]).expect("body");
     eprintln!("build_body {:?}", started.elapsed());
     let started = std::time::Instant::now();
     let encoded = format::encode(tree.zxid, &body).expect("encode");

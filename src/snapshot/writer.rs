@@ -6,10 +6,14 @@
 //! contract (the temporary name is derived from the zxid).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::format::{self, parse_snapshot_name, snapshot_name, SessionRecord, SnapshotError};
+use super::encode::{stream_snapshot, StreamError};
+use super::format::{
+    self, parse_snapshot_name, snapshot_name, SessionRecord, SnapshotError, HEADER_BYTES,
+};
 use crate::tree::TreeVersion;
 
 fn io_error(path: &Path) -> impl Fn(std::io::Error) -> SnapshotError + '_ {
@@ -26,26 +30,42 @@ pub fn encode_snapshot(
     tree: &TreeVersion,
     sessions: &[SessionRecord],
 ) -> Result<Vec<u8>, SnapshotError> {
-    let body = format::build_body(tree, sessions)?;
-    let (header, bytes) = format::encode(tree.zxid, &body)?;
-    drop(body);
-    let mut file = Vec::with_capacity(header.len() + bytes.len());
-    file.extend_from_slice(&header);
-    file.extend_from_slice(&bytes);
+    let mut file = Vec::new();
+    let header = stream_snapshot(tree, sessions, &mut file).map_err(|error| match error {
+        StreamError::Io(source) => SnapshotError::Archive(source.to_string()),
+        StreamError::Snapshot(error) => error,
+    })?;
+    file[..HEADER_BYTES].copy_from_slice(&header.encode());
     Ok(file)
 }
 
 /// Writes `snapshot.<zxid>` of `tree` (base and delta merged) and `sessions` (the sessions
 /// live at `tree.zxid`) into `dir`: temp file, fsync, rename, directory fsync. Returns the
 /// path once the snapshot is durable. On error nothing but a removed temp file is left.
+///
+/// The body is streamed to the file as the tree is walked (`encode`): the memory it needs is
+/// about 100 bytes per node, whatever the data.
 pub fn write_snapshot(
     dir: &Path,
     tree: &TreeVersion,
     sessions: &[SessionRecord],
 ) -> Result<PathBuf, SnapshotError> {
-    let bytes = encode_snapshot(tree, sessions)?;
-    write_durably(dir, tree.zxid, &bytes)
+    write_durably(dir, tree.zxid, |file, temp_path| {
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
+        let header = stream_snapshot(tree, sessions, &mut out).map_err(|error| match error {
+            StreamError::Io(source) => io_error(temp_path)(source),
+            StreamError::Snapshot(error) => error,
+        })?;
+        let file = out
+            .into_inner()
+            .map_err(|error| io_error(temp_path)(error.into_error()))?;
+        file.write_all_at(&header.encode(), 0)
+            .map_err(io_error(temp_path))
+    })
 }
+
+/// Bytes buffered between the snapshot encoder and the file.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
 /// Installs a snapshot received from a leader (ZAB's SNAP): validates `bytes` fully, as
 /// [`super::MappedSnapshot::open`] does (header and its checksum, length, body checksum,
@@ -64,7 +84,9 @@ pub fn install_snapshot(dir: &Path, bytes: &[u8]) -> Result<PathBuf, SnapshotErr
     let (header, _) = format::validate(&aligned)?;
     drop(aligned);
     remove_snapshots_above(dir, header.zxid)?;
-    write_durably(dir, header.zxid, bytes)
+    write_durably(dir, header.zxid, |mut file, temp_path| {
+        file.write_all(bytes).map_err(io_error(temp_path))
+    })
 }
 
 /// Removes, durably, every snapshot in `dir` whose zxid is above `zxid`, and returns how many
@@ -92,19 +114,24 @@ fn sync_dir(dir: &Path) -> Result<(), SnapshotError> {
         .map_err(io_error(dir))
 }
 
-/// Writes `bytes` as `dir/snapshot.<zxid>`: temp file, fsync, rename, directory fsync.
-fn write_durably(dir: &Path, zxid: i64, bytes: &[u8]) -> Result<PathBuf, SnapshotError> {
+/// Writes `dir/snapshot.<zxid>` with `fill` (given the new, empty temp file): temp file,
+/// fsync, rename, directory fsync.
+fn write_durably(
+    dir: &Path,
+    zxid: i64,
+    fill: impl FnOnce(&File, &Path) -> Result<(), SnapshotError>,
+) -> Result<PathBuf, SnapshotError> {
     let name = snapshot_name(zxid);
     let final_path = dir.join(&name);
     let temp_path = dir.join(format!("{name}.tmp"));
     let written = (|| {
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .open(&temp_path)
             .map_err(io_error(&temp_path))?;
-        file.write_all(bytes).map_err(io_error(&temp_path))?;
+        fill(&file, &temp_path)?;
         file.sync_all().map_err(io_error(&temp_path))?;
         drop(file);
         // After this rename the file is never opened for writing again: MappedSnapshot's

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tracing::info;
 
@@ -54,6 +55,7 @@ pub fn load_state(
     upto: Option<i64>,
 ) -> Result<LoadedState, String> {
     let mut repairs = Vec::new();
+    let started = Instant::now();
     let snapshot = match upto {
         None => {
             let newest = newest_valid(data_dir).map_err(|error| error.to_string())?;
@@ -78,9 +80,10 @@ pub fn load_state(
                 .map(|record| (record.session_id, record.timeout_ms))
                 .collect();
             info!(
-                "mapped snapshot {} at zxid {zxid:#x} ({} znodes)",
+                "mapped snapshot {} at zxid {zxid:#x} ({} znodes) in {} ms",
                 snapshot.path().display(),
-                snapshot.node_count()
+                snapshot.node_count(),
+                started.elapsed().as_millis()
             );
             (
                 TreeVersion::from_snapshot(Arc::new(snapshot)),
@@ -90,6 +93,7 @@ pub fn load_state(
         }
         None => (TreeVersion::new(), 0, BTreeMap::new()),
     };
+    let recovering = Instant::now();
     let recovered = recover(storage, log_dir, snapshot_zxid, batch_bytes_max)
         .map_err(|error| error.to_string())?;
     repairs.extend(recovered.repairs);
@@ -104,6 +108,11 @@ pub fn load_state(
     }
     let sessions = replay(&mut tree, &recovered.records, snapshot_sessions)
         .map_err(|error| format!("replaying the log: {error}"))?;
+    info!(
+        "read and replayed {} log records after zxid {snapshot_zxid:#x} in {} ms",
+        recovered.records.len(),
+        recovering.elapsed().as_millis()
+    );
     Ok(LoadedState {
         tree,
         sessions,

@@ -1,0 +1,481 @@
+//! [pure] Streams a tree version into a snapshot: the header and the rkyv archive of the body
+//! written straight to an `io::Write` (a file, or a buffer for ZAB's SNAP), never built as a
+//! `SnapshotBody` in memory first.
+//!
+//! The bytes are exactly those of rkyv's derived serialization of the equivalent
+//! [`super::format::SnapshotBody`] (`the_streamed_archive_is_the_derived_serialization`
+//! checks it). What differs is the memory: building a `SnapshotBody` first holds a record per
+//! node with copies of its name and data, and the archive in a buffer: about three times the
+//! file. This encoder writes each node's name and data as it walks the tree and keeps only a
+//! fixed-size record per node (about 110 bytes, without the data) until the node array,
+//! which must follow the data it points to, is written at the end.
+//!
+//! Order of the body. rkyv's validation visits pointers depth first and requires each
+//! pointee to lie before its pointer and after everything visited before it, which is the
+//! order rkyv's own serializer writes in: node 0's name (when longer than rkyv's 8 inline
+//! bytes) and data, node 1's, …, the node array, the ACL table, the special list, the
+//! sessions, and the root.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use rkyv::munge::munge;
+use rkyv::rancor::{self, Fallible, Source};
+use rkyv::ser::writer::IoWriter;
+use rkyv::ser::{Allocator, Positional, Writer};
+use rkyv::string::{ArchivedString, StringResolver};
+use rkyv::vec::{ArchivedVec, VecResolver};
+use rkyv::{Archive, Place, Serialize};
+
+use super::format::{
+    AclRecord, ArchivedNodeRecord, ArchivedSnapshotBody, Header, SessionRecord, SnapshotError,
+    FLAG_DATA_NULL, HEADER_BYTES, NODE_COUNT_MAX,
+};
+use crate::jute::records::Acl;
+use crate::tree::TreeVersion;
+
+/// Writes the snapshot of `tree` (base and delta merged) and `sessions` (those live at
+/// `tree.zxid`) to `out`, which must be positioned at the start of the file: a zeroed header,
+/// then the body. Returns the real header, which the caller writes over the zeroed one (the
+/// body's length and checksum are only known at the end).
+///
+/// Errors: `out` failed (the caller names its file), or the tree cannot be encoded.
+pub fn stream_snapshot<W: Write>(
+    tree: &TreeVersion,
+    sessions: &[SessionRecord],
+    out: W,
+) -> Result<Header, StreamError> {
+    let mut sessions = sessions.to_vec();
+    sessions.sort();
+    let mut out = ChecksumWriter {
+        inner: out,
+        checksum: 0,
+        failed: None,
+    };
+    if let Err(error) = out.inner.write_all(&[0u8; HEADER_BYTES]) {
+        return Err(StreamError::Io(error));
+    }
+    let source = BodySource {
+        tree,
+        sessions: &sessions,
+        node_count: Cell::new(0),
+        failure: Cell::new(None),
+    };
+    let written =
+        rkyv::api::high::to_bytes_in::<_, rancor::Error>(&source, IoWriter::new(&mut out));
+    let body_bytes = match written {
+        Ok(writer) => writer.pos(),
+        Err(error) => {
+            return Err(match (out.failed.take(), source.failure.take()) {
+                (Some(io_error), _) => StreamError::Io(io_error),
+                (None, Some(failure)) => StreamError::Snapshot(failure),
+                (None, None) => StreamError::Snapshot(SnapshotError::Archive(error.to_string())),
+            })
+        }
+    };
+    Ok(Header {
+        zxid: tree.zxid,
+        node_count: source.node_count.get(),
+        body_bytes: body_bytes as u64,
+        body_checksum: out.checksum,
+    })
+}
+
+/// Why streaming a snapshot failed.
+#[derive(Debug)]
+pub enum StreamError {
+    /// Writing to the output failed.
+    Io(io::Error),
+    /// The tree cannot be encoded (too large, or it changed while being read).
+    Snapshot(SnapshotError),
+}
+
+/// Passes bytes through, computing the CRC-32C of everything after the header, and keeps the
+/// first write error (rkyv reports it only as a message).
+struct ChecksumWriter<W> {
+    inner: W,
+    checksum: u32,
+    failed: Option<io::Error>,
+}
+
+impl<W: Write> Write for ChecksumWriter<W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        match self.inner.write(bytes) {
+            Ok(written) => {
+                self.checksum = crc32c::crc32c_append(self.checksum, &bytes[..written]);
+                Ok(written)
+            }
+            Err(error) => {
+                let kind = error.kind();
+                let message = error.to_string();
+                self.failed.get_or_insert(error);
+                Err(io::Error::new(kind, message))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The body, serialised from the tree: an `Archive` whose archived form is the derived
+/// [`ArchivedSnapshotBody`].
+struct BodySource<'a> {
+    tree: &'a TreeVersion,
+    sessions: &'a [SessionRecord],
+    /// Set by `serialize`: the header needs it.
+    node_count: Cell<u64>,
+    /// Why the walk failed, if it did (rkyv carries only a message).
+    failure: Cell<Option<SnapshotError>>,
+}
+
+/// The error rkyv carries when the walk fails; the cause is in `BodySource::failure`.
+#[derive(Debug)]
+struct WalkFailed(String);
+
+impl std::fmt::Display for WalkFailed {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for WalkFailed {}
+
+struct BodyResolver {
+    nodes: (usize, VecResolver),
+    acls: (usize, VecResolver),
+    special: (usize, VecResolver),
+    sessions: (usize, VecResolver),
+}
+
+impl Archive for BodySource<'_> {
+    type Archived = ArchivedSnapshotBody;
+    type Resolver = BodyResolver;
+
+    fn resolve(&self, resolver: BodyResolver, out: Place<ArchivedSnapshotBody>) {
+        munge!(let ArchivedSnapshotBody { nodes, acls, special, sessions, data_size } = out);
+        ArchivedVec::resolve_from_len(resolver.nodes.0, resolver.nodes.1, nodes);
+        ArchivedVec::resolve_from_len(resolver.acls.0, resolver.acls.1, acls);
+        ArchivedVec::resolve_from_len(resolver.special.0, resolver.special.1, special);
+        ArchivedVec::resolve_from_len(resolver.sessions.0, resolver.sessions.1, sessions);
+        (self.tree.approximate_data_size() as u64).resolve((), data_size);
+    }
+}
+
+impl<S> Serialize<S> for BodySource<'_>
+where
+    S: Fallible + Writer + Allocator + ?Sized,
+    S::Error: Source,
+{
+    fn serialize(&self, serializer: &mut S) -> Result<BodyResolver, S::Error> {
+        let walked = walk(self.tree, serializer, &self.failure)?;
+        self.node_count.set(walked.records.len() as u64);
+        let names = &walked.names;
+        let items =
+            walked
+                .records
+                .iter()
+                .zip(&walked.name_resolvers)
+                .map(|(fixed, name_resolver)| NodeItem {
+                    fixed,
+                    name: names.get(fixed.name_start..fixed.name_end).unwrap_or(""),
+                    name_resolver,
+                });
+        let nodes = ArchivedVec::serialize_from_iter::<NodeItem, _, _>(items, serializer)?;
+        let acls = ArchivedVec::serialize_from_slice(&walked.acls, serializer)?;
+        let special = ArchivedVec::serialize_from_slice(&walked.special, serializer)?;
+        let sessions = ArchivedVec::serialize_from_slice(self.sessions, serializer)?;
+        Ok(BodyResolver {
+            nodes: (walked.records.len(), nodes),
+            acls: (walked.acls.len(), acls),
+            special: (walked.special.len(), special),
+            sessions: (self.sessions.len(), sessions),
+        })
+    }
+}
+
+/// A node's record without its data (already written at `data_pos`) and with its name in
+/// the walk's name buffer.
+struct NodeFixed {
+    czxid: i64,
+    mzxid: i64,
+    pzxid: i64,
+    ctime: i64,
+    mtime: i64,
+    ephemeral_owner: i64,
+    version: i32,
+    cversion: i32,
+    aversion: i32,
+    acl: u32,
+    parent: u32,
+    first_child: u32,
+    child_count: u32,
+    flags: u32,
+    data_len: u32,
+    data_pos: usize,
+    name_start: usize,
+    name_end: usize,
+}
+
+/// What the walk produced besides the data it wrote.
+struct Walked {
+    records: Vec<NodeFixed>,
+    names: String,
+    /// Where each node's name went (taken when the node array is written).
+    name_resolvers: Vec<Cell<Option<StringResolver>>>,
+    acls: Vec<Vec<AclRecord>>,
+    special: Vec<u32>,
+}
+
+/// Walks `tree` breadth-first (children sorted), writing each node's data to `serializer`,
+/// and numbers the nodes: the record at index i is node i, its children are numbered when it
+/// is visited, after every node already numbered. Nodes are visited in index order, so the
+/// numbered-but-unvisited records are the breadth-first queue, and no path is kept but the
+/// parent's of the node being visited.
+fn walk<S>(
+    tree: &TreeVersion,
+    serializer: &mut S,
+    failure: &Cell<Option<SnapshotError>>,
+) -> Result<Walked, S::Error>
+where
+    S: Fallible + Writer + ?Sized,
+    S::Error: Source,
+    str: rkyv::SerializeUnsized<S>,
+{
+    let fail = |error: SnapshotError| {
+        let message = error.to_string();
+        failure.set(Some(error));
+        S::Error::new(WalkFailed(message))
+    };
+    let mut walked = Walked {
+        records: Vec::with_capacity(tree.node_count()),
+        names: String::new(),
+        name_resolvers: Vec::with_capacity(tree.node_count()),
+        acls: Vec::new(),
+        special: Vec::new(),
+    };
+    walked.records.push(NodeFixed::numbered(0, 0, 0));
+    // ACL lists by identity first (nodes read from one base share their Arc), then by value.
+    let mut acl_by_pointer: HashMap<*const Vec<Acl>, u32> = HashMap::new();
+    let mut acl_by_value: HashMap<Vec<AclRecord>, u32> = HashMap::new();
+    // The pointer is only a cache key: `owners` keeps each Arc alive (so the address is not
+    // reused by another list) until the walk ends.
+    let mut owners: Vec<Arc<Vec<Acl>>> = Vec::new();
+    // (index, path) of the parent of the nodes being visited.
+    let mut parent_path: (u32, String) = (0, "/".to_string());
+    let mut path = String::new();
+    let mut index = 0usize;
+    while let Some(record) = walked.records.get(index) {
+        let (parent, name_start, name_end) = (record.parent, record.name_start, record.name_end);
+        path.clear();
+        if index == 0 {
+            path.push('/');
+        } else {
+            if parent_path.0 != parent {
+                parent_path = (parent, path_of(&walked, parent));
+            }
+            path.push_str(&parent_path.1);
+            if parent_path.1 != "/" {
+                path.push('/');
+            }
+            path.push_str(walked.names.get(name_start..name_end).unwrap_or(""));
+        }
+        let Some(node) = tree.get(&path) else {
+            return Err(fail(SnapshotError::Structure(format!(
+                "{path} vanished while written"
+            ))));
+        };
+        let acl = match acl_by_pointer.get(&Arc::as_ptr(&node.acl)) {
+            Some(acl) => *acl,
+            None => {
+                let records: Vec<AclRecord> = node
+                    .acl
+                    .iter()
+                    .map(|acl| AclRecord {
+                        perms: acl.perms,
+                        scheme: acl.id.scheme.clone(),
+                        id: acl.id.id.clone(),
+                    })
+                    .collect();
+                let next = walked.acls.len() as u32;
+                let acl = *acl_by_value.entry(records.clone()).or_insert(next);
+                if acl == next {
+                    walked.acls.push(records);
+                }
+                acl_by_pointer.insert(Arc::as_ptr(&node.acl), acl);
+                owners.push(node.acl.clone());
+                acl
+            }
+        };
+        let first_child = walked.records.len();
+        {
+            let Walked { records, names, .. } = &mut walked;
+            tree.for_each_child(&path, |name| {
+                let start = names.len();
+                names.push_str(name);
+                records.push(NodeFixed::numbered(index as u32, start, names.len()));
+            });
+        }
+        let child_count = walked.records.len() - first_child;
+        if walked.records.len() > NODE_COUNT_MAX {
+            return Err(fail(SnapshotError::TooLarge(walked.records.len())));
+        }
+        // This node's name, then its data: the order in which validation visits them.
+        let name = walked.names.get(name_start..name_end).unwrap_or("");
+        let name_resolver = ArchivedString::serialize_from_str(name, serializer)?;
+        walked.name_resolvers.push(Cell::new(Some(name_resolver)));
+        let data_pos = serializer.pos();
+        let data = node.data.as_deref().unwrap_or(&[]);
+        serializer.write(data)?;
+        if node.stat.ephemeral_owner != 0 {
+            walked.special.push(index as u32);
+        }
+        let Some(record) = walked.records.get_mut(index) else {
+            break;
+        };
+        record.czxid = node.stat.czxid;
+        record.mzxid = node.stat.mzxid;
+        record.pzxid = node.stat.pzxid;
+        record.ctime = node.stat.ctime;
+        record.mtime = node.stat.mtime;
+        record.ephemeral_owner = node.stat.ephemeral_owner;
+        record.version = node.stat.version;
+        record.cversion = node.stat.cversion;
+        record.aversion = node.stat.aversion;
+        record.acl = acl;
+        record.first_child = if child_count == 0 {
+            0
+        } else {
+            first_child as u32
+        };
+        record.child_count = child_count as u32;
+        record.flags = if node.data.is_none() {
+            FLAG_DATA_NULL
+        } else {
+            0
+        };
+        record.data_len = data.len() as u32;
+        record.data_pos = data_pos;
+        index += 1;
+    }
+    drop(owners);
+    Ok(walked)
+}
+
+/// The path of node `index` of the walk, from the parent links (parents come first).
+fn path_of(walked: &Walked, index: u32) -> String {
+    let mut names = Vec::new();
+    let mut current = index;
+    while current != 0 {
+        let Some(record) = walked.records.get(current as usize) else {
+            break;
+        };
+        names.push(
+            walked
+                .names
+                .get(record.name_start..record.name_end)
+                .unwrap_or(""),
+        );
+        current = record.parent;
+    }
+    if names.is_empty() {
+        return "/".to_string();
+    }
+    let mut path = String::new();
+    for name in names.iter().rev() {
+        path.push('/');
+        path.push_str(name);
+    }
+    path
+}
+
+impl NodeFixed {
+    /// A node numbered but not visited yet: its parent and name are known.
+    fn numbered(parent: u32, name_start: usize, name_end: usize) -> NodeFixed {
+        NodeFixed {
+            czxid: 0,
+            mzxid: 0,
+            pzxid: 0,
+            ctime: 0,
+            mtime: 0,
+            ephemeral_owner: 0,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            acl: 0,
+            parent,
+            first_child: 0,
+            child_count: 0,
+            flags: 0,
+            data_len: 0,
+            data_pos: 0,
+            name_start,
+            name_end,
+        }
+    }
+}
+
+/// One element of the node array: the record, its name, and where the walk wrote the name
+/// (the data's position is in the record). Serialising it writes nothing.
+struct NodeItem<'a> {
+    fixed: &'a NodeFixed,
+    name: &'a str,
+    name_resolver: &'a Cell<Option<StringResolver>>,
+}
+
+struct NodeItemResolver {
+    name: StringResolver,
+    data: VecResolver,
+}
+
+impl Archive for NodeItem<'_> {
+    type Archived = ArchivedNodeRecord;
+    type Resolver = NodeItemResolver;
+
+    fn resolve(&self, resolver: NodeItemResolver, out: Place<ArchivedNodeRecord>) {
+        let fixed = self.fixed;
+        munge!(let ArchivedNodeRecord {
+            czxid, mzxid, pzxid, ctime, mtime, ephemeral_owner, version, cversion, aversion,
+            acl, parent, first_child, child_count, flags, name, data
+        } = out);
+        fixed.czxid.resolve((), czxid);
+        fixed.mzxid.resolve((), mzxid);
+        fixed.pzxid.resolve((), pzxid);
+        fixed.ctime.resolve((), ctime);
+        fixed.mtime.resolve((), mtime);
+        fixed.ephemeral_owner.resolve((), ephemeral_owner);
+        fixed.version.resolve((), version);
+        fixed.cversion.resolve((), cversion);
+        fixed.aversion.resolve((), aversion);
+        fixed.acl.resolve((), acl);
+        fixed.parent.resolve((), parent);
+        fixed.first_child.resolve((), first_child);
+        fixed.child_count.resolve((), child_count);
+        fixed.flags.resolve((), flags);
+        ArchivedString::resolve_from_str(self.name, resolver.name, name);
+        ArchivedVec::<u8>::resolve_from_len(fixed.data_len as usize, resolver.data, data);
+    }
+}
+
+impl<S> Serialize<S> for NodeItem<'_>
+where
+    S: Fallible + Writer + ?Sized,
+    S::Error: Source,
+    str: rkyv::SerializeUnsized<S>,
+{
+    fn serialize(&self, serializer: &mut S) -> Result<NodeItemResolver, S::Error> {
+        // rkyv serialises each item once, so the walk's resolver is there; without one (a
+        // name of at most 8 bytes is inline) this writes nothing.
+        let name = match self.name_resolver.take() {
+            Some(resolver) => resolver,
+            None => ArchivedString::serialize_from_str(self.name, serializer)?,
+        };
+        Ok(NodeItemResolver {
+            name,
+            data: VecResolver::from_pos(self.fixed.data_pos),
+        })
+    }
+}
