@@ -318,8 +318,11 @@ pub fn encode_batch(out: &mut Vec<u8>, batch: u64, records: &[LogRecord]) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scan {
     pub first_zxid: i64,
-    /// Records of complete batches, in order.
+    /// Records of complete batches, in order (those above `decode_after`).
     pub records: Vec<LogRecord>,
+    /// First and last zxid of the records of complete batches that were checked but not
+    /// decoded (`scan_segment_after`); they all precede `records`.
+    pub skipped: Option<(i64, i64)>,
     /// The offset just past the last complete batch (block-aligned): where appending resumes.
     pub valid_end: usize,
     /// The number of the last complete batch (0 when there is none).
@@ -356,7 +359,9 @@ pub enum ScanError {
 }
 
 struct Parsed {
-    record: LogRecord,
+    zxid: i64,
+    /// None when the record was checked but not decoded (`scan_segment_after`).
+    record: Option<LogRecord>,
     batch: u64,
     last_in_batch: bool,
     end: usize,
@@ -377,7 +382,9 @@ fn be_u64(bytes: &[u8], at: usize) -> Option<u64> {
 }
 
 /// Parses the record at `at`; Err describes the damage.
-fn parse_record(bytes: &[u8], at: usize) -> Result<Parsed, String> {
+/// Parses the record at `at`, checking its length and checksum; decodes its transaction only
+/// when its zxid is above `decode_after`.
+fn parse_record(bytes: &[u8], at: usize, decode_after: i64) -> Result<Parsed, String> {
     let length = be_u32(bytes, at).ok_or("truncated length")? as usize;
     if length == 0 || length > PAYLOAD_BYTES_MAX {
         return Err(format!("implausible payload length {length}"));
@@ -394,13 +401,20 @@ fn parse_record(bytes: &[u8], at: usize) -> Result<Parsed, String> {
     let zxid = be_u64(bytes, at + 16).ok_or("truncated zxid")? as i64;
     let time_ms = be_u64(bytes, at + 24).ok_or("truncated time")? as i64;
     let flags = be_u32(bytes, at + 32).ok_or("truncated flags")?;
-    let mut reader = Reader::new(&bytes[at + RECORD_HEADER_BYTES..end]);
-    let txn = decode_txn(&mut reader).map_err(|error| format!("undecodable payload: {error}"))?;
-    reader
-        .finish()
-        .map_err(|error| format!("payload has {error}"))?;
+    let record = if zxid > decode_after {
+        let mut reader = Reader::new(&bytes[at + RECORD_HEADER_BYTES..end]);
+        let txn =
+            decode_txn(&mut reader).map_err(|error| format!("undecodable payload: {error}"))?;
+        reader
+            .finish()
+            .map_err(|error| format!("payload has {error}"))?;
+        Some(LogRecord { zxid, time_ms, txn })
+    } else {
+        None
+    };
     Ok(Parsed {
-        record: LogRecord { zxid, time_ms, txn },
+        zxid,
+        record,
         batch,
         last_in_batch: flags & FLAG_LAST_IN_BATCH != 0,
         end,
@@ -409,6 +423,15 @@ fn parse_record(bytes: &[u8], at: usize) -> Result<Parsed, String> {
 
 /// Scans one segment. Checks the header, whole batches, increasing batch numbers and zxids.
 pub fn scan_segment(bytes: &[u8]) -> Result<Scan, ScanError> {
+    scan_segment_after(bytes, i64::MIN)
+}
+
+/// [`scan_segment`], with the records at or below `decode_after` (those a snapshot covers)
+/// checked exactly as the others (length, checksum, batch and zxid order) but neither decoded
+/// nor kept: only their zxid range is reported, in [`Scan::skipped`]. Recovery reads the
+/// segment that holds the snapshot's zxid this way; decoding what it would drop was most of a
+/// restart's time.
+pub fn scan_segment_after(bytes: &[u8], decode_after: i64) -> Result<Scan, ScanError> {
     if bytes.len() < SEGMENT_HEADER_BYTES || &bytes[0..8] != MAGIC {
         return Err(ScanError::BadHeader("bad magic".into()));
     }
@@ -422,6 +445,7 @@ pub fn scan_segment(bytes: &[u8]) -> Result<Scan, ScanError> {
     let mut scan = Scan {
         first_zxid,
         records: Vec::new(),
+        skipped: None,
         valid_end: BLOCK_BYTES.min(bytes.len()),
         last_batch: 0,
         batches: Vec::new(),
@@ -430,6 +454,8 @@ pub fn scan_segment(bytes: &[u8]) -> Result<Scan, ScanError> {
     let mut position = BLOCK_BYTES;
     let mut batch_start = position;
     let mut pending: Vec<LogRecord> = Vec::new();
+    // First and last zxid of the pending batch's records that were not decoded.
+    let mut pending_skipped: Option<(i64, i64)> = None;
     let mut pending_batch: Option<u64> = None;
     let mut last_zxid = i64::MIN;
     let damage = loop {
@@ -444,7 +470,7 @@ pub fn scan_segment(bytes: &[u8]) -> Result<Scan, ScanError> {
             position = position.div_ceil(BLOCK_BYTES) * BLOCK_BYTES;
             continue;
         }
-        let parsed = match parse_record(bytes, position) {
+        let parsed = match parse_record(bytes, position, decode_after) {
             Ok(parsed) => parsed,
             Err(reason) => break Some(reason),
         };
@@ -455,18 +481,24 @@ pub fn scan_segment(bytes: &[u8]) -> Result<Scan, ScanError> {
                 parsed.batch
             ));
         }
-        if parsed.record.zxid <= last_zxid {
+        if parsed.zxid <= last_zxid {
             break Some(format!(
                 "zxid {:#x} does not follow {last_zxid:#x}",
-                parsed.record.zxid
+                parsed.zxid
             ));
         }
-        last_zxid = parsed.record.zxid;
+        last_zxid = parsed.zxid;
         if pending_batch.is_none() {
             batch_start = position;
         }
         pending_batch = Some(parsed.batch);
-        pending.push(parsed.record);
+        match parsed.record {
+            Some(record) => pending.push(record),
+            None => {
+                let first = pending_skipped.map_or(parsed.zxid, |(first, _)| first);
+                pending_skipped = Some((first, parsed.zxid));
+            }
+        }
         position = parsed.end;
         if parsed.last_in_batch {
             scan.batches.push(BatchExtent {
@@ -475,6 +507,9 @@ pub fn scan_segment(bytes: &[u8]) -> Result<Scan, ScanError> {
                 first_record: scan.records.len(),
             });
             scan.records.append(&mut pending);
+            if let Some((first, last)) = pending_skipped.take() {
+                scan.skipped = Some(scan.skipped.map_or((first, last), |(kept, _)| (kept, last)));
+            }
             scan.last_batch = parsed.batch;
             pending_batch = None;
             position = position.div_ceil(BLOCK_BYTES) * BLOCK_BYTES;
@@ -487,7 +522,7 @@ pub fn scan_segment(bytes: &[u8]) -> Result<Scan, ScanError> {
         let damaged_batch = pending_batch.unwrap_or(scan.last_batch + 1);
         let mut probe = position.div_ceil(BLOCK_BYTES) * BLOCK_BYTES;
         while probe + RECORD_HEADER_BYTES <= bytes.len() {
-            if let Ok(parsed) = parse_record(bytes, probe) {
+            if let Ok(parsed) = parse_record(bytes, probe, i64::MAX) {
                 if parsed.batch > damaged_batch {
                     return Err(ScanError::Corrupt {
                         at: position,
@@ -593,6 +628,43 @@ mod tests {
         );
         assert_eq!(scan.last_batch, 3);
         assert_eq!(scan.valid_end % BLOCK_BYTES, 0);
+    }
+
+    #[test]
+    fn records_a_snapshot_covers_are_checked_but_not_decoded() {
+        let bytes = segment(&[&[1, 2, 3], &[4], &[5, 6]]);
+        let full = scan_segment(&bytes).unwrap_or_else(|error| panic!("{error}"));
+        for (after, skipped, kept) in [
+            (0, None, vec![1, 2, 3, 4, 5, 6]),
+            (2, Some((1, 2)), vec![3, 4, 5, 6]),
+            (4, Some((1, 4)), vec![5, 6]),
+            (9, Some((1, 6)), vec![]),
+        ] {
+            let scan = scan_segment_after(&bytes, after).unwrap_or_else(|error| panic!("{error}"));
+            assert_eq!(scan.skipped, skipped, "after {after}");
+            assert_eq!(
+                scan.records.iter().map(|r| r.zxid).collect::<Vec<_>>(),
+                kept,
+                "after {after}"
+            );
+            assert_eq!(
+                (scan.valid_end, scan.last_batch, scan.ending.clone()),
+                (full.valid_end, full.last_batch, full.ending.clone())
+            );
+        }
+        // Damage in a skipped record is found all the same.
+        let mut damaged = bytes.clone();
+        damaged[BLOCK_BYTES + RECORD_HEADER_BYTES + 20] ^= 0x01; // batch 1's first record
+        assert!(matches!(
+            scan_segment_after(&damaged, 9),
+            Err(ScanError::Corrupt { .. })
+        ));
+        // A torn skipped batch is cut whole, and its records are not reported as skipped.
+        let mut torn = segment(&[&[1, 2], &[3, 4, 5]]);
+        torn[2 * BLOCK_BYTES + RECORD_HEADER_BYTES + 100] ^= 0xff;
+        let scan = scan_segment_after(&torn, 9).unwrap_or_else(|error| panic!("{error}"));
+        assert!(matches!(scan.ending, Ending::TornTail { .. }));
+        assert_eq!(scan.skipped, Some((1, 2)));
     }
 
     #[test]

@@ -9,7 +9,9 @@ use tracing::warn;
 
 use crate::storage::Storage;
 
-use super::format::{parse_segment_name, scan_segment, Ending, LogRecord, ScanError, BLOCK_BYTES};
+use super::format::{
+    parse_segment_name, scan_segment_after, Ending, LogRecord, ScanError, BLOCK_BYTES,
+};
 use super::writer::LogTail;
 
 #[derive(Debug, Error)]
@@ -39,31 +41,37 @@ pub struct Recovered {
 }
 
 /// Reads a segment only as far as its log goes: a preallocated segment is mostly zeros, and
-/// restart time must grow with the log, not with `preAllocSize`. A prefix is enough when its
-/// scan ends cleanly (a zero block) inside it; anything else (a torn or damaged end, or no end
-/// yet) is decided on the whole file, exactly as a full read would.
+/// restart time must grow with the log, not with `preAllocSize`. The prefix read doubles
+/// until its scan ends cleanly (a zero block) inside it or the file ends; anything else (a
+/// torn or damaged end) is thus decided on the whole file, exactly as a full read would.
+/// Records at or below `decode_after` are checked but not decoded.
 fn read_and_scan(
     storage: &dyn Storage,
     path: &Path,
+    decode_after: i64,
 ) -> Result<(Vec<u8>, Result<super::format::Scan, ScanError>), RecoveryError> {
-    let mut length = 4 << 20;
+    let mut bytes = storage
+        .read_at(path, 0, FIRST_READ_BYTES)
+        .map_err(io_error(path))?;
+    let mut complete = bytes.len() < FIRST_READ_BYTES;
     loop {
-        let bytes = storage.read_at(path, 0, length).map_err(io_error(path))?;
-        let complete = bytes.len() < length;
-        let scan = scan_segment(&bytes);
+        let scan = scan_segment_after(&bytes, decode_after);
         let clean_inside = matches!(&scan, Ok(scan) if scan.ending == Ending::Clean
             && scan.valid_end + BLOCK_BYTES <= bytes.len());
         if complete || clean_inside {
             return Ok((bytes, scan));
         }
-        if length >= 256 << 20 {
-            let bytes = storage.read(path).map_err(io_error(path))?;
-            let scan = scan_segment(&bytes);
-            return Ok((bytes, scan));
-        }
-        length *= 4;
+        let wanted = bytes.len();
+        let more = storage
+            .read_at(path, bytes.len() as u64, wanted)
+            .map_err(io_error(path))?;
+        complete = more.len() < wanted;
+        bytes.extend_from_slice(&more);
     }
 }
+
+/// The first prefix of a segment that recovery reads.
+const FIRST_READ_BYTES: usize = 4 << 20;
 
 /// Whether `next` may follow `previous`: the next counter of the same epoch, or the first of a
 /// later epoch (zxid = epoch << 32 | counter).
@@ -119,7 +127,7 @@ pub fn recover(
     for (index, (_, name)) in segments.iter().enumerate().skip(first_needed) {
         let path = dir.join(name);
         let is_last = index + 1 == count;
-        let (bytes, scanned) = read_and_scan(storage, &path)?;
+        let (bytes, scanned) = read_and_scan(storage, &path, snapshot_zxid)?;
         let scan = match scanned {
             Ok(scan) => scan,
             Err(ScanError::BadHeader(reason)) if is_last && bytes.iter().all(|byte| *byte == 0) => {
@@ -143,6 +151,17 @@ pub fn recover(
                     reason: format!("batch {} after batch {last}", scan.last_batch),
                 });
             }
+        }
+        // Records the snapshot covers (checked, not decoded) only need to increase: within
+        // the segment the scan checked it, across segments it is checked here.
+        if let Some((first, last)) = scan.skipped {
+            if let Some(previous) = previous_zxid.filter(|previous| first <= *previous) {
+                return Err(RecoveryError::Gap {
+                    path,
+                    reason: format!("zxid {first:#x} after {previous:#x}"),
+                });
+            }
+            previous_zxid = Some(last);
         }
         for record in &scan.records {
             // Records the snapshot covers only need to increase; from the snapshot on, the
