@@ -197,3 +197,89 @@ fn the_live_tree_is_rebased_on_each_new_snapshot() {
     handle.join().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// autopurge.purgeInterval: the pipeline purges on its clock, with no snapshot being written,
+/// and not before the interval has passed. Keeps the newest `snapRetainCount` snapshots and
+/// removes the log segments no retained snapshot needs.
+#[test]
+fn autopurge_runs_on_its_clock() {
+    let dir = std::env::temp_dir().join(format!("ringkeeper-purge-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Retention works on names: the files need not be valid to be kept or removed.
+    for name in [
+        "snapshot.0000000000000005",
+        "snapshot.0000000000000020",
+        "snapshot.0000000000000035",
+        "snapshot.0000000000000040",
+        "log.0000000000000001",
+        "log.0000000000000010",
+        "log.0000000000000030",
+    ] {
+        std::fs::write(dir.join(name), b"x").unwrap();
+    }
+    let tree = TreeVersion::new();
+    let mut snapshots = Snapshots::new(
+        dir.clone(),
+        dir.clone(),
+        1_000_000,
+        Some(3),
+        Arc::new(tree.clone()),
+        BTreeMap::new(),
+    );
+    let every = Duration::from_millis(300);
+    snapshots.purge_every = Some(every);
+    let (core_sender, _core) = async_channel::unbounded();
+    let pipeline = Pipeline::new(
+        Arc::new(Config::default()),
+        Arc::new(ServerStats::default()),
+        PipelineStart {
+            tree,
+            sessions: Vec::new(),
+            secret: [3; 16],
+            server_id: 0,
+        },
+        vec![core_sender],
+        None,
+        Some(snapshots),
+    );
+    let started = Instant::now();
+    let (input, input_receiver) = unbounded::<PipelineInput>();
+    let handle = thread::spawn(move || pipeline.run(input_receiver));
+    let names = || {
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let deadline = Instant::now() + WAIT;
+    // Removing the snapshot comes before removing the segment: wait for both.
+    while names().len() > 5 {
+        assert!(
+            Instant::now() < deadline,
+            "no purge happened: {:?}",
+            names()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        started.elapsed() >= every,
+        "purged after {:?}, before the interval",
+        started.elapsed()
+    );
+    assert_eq!(
+        names(),
+        vec![
+            "log.0000000000000010",
+            "log.0000000000000030",
+            "snapshot.0000000000000020",
+            "snapshot.0000000000000035",
+            "snapshot.0000000000000040",
+        ]
+    );
+    drop(input);
+    handle.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

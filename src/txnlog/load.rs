@@ -56,21 +56,43 @@ pub fn load_state(
 ) -> Result<LoadedState, String> {
     let mut repairs = Vec::new();
     let started = Instant::now();
-    let snapshot = match upto {
-        None => {
-            let newest = newest_valid(data_dir).map_err(|error| error.to_string())?;
-            for rejected in &newest.rejected {
-                let message = format!(
-                    "snapshot {} is not usable ({}); falling back to an older one",
-                    rejected.path.display(),
-                    rejected.error
-                );
-                repairs.push(message);
-            }
-            newest.snapshot
-        }
-        Some(limit) => newest_at_or_below(data_dir, limit, &mut repairs)?,
-    };
+    // The log is recovered on a second thread while the snapshot is validated (both are
+    // sequential passes over hundreds of MB at restart), from the zxid the newest candidate
+    // snapshot's name gives. Should that snapshot fail validation, the log is recovered
+    // again from the one used: recovery's repairs (a torn tail zeroed, an empty last segment
+    // removed) do not depend on the zxid.
+    let guess = newest_candidate(data_dir, upto);
+    let (snapshot, speculative) = std::thread::scope(|scope| {
+        let recovering = Instant::now();
+        let speculative = std::thread::Builder::new()
+            .name("log-recovery".into())
+            .spawn_scoped(scope, move || {
+                let recovered = recover(storage, log_dir, guess, batch_bytes_max);
+                (recovered, recovering.elapsed())
+            });
+        let snapshot = match upto {
+            None => newest_valid(data_dir)
+                .map_err(|error| error.to_string())
+                .map(|newest| {
+                    for rejected in &newest.rejected {
+                        let message = format!(
+                            "snapshot {} is not usable ({}); falling back to an older one",
+                            rejected.path.display(),
+                            rejected.error
+                        );
+                        repairs.push(message);
+                    }
+                    newest.snapshot
+                }),
+            Some(limit) => newest_at_or_below(data_dir, limit, &mut repairs),
+        };
+        let speculative = match speculative {
+            Ok(handle) => handle.join().ok(),
+            Err(_) => None,
+        };
+        (snapshot, speculative)
+    });
+    let snapshot = snapshot?;
     let (mut tree, snapshot_zxid, snapshot_sessions) = match snapshot {
         Some(snapshot) => {
             let zxid = snapshot.zxid();
@@ -93,9 +115,15 @@ pub fn load_state(
         }
         None => (TreeVersion::new(), 0, BTreeMap::new()),
     };
-    let recovering = Instant::now();
-    let recovered = recover(storage, log_dir, snapshot_zxid, batch_bytes_max)
-        .map_err(|error| error.to_string())?;
+    let (recovered, recovery_time) = match speculative {
+        Some((recovered, took)) if guess == snapshot_zxid => (recovered, took),
+        _ => {
+            let recovering = Instant::now();
+            let recovered = recover(storage, log_dir, snapshot_zxid, batch_bytes_max);
+            (recovered, recovering.elapsed())
+        }
+    };
+    let recovered = recovered.map_err(|error| error.to_string())?;
     repairs.extend(recovered.repairs);
     if let Some(limit) = upto {
         if let Some(above) = recovered.records.iter().find(|record| record.zxid > limit) {
@@ -106,12 +134,14 @@ pub fn load_state(
             ));
         }
     }
+    let replaying = Instant::now();
     let sessions = replay(&mut tree, &recovered.records, snapshot_sessions)
         .map_err(|error| format!("replaying the log: {error}"))?;
     info!(
-        "read and replayed {} log records after zxid {snapshot_zxid:#x} in {} ms",
+        "read the log in {} ms, replayed {} records after zxid {snapshot_zxid:#x} in {} ms",
+        recovery_time.as_millis(),
         recovered.records.len(),
-        recovering.elapsed().as_millis()
+        replaying.elapsed().as_millis()
     );
     Ok(LoadedState {
         tree,
@@ -121,6 +151,21 @@ pub fn load_state(
         tail: recovered.tail,
         repairs,
     })
+}
+
+/// The zxid of the snapshot recovery will most likely start from: the newest one's (at or
+/// below `upto`), from its name; 0 when there is none.
+fn newest_candidate(data_dir: &Path, upto: Option<i64>) -> i64 {
+    list_snapshots(data_dir)
+        .ok()
+        .and_then(|snapshots| {
+            snapshots
+                .into_iter()
+                .rev()
+                .map(|(zxid, _)| zxid)
+                .find(|zxid| upto.is_none_or(|limit| *zxid <= limit))
+        })
+        .unwrap_or(0)
 }
 
 /// The newest valid snapshot at or below `limit`.
@@ -222,6 +267,86 @@ mod tests {
         assert_eq!((none.base_zxid, none.recent.len()), (10, 0));
         let zero = durable_state(&loaded(0, &[1, 2]), epochs, 0);
         assert_eq!((zero.base_zxid, zero.recent.len()), (2, 0));
+    }
+
+    /// The newest snapshot is damaged: recovery falls back to the older one and replays the
+    /// log from there, although the log was first read (speculatively) from the newest one's
+    /// zxid.
+    #[test]
+    fn a_damaged_newest_snapshot_falls_back_and_the_log_is_replayed_from_the_older_one() {
+        use crate::snapshot::write_snapshot;
+        use crate::storage::Storage;
+        use crate::tree::acl::open_acl;
+        use crate::txnlog::format::BLOCK_BYTES;
+        use crate::txnlog::format::{encode_batch, encode_segment_header, segment_name};
+
+        let records: Vec<LogRecord> = (1..=6)
+            .map(|zxid| LogRecord {
+                zxid,
+                time_ms: 1_000 + zxid,
+                txn: Txn::Create {
+                    path: format!("/n{zxid}"),
+                    data: Some(vec![zxid as u8]),
+                    acl: open_acl(),
+                    ephemeral_owner: 0,
+                    parent_cversion: zxid as i32,
+                },
+            })
+            .collect();
+        let data = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+        let mut tree = TreeVersion::new();
+        let mut snapshot_paths = Vec::new();
+        for record in &records {
+            let applied = tree.apply(record.zxid, record.time_ms, &record.txn, &mut Vec::new());
+            assert!(applied.is_ok(), "{applied:?}");
+            if record.zxid == 3 || record.zxid == 5 {
+                let path = write_snapshot(data.path(), &tree, &[])
+                    .unwrap_or_else(|error| panic!("{error}"));
+                snapshot_paths.push(path);
+            }
+        }
+        let disk = SimDisk::new(7);
+        let log = Path::new("/log");
+        assert!(disk.create_dir_all(log).is_ok());
+        let mut segment = encode_segment_header(1, 0).to_vec();
+        segment.resize(BLOCK_BYTES, 0);
+        encode_batch(&mut segment, 1, &records);
+        segment.resize(segment.len() + 4 * BLOCK_BYTES, 0);
+        let mut file = disk
+            .create(&log.join(segment_name(1)), 0)
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert!(file.write_at(0, &segment).is_ok() && file.sync_data().is_ok());
+        // Damage the newest snapshot (a new file under its name: mappings are never
+        // modified in place).
+        let newest = &snapshot_paths[1];
+        let mut bytes = std::fs::read(newest).unwrap_or_else(|error| panic!("{error}"));
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x10;
+        assert!(std::fs::remove_file(newest).is_ok() && std::fs::write(newest, &bytes).is_ok());
+
+        let state = load_state(&disk, data.path(), log, 1 << 20, None)
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(state.snapshot_zxid, 3);
+        assert_eq!(
+            state.records.iter().map(|r| r.zxid).collect::<Vec<_>>(),
+            vec![4, 5, 6]
+        );
+        assert_eq!(state.tree.zxid, 6);
+        for zxid in 1..=6u8 {
+            let node = state.tree.get(&format!("/n{zxid}"));
+            assert_eq!(
+                node.and_then(|n| n.data.as_deref().map(<[u8]>::to_vec)),
+                Some(vec![zxid])
+            );
+        }
+        assert!(
+            state
+                .repairs
+                .iter()
+                .any(|repair| repair.contains("not usable")),
+            "{:?}",
+            state.repairs
+        );
     }
 
     #[test]
