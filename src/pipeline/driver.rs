@@ -1071,16 +1071,19 @@ impl Pipeline {
     /// have been made durable since the last one, or when asked. The version is immutable,
     /// so writes go on while it is written; the snapshot is never fuzzy.
     fn maybe_snapshot(&mut self) {
-        let requested = std::mem::take(&mut self.snapshot_requested);
+        let requested = self.snapshot_requested;
         let Some(snapshots) = self.snapshots.as_mut() else {
             return;
         };
         if !(requested || snapshots.since_last >= snapshots.threshold) {
             return;
         }
+        // A request made while a snapshot is being written stays pending: that snapshot may
+        // be of a version older than the request.
         if snapshots.running.swap(true, Ordering::SeqCst) {
             return;
         }
+        self.snapshot_requested = false;
         snapshots.since_last = 0;
         let version = snapshots.durable_version.clone();
         let written = snapshots.written.0.clone();

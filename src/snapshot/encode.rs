@@ -47,6 +47,22 @@ pub fn stream_snapshot<W: Write>(
     sessions: &[SessionRecord],
     out: W,
 ) -> Result<Header, StreamError> {
+    stream_snapshot_within(tree, sessions, out, BODY_BYTES_MAX)
+}
+
+/// The largest body the format can hold: rkyv's relative pointers are 32-bit signed, and the
+/// first node's data is about a body's length away from the node array that points to it.
+pub const BODY_BYTES_MAX: usize = i32::MAX as usize;
+
+/// [`stream_snapshot`] with the body limited to `body_bytes_max` (tests use a small one).
+/// A tree whose body would not fit is refused with [`SnapshotError::BodyTooLarge`] before
+/// any pointer to it is written.
+pub fn stream_snapshot_within<W: Write>(
+    tree: &TreeVersion,
+    sessions: &[SessionRecord],
+    out: W,
+    body_bytes_max: usize,
+) -> Result<Header, StreamError> {
     let mut sessions = sessions.to_vec();
     sessions.sort();
     let mut out = ChecksumWriter {
@@ -60,6 +76,7 @@ pub fn stream_snapshot<W: Write>(
     let source = BodySource {
         tree,
         sessions: &sessions,
+        body_bytes_max,
         node_count: Cell::new(0),
         failure: Cell::new(None),
     };
@@ -126,6 +143,7 @@ impl<W: Write> Write for ChecksumWriter<W> {
 struct BodySource<'a> {
     tree: &'a TreeVersion,
     sessions: &'a [SessionRecord],
+    body_bytes_max: usize,
     /// Set by `serialize`: the header needs it.
     node_count: Cell<u64>,
     /// Why the walk failed, if it did (rkyv carries only a message).
@@ -173,6 +191,30 @@ where
     fn serialize(&self, serializer: &mut S) -> Result<BodyResolver, S::Error> {
         let walked = walk(self.tree, serializer, &self.failure)?;
         self.node_count.set(walked.records.len() as u64);
+        // Everything after the data (an over-estimate of the ACL table included) must fit
+        // before any relative pointer is resolved: rkyv panics on an offset that overflows.
+        let acl_bytes: usize = walked
+            .acls
+            .iter()
+            .map(|list| {
+                8 + list
+                    .iter()
+                    .map(|acl| 24 + acl.scheme.len() + acl.id.len())
+                    .sum::<usize>()
+            })
+            .sum();
+        let estimate = serializer.pos()
+            + walked.records.len() * std::mem::size_of::<ArchivedNodeRecord>()
+            + acl_bytes
+            + walked.special.len() * 4
+            + std::mem::size_of_val(self.sessions) * 2
+            + 4096;
+        if estimate > self.body_bytes_max {
+            let error = SnapshotError::BodyTooLarge(estimate as u64);
+            let message = error.to_string();
+            self.failure.set(Some(error));
+            return Err(S::Error::new(WalkFailed(message)));
+        }
         let names = &walked.names;
         let items =
             walked

@@ -128,6 +128,8 @@ pub enum SnapshotError {
     Structure(String),
     #[error("snapshot of {0} nodes exceeds the format's limit")]
     TooLarge(usize),
+    #[error("snapshot body of about {0} bytes exceeds the format's limit of 2 GiB (32-bit relative pointers)")]
+    BodyTooLarge(u64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Archive, Serialize, Deserialize)]

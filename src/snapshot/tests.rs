@@ -405,6 +405,28 @@ fn a_failed_write_while_streaming_is_an_io_error() {
 }
 
 #[test]
+fn a_body_beyond_the_format_limit_is_refused_before_anything_overflows() {
+    let tree = every_kind_tree();
+    let full = super::encode_snapshot(&tree, &sessions())
+        .expect("encode")
+        .len();
+    let refused = super::encode::stream_snapshot_within(&tree, &sessions(), Vec::new(), 200);
+    assert!(
+        matches!(
+            refused,
+            Err(super::encode::StreamError::Snapshot(
+                SnapshotError::BodyTooLarge(_)
+            ))
+        ),
+        "{refused:?}"
+    );
+    // The estimate is an upper bound: a limit of a few KiB above the real size passes.
+    let accepted =
+        super::encode::stream_snapshot_within(&tree, &sessions(), Vec::new(), full + 8192);
+    assert!(accepted.is_ok(), "{accepted:?}");
+}
+
+#[test]
 fn acls_are_stored_once_per_distinct_list() {
     let mut tree = every_kind_tree();
     for index in 0..50 {
