@@ -3,12 +3,13 @@
 //! `SnapshotBody` in memory first.
 //!
 //! The bytes are exactly those of rkyv's derived serialization of the equivalent
-//! [`super::format::SnapshotBody`] (`the_streamed_archive_is_the_derived_serialization`
-//! checks it). What differs is the memory: building a `SnapshotBody` first holds a record per
-//! node with copies of its name and data, and the archive in a buffer: about three times the
-//! file. This encoder writes each node's name and data as it walks the tree and keeps only a
-//! fixed-size record per node (about 110 bytes, without the data) until the node array,
-//! which must follow the data it points to, is written at the end.
+//! [`super::format::SnapshotBody`] (`the_streamed_archive_holds_the_models_records` checks
+//! it). What differs is the memory: building a `SnapshotBody` first holds a record per node
+//! with copies of its name and data, and the archive in a buffer: about three times the file.
+//! This encoder writes each node's name and data as it walks the tree and keeps a 40-byte slot
+//! per node (plus its name, and the stat of nodes changed since the base: the base's own
+//! records are read again in place) until the node array, which must follow the data it points
+//! to, is written at the end.
 //!
 //! Order of the body. rkyv's validation visits pointers depth first and requires each
 //! pointee to lie before its pointer and after everything visited before it, which is the
@@ -34,7 +35,8 @@ use super::format::{
     FLAG_DATA_NULL, HEADER_BYTES, NODE_COUNT_MAX,
 };
 use crate::jute::records::Acl;
-use crate::tree::TreeVersion;
+use crate::snapshot::MappedSnapshot;
+use crate::tree::{NodeSource, NodeStat, TreeVersion};
 
 /// Writes the snapshot of `tree` (base and delta merged) and `sessions` (those live at
 /// `tree.zxid`) to `out`, which must be positioned at the start of the file: a zeroed header,
@@ -189,8 +191,8 @@ where
     S::Error: Source,
 {
     fn serialize(&self, serializer: &mut S) -> Result<BodyResolver, S::Error> {
-        let walked = walk(self.tree, serializer, &self.failure)?;
-        self.node_count.set(walked.records.len() as u64);
+        let walked = walk(self.tree, serializer, &self.failure, self.body_bytes_max)?;
+        self.node_count.set(walked.slots.len() as u64);
         // Everything after the data (an over-estimate of the ACL table included) must fit
         // before any relative pointer is resolved: rkyv panics on an offset that overflows.
         let acl_bytes: usize = walked
@@ -204,7 +206,7 @@ where
             })
             .sum();
         let estimate = serializer.pos()
-            + walked.records.len() * std::mem::size_of::<ArchivedNodeRecord>()
+            + walked.slots.len() * std::mem::size_of::<ArchivedNodeRecord>()
             + acl_bytes
             + walked.special.len() * 4
             + std::mem::size_of_val(self.sessions) * 2
@@ -215,23 +217,21 @@ where
             self.failure.set(Some(error));
             return Err(S::Error::new(WalkFailed(message)));
         }
-        let names = &walked.names;
-        let items =
-            walked
-                .records
-                .iter()
-                .zip(&walked.name_resolvers)
-                .map(|(fixed, name_resolver)| NodeItem {
-                    fixed,
-                    name: names.get(fixed.name_start..fixed.name_end).unwrap_or(""),
-                    name_resolver,
-                });
+        let items = walked
+            .slots
+            .iter()
+            .zip(&walked.name_resolvers)
+            .map(|(slot, name_resolver)| NodeItem {
+                fixed: walked.fixed(slot),
+                name: walked.name(slot),
+                name_resolver,
+            });
         let nodes = ArchivedVec::serialize_from_iter::<NodeItem, _, _>(items, serializer)?;
         let acls = ArchivedVec::serialize_from_slice(&walked.acls, serializer)?;
         let special = ArchivedVec::serialize_from_slice(&walked.special, serializer)?;
         let sessions = ArchivedVec::serialize_from_slice(self.sessions, serializer)?;
         Ok(BodyResolver {
-            nodes: (walked.records.len(), nodes),
+            nodes: (walked.slots.len(), nodes),
             acls: (walked.acls.len(), acls),
             special: (walked.special.len(), special),
             sessions: (self.sessions.len(), sessions),
@@ -239,8 +239,7 @@ where
     }
 }
 
-/// A node's record without its data (already written at `data_pos`) and with its name in
-/// the walk's name buffer.
+/// The fields of a node's archived record other than its name and data pointers.
 struct NodeFixed {
     czxid: i64,
     mzxid: i64,
@@ -258,13 +257,38 @@ struct NodeFixed {
     flags: u32,
     data_len: u32,
     data_pos: usize,
-    name_start: usize,
-    name_end: usize,
 }
 
-/// What the walk produced besides the data it wrote.
-struct Walked {
-    records: Vec<NodeFixed>,
+/// What the walk keeps of a node until the node array is written (40 bytes): its place in
+/// the tree, where its data went, and where the rest of its record is. A node read from the
+/// base keeps only its index there, since the base is mapped and its record can be read
+/// again; a node of the delta keeps its stat in `Walked::delta`.
+struct NodeSlot {
+    /// The node's index in the base, or `DELTA | i` for `Walked::delta[i]`.
+    source: u32,
+    parent: u32,
+    first_child: u32,
+    child_count: u32,
+    acl: u32,
+    data_pos: u32,
+    name_start: usize,
+    name_len: u32,
+}
+
+const DELTA: u32 = 1 << 31;
+
+/// A node of the delta: what its record needs besides what `NodeSlot` has.
+struct DeltaNode {
+    stat: NodeStat,
+    data_len: u32,
+    flags: u32,
+}
+
+/// What the walk produced besides the names and data it wrote.
+struct Walked<'a> {
+    slots: Vec<NodeSlot>,
+    delta: Vec<DeltaNode>,
+    base: Option<&'a Arc<MappedSnapshot>>,
     names: String,
     /// Where each node's name went (taken when the node array is written).
     name_resolvers: Vec<Cell<Option<StringResolver>>>,
@@ -272,16 +296,71 @@ struct Walked {
     special: Vec<u32>,
 }
 
-/// Walks `tree` breadth-first (children sorted), writing each node's data to `serializer`,
-/// and numbers the nodes: the record at index i is node i, its children are numbered when it
+impl Walked<'_> {
+    fn name(&self, slot: &NodeSlot) -> &str {
+        self.names
+            .get(slot.name_start..slot.name_start + slot.name_len as usize)
+            .unwrap_or("")
+    }
+
+    /// The whole record of `slot` but its name (the delta's stat, or the base's record).
+    fn fixed(&self, slot: &NodeSlot) -> NodeFixed {
+        let mut fixed = NodeFixed {
+            czxid: 0,
+            mzxid: 0,
+            pzxid: 0,
+            ctime: 0,
+            mtime: 0,
+            ephemeral_owner: 0,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            acl: slot.acl,
+            parent: slot.parent,
+            first_child: slot.first_child,
+            child_count: slot.child_count,
+            flags: 0,
+            data_len: 0,
+            data_pos: slot.data_pos as usize,
+        };
+        if slot.source & DELTA != 0 {
+            if let Some(node) = self.delta.get((slot.source & !DELTA) as usize) {
+                let stat = &node.stat;
+                (fixed.czxid, fixed.mzxid, fixed.pzxid) = (stat.czxid, stat.mzxid, stat.pzxid);
+                (fixed.ctime, fixed.mtime) = (stat.ctime, stat.mtime);
+                fixed.ephemeral_owner = stat.ephemeral_owner;
+                (fixed.version, fixed.cversion) = (stat.version, stat.cversion);
+                fixed.aversion = stat.aversion;
+                (fixed.flags, fixed.data_len) = (node.flags, node.data_len);
+            }
+        } else if let Some(record) = self.base.and_then(|base| base.view().record(slot.source)) {
+            fixed.czxid = record.czxid.to_native();
+            fixed.mzxid = record.mzxid.to_native();
+            fixed.pzxid = record.pzxid.to_native();
+            fixed.ctime = record.ctime.to_native();
+            fixed.mtime = record.mtime.to_native();
+            fixed.ephemeral_owner = record.ephemeral_owner.to_native();
+            fixed.version = record.version.to_native();
+            fixed.cversion = record.cversion.to_native();
+            fixed.aversion = record.aversion.to_native();
+            fixed.flags = record.flags.to_native() & FLAG_DATA_NULL;
+            fixed.data_len = record.data.len() as u32;
+        }
+        fixed
+    }
+}
+
+/// Walks `tree` breadth-first (children sorted), writing each node's name and data to
+/// `serializer`, and numbers the nodes: slot i is node i, its children are numbered when it
 /// is visited, after every node already numbered. Nodes are visited in index order, so the
-/// numbered-but-unvisited records are the breadth-first queue, and no path is kept but the
-/// parent's of the node being visited.
-fn walk<S>(
-    tree: &TreeVersion,
+/// numbered-but-unvisited slots are the breadth-first queue, and no path is kept but the
+/// parent's of the node being visited. Nodes of the base are read in place.
+fn walk<'a, S>(
+    tree: &'a TreeVersion,
     serializer: &mut S,
     failure: &Cell<Option<SnapshotError>>,
-) -> Result<Walked, S::Error>
+    body_bytes_max: usize,
+) -> Result<Walked<'a>, S::Error>
 where
     S: Fallible + Writer + ?Sized,
     S::Error: Source,
@@ -293,25 +372,49 @@ where
         S::Error::new(WalkFailed(message))
     };
     let mut walked = Walked {
-        records: Vec::with_capacity(tree.node_count()),
+        slots: Vec::with_capacity(tree.node_count()),
+        delta: Vec::new(),
+        base: tree.base(),
         names: String::new(),
         name_resolvers: Vec::with_capacity(tree.node_count()),
         acls: Vec::new(),
         special: Vec::new(),
     };
-    walked.records.push(NodeFixed::numbered(0, 0, 0));
-    // ACL lists by identity first (nodes read from one base share their Arc), then by value.
+    walked.slots.push(NodeSlot::numbered(0, 0, 0));
+    // ACL lists by identity first (nodes of the base, and nodes of the delta made from one
+    // request, share their Arc), then by value.
     let mut acl_by_pointer: HashMap<*const Vec<Acl>, u32> = HashMap::new();
     let mut acl_by_value: HashMap<Vec<AclRecord>, u32> = HashMap::new();
     // The pointer is only a cache key: `owners` keeps each Arc alive (so the address is not
     // reused by another list) until the walk ends.
     let mut owners: Vec<Arc<Vec<Acl>>> = Vec::new();
+    let mut acl_index = |acl: &Arc<Vec<Acl>>, acls: &mut Vec<Vec<AclRecord>>| {
+        if let Some(index) = acl_by_pointer.get(&Arc::as_ptr(acl)) {
+            return *index;
+        }
+        let records: Vec<AclRecord> = acl
+            .iter()
+            .map(|acl| AclRecord {
+                perms: acl.perms,
+                scheme: acl.id.scheme.clone(),
+                id: acl.id.id.clone(),
+            })
+            .collect();
+        let next = acls.len() as u32;
+        let index = *acl_by_value.entry(records.clone()).or_insert(next);
+        if index == next {
+            acls.push(records);
+        }
+        acl_by_pointer.insert(Arc::as_ptr(acl), index);
+        owners.push(acl.clone());
+        index
+    };
     // (index, path) of the parent of the nodes being visited.
     let mut parent_path: (u32, String) = (0, "/".to_string());
     let mut path = String::new();
     let mut index = 0usize;
-    while let Some(record) = walked.records.get(index) {
-        let (parent, name_start, name_end) = (record.parent, record.name_start, record.name_end);
+    while let Some(slot) = walked.slots.get(index) {
+        let parent = slot.parent;
         path.clear();
         if index == 0 {
             path.push('/');
@@ -323,84 +426,83 @@ where
             if parent_path.1 != "/" {
                 path.push('/');
             }
-            path.push_str(walked.names.get(name_start..name_end).unwrap_or(""));
+            path.push_str(walked.name(slot));
         }
-        let Some(node) = tree.get(&path) else {
-            return Err(fail(SnapshotError::Structure(format!(
-                "{path} vanished while written"
-            ))));
-        };
-        let acl = match acl_by_pointer.get(&Arc::as_ptr(&node.acl)) {
-            Some(acl) => *acl,
-            None => {
-                let records: Vec<AclRecord> = node
-                    .acl
-                    .iter()
-                    .map(|acl| AclRecord {
-                        perms: acl.perms,
-                        scheme: acl.id.scheme.clone(),
-                        id: acl.id.id.clone(),
-                    })
-                    .collect();
-                let next = walked.acls.len() as u32;
-                let acl = *acl_by_value.entry(records.clone()).or_insert(next);
-                if acl == next {
-                    walked.acls.push(records);
+        let vanished = || SnapshotError::Structure(format!("{path} vanished while written"));
+        // What the record needs from the node: (source, acl, data or None for null, owner).
+        let (source, acl, data, owner) = match tree.source(&path) {
+            Some(NodeSource::Delta(node)) => {
+                let data_len = node.data.as_ref().map_or(0, |data| data.len()) as u32;
+                let source = DELTA | walked.delta.len() as u32;
+                if walked.delta.len() as u32 >= DELTA {
+                    return Err(fail(SnapshotError::TooLarge(walked.slots.len())));
                 }
-                acl_by_pointer.insert(Arc::as_ptr(&node.acl), acl);
-                owners.push(node.acl.clone());
-                acl
+                walked.delta.push(DeltaNode {
+                    stat: node.stat,
+                    data_len,
+                    flags: if node.data.is_none() {
+                        FLAG_DATA_NULL
+                    } else {
+                        0
+                    },
+                });
+                let acl = acl_index(&node.acl, &mut walked.acls);
+                (source, acl, node.data.as_deref(), node.stat.ephemeral_owner)
             }
+            Some(NodeSource::Base(base, base_index)) => {
+                let view = base.view();
+                let (Some(record), true) = (view.record(base_index), base_index < DELTA) else {
+                    return Err(fail(vanished()));
+                };
+                let Some(list) = view.acls.get(record.acl.to_native() as usize) else {
+                    return Err(fail(vanished()));
+                };
+                let acl = acl_index(list, &mut walked.acls);
+                let data = (record.flags.to_native() & FLAG_DATA_NULL == 0)
+                    .then(|| record.data.as_slice());
+                (base_index, acl, data, record.ephemeral_owner.to_native())
+            }
+            None => return Err(fail(vanished())),
         };
-        let first_child = walked.records.len();
+        let first_child = walked.slots.len();
         {
-            let Walked { records, names, .. } = &mut walked;
+            let Walked { slots, names, .. } = &mut walked;
             tree.for_each_child(&path, |name| {
                 let start = names.len();
                 names.push_str(name);
-                records.push(NodeFixed::numbered(index as u32, start, names.len()));
+                slots.push(NodeSlot::numbered(index as u32, start, name.len() as u32));
             });
         }
-        let child_count = walked.records.len() - first_child;
-        if walked.records.len() > NODE_COUNT_MAX {
-            return Err(fail(SnapshotError::TooLarge(walked.records.len())));
+        let child_count = walked.slots.len() - first_child;
+        if walked.slots.len() > NODE_COUNT_MAX {
+            return Err(fail(SnapshotError::TooLarge(walked.slots.len())));
         }
         // This node's name, then its data: the order in which validation visits them.
-        let name = walked.names.get(name_start..name_end).unwrap_or("");
-        let name_resolver = ArchivedString::serialize_from_str(name, serializer)?;
-        walked.name_resolvers.push(Cell::new(Some(name_resolver)));
-        let data_pos = serializer.pos();
-        let data = node.data.as_deref().unwrap_or(&[]);
-        serializer.write(data)?;
-        if node.stat.ephemeral_owner != 0 {
-            walked.special.push(index as u32);
-        }
-        let Some(record) = walked.records.get_mut(index) else {
+        let Some(slot) = walked.slots.get(index) else {
             break;
         };
-        record.czxid = node.stat.czxid;
-        record.mzxid = node.stat.mzxid;
-        record.pzxid = node.stat.pzxid;
-        record.ctime = node.stat.ctime;
-        record.mtime = node.stat.mtime;
-        record.ephemeral_owner = node.stat.ephemeral_owner;
-        record.version = node.stat.version;
-        record.cversion = node.stat.cversion;
-        record.aversion = node.stat.aversion;
-        record.acl = acl;
-        record.first_child = if child_count == 0 {
+        let name_resolver = ArchivedString::serialize_from_str(walked.name(slot), serializer)?;
+        walked.name_resolvers.push(Cell::new(Some(name_resolver)));
+        let data_pos = serializer.pos();
+        if data_pos > body_bytes_max {
+            return Err(fail(SnapshotError::BodyTooLarge(data_pos as u64)));
+        }
+        serializer.write(data.unwrap_or(&[]))?;
+        if owner != 0 {
+            walked.special.push(index as u32);
+        }
+        let Some(slot) = walked.slots.get_mut(index) else {
+            break;
+        };
+        slot.source = source;
+        slot.acl = acl;
+        slot.first_child = if child_count == 0 {
             0
         } else {
             first_child as u32
         };
-        record.child_count = child_count as u32;
-        record.flags = if node.data.is_none() {
-            FLAG_DATA_NULL
-        } else {
-            0
-        };
-        record.data_len = data.len() as u32;
-        record.data_pos = data_pos;
+        slot.child_count = child_count as u32;
+        slot.data_pos = data_pos as u32;
         index += 1;
     }
     drop(owners);
@@ -412,16 +514,11 @@ fn path_of(walked: &Walked, index: u32) -> String {
     let mut names = Vec::new();
     let mut current = index;
     while current != 0 {
-        let Some(record) = walked.records.get(current as usize) else {
+        let Some(slot) = walked.slots.get(current as usize) else {
             break;
         };
-        names.push(
-            walked
-                .names
-                .get(record.name_start..record.name_end)
-                .unwrap_or(""),
-        );
-        current = record.parent;
+        names.push(walked.name(slot));
+        current = slot.parent;
     }
     if names.is_empty() {
         return "/".to_string();
@@ -434,28 +531,18 @@ fn path_of(walked: &Walked, index: u32) -> String {
     path
 }
 
-impl NodeFixed {
+impl NodeSlot {
     /// A node numbered but not visited yet: its parent and name are known.
-    fn numbered(parent: u32, name_start: usize, name_end: usize) -> NodeFixed {
-        NodeFixed {
-            czxid: 0,
-            mzxid: 0,
-            pzxid: 0,
-            ctime: 0,
-            mtime: 0,
-            ephemeral_owner: 0,
-            version: 0,
-            cversion: 0,
-            aversion: 0,
-            acl: 0,
+    fn numbered(parent: u32, name_start: usize, name_len: u32) -> NodeSlot {
+        NodeSlot {
+            source: 0,
             parent,
             first_child: 0,
             child_count: 0,
-            flags: 0,
-            data_len: 0,
+            acl: 0,
             data_pos: 0,
             name_start,
-            name_end,
+            name_len,
         }
     }
 }
@@ -463,7 +550,7 @@ impl NodeFixed {
 /// One element of the node array: the record, its name, and where the walk wrote the name
 /// (the data's position is in the record). Serialising it writes nothing.
 struct NodeItem<'a> {
-    fixed: &'a NodeFixed,
+    fixed: NodeFixed,
     name: &'a str,
     name_resolver: &'a Cell<Option<StringResolver>>,
 }
@@ -478,7 +565,7 @@ impl Archive for NodeItem<'_> {
     type Resolver = NodeItemResolver;
 
     fn resolve(&self, resolver: NodeItemResolver, out: Place<ArchivedNodeRecord>) {
-        let fixed = self.fixed;
+        let fixed = &self.fixed;
         munge!(let ArchivedNodeRecord {
             czxid, mzxid, pzxid, ctime, mtime, ephemeral_owner, version, cversion, aversion,
             acl, parent, first_child, child_count, flags, name, data

@@ -403,7 +403,7 @@ pub struct SnapshotView<'a> {
 }
 
 impl<'a> SnapshotView<'a> {
-    fn record(&self, index: u32) -> Option<&'a ArchivedNodeRecord> {
+    pub(crate) fn record(&self, index: u32) -> Option<&'a ArchivedNodeRecord> {
         self.body.nodes.get(index as usize)
     }
 

@@ -901,6 +901,13 @@ fn measure_open_of_a_million_nodes() {
             found += usize::from(based.get(&path).is_some());
         }
         eprintln!("100k base lookups {:?} ({found} found)", started.elapsed());
+        let again = tempfile::tempdir().expect("tempdir");
+        let started = std::time::Instant::now();
+        write_snapshot(again.path(), &based, &[]).expect("write");
+        eprintln!(
+            "write_snapshot of the tree based on it {:?}",
+            started.elapsed()
+        );
     }
 }
 

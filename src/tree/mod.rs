@@ -229,6 +229,12 @@ impl Default for TreeVersion {
 
 /// The empty path names the root, as in ZooKeeper's DataTree, which keys the root under ""
 /// as well as "/" (so `exists("")` finds it).
+/// Where a node lives: see [`TreeVersion::source`].
+pub(crate) enum NodeSource<'a> {
+    Delta(&'a Arc<Node>),
+    Base(&'a Arc<MappedSnapshot>, u32),
+}
+
 fn normalize(path: &str) -> &str {
     if path.is_empty() {
         "/"
@@ -374,6 +380,21 @@ impl TreeVersion {
             None => {
                 let view = self.base.as_ref()?.view();
                 view.node(view.lookup(path)?).map(Arc::new)
+            }
+        }
+    }
+
+    /// Where the node at `path` lives: in the delta (a node changed since the base) or in the
+    /// base, by its index there (read in place, without materialising it). For the snapshot
+    /// encoder.
+    pub(crate) fn source(&self, path: &str) -> Option<NodeSource<'_>> {
+        let path = normalize(path);
+        match self.nodes.get(path) {
+            Some(node) => node.as_ref().map(NodeSource::Delta),
+            None => {
+                let base = self.base.as_ref()?;
+                let index = base.view().lookup(path)?;
+                Some(NodeSource::Base(base, index))
             }
         }
     }
