@@ -176,9 +176,12 @@ def measure(kind, znodes, scratch, restarts, settle_s):
         snapshotter.wait(timeout=30)
         result["set_p99_us_without_snapshot"] = p99_of(base)
         result["set_p99_us_during_snapshot"] = p99_of(during)
-        # Make the restart start from a snapshot of everything, as it would after a while.
+        # Make the restart start from a snapshot of everything, as it would after a while: one
+        # at or after the zxid of the request (a snapshot already being written when the
+        # request comes is of an older version; the request waits for it).
+        zxid = server_zxid(server.port)
         os.kill(server.pid, signal.SIGUSR1)
-        wait_for_snapshot(directory / "data", timeout_s=120)
+        wait_for_snapshot(directory / "data", zxid, timeout_s=120)
     server.stop()
     samples = []
     for _ in range(restarts):
@@ -203,15 +206,24 @@ def wait_ready(port, timeout_s=120):
     raise RuntimeError("server not ready")
 
 
-def wait_for_snapshot(data_dir, timeout_s):
+def server_zxid(port):
+    """The server's last zxid, from srvr ("Zxid: 0x...")."""
+    for line in four_letter(port, "srvr", 2.0).splitlines():
+        if line.startswith("Zxid:"):
+            return int(line.split(":", 1)[1].strip(), 16)
+    raise RuntimeError("srvr gave no zxid")
+
+
+def wait_for_snapshot(data_dir, zxid, timeout_s):
+    """Waits for a snapshot file whose zxid (in its name) is at least `zxid`."""
     deadline = time.monotonic() + timeout_s
-    before = set(p.name for p in data_dir.glob("snapshot.*"))
     while time.monotonic() < deadline:
-        now = set(p.name for p in data_dir.glob("snapshot.*") if not p.name.endswith(".tmp"))
-        if now - before:
-            return
+        for path in data_dir.glob("snapshot.*"):
+            suffix = path.name[len("snapshot."):]
+            if len(suffix) == 16 and int(suffix, 16) >= zxid:
+                return
         time.sleep(0.1)  # the snapshot thread reports only in the log
-    raise RuntimeError("no snapshot appeared")
+    raise RuntimeError("no snapshot at or after zxid %#x appeared" % zxid)
 
 
 def main():
