@@ -4,6 +4,7 @@
 //! The test plays each server's single core.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -33,6 +34,9 @@ const WAIT: Duration = Duration::from_secs(20);
 struct Net {
     inboxes: Arc<Vec<Sender<(ServerId, Wire)>>>,
     cut: Arc<Mutex<HashSet<(ServerId, ServerId)>>>,
+    /// Forwarded client requests are refused by the links (a full queue), everything else
+    /// goes through.
+    refuse_forwards: Arc<AtomicBool>,
 }
 
 struct Links {
@@ -41,7 +45,12 @@ struct Links {
 }
 
 impl QuorumLinks for Links {
-    fn send(&self, to: ServerId, message: &Wire) {
+    fn send(&self, to: ServerId, message: &Wire) -> bool {
+        if matches!(message, Wire::Forward { .. })
+            && self.net.refuse_forwards.load(Ordering::SeqCst)
+        {
+            return false;
+        }
         let cut = self
             .net
             .cut
@@ -49,13 +58,15 @@ impl QuorumLinks for Links {
             .map(|cut| cut.contains(&(self.me, to)))
             .unwrap_or(true);
         if cut || to == 0 || to as usize > self.net.inboxes.len() {
-            return;
+            return false;
         }
         let mut bytes = Vec::new();
         wire::encode(message, &mut bytes);
         let decoded = wire::decode(&bytes).expect("every message decodes");
         assert_eq!(&decoded, message, "wire round trip");
-        let _ = self.net.inboxes[to as usize - 1].send((self.me, decoded));
+        self.net.inboxes[to as usize - 1]
+            .send((self.me, decoded))
+            .is_ok()
     }
 }
 
@@ -241,6 +252,7 @@ impl Ensemble {
         let net = Net {
             inboxes: Arc::new(inboxes),
             cut: Arc::new(Mutex::new(HashSet::new())),
+            refuse_forwards: Arc::new(AtomicBool::new(false)),
         };
         let ids: Vec<ServerId> = (1..=servers).collect();
         let mut nodes = Vec::new();
@@ -478,4 +490,48 @@ fn a_minority_refuses_clients() {
         CoreReply::Close { .. } => {}
         other => panic!("a server without quorum answered a connect: {other:?}"),
     }
+}
+
+/// A forwarded request the link refuses at once (a full queue) would never be answered: the
+/// learner closes that client's connection instead of leaving it to time out, and the
+/// session carries on over a new connection.
+#[test]
+fn a_request_the_link_cannot_forward_closes_its_connection_instead_of_hanging() {
+    let mut ensemble = Ensemble::start(3);
+    let leader = ensemble.wait_for_leader(&[1, 2, 3]);
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let (session_id, passwd) = session_of(&ensemble.node(follower).connect(1, 0, Vec::new()));
+    ensemble.net.refuse_forwards.store(true, Ordering::SeqCst);
+    let node = ensemble.node(follower);
+    let sent = node.input.send(PipelineInput::Write {
+        conn: ConnRef {
+            core: 0,
+            conn_id: 1,
+        },
+        session_id,
+        xid: 1,
+        request: create("/lost"),
+        auth: Arc::new(Vec::new()),
+    });
+    assert!(sent.is_ok());
+    loop {
+        match node.next_reply() {
+            CoreReply::Close { conn_id: 1, reason } => {
+                assert!(reason.contains("forwarded"), "{reason}");
+                break;
+            }
+            CoreReply::Frame { .. } => panic!("a reply to a request that never left"),
+            _ => {}
+        }
+    }
+    ensemble.net.refuse_forwards.store(false, Ordering::SeqCst);
+    match ensemble.node(follower).connect(2, session_id, passwd) {
+        CoreReply::Connected { .. } => {}
+        other => panic!("the session did not resume: {other:?}"),
+    }
+    let header = ensemble
+        .node(follower)
+        .write(2, session_id, 2, create("/after"));
+    assert_eq!(header.err, 0);
+    assert!(!ensemble.node(leader).has("/lost"));
 }

@@ -74,7 +74,7 @@ impl TcpLinks {
 }
 
 impl QuorumLinks for TcpLinks {
-    fn send(&self, to: ServerId, message: &Wire) {
+    fn send(&self, to: ServerId, message: &Wire) -> bool {
         match message {
             Wire::Zab(Message::Notification(_)) => self.election.send(to, message),
             _ => self.quorum.send(to, message),

@@ -269,16 +269,16 @@ impl Transport {
         Ok(transport)
     }
 
-    /// Queues a message for `to`. Never blocks the caller: when the link is down or its queue
-    /// is full, the message is dropped (ZAB treats a lost link message like a TCP reset: the
-    /// sequence numbers in `Message::Link` detect the gap).
-    pub fn send(&self, to: ServerId, message: &Wire) {
+    /// Queues a message for `to` and says whether it was. Never blocks the caller: when the
+    /// link is down or its queue is full, the message is dropped (ZAB treats a lost link
+    /// message like a TCP reset: the sequence numbers in `Message::Link` detect the gap).
+    pub fn send(&self, to: ServerId, message: &Wire) -> bool {
         let Some(queue) = self.queues.get(&to) else {
             debug!(
                 transport = self.shared.name,
                 to, "dropping a message to a server that is not another member"
             );
-            return;
+            return false;
         };
         let mut frame = Vec::with_capacity(64);
         frame.extend_from_slice(&[0; 4]);
@@ -292,19 +292,25 @@ impl Transport {
                 frame_bytes_max = self.shared.frame_bytes_max,
                 "dropping a message larger than frame_bytes_max"
             );
-            return;
+            return false;
         }
         frame[..4].copy_from_slice(&(body_bytes as u32).to_be_bytes());
         match queue.try_send(frame) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => debug!(
-                transport = self.shared.name,
-                to, "dropping a message: the link's queue is full"
-            ),
-            Err(TrySendError::Disconnected(_)) => debug!(
-                transport = self.shared.name,
-                to, "dropping a message: the link's writer has stopped"
-            ),
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                debug!(
+                    transport = self.shared.name,
+                    to, "dropping a message: the link's queue is full"
+                );
+                false
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                debug!(
+                    transport = self.shared.name,
+                    to, "dropping a message: the link's writer has stopped"
+                );
+                false
+            }
         }
     }
 

@@ -43,7 +43,9 @@ use super::*;
 /// Sends messages to other servers. Never blocks; a message to a server that cannot be
 /// reached is dropped (ZAB detects the loss through its link sequence numbers).
 pub trait QuorumLinks: Send {
-    fn send(&self, to: ServerId, message: &Wire);
+    /// Queues `message` for `to`; false when it was dropped at once (link down, queue full,
+    /// too large). A queued message can still be lost with its connection, which ZAB sees.
+    fn send(&self, to: ServerId, message: &Wire) -> bool;
     /// Stops the links (bounded).
     fn shutdown(self: Box<Self>) {}
 }
@@ -175,9 +177,13 @@ impl Ensemble {
     }
 
     /// Sends to another server, after the snapshot being encoded for it if there is one.
-    fn send(&mut self, to: ServerId, message: Wire) {
+    /// False when the message was dropped at once.
+    fn send(&mut self, to: ServerId, message: Wire) -> bool {
         match self.held.get_mut(&to) {
-            Some((_, queue)) => queue.push(message),
+            Some((_, queue)) => {
+                queue.push(message);
+                true
+            }
             None => self.links.send(to, &message),
         }
     }
@@ -697,8 +703,19 @@ impl Pipeline {
         };
         let id = ensemble.next_forward_id;
         ensemble.next_forward_id += 1;
-        ensemble.forwarded.insert(id, pending);
-        ensemble.send(leader, Wire::Forward { id, request });
+        if ensemble.send(leader, Wire::Forward { id, request }) {
+            ensemble.forwarded.insert(id, pending);
+        } else {
+            // Nothing will ever answer it: the client learns now (connection loss, as when
+            // a learner's link to the leader fails) instead of timing out.
+            self.reply(
+                conn,
+                CoreReply::Close {
+                    conn_id: conn.conn_id,
+                    reason: "the request could not be forwarded to the leader",
+                },
+            );
+        }
     }
 
     pub(super) fn learner_connect(
