@@ -404,6 +404,22 @@ fn writes_through_any_server_commit_everywhere_and_survive_the_leader() {
         ensemble.wait_for_zxid(id, header.zxid);
         assert!(ensemble.node(id).has("/a"), "server {id} has /a");
     }
+    // The leader counts proposal sizes (mntr zk_*_proposal_size); the others do not propose.
+    let quorum = &ensemble.node(leader).stats.quorum;
+    let sizes = [
+        quorum.proposal_bytes_last.load(Ordering::Relaxed),
+        quorum.proposal_bytes_min.load(Ordering::Relaxed),
+        quorum.proposal_bytes_max.load(Ordering::Relaxed),
+    ];
+    assert!(sizes.iter().all(|size| *size > 36), "{sizes:?}");
+    assert!(sizes[1] <= sizes[0] && sizes[0] <= sizes[2], "{sizes:?}");
+    let follower_last = ensemble
+        .node(follower)
+        .stats
+        .quorum
+        .proposal_bytes_last
+        .load(Ordering::Relaxed);
+    assert_eq!(follower_last, -1);
     // A write that fails prep still commits as an error transaction, with its code.
     let header = ensemble
         .node(follower)

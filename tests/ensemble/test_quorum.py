@@ -6,7 +6,7 @@ import uuid
 
 from kazoo.exceptions import KazooException, ZookeeperError
 
-from .harness import Writers, children, tree_on, wait_until
+from .harness import Writers, children, four_letter, tree_on, wait_until
 
 SERVE_TIMEOUT_S = 60.0
 FAILOVER_TIMEOUT_S = 30.0
@@ -33,6 +33,14 @@ def test_three_servers_elect_one_leader_and_replicate(kind, ensembles):
             data, stat = r.get(path)
             assert data == b"written through server %d" % writer_sid, (writer_sid, reader_sid)
             assert stat.version == 0
+
+    # The leader reports the sizes of the proposals it sent (mntr zk_*_proposal_size, -1
+    # until the first); min <= last <= max.
+    m = e.members[leader]
+    mntr = dict(line.split("\t", 1) for line in
+                four_letter(m.host, m.client_port, "mntr").splitlines() if "\t" in line)
+    sizes = [int(mntr["zk_%s_proposal_size" % which]) for which in ("min", "last", "max")]
+    assert sizes[0] > 0 and sizes[0] <= sizes[1] <= sizes[2], sizes
 
     # Kazoo given the whole connect string connects to one of them and sees everything.
     whole = ensembles.client(e)

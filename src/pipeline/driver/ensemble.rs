@@ -359,6 +359,13 @@ impl Pipeline {
             }
         };
         let zxid = record.zxid;
+        // ZooKeeper's proposal sizes (mntr zk_last/min/max_proposal_size) are the serialized
+        // transaction; ours is the record as logged and sent: header and encoded transaction.
+        let mut payload = crate::jute::codec::Writer::new();
+        crate::txnlog::format::encode_txn(&mut payload, &record.txn);
+        self.stats.quorum.record_proposal_bytes(
+            (crate::txnlog::format::RECORD_HEADER_BYTES + payload.len()) as i64,
+        );
         let result = self.apply_txn(zxid, record.time_ms, &record.txn);
         if let Some(ensemble) = self.ensemble.as_mut() {
             if let Some((to, id)) = origin {
