@@ -61,6 +61,10 @@ pub struct UringStorage;
 struct UringFile {
     executor: Rc<LocalExecutor>,
     file: Rc<DmaFile>,
+    /// A plain descriptor of the same file, for fdatasync. fdatasync makes the file (the
+    /// inode) durable whatever descriptor it is called on; called directly, it saves the
+    /// hand-off io_uring makes for a sync, which it always runs on an io-wq worker thread.
+    sync_handle: std::fs::File,
 }
 
 fn aligned(value: u64) -> bool {
@@ -91,9 +95,7 @@ impl StorageFile for UringFile {
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
-        let file = self.file.clone();
-        self.executor
-            .run(async move { file.fdatasync().await.map_err(glommio_error) })
+        self.sync_handle.sync_data()
     }
 
     fn len(&self) -> io::Result<u64> {
@@ -151,6 +153,7 @@ impl UringStorage {
             Ok(file) => Ok(Some(Box::new(UringFile {
                 executor,
                 file: Rc::new(file),
+                sync_handle: std::fs::OpenOptions::new().write(true).open(path)?,
             }))),
             Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
                 warn!(
