@@ -68,8 +68,36 @@ pub enum RuntimeError {
     Io(#[from] std::io::Error),
 }
 
+/// The cores listen with SO_REUSEPORT, which would let a second server started on the same
+/// client port (by mistake, under the same user) share it with the running one: clients
+/// would be spread over two servers with two trees. ZooKeeper's bind fails with "Address
+/// already in use" instead; so does this: a connection to the port that is accepted means a
+/// server listens there. (A plain bind as the probe would also fail on the port's TIME_WAIT
+/// connections after a restart.) What remains is the moment between this check and the
+/// cores' binds.
+fn refuse_a_port_in_use(config: &Config) -> Result<(), RuntimeError> {
+    let mut target = config.client_address;
+    if target.ip().is_unspecified() {
+        target.set_ip(match target {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    match std::net::TcpStream::connect_timeout(&target, PORT_PROBE_TIMEOUT) {
+        Ok(_) => Err(RuntimeError::Listen {
+            address: config.client_address.to_string(),
+            reason: "address already in use: another server is listening on this port".into(),
+        }),
+        Err(_) => Ok(()),
+    }
+}
+
+/// How long the check for a server already on the client port waits for its connection.
+const PORT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Starts the server and blocks until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<(), RuntimeError> {
+    refuse_a_port_in_use(&config)?;
     let config = Arc::new(config);
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
     let cores = if config.cores == 0 {
@@ -383,4 +411,45 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     }
     info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_port_in_use_is_refused_before_anything_starts() {
+        let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = holder.local_addr().unwrap();
+        // A connection closed by the holder's side leaves TIME_WAIT on the port, which must
+        // not count as in use once the holder is gone (checked below).
+        drop(std::net::TcpStream::connect(address).unwrap());
+        let scratch = tempfile::tempdir().unwrap();
+        let config = Config {
+            client_address: address,
+            data_dir: scratch.path().join("data"),
+            data_log_dir: scratch.path().join("data"),
+            ..Config::default()
+        };
+        match run(config) {
+            Err(RuntimeError::Listen {
+                address: named,
+                reason,
+            }) => {
+                assert_eq!(named, address.to_string());
+                assert!(reason.contains("another server"), "{reason}");
+            }
+            other => panic!("a port in use was not refused: {other:?}"),
+        }
+        assert!(
+            !scratch.path().join("data").exists(),
+            "nothing was created before the refusal"
+        );
+        drop(holder);
+        let free = Config {
+            client_address: address,
+            ..Config::default()
+        };
+        assert!(refuse_a_port_in_use(&free).is_ok());
+    }
 }
