@@ -71,10 +71,14 @@ pub enum RuntimeError {
 /// The cores listen with SO_REUSEPORT, which would let a second server started on the same
 /// client port (by mistake, under the same user) share it with the running one: clients
 /// would be spread over two servers with two trees. ZooKeeper's bind fails with "Address
-/// already in use" instead; so does this: a connection to the port that is accepted means a
-/// server listens there. (A plain bind as the probe would also fail on the port's TIME_WAIT
-/// connections after a restart.) What remains is the moment between this check and the
-/// cores' binds.
+/// already in use" instead; so does this, when a server answers on the port.
+///
+/// The probe connects and sends `ruok`: a server answers (`imok`, or that the word is not
+/// allowed). A connection that is accepted but never answered is not taken as a server: a
+/// server that has just exited leaves its listening socket to the kernel's io_uring teardown
+/// for a moment, and it accepts connections that nobody reads. A plain bind as the probe
+/// would fail on the port's TIME_WAIT connections after a restart. What remains is the moment
+/// between this check and the cores' binds.
 fn refuse_a_port_in_use(config: &Config) -> Result<(), RuntimeError> {
     let mut target = config.client_address;
     if target.ip().is_unspecified() {
@@ -83,17 +87,40 @@ fn refuse_a_port_in_use(config: &Config) -> Result<(), RuntimeError> {
             std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
         });
     }
-    match std::net::TcpStream::connect_timeout(&target, PORT_PROBE_TIMEOUT) {
-        Ok(_) => Err(RuntimeError::Listen {
-            address: config.client_address.to_string(),
-            reason: "address already in use: another server is listening on this port".into(),
-        }),
-        Err(_) => Ok(()),
+    let deadline = std::time::Instant::now() + PORT_PROBE_BUDGET;
+    while std::time::Instant::now() < deadline {
+        let Ok(mut stream) = std::net::TcpStream::connect_timeout(&target, PORT_PROBE_REPLY) else {
+            return Ok(()); // refused: nobody listens
+        };
+        if server_answers(&mut stream) {
+            return Err(RuntimeError::Listen {
+                address: config.client_address.to_string(),
+                reason: "address already in use: another server answers on this port".into(),
+            });
+        }
+        drop(stream);
+        std::thread::sleep(PORT_PROBE_RETRY); // a socket on its way out: nothing to await
     }
+    Ok(())
 }
 
-/// How long the check for a server already on the client port waits for its connection.
-const PORT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Whether something on `stream` answers `ruok` within [`PORT_PROBE_REPLY`].
+fn server_answers(stream: &mut std::net::TcpStream) -> bool {
+    use std::io::{Read, Write};
+    if stream.set_read_timeout(Some(PORT_PROBE_REPLY)).is_err()
+        || stream.write_all(b"ruok").is_err()
+    {
+        return false;
+    }
+    let mut reply = [0u8; 4];
+    matches!(stream.read(&mut reply), Ok(read) if read > 0)
+}
+
+/// How long the check for a server already on the client port waits for an answer, between
+/// retries, and in all.
+const PORT_PROBE_REPLY: Duration = Duration::from_millis(100);
+const PORT_PROBE_RETRY: Duration = Duration::from_millis(20);
+const PORT_PROBE_BUDGET: Duration = Duration::from_secs(2);
 
 /// Starts the server and blocks until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<(), RuntimeError> {
@@ -419,11 +446,19 @@ mod tests {
 
     #[test]
     fn a_client_port_in_use_is_refused_before_anything_starts() {
+        // A server on the port: answers whatever comes.
         let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = holder.local_addr().unwrap();
-        // A connection closed by the holder's side leaves TIME_WAIT on the port, which must
-        // not count as in use once the holder is gone (checked below).
-        drop(std::net::TcpStream::connect(address).unwrap());
+        let answering = holder.try_clone().unwrap();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for mut stream in answering.incoming().flatten() {
+                let mut word = [0u8; 4];
+                if stream.read_exact(&mut word).is_ok() {
+                    let _ = stream.write_all(b"imok");
+                }
+            }
+        });
         let scratch = tempfile::tempdir().unwrap();
         let config = Config {
             client_address: address,
@@ -445,11 +480,15 @@ mod tests {
             !scratch.path().join("data").exists(),
             "nothing was created before the refusal"
         );
-        drop(holder);
-        let free = Config {
-            client_address: address,
+        // A listener that accepts but never answers (a socket on its way out) is not a server.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let silent_config = Config {
+            client_address: silent.local_addr().unwrap(),
             ..Config::default()
         };
-        assert!(refuse_a_port_in_use(&free).is_ok());
+        assert!(refuse_a_port_in_use(&silent_config).is_ok());
+        // Nobody on the port (and TIME_WAIT connections left on it): free.
+        drop(silent);
+        assert!(refuse_a_port_in_use(&silent_config).is_ok());
     }
 }
