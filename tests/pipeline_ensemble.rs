@@ -197,7 +197,8 @@ impl Node {
         }
     }
 
-    fn write(&mut self, conn_id: u64, session_id: i64, xid: i32, request: Request) -> ReplyHeader {
+    /// Sends a write without waiting for its answer.
+    fn send_write(&mut self, conn_id: u64, session_id: i64, xid: i32, request: Request) {
         let sent = self.input.send(PipelineInput::Write {
             conn: ConnRef { core: 0, conn_id },
             session_id,
@@ -206,6 +207,10 @@ impl Node {
             auth: Arc::new(Vec::new()),
         });
         assert!(sent.is_ok());
+    }
+
+    fn write(&mut self, conn_id: u64, session_id: i64, xid: i32, request: Request) -> ReplyHeader {
+        self.send_write(conn_id, session_id, xid, request);
         loop {
             match self.next_reply() {
                 CoreReply::Frame { frame, .. } => {
@@ -519,17 +524,7 @@ fn a_request_the_link_cannot_forward_closes_its_connection_instead_of_hanging() 
     let (session_id, passwd) = session_of(&ensemble.node(follower).connect(1, 0, Vec::new()));
     ensemble.net.refuse_forwards.store(true, Ordering::SeqCst);
     let node = ensemble.node(follower);
-    let sent = node.input.send(PipelineInput::Write {
-        conn: ConnRef {
-            core: 0,
-            conn_id: 1,
-        },
-        session_id,
-        xid: 1,
-        request: create("/lost"),
-        auth: Arc::new(Vec::new()),
-    });
-    assert!(sent.is_ok());
+    node.send_write(1, session_id, 1, create("/lost"));
     loop {
         match node.next_reply() {
             CoreReply::Close { conn_id: 1, reason } => {

@@ -38,20 +38,16 @@ fn next_batch(core: &async_channel::Receiver<CoreBatch>) -> CoreBatch {
     }
 }
 
-#[test]
-fn the_live_tree_is_rebased_on_each_new_snapshot() {
-    let dir = std::env::temp_dir().join(format!("ringkeeper-rebase-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let tree = TreeVersion::new();
-    let snapshots = Snapshots::new(
-        dir.clone(),
-        dir.clone(),
-        40,
-        None,
-        Arc::new(tree.clone()),
-        BTreeMap::new(),
-    );
+/// A standalone pipeline (no log writer) with one core, on its own thread: its input, the
+/// core's batches, and the thread (which ends when the input is dropped).
+fn spawn_pipeline(
+    tree: TreeVersion,
+    snapshots: Snapshots,
+) -> (
+    crossbeam_channel::Sender<PipelineInput>,
+    async_channel::Receiver<CoreBatch>,
+    thread::JoinHandle<()>,
+) {
     let (core_sender, core) = async_channel::unbounded();
     let pipeline = Pipeline::new(
         Arc::new(Config::default()),
@@ -68,6 +64,24 @@ fn the_live_tree_is_rebased_on_each_new_snapshot() {
     );
     let (input, input_receiver) = unbounded();
     let handle = thread::spawn(move || pipeline.run(input_receiver));
+    (input, core, handle)
+}
+
+#[test]
+fn the_live_tree_is_rebased_on_each_new_snapshot() {
+    let dir = std::env::temp_dir().join(format!("ringkeeper-rebase-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let tree = TreeVersion::new();
+    let snapshots = Snapshots::new(
+        dir.clone(),
+        dir.clone(),
+        40,
+        None,
+        Arc::new(tree.clone()),
+        BTreeMap::new(),
+    );
+    let (input, core, handle) = spawn_pipeline(tree, snapshots);
 
     input
         .send(PipelineInput::Connect {
@@ -229,23 +243,8 @@ fn autopurge_runs_on_its_clock() {
     );
     let every = Duration::from_millis(300);
     snapshots.purge_every = Some(every);
-    let (core_sender, _core) = async_channel::unbounded();
-    let pipeline = Pipeline::new(
-        Arc::new(Config::default()),
-        Arc::new(ServerStats::default()),
-        PipelineStart {
-            tree,
-            sessions: Vec::new(),
-            secret: [3; 16],
-            server_id: 0,
-        },
-        vec![core_sender],
-        None,
-        Some(snapshots),
-    );
     let started = Instant::now();
-    let (input, input_receiver) = unbounded::<PipelineInput>();
-    let handle = thread::spawn(move || pipeline.run(input_receiver));
+    let (input, _core, handle) = spawn_pipeline(tree, snapshots);
     let names = || {
         let mut names: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()

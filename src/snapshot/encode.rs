@@ -392,14 +392,7 @@ where
         if let Some(index) = acl_by_pointer.get(&Arc::as_ptr(acl)) {
             return *index;
         }
-        let records: Vec<AclRecord> = acl
-            .iter()
-            .map(|acl| AclRecord {
-                perms: acl.perms,
-                scheme: acl.id.scheme.clone(),
-                id: acl.id.id.clone(),
-            })
-            .collect();
+        let records: Vec<AclRecord> = acl.iter().map(AclRecord::from_acl).collect();
         let next = acls.len() as u32;
         let index = *acl_by_value.entry(records.clone()).or_insert(next);
         if index == next {
@@ -520,15 +513,7 @@ fn path_of(walked: &Walked, index: u32) -> String {
         names.push(walked.name(slot));
         current = slot.parent;
     }
-    if names.is_empty() {
-        return "/".to_string();
-    }
-    let mut path = String::new();
-    for name in names.iter().rev() {
-        path.push('/');
-        path.push_str(name);
-    }
-    path
+    crate::tree::path::from_leaf_up(&names)
 }
 
 impl NodeSlot {

@@ -159,6 +159,17 @@ pub struct NodeRecord {
     pub data: Vec<u8>,
 }
 
+impl AclRecord {
+    /// The record of one ACL entry.
+    pub fn from_acl(acl: &Acl) -> AclRecord {
+        AclRecord {
+            perms: acl.perms,
+            scheme: acl.id.scheme.clone(),
+            id: acl.id.id.clone(),
+        }
+    }
+}
+
 /// A session that survives a restart: ZooKeeper's snapshot keeps the session table
 /// (DataTree is serialised with `SerializeUtils.serializeSnapshot(sessions)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Archive, Serialize, Deserialize)]
@@ -487,15 +498,7 @@ impl<'a> SnapshotView<'a> {
             }
             current = parent;
         }
-        if names.is_empty() {
-            return Some("/".into());
-        }
-        let mut path = String::new();
-        for name in names.iter().rev() {
-            path.push('/');
-            path.push_str(name);
-        }
-        Some(path)
+        Some(crate::tree::path::from_leaf_up(&names))
     }
 
     /// (path, ephemeral owner) of every ephemeral, container and TTL node, from the stored

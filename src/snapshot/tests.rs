@@ -160,15 +160,7 @@ fn reference_body(
         let acl = match acl_by_pointer.get(&Arc::as_ptr(&node.acl)) {
             Some(acl) => *acl,
             None => {
-                let records: Vec<AclRecord> = node
-                    .acl
-                    .iter()
-                    .map(|acl| AclRecord {
-                        perms: acl.perms,
-                        scheme: acl.id.scheme.clone(),
-                        id: acl.id.id.clone(),
-                    })
-                    .collect();
+                let records: Vec<AclRecord> = node.acl.iter().map(AclRecord::from_acl).collect();
                 let next = body.acls.len() as u32;
                 let acl = *acl_by_value.entry(records.clone()).or_insert(next);
                 if acl == next {

@@ -55,6 +55,20 @@ pub fn split_parent(path: &str) -> Option<(&str, &str)> {
 }
 
 /// Joins a parent path and a child name.
+/// The path of the names from a node up to (not including) the root: ["c", "b", "a"] is
+/// "/a/b/c", and no names is "/".
+pub fn from_leaf_up(names: &[&str]) -> String {
+    if names.is_empty() {
+        return "/".to_string();
+    }
+    let mut path = String::new();
+    for name in names.iter().rev() {
+        path.push('/');
+        path.push_str(name);
+    }
+    path
+}
+
 pub fn join(parent: &str, name: &str) -> String {
     let mut path = String::with_capacity(parent.len() + 1 + name.len());
     path.push_str(parent);
@@ -83,6 +97,13 @@ pub fn is_system_path(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_is_rebuilt_from_its_names_leaf_first() {
+        assert_eq!(from_leaf_up(&[]), "/");
+        assert_eq!(from_leaf_up(&["a"]), "/a");
+        assert_eq!(from_leaf_up(&["c", "b", "a"]), "/a/b/c");
+    }
 
     #[test]
     fn path_rules_match_path_utils() {
