@@ -697,6 +697,10 @@ pub async fn answer(state: &Rc<CoreState>, word: &str, _conn_id: u64) -> String 
                         .max(0)
                         .to_string(),
                 ),
+                (
+                    "zk_admission_queue",
+                    stats.admission_queue.load(Ordering::Relaxed).to_string(),
+                ),
                 ("zk_znode_count", (view.node_count() + 1).to_string()),
                 (
                     "zk_global_sessions",

@@ -11,6 +11,8 @@ pub struct ServerStats {
     pub packets_received: AtomicU64,
     pub packets_sent: AtomicU64,
     pub outstanding_requests: AtomicI64,
+    /// Requests a leader holds back while its proposal window is full (pipeline/admission).
+    pub admission_queue: AtomicI64,
     pub latency_count: AtomicU64,
     pub latency_total_ms: AtomicU64,
     pub latency_min_ms: AtomicU64,
@@ -42,6 +44,7 @@ impl Default for ServerStats {
             packets_received: AtomicU64::new(0),
             packets_sent: AtomicU64::new(0),
             outstanding_requests: AtomicI64::new(0),
+            admission_queue: AtomicI64::new(0),
             latency_count: AtomicU64::new(0),
             latency_total_ms: AtomicU64::new(0),
             latency_min_ms: AtomicU64::new(u64::MAX),

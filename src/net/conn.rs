@@ -78,6 +78,12 @@ pub struct Conn {
     resume: async_channel::Sender<()>,
     handshake: async_channel::Sender<bool>,
     closed: Cell<bool>,
+    /// Notified when the connection closes: wakes its read loop wherever it waits (for a
+    /// reply that frees room, or for its core's share of the outstanding limit).
+    closed_event: event_listener::Event,
+    /// Reading is paused for backpressure: the session is kept alive meanwhile (its client
+    /// cannot be heard while its socket is not read; see `CoreState::report_touches`).
+    paused: Cell<bool>,
     pub stats: ConnStats,
 }
 
@@ -94,6 +100,15 @@ impl Conn {
         self.closed.get()
     }
 
+    pub fn is_paused(&self) -> bool {
+        self.paused.get()
+    }
+
+    /// A listener for this connection's close (check `is_closed` after taking it).
+    pub fn on_close(&self) -> event_listener::EventListener {
+        self.closed_event.listen()
+    }
+
     /// Queues a frame for the socket. A client that does not read its replies is cut off
     /// once `outbound_bytes_per_connection_max` is queued.
     pub fn send(&self, frame: Vec<u8>) {
@@ -107,13 +122,14 @@ impl Conn {
 
     pub fn close(&self, reason: &str) {
         if !self.closed.replace(true) {
-            debug!(
+            info!(
                 "closing connection {:#x} from {}: {reason}",
                 self.id, self.remote
             );
             let _ = self.outbox.try_send(Outgoing::Close);
             let _ = self.resume.try_send(());
             let _ = self.handshake.try_send(false);
+            self.closed_event.notify(usize::MAX);
         }
     }
 
@@ -467,6 +483,8 @@ pub async fn run(state: Rc<CoreState>, stream: glommio::net::TcpStream, remote: 
         resume,
         handshake,
         closed: Cell::new(false),
+        closed_event: event_listener::Event::new(),
+        paused: Cell::new(false),
         stats: ConnStats::default(),
     });
     conn.stats.established_ms.set(wall_clock_ms());
@@ -546,11 +564,6 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
         if conn.is_closed() {
             return Ok(());
         }
-        // Backpressure: stop reading while too many requests are unanswered.
-        while conn.outstanding() >= limits.outstanding_per_connection_max && !conn.is_closed() {
-            let _ = resume.recv().await;
-        }
-        state.wait_for_capacity().await;
         if queued_bytes.get() > limits.outbound_bytes_per_connection_max {
             return Err(format!(
                 "client is not reading its replies ({} bytes queued)",
@@ -583,6 +596,16 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
             }
         }
         loop {
+            // Backpressure, frame by frame so that the limits are exact: while this
+            // connection or this core's share of globalOutstandingLimit is full, the frames
+            // already received wait and the socket is not read (ZooKeeper's disableRecv);
+            // nothing is refused. The handshake and four-letter words are never held back.
+            if established {
+                wait_for_room(state, conn, resume).await;
+                if conn.is_closed() {
+                    return Ok(());
+                }
+            }
             let frame = match decoder.next_frame() {
                 Ok(Some(frame)) => frame.to_vec(),
                 Ok(None) => break,
@@ -620,4 +643,22 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
         // delivers replies, other connections): glommio is cooperative.
         glommio::yield_if_needed().await;
     }
+}
+
+/// Waits until this connection may take one more request: fewer than
+/// `outstanding_per_connection_max` of its own unanswered, and its core under its share of
+/// `globalOutstandingLimit`. Returns early when the connection closes.
+async fn wait_for_room(state: &CoreState, conn: &Conn, resume: &async_channel::Receiver<()>) {
+    let per_connection_max = state.config.limits.outstanding_per_connection_max;
+    if conn.outstanding() < per_connection_max && state.has_capacity() {
+        return;
+    }
+    conn.paused.set(true);
+    state.connection_paused(true);
+    while conn.outstanding() >= per_connection_max && !conn.is_closed() {
+        let _ = resume.recv().await;
+    }
+    state.wait_for_capacity(conn).await;
+    conn.paused.set(false);
+    state.connection_paused(false);
 }

@@ -92,6 +92,8 @@ pub struct CoreState {
     outstanding: Cell<usize>,
     outstanding_share: usize,
     capacity_freed: event_listener::Event,
+    /// Connections whose reading is paused for backpressure (their sessions are touched).
+    paused_connections: Cell<usize>,
     /// This core's batch queue (also drained by its dispatcher task), for catching up.
     batches: async_channel::Receiver<CoreBatch>,
 }
@@ -115,6 +117,7 @@ impl CoreState {
         CoreState {
             batches,
             outstanding: Cell::new(0),
+            paused_connections: Cell::new(0),
             outstanding_share,
             capacity_freed: event_listener::Event::new(),
             core,
@@ -150,24 +153,49 @@ impl CoreState {
             return;
         }
         let before = self.outstanding.get();
-        self.outstanding.set(before.saturating_sub(count));
+        // Every finished request was started on this core: the count is exact, or the
+        // limit would leak capacity until the core stops reading altogether.
+        assert!(
+            before >= count,
+            "core {}: {count} requests finished, {before} outstanding",
+            self.core
+        );
+        self.outstanding.set(before - count);
         self.stats
             .outstanding_requests
             .fetch_sub(count as i64, std::sync::atomic::Ordering::Relaxed);
-        if before >= self.outstanding_share && self.outstanding.get() < self.outstanding_share {
+        // Paused connections resume together once a quarter of the share is free again,
+        // not at every freed slot: waking every paused connection for each reply would cost
+        // O(paused connections) per request under overload.
+        let resume_at = self.outstanding_share - (self.outstanding_share / 4).max(1);
+        if before > resume_at && self.outstanding.get() <= resume_at {
             self.capacity_freed.notify(usize::MAX);
         }
     }
 
-    /// Waits while this core's share of the global outstanding limit is used up.
-    pub async fn wait_for_capacity(&self) {
-        while self.outstanding.get() >= self.outstanding_share {
-            let listener = self.capacity_freed.listen();
-            if self.outstanding.get() < self.outstanding_share {
+    /// Whether this core's share of the global outstanding limit has room.
+    pub fn has_capacity(&self) -> bool {
+        self.outstanding.get() < self.outstanding_share
+    }
+
+    /// Waits while this core's share of the global outstanding limit is used up, or until
+    /// `conn` closes (a closed connection must leave its read loop, or its own outstanding
+    /// requests would never be given back).
+    pub async fn wait_for_capacity(&self, conn: &Conn) {
+        while !self.has_capacity() && !conn.is_closed() {
+            let freed = self.capacity_freed.listen();
+            let closed = conn.on_close();
+            if self.has_capacity() || conn.is_closed() {
                 break;
             }
-            listener.await;
+            futures_lite::future::or(freed, closed).await;
         }
+    }
+
+    pub fn connection_paused(&self, paused: bool) {
+        let count = self.paused_connections.get();
+        self.paused_connections
+            .set(if paused { count + 1 } else { count - 1 });
     }
 
     pub fn view(&self) -> Arc<TreeVersion> {
@@ -302,6 +330,18 @@ impl CoreState {
 
     /// Sends the sessions touched since the last report to the session owner.
     pub fn report_touches(&self) {
+        if self.paused_connections.get() > 0 {
+            // A paused connection's pings are not read; it has requests in the pipeline that
+            // will free it, so its session is alive (ZooKeeper's throttled connections
+            // likewise keep their sessions).
+            let mut touched = self.touched.borrow_mut();
+            for conn in self.conns.borrow().values() {
+                let session_id = conn.session_id.get();
+                if conn.is_paused() && session_id != 0 {
+                    touched.insert(session_id);
+                }
+            }
+        }
         let sessions: Vec<i64> = self.touched.borrow_mut().drain().collect();
         if !sessions.is_empty() {
             self.send_to_pipeline(PipelineInput::Touch { sessions });

@@ -36,6 +36,7 @@ use crate::zab::RejectReason;
 
 use super::prep::{prep, PrepContext};
 
+mod admission;
 mod ensemble;
 pub use ensemble::{QuorumDisk, QuorumLinks, QuorumStart};
 
@@ -239,6 +240,8 @@ pub struct Pipeline {
     rebase_from: Option<i64>,
     /// Set when the server is an ensemble member (zoo.cfg has `server.N` lines).
     ensemble: Option<Box<ensemble::Ensemble>>,
+    /// A leader's requests waiting for room in ZAB's window (see `admission`).
+    admissions: admission::Admissions,
 }
 
 fn wall_clock_ms() -> i64 {
@@ -301,6 +304,7 @@ impl Pipeline {
             recent_records: VecDeque::new(),
             rebase_from: None,
             ensemble: None,
+            admissions: admission::Admissions::default(),
             config,
             stats,
             tree,
@@ -408,6 +412,7 @@ impl Pipeline {
             self.quorum_timers();
             self.rebase_on_written_snapshot();
             self.housekeeping();
+            self.admit_held();
             self.seal();
             self.drain_writer_events();
             self.release();
@@ -655,6 +660,14 @@ impl Pipeline {
             return;
         }
         if request.session_id == 0 {
+            if self.must_hold() {
+                self.hold(admission::Held::Connect {
+                    conn,
+                    request,
+                    read_only_flag,
+                });
+                return;
+            }
             let session_id = self.sessions.next_id();
             let created = self.commit(&Txn::CreateSession {
                 session_id,
@@ -773,6 +786,18 @@ impl Pipeline {
             }
             _ => {}
         }
+        // A leader whose window is full holds the request back (unprepped, in order), and
+        // takes it up as commits free the window: overload is never an error.
+        if self.must_hold() {
+            self.hold(admission::Held::Write {
+                conn,
+                session_id,
+                xid,
+                request,
+                auth: Arc::new(auth.to_vec()),
+            });
+            return;
+        }
         // Answers that take no transaction: an expired session, and sync (ordered behind
         // every write before it, which is all a standalone server's sync has to do).
         let immediate = if !self.sessions.touch(session_id, now) {
@@ -852,34 +877,10 @@ impl Pipeline {
             Vec::new()
         };
         for session_id in expired {
-            let owner = self
-                .sessions
-                .get(session_id)
-                .and_then(|session| session.owner);
-            let ephemerals = self.tree.ephemerals_of(session_id);
-            info!(
-                "expiring session {session_id:#x} ({} ephemerals)",
-                ephemerals.len()
-            );
-            if self
-                .commit(&Txn::CloseSession {
-                    session_id,
-                    ephemerals,
-                })
-                .is_err()
-            {
-                warn!("the ensemble did not take the expiry of session {session_id:#x}");
-                continue;
-            }
-            self.sessions.remove(session_id);
-            if let Some(owner) = owner {
-                self.reply(
-                    owner,
-                    CoreReply::Close {
-                        conn_id: owner.conn_id,
-                        reason: "session expired",
-                    },
-                );
+            if self.must_hold() {
+                self.hold(admission::Held::Expiry { session_id });
+            } else {
+                self.expire_session(session_id);
             }
         }
         if now >= self.next_session_dump_ms {
@@ -900,6 +901,44 @@ impl Pipeline {
             if owner_of_sessions {
                 self.reap_containers();
             }
+        }
+    }
+
+    /// Proposes the closeSession of a session whose timeout passed (already marked closing),
+    /// with the ephemerals it owns at this point, and closes its connection here.
+    fn expire_session(&mut self, session_id: i64) {
+        let owner = self
+            .sessions
+            .get(session_id)
+            .and_then(|session| session.owner);
+        let ephemerals = self.tree.ephemerals_of(session_id);
+        info!(
+            "expiring session {session_id:#x} ({} ephemerals)",
+            ephemerals.len()
+        );
+        if self
+            .commit(&Txn::CloseSession {
+                session_id,
+                ephemerals,
+            })
+            .is_err()
+        {
+            // Not leading any more (the admission queue keeps Busy away): the session lives
+            // on, for whoever leads next to expire.
+            warn!("the ensemble did not take the expiry of session {session_id:#x}");
+            let now = self.monotonic_ms();
+            self.sessions.reopen(session_id, now);
+            return;
+        }
+        self.sessions.remove(session_id);
+        if let Some(owner) = owner {
+            self.reply(
+                owner,
+                CoreReply::Close {
+                    conn_id: owner.conn_id,
+                    reason: "session expired",
+                },
+            );
         }
     }
 
@@ -931,6 +970,10 @@ impl Pipeline {
         }
         let auth = server_auth();
         for path in candidates.into_iter().take(per_run) {
+            // A full window skips this round; the next check finds the same candidates.
+            if self.must_hold() {
+                break;
+            }
             let context = PrepContext {
                 session_id: 0,
                 auth: &auth,

@@ -178,6 +178,15 @@ impl SessionTable {
         }
     }
 
+    /// Undoes `set_closing` (or an expiry) whose closeSession was never proposed: the session
+    /// lives on with a full timeout from `now_ms`, as every session does under a new leader.
+    pub fn reopen(&mut self, id: i64, now_ms: i64) {
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.closing = false;
+        }
+        self.touch(id, now_ms);
+    }
+
     /// Removes a session (after its closeSession transaction is applied).
     pub fn remove(&mut self, id: i64) -> Option<Session> {
         let session = self.sessions.remove(&id)?;

@@ -278,6 +278,15 @@ impl Peer {
         self.epochs
     }
 
+    /// How many more proposals a leader may have in flight before `Input::Write` is rejected
+    /// as `Busy` (`outstanding_proposals_max` less the uncommitted ones). The shell asks first
+    /// and holds a write back while this is 0, so that Busy is never a client's answer.
+    pub fn proposal_room(&self) -> usize {
+        self.config
+            .outstanding_proposals_max
+            .saturating_sub(self.log.uncommitted())
+    }
+
     /// True for a leader that has completed synchronisation and accepts writes.
     pub fn is_broadcasting(&self) -> bool {
         matches!(&self.state, State::Leading(l) if l.established)

@@ -119,7 +119,7 @@ impl Pending {
 }
 
 pub(super) struct Ensemble {
-    peer: Peer,
+    pub(super) peer: Peer,
     me: ServerId,
     links: Box<dyn QuorumLinks>,
     disk: Arc<dyn QuorumDisk>,
@@ -135,7 +135,7 @@ pub(super) struct Ensemble {
     tick_ms: u64,
     next_tick_ms: u64,
     role: Option<Role>,
-    serving: bool,
+    pub(super) serving: bool,
     /// When this server last stopped serving (or started): the election time `mntr` reports
     /// runs from here to serving again.
     looking_since: Option<Instant>,
@@ -178,7 +178,7 @@ impl Ensemble {
 
     /// Sends to another server, after the snapshot being encoded for it if there is one.
     /// False when the message was dropped at once.
-    fn send(&mut self, to: ServerId, message: Wire) -> bool {
+    pub(super) fn send(&mut self, to: ServerId, message: Wire) -> bool {
         match self.held.get_mut(&to) {
             Some((_, queue)) => {
                 queue.push(message);
@@ -519,6 +519,10 @@ impl Pipeline {
         ensemble.origins.clear();
         ensemble.pending_syncs.clear();
         ensemble.held.clear();
+        self.drop_held();
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return;
+        };
         // Everything applied to the pending tree beyond what the cores were sent is dropped;
         // its records are logged, so they wait with the other uncommitted ones.
         let was_leading = matches!(ensemble.role, Some(Role::Leading { .. }));
@@ -900,11 +904,17 @@ impl Pipeline {
     }
 
     /// The leader takes a learner's forwarded request.
-    fn leader_forwarded(&mut self, from: ServerId, id: u64, request: Forwarded) {
+    pub(super) fn leader_forwarded(&mut self, from: ServerId, id: u64, request: Forwarded) {
         if self.quorum_role_for_clients() != Some(true) {
             if let Some(ensemble) = self.ensemble.as_mut() {
                 ensemble.send(from, Wire::Rejected { id });
             }
+            return;
+        }
+        // A full window holds the request back, in order with every other proposal; a
+        // revalidation proposes nothing and is answered at once.
+        if !matches!(request, Forwarded::Revalidate { .. }) && self.must_hold() {
+            self.hold(super::admission::Held::Forwarded { from, id, request });
             return;
         }
         let now = self.monotonic_ms();
