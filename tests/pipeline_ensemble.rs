@@ -247,6 +247,14 @@ struct Ensemble {
 
 impl Ensemble {
     fn start(servers: u64) -> Ensemble {
+        Ensemble::start_with_window(
+            servers,
+            zab::Config::new(1, &[1], &[]).outstanding_proposals_max,
+        )
+    }
+
+    /// An ensemble whose leaders may have at most `proposals_max` proposals in flight.
+    fn start_with_window(servers: u64, proposals_max: usize) -> Ensemble {
         let mut inboxes = Vec::new();
         let mut receivers = Vec::new();
         for _ in 0..servers {
@@ -268,6 +276,7 @@ impl Ensemble {
             zab_config.init_limit_ticks = 10;
             zab_config.sync_limit_ticks = 4;
             zab_config.finalize_wait_ms = 50;
+            zab_config.outstanding_proposals_max = proposals_max;
             let stats = Arc::new(ServerStats::default());
             let (core_sender, core) = async_channel::unbounded();
             let pipeline = Pipeline::new(
@@ -545,4 +554,64 @@ fn a_request_the_link_cannot_forward_closes_its_connection_instead_of_hanging() 
         .write(2, session_id, 2, create("/after"));
     assert_eq!(header.err, 0);
     assert!(!ensemble.node(leader).has("/lost"));
+}
+
+/// Overload is slowed, never refused: with a proposal window of 2, a burst of writes from a
+/// leader's own client and from a follower's (forwarded) is answered in full, in each
+/// session's order, with no connection closed. Before the admission queue, ZAB's `Busy` for
+/// the third proposal closed the client's connection ("the ensemble did not take the write";
+/// on the follower, "the leader did not take the request").
+#[test]
+fn a_full_proposal_window_holds_writes_back_instead_of_refusing_them() {
+    let mut ensemble = Ensemble::start_with_window(3, 2);
+    let leader = ensemble.wait_for_leader(&[1, 2, 3]);
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let (on_leader, _) = session_of(&ensemble.node(leader).connect(1, 0, Vec::new()));
+    let (on_follower, _) = session_of(&ensemble.node(follower).connect(1, 0, Vec::new()));
+    const BURST: i32 = 200;
+    for xid in 1..=BURST {
+        ensemble
+            .node(leader)
+            .send_write(1, on_leader, xid, create(&format!("/l{xid}")));
+        ensemble
+            .node(follower)
+            .send_write(1, on_follower, xid, create(&format!("/f{xid}")));
+    }
+    for id in [leader, follower] {
+        let node = ensemble.node(id);
+        let mut expected = 1;
+        while expected <= BURST {
+            match node.next_reply() {
+                CoreReply::Frame { frame, .. } => {
+                    let header =
+                        ReplyHeader::decode(&mut Reader::new(&frame[4..])).expect("a reply header");
+                    assert_eq!(
+                        header.xid, expected,
+                        "server {id}: replies in request order"
+                    );
+                    assert_eq!(header.err, 0, "server {id}: xid {expected} failed");
+                    expected += 1;
+                }
+                CoreReply::Close { reason, .. } | CoreReply::CloseAll { reason } => {
+                    panic!("server {id} closed the connection under load: {reason}")
+                }
+                CoreReply::Connected { .. } => {}
+            }
+        }
+    }
+    let last = ensemble.node(leader).zxid();
+    for id in 1..=3 {
+        ensemble.wait_for_zxid(id, last);
+        assert!(ensemble.node(id).has(&format!("/l{BURST}")));
+        assert!(ensemble.node(id).has(&format!("/f{BURST}")));
+    }
+    assert_eq!(
+        ensemble
+            .node(leader)
+            .stats
+            .admission_queue
+            .load(Ordering::Relaxed),
+        0,
+        "nothing is left waiting"
+    );
 }
