@@ -231,13 +231,17 @@ impl Conn {
         let zxid = view.zxid;
         match request {
             Request::Ping => self.send(header_frame(xid::PING, zxid, ErrorCode::Ok)),
+            // ZooKeeperServer.processPacket answers an auth packet with the request's own xid
+            // and zxid 0. The Java, C and Python clients send it with xid -4 and so see -4
+            // back, but go-zookeeper sends an ordinary xid and waits for a reply with that
+            // one: a fixed -4 hangs its AddAuth. A failure is AUTHFAILED, then the connection
+            // closes (the session lives on).
             Request::Auth(packet) => {
                 if !self.authenticate(state, packet) {
-                    // AUTHFAILED, then the connection closes (ZooKeeperServer.processPacket).
-                    self.send(header_frame(xid::AUTH, 0, ErrorCode::AuthFailed));
+                    self.send(header_frame(request_xid, 0, ErrorCode::AuthFailed));
                     self.close("authentication failed");
                 } else {
-                    self.send(header_frame(xid::AUTH, 0, ErrorCode::Ok));
+                    self.send(header_frame(request_xid, 0, ErrorCode::Ok));
                 }
             }
             Request::WhoAmI => {

@@ -16,7 +16,8 @@ use crate::fourlw::{admin_loop, AdminHub};
 use crate::metrics::ServerStats;
 use crate::net::{accept_loop, touch_report_interval, ConnectionCounts, CoreShared, CoreState};
 use crate::pipeline::driver::{
-    LogChannels, Pipeline, PipelineInput, PipelineStart, QuorumStart, Snapshots,
+    CoreBatch, CoreReply, LogChannels, Pipeline, PipelineInput, PipelineStart, QuorumStart,
+    Snapshots,
 };
 use crate::quorum::member::{MemberDisk, TcpLinks};
 use crate::quorum::transport::TransportLimits;
@@ -79,6 +80,14 @@ pub enum RuntimeError {
 /// for a moment, and it accepts connections that nobody reads. A plain bind as the probe
 /// would fail on the port's TIME_WAIT connections after a restart. What remains is the moment
 /// between this check and the cores' binds.
+///
+/// Such a leftover listener is also waited for (within [`PORT_PROBE_BUDGET`]): SO_REUSEPORT
+/// would share the port with it, and the kernel would hand it a part of the new connections,
+/// which nobody ever reads and which are reset when it goes. A client reconnecting to a member
+/// just restarted after a crash would land there; ZooKeeper's clients are refused instead
+/// (its bind fails while the port is held), and try the next server. A bind with SO_REUSEADDR
+/// and without SO_REUSEPORT tells: it fails while any socket listens on the port, and only
+/// then (TIME_WAIT connections do not count).
 fn refuse_a_port_in_use(config: &Config) -> Result<(), RuntimeError> {
     let mut target = config.client_address;
     if target.ip().is_unspecified() {
@@ -89,6 +98,9 @@ fn refuse_a_port_in_use(config: &Config) -> Result<(), RuntimeError> {
     }
     let deadline = std::time::Instant::now() + PORT_PROBE_BUDGET;
     while std::time::Instant::now() < deadline {
+        if nobody_listens_on(config.client_address) {
+            return Ok(());
+        }
         let Ok(mut stream) = std::net::TcpStream::connect_timeout(&target, PORT_PROBE_REPLY) else {
             return Ok(()); // refused: nobody listens
         };
@@ -104,6 +116,16 @@ fn refuse_a_port_in_use(config: &Config) -> Result<(), RuntimeError> {
     Ok(())
 }
 
+/// Whether no socket listens on `address`: a bind with SO_REUSEADDR (and not SO_REUSEPORT)
+/// succeeds. The probe never listens, so it takes no connection.
+fn nobody_listens_on(address: std::net::SocketAddr) -> bool {
+    let domain = socket2::Domain::for_address(address);
+    let Ok(probe) = socket2::Socket::new(domain, socket2::Type::STREAM, None) else {
+        return false;
+    };
+    probe.set_reuse_address(true).is_ok() && probe.bind(&address.into()).is_ok()
+}
+
 /// Whether something on `stream` answers `ruok` within [`PORT_PROBE_REPLY`].
 fn server_answers(stream: &mut std::net::TcpStream) -> bool {
     use std::io::{Read, Write};
@@ -114,6 +136,42 @@ fn server_answers(stream: &mut std::net::TcpStream) -> bool {
     }
     let mut reply = [0u8; 4];
     matches!(stream.read(&mut reply), Ok(read) if read > 0)
+}
+
+/// How long a stopping server waits for its client connections to be shut.
+const CLOSE_CONNECTIONS_BUDGET: Duration = Duration::from_secs(1);
+const CLOSE_CONNECTIONS_POLL: Duration = Duration::from_millis(2);
+
+/// Closes every client connection before the process exits, as ZooKeeper's shutdown closes
+/// its connections (ServerCnxnFactory.shutdown -> closeAll) before the JVM exits.
+///
+/// Leaving it to the exit is not enough: the io_uring requests in flight on a socket hold it
+/// until the kernel has torn the rings down, 5-11 ms after the process has been reaped
+/// (measured), so a client still sees its connection open after the server is gone. A client
+/// that sends a request in that moment (go-zookeeper's TestDNSHostProviderReconnect: stop a
+/// member, start it, create) loses it with "connection closed" instead of reconnecting first.
+/// Each connection's write loop ends with shutdown(SHUT_WR), which sends the FIN whatever holds
+/// the socket. The batches go after everything the pipeline sent, so replies it produced
+/// before stopping are delivered first. Bounded: a client that never closes its side does not
+/// hold the exit up for more than [`CLOSE_CONNECTIONS_BUDGET`].
+fn close_client_connections(cores: &[async_channel::Sender<CoreBatch>], stats: &ServerStats) {
+    for core in cores {
+        let _ = core.try_send(CoreBatch {
+            steps: Arc::new(Vec::new()),
+            replies: vec![(
+                0,
+                CoreReply::CloseAll {
+                    reason: "the server is shutting down",
+                },
+            )],
+        });
+    }
+    let deadline = std::time::Instant::now() + CLOSE_CONNECTIONS_BUDGET;
+    // The connection count is an atomic shared by the cores; nothing signals it reaching
+    // zero, and this runs once, at exit.
+    while stats.connections.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(CLOSE_CONNECTIONS_POLL);
+    }
 }
 
 /// How long the check for a server already on the client port waits for an answer, between
@@ -288,7 +346,7 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                 .as_ref()
                 .map_or(0, |quorum| quorum.my_id as u8),
         },
-        batch_senders,
+        batch_senders.clone(),
         Some(LogChannels { appends, events }),
         Some(snapshots),
     );
@@ -436,6 +494,7 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     if writer_thread.join().is_err() {
         warn!("the log writer thread panicked during shutdown");
     }
+    close_client_connections(&batch_senders, &stats);
     info!("stopped");
     Ok(())
 }
