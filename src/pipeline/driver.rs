@@ -76,10 +76,18 @@ pub enum PipelineInput {
     Shutdown,
 }
 
-/// One applied transaction: the tree version it produced and the watch triggers it fired.
-/// Publishing one step per transaction lets every core interleave events and replies
-/// exactly as a one-at-a-time server would: the events of transaction n, then its reply,
-/// then reads queued behind it (which see version n, not a later one), then transaction n+1.
+/// A run of applied transactions published as one tree version, with the watch triggers they
+/// fired. A core fires a step's events, then switches to its version, then sends the replies
+/// that follow it, so an event always comes before any data that shows its change, and a read
+/// queued behind a write sees at least that write.
+///
+/// A version per step, not per transaction: each version shares its structure with the one
+/// before, so cutting one per transaction made every transaction copy the map nodes on its
+/// path (and every core drop them again). A step ends where a connection's second write
+/// would join it (`step_for`): a read queued between two writes of one connection must see
+/// the first and not the second (ZooKeeper runs a session's requests in order). Within a
+/// step, events of a later transaction may reach a client before the reply to its own
+/// earlier write of the same step (DESIGN.md: the order rules hold per batch).
 #[derive(Debug)]
 pub struct Step {
     pub version: Arc<TreeVersion>,
@@ -122,6 +130,8 @@ pub struct CoreBatch {
 struct Sealed {
     last_zxid: i64,
     steps: Vec<Step>,
+    /// Transactions in the steps.
+    txns: u64,
     replies: Vec<Vec<(usize, CoreReply)>>,
     /// Sessions created (with their timeout) or closed (None) by the batch, in order.
     session_changes: Vec<(i64, Option<i32>)>,
@@ -216,6 +226,12 @@ pub struct Pipeline {
     cores: Vec<CoreSender>,
     triggers: Vec<WatchTrigger>,
     steps: Vec<Step>,
+    /// The tree has transactions that no step holds yet (`cut_step` makes one).
+    uncut: bool,
+    /// Connections with a write in the uncut step (see `Step`).
+    step_conns: std::collections::HashSet<ConnRef>,
+    /// Transactions applied since the last seal.
+    batch_txns: u64,
     replies: Vec<Vec<(usize, CoreReply)>>,
     /// Records of the batch being built, for the log writer.
     records: Vec<LogRecord>,
@@ -312,6 +328,9 @@ impl Pipeline {
             cores,
             triggers: Vec::new(),
             steps: Vec::new(),
+            uncut: false,
+            step_conns: std::collections::HashSet::new(),
+            batch_txns: 0,
             replies: (0..core_count).map(|_| Vec::new()).collect(),
             started: Instant::now(),
         }
@@ -467,6 +486,7 @@ impl Pipeline {
     fn seal(&mut self) {
         // In an ensemble a learner logs proposals that make no step until they commit.
         self.flush_records();
+        self.cut_step();
         let has_replies = self.replies.iter().any(|queue| !queue.is_empty());
         if self.steps.is_empty() && !has_replies {
             return;
@@ -475,6 +495,7 @@ impl Pipeline {
         self.waiting.push_back(Sealed {
             last_zxid: self.tree.zxid,
             steps: std::mem::take(&mut self.steps),
+            txns: std::mem::take(&mut self.batch_txns),
             replies: std::mem::replace(
                 &mut self.replies,
                 (0..core_count).map(|_| Vec::new()).collect(),
@@ -552,8 +573,38 @@ impl Pipeline {
         self.release();
     }
 
+    /// Publishes the transactions applied since the last step as one version.
+    fn cut_step(&mut self) {
+        if !std::mem::replace(&mut self.uncut, false) {
+            return;
+        }
+        self.step_conns.clear();
+        self.steps.push(Step {
+            version: Arc::new(self.tree.clone()),
+            triggers: std::mem::take(&mut self.triggers),
+        });
+    }
+
+    /// Called before a transaction for a client's write on `conn` is applied: a connection's
+    /// second write starts a new step, so that reads queued between its writes see each one.
+    pub(super) fn step_for(&mut self, conn: ConnRef) {
+        if self.step_conns.contains(&conn) {
+            self.cut_step();
+        }
+        self.step_conns.insert(conn);
+    }
+
+    /// Forgets the transactions applied since the last step (a leader stepping down).
+    pub(super) fn drop_uncut(&mut self) {
+        self.uncut = false;
+        self.step_conns.clear();
+        self.triggers.clear();
+        self.batch_txns = 0;
+    }
+
     fn reply(&mut self, conn: ConnRef, reply: CoreReply) {
-        let after_steps = self.steps.len();
+        // A reply follows the step that will hold the transactions applied so far.
+        let after_steps = self.steps.len() + usize::from(self.uncut);
         if let Some(queue) = self.replies.get_mut(conn.core) {
             queue.push((after_steps, reply));
         }
@@ -600,10 +651,8 @@ impl Pipeline {
                     }
                     _ => {}
                 }
-                self.steps.push(Step {
-                    version: Arc::new(self.tree.clone()),
-                    triggers: std::mem::take(&mut self.triggers),
-                });
+                self.uncut = true;
+                self.batch_txns += 1;
                 result
             }
             Err(broken) => {
@@ -838,6 +887,7 @@ impl Pipeline {
         if closing {
             self.sessions.set_closing(session_id);
         }
+        self.step_for(conn);
         let Ok((zxid, result)) = self.commit(&txn) else {
             self.reply(
                 conn,
@@ -1080,11 +1130,9 @@ impl Pipeline {
             path.display(),
             started.elapsed().as_millis()
         );
+        // The rebased tree holds the same transactions: the next step is cut from it.
         self.tree = tree;
-        self.steps.push(Step {
-            version: Arc::new(self.tree.clone()),
-            triggers: Vec::new(),
-        });
+        self.uncut = true;
         if let Some(snapshots) = self.snapshots.as_mut() {
             snapshots.release_memory_at = Some(Instant::now() + MEMORY_RELEASE_DELAY);
         }
@@ -1197,7 +1245,7 @@ impl Pipeline {
             }
             if let Some(step) = sealed.steps.last() {
                 snapshots.durable_version = step.version.clone();
-                snapshots.since_last += sealed.steps.len() as u64;
+                snapshots.since_last += sealed.txns;
             }
         }
         if let Some(step) = sealed.steps.last() {

@@ -539,7 +539,7 @@ impl Pipeline {
                 .retain(|record| record.zxid <= published_zxid);
             self.waiting.clear();
             self.steps.clear();
-            self.triggers.clear();
+            self.drop_uncut();
             self.session_changes.clear();
             for queue in &mut self.replies {
                 queue.clear();
@@ -590,6 +590,13 @@ impl Pipeline {
             let record = entry.remove();
             if record.zxid <= self.tree.zxid {
                 continue;
+            }
+            let client = self.ensemble.as_ref().and_then(|ensemble| {
+                let id = ensemble.origins.get(&record.zxid)?;
+                Some(ensemble.forwarded.get(id)?.conn())
+            });
+            if let Some(conn) = client {
+                self.step_for(conn);
             }
             let result = self.apply_txn(record.zxid, record.time_ms, &record.txn);
             self.after_committed(&record, &result);
@@ -1026,6 +1033,31 @@ impl Pipeline {
         }
     }
 
+    /// The tree at `zxid`, replayed from the published version and the proposals after it
+    /// (None when `zxid` is not between the two).
+    fn version_at(&self, zxid: Zxid) -> Option<TreeVersion> {
+        let ensemble = self.ensemble.as_ref()?;
+        if zxid < self.published.zxid || zxid > self.tree.zxid {
+            return None;
+        }
+        let mut tree = (*self.published).clone();
+        let mut triggers = Vec::new();
+        for record in ensemble
+            .proposed
+            .range(self.published.zxid + 1..=zxid)
+            .map(|(_, record)| record)
+        {
+            if tree
+                .apply(record.zxid, record.time_ms, &record.txn, &mut triggers)
+                .is_err()
+            {
+                return None;
+            }
+            triggers.clear();
+        }
+        (tree.zxid == zxid).then_some(tree)
+    }
+
     /// The leader sends a learner a snapshot of its history through `zxid`.
     fn send_snapshot(&mut self, to: ServerId, conn: u64, seq: u64, zxid: Zxid) {
         let version = if self.tree.zxid == zxid {
@@ -1040,6 +1072,10 @@ impl Pipeline {
                 .find(|step| step.version.zxid == zxid)
                 .map(|step| step.version.clone())
         };
+        // Versions are cut per step, not per transaction: a zxid inside a step is rebuilt
+        // from the newest published version and the proposals after it, which the leader
+        // keeps until they are published.
+        let version = version.or_else(|| self.version_at(zxid).map(Arc::new));
         let Some(version) = version else {
             warn!("no tree version at zxid {zxid:#x} to send to server {to}; it will retry");
             return;
@@ -1227,10 +1263,7 @@ impl Pipeline {
             self.sessions.add(id, timeout_ms, None, now);
         }
         self.tree = tree;
-        self.steps.push(Step {
-            version: Arc::new(self.tree.clone()),
-            triggers: Vec::new(),
-        });
+        self.uncut = true;
         self.durable_zxid = self.durable_zxid.max(self.tree.zxid);
     }
 }
