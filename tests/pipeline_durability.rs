@@ -168,6 +168,7 @@ fn nothing_is_acknowledged_before_it_is_durable() {
             ttl: -1,
         }),
         auth: Arc::new(Vec::new()),
+        fenced: false,
     };
     assert!(harness.input.send(create).is_ok());
     assert_eq!(harness.next_append(), vec![2]);
@@ -177,6 +178,7 @@ fn nothing_is_acknowledged_before_it_is_durable() {
         xid: 2,
         request: Request::Sync(SyncRequest { path: "/".into() }),
         auth: Arc::new(Vec::new()),
+        fenced: false,
     };
     assert!(harness.input.send(sync).is_ok());
     harness.assert_core_quiet();

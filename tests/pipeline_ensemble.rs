@@ -205,6 +205,7 @@ impl Node {
             xid,
             request,
             auth: Arc::new(Vec::new()),
+            fenced: false,
         });
         assert!(sent.is_ok());
     }

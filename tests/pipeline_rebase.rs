@@ -137,6 +137,7 @@ fn the_live_tree_is_rebased_on_each_new_snapshot() {
                     xid,
                     request,
                     auth: Arc::new(Vec::new()),
+                    fenced: false,
                 })
                 .unwrap();
             expected.insert(path, (data, round));
@@ -183,6 +184,7 @@ fn the_live_tree_is_rebased_on_each_new_snapshot() {
                     version: -1,
                 }),
                 auth: Arc::new(Vec::new()),
+                fenced: false,
             })
             .unwrap();
         expected.insert("/n000".into(), (b"nudge".to_vec(), -1));

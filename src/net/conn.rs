@@ -363,6 +363,8 @@ impl Conn {
         state.request_started();
         self.outstanding.set(self.outstanding.get() + 1);
         if request.is_write() {
+            // A read waiting behind an earlier write must not see this one.
+            let fenced = matches!(self.queue.borrow().back(), Some(Queued::Read { .. }));
             self.queue.borrow_mut().push_back(Queued::Write {
                 received,
                 op: request.op_code(),
@@ -378,6 +380,7 @@ impl Conn {
                 xid: header.xid,
                 request,
                 auth: self.auth(),
+                fenced,
             });
         } else if self.writes_in_flight.get() == 0 {
             state.catch_up();

@@ -61,6 +61,9 @@ pub enum PipelineInput {
         xid: i32,
         request: Request,
         auth: AuthIds,
+        /// A read of this connection waits between this write and its previous one: the
+        /// write must not join the step (tree version) that read will be served from.
+        fenced: bool,
     },
     /// Sessions that sent anything since the last report.
     Touch {
@@ -83,9 +86,9 @@ pub enum PipelineInput {
 ///
 /// A version per step, not per transaction: each version shares its structure with the one
 /// before, so cutting one per transaction made every transaction copy the map nodes on its
-/// path (and every core drop them again). A step ends where a connection's second write
-/// would join it (`step_for`): a read queued between two writes of one connection must see
-/// the first and not the second (ZooKeeper runs a session's requests in order). Within a
+/// path (and every core drop them again). A step ends before a write that a read of the same
+/// connection waits in front of (`fenced`): that read must see the write before it and not
+/// this one (ZooKeeper runs a session's requests in order). Within a
 /// step, events of a later transaction may reach a client before the reply to its own
 /// earlier write of the same step (DESIGN.md: the order rules hold per batch).
 #[derive(Debug)]
@@ -228,8 +231,6 @@ pub struct Pipeline {
     steps: Vec<Step>,
     /// The tree has transactions that no step holds yet (`cut_step` makes one).
     uncut: bool,
-    /// Connections with a write in the uncut step (see `Step`).
-    step_conns: std::collections::HashSet<ConnRef>,
     /// Transactions applied since the last seal.
     batch_txns: u64,
     replies: Vec<Vec<(usize, CoreReply)>>,
@@ -329,7 +330,6 @@ impl Pipeline {
             triggers: Vec::new(),
             steps: Vec::new(),
             uncut: false,
-            step_conns: std::collections::HashSet::new(),
             batch_txns: 0,
             replies: (0..core_count).map(|_| Vec::new()).collect(),
             started: Instant::now(),
@@ -578,26 +578,15 @@ impl Pipeline {
         if !std::mem::replace(&mut self.uncut, false) {
             return;
         }
-        self.step_conns.clear();
         self.steps.push(Step {
             version: Arc::new(self.tree.clone()),
             triggers: std::mem::take(&mut self.triggers),
         });
     }
 
-    /// Called before a transaction for a client's write on `conn` is applied: a connection's
-    /// second write starts a new step, so that reads queued between its writes see each one.
-    pub(super) fn step_for(&mut self, conn: ConnRef) {
-        if self.step_conns.contains(&conn) {
-            self.cut_step();
-        }
-        self.step_conns.insert(conn);
-    }
-
     /// Forgets the transactions applied since the last step (a leader stepping down).
     pub(super) fn drop_uncut(&mut self) {
         self.uncut = false;
-        self.step_conns.clear();
         self.triggers.clear();
         self.batch_txns = 0;
     }
@@ -675,7 +664,8 @@ impl Pipeline {
                 xid,
                 request,
                 auth,
-            } => self.write(conn, session_id, xid, request, &auth),
+                fenced,
+            } => self.write(conn, session_id, xid, request, &auth, fenced),
             PipelineInput::Touch { sessions } => {
                 let now = self.monotonic_ms();
                 for session in &sessions {
@@ -816,11 +806,19 @@ impl Pipeline {
         }
     }
 
-    fn write(&mut self, conn: ConnRef, session_id: i64, xid: i32, request: Request, auth: &[Id]) {
+    fn write(
+        &mut self,
+        conn: ConnRef,
+        session_id: i64,
+        xid: i32,
+        request: Request,
+        auth: &[Id],
+        fenced: bool,
+    ) {
         let now = self.monotonic_ms();
         match self.quorum_role_for_clients() {
             Some(false) => {
-                self.learner_write(conn, session_id, xid, request, auth);
+                self.learner_write(conn, session_id, xid, request, auth, fenced);
                 return;
             }
             None if self.ensemble.is_some() => {
@@ -844,6 +842,7 @@ impl Pipeline {
                 xid,
                 request,
                 auth: Arc::new(auth.to_vec()),
+                fenced,
             });
             return;
         }
@@ -887,7 +886,9 @@ impl Pipeline {
         if closing {
             self.sessions.set_closing(session_id);
         }
-        self.step_for(conn);
+        if fenced {
+            self.cut_step();
+        }
         let Ok((zxid, result)) = self.commit(&txn) else {
             self.reply(
                 conn,
@@ -1405,5 +1406,137 @@ fn multi_result(op: &Request, result: &TxnResult) -> OpResult {
         TxnResult::Checked => OpResult::Check,
         TxnResult::Error(code) => OpResult::Error(*code),
         _ => OpResult::Error(ErrorCode::SystemError),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jute::request::Create;
+    use crate::tree::acl;
+
+    const CONN: ConnRef = ConnRef {
+        core: 0,
+        conn_id: 1,
+    };
+
+    fn create(path: &str) -> Request {
+        Request::Create(Create {
+            op: OpCode::Create,
+            path: path.into(),
+            data: None,
+            acl: acl::open_acl(),
+            flags: 0,
+            ttl: -1,
+        })
+    }
+
+    /// A pipeline in memory (every record durable at once) and its one core's queue.
+    fn pipeline() -> (Pipeline, async_channel::Receiver<CoreBatch>, i64) {
+        let (core, batches) = async_channel::unbounded();
+        let mut pipeline = Pipeline::new(
+            Arc::new(Config::default()),
+            Arc::new(ServerStats::default()),
+            PipelineStart {
+                tree: TreeVersion::new(),
+                sessions: Vec::new(),
+                secret: [3; 16],
+                server_id: 0,
+            },
+            vec![core],
+            None,
+            None,
+        );
+        pipeline.handle(PipelineInput::Connect {
+            conn: CONN,
+            request: ConnectRequest {
+                protocol_version: 0,
+                last_zxid_seen: 0,
+                time_out: 10_000,
+                session_id: 0,
+                passwd: vec![0; 16],
+                read_only: false,
+            },
+            read_only_flag: true,
+        });
+        pipeline.seal();
+        pipeline.release();
+        let session_id = match batches.try_recv().map(|batch| batch.replies) {
+            Ok(replies) => match replies.first() {
+                Some((_, CoreReply::Connected { session_id, .. })) => *session_id,
+                other => panic!("no connect answer: {other:?}"),
+            },
+            Err(error) => panic!("no batch: {error}"),
+        };
+        (pipeline, batches, session_id)
+    }
+
+    fn write(session_id: i64, xid: i32, path: &str, fenced: bool) -> PipelineInput {
+        PipelineInput::Write {
+            conn: CONN,
+            session_id,
+            xid,
+            request: create(path),
+            auth: Arc::new(Vec::new()),
+            fenced,
+        }
+    }
+
+    /// The xid of each reply and the version it follows, in delivery order.
+    fn replies_with_versions(batch: &CoreBatch) -> Vec<(i32, Arc<TreeVersion>)> {
+        batch
+            .replies
+            .iter()
+            .filter_map(|(after, reply)| match reply {
+                CoreReply::Frame { frame, .. } => {
+                    let xid = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+                    Some((xid, batch.steps[after - 1].version.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Writes that no read waits between share one tree version (one copy-on-write of the
+    /// paths they touch, not one per write); the reply of each follows a version holding it.
+    #[test]
+    fn unfenced_writes_of_a_batch_share_one_version() {
+        let (mut pipeline, batches, session_id) = pipeline();
+        for (xid, path) in [(1, "/a"), (2, "/b"), (3, "/c")] {
+            pipeline.handle(write(session_id, xid, path, false));
+        }
+        pipeline.seal();
+        pipeline.release();
+        let batch = batches.try_recv().expect("the batch");
+        assert_eq!(batch.steps.len(), 1, "one version for the batch");
+        for (xid, version) in replies_with_versions(&batch) {
+            assert!(
+                version.zxid >= i64::from(xid) + 1,
+                "reply {xid} before its write"
+            );
+        }
+    }
+
+    /// ZooKeeper runs a session's requests in order: a read queued between two writes of one
+    /// connection (the core marks the second write `fenced`) must see the first write and not
+    /// the second, so the second starts a new version.
+    #[test]
+    fn a_fenced_write_starts_a_new_version() {
+        let (mut pipeline, batches, session_id) = pipeline();
+        pipeline.handle(write(session_id, 1, "/a", false));
+        pipeline.handle(write(session_id, 2, "/b", true));
+        pipeline.seal();
+        pipeline.release();
+        let batch = batches.try_recv().expect("the batch");
+        assert_eq!(batch.steps.len(), 2);
+        let replies = replies_with_versions(&batch);
+        let (xid, version) = &replies[0];
+        assert_eq!(*xid, 1);
+        assert!(version.get("/a").is_some(), "the read after /a sees /a");
+        assert!(
+            version.get("/b").is_none(),
+            "and not the write sent after it"
+        );
+        assert!(replies[1].1.get("/b").is_some());
     }
 }

@@ -35,6 +35,7 @@ pub(super) enum Held {
         xid: i32,
         request: Request,
         auth: AuthIds,
+        fenced: bool,
     },
     /// A new session's ConnectRequest received on this server.
     Connect {
@@ -111,7 +112,8 @@ impl Pipeline {
                     xid,
                     request,
                     auth,
-                } => self.write(conn, session_id, xid, request, &auth),
+                    fenced,
+                } => self.write(conn, session_id, xid, request, &auth, fenced),
                 Held::Connect {
                     conn,
                     request,

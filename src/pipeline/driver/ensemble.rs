@@ -102,6 +102,8 @@ enum Pending {
         conn: ConnRef,
         xid: i32,
         request: Request,
+        /// Its step must not hold the write before it (see `Step`).
+        fenced: bool,
     },
 }
 
@@ -591,12 +593,15 @@ impl Pipeline {
             if record.zxid <= self.tree.zxid {
                 continue;
             }
-            let client = self.ensemble.as_ref().and_then(|ensemble| {
-                let id = ensemble.origins.get(&record.zxid)?;
-                Some(ensemble.forwarded.get(id)?.conn())
+            let fenced = self.ensemble.as_ref().is_some_and(|ensemble| {
+                ensemble
+                    .origins
+                    .get(&record.zxid)
+                    .and_then(|id| ensemble.forwarded.get(id))
+                    .is_some_and(|pending| matches!(pending, Pending::Request { fenced: true, .. }))
             });
-            if let Some(conn) = client {
-                self.step_for(conn);
+            if fenced {
+                self.cut_step();
             }
             let result = self.apply_txn(record.zxid, record.time_ms, &record.txn);
             self.after_committed(&record, &result);
@@ -679,7 +684,9 @@ impl Pipeline {
                 let reply = self.connected_reply(conn, session_id, timeout_ms, read_only_flag);
                 self.reply(conn, reply);
             }
-            Some(Pending::Request { conn, xid, request }) => {
+            Some(Pending::Request {
+                conn, xid, request, ..
+            }) => {
                 let frame = write_reply(xid, record.zxid, &request, result);
                 let close = matches!(request, Request::CloseSession)
                     && matches!(record.txn, Txn::CloseSession { .. });
@@ -786,6 +793,7 @@ impl Pipeline {
         xid: i32,
         request: Request,
         auth: &[Id],
+        fenced: bool,
     ) {
         let now = self.monotonic_ms();
         if !self.sessions.touch(session_id, now) {
@@ -807,7 +815,12 @@ impl Pipeline {
                 request: request.clone(),
                 auth: auth.to_vec(),
             },
-            Pending::Request { conn, xid, request },
+            Pending::Request {
+                conn,
+                xid,
+                request,
+                fenced,
+            },
         );
     }
 
@@ -861,6 +874,7 @@ impl Pipeline {
                     conn,
                     xid,
                     request: Request::Sync(sync),
+                    ..
                 }) = pending
                 {
                     let frame = record_frame(
