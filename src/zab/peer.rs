@@ -467,6 +467,15 @@ impl Peer {
             }
             return;
         }
+        if self.prospective_leader_follows_another(from, &n) {
+            // The server this learner chose is following someone else (it answered our
+            // FollowerInfo with its notification, see `refuse_follower_info`): it will not
+            // lead in this round, so waiting `init_limit_ticks` for its LeaderInfo only delays
+            // joining the real leader. ZooKeeper's learner gives up likewise when the chosen
+            // server's quorum port refuses the connection (only a leader listens there).
+            self.go_looking(now_ms, out);
+            return;
+        }
         let observer = self.config.is_observer();
         let own_vote = self.own_vote();
         let round = self.round;
@@ -545,6 +554,30 @@ impl Peer {
         }
     }
 
+    /// Whether `n`, from `from`, says that the server this peer is connecting to as its
+    /// leader follows (or observes) another one in our election round or a later one. A
+    /// notification of an older round is stale: it was sent before the election we decided in.
+    fn prospective_leader_follows_another(&self, from: ServerId, n: &Notification) -> bool {
+        let State::Learning(learner) = &self.state else {
+            return false;
+        };
+        learner.phase == LearnerPhase::Connecting
+            && from == learner.leader
+            && matches!(n.state, PeerState::Following | PeerState::Observing)
+            && n.round >= learner.round
+    }
+
+    /// Answers a FollowerInfo that reached a server which is not leading with its election
+    /// notification (FOLLOWING, with its leader and round), so that the learner learns at once
+    /// that it chose wrongly. Happens in a fast-leader-election race: a peer decides for a
+    /// candidate after `finalize_wait_ms`, and the candidate, still looking, then adopts a
+    /// better vote and follows that one instead.
+    fn refuse_follower_info(&self, to: ServerId, out: &mut Vec<Action>) {
+        if self.config.others().any(|id| id == to) {
+            self.reply_notification(to, out);
+        }
+    }
+
     fn maybe_decide(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         let State::Looking(election) = &self.state else {
             return;
@@ -565,6 +598,10 @@ impl Peer {
     }
 
     fn follow(&mut self, now_ms: u64, vote: Vote, round: u64, out: &mut Vec<Action>) {
+        let early_infos = match &mut self.state {
+            State::Looking(election) => std::mem::take(&mut election.early_infos),
+            _ => BTreeMap::new(),
+        };
         let conn = self.fresh_conn();
         let mut learner = Learner {
             vote,
@@ -586,6 +623,13 @@ impl Peer {
         };
         learner_send(&mut learner, info, out);
         self.state = State::Learning(learner);
+        // Learners that took this peer for their leader while it was still looking: it is
+        // following now, tell them (they would otherwise wait `init_limit_ticks`).
+        for from in early_infos.into_keys() {
+            if from != vote.leader {
+                self.refuse_follower_info(from, out);
+            }
+        }
     }
 
     fn lead(&mut self, now_ms: u64, vote: Vote, round: u64, out: &mut Vec<Action>) {
@@ -750,6 +794,12 @@ impl Peer {
         let State::Learning(learner) = &mut self.state else {
             return Next::Stay;
         };
+        if from != learner.leader && seq == 0 && matches!(packet, Packet::FollowerInfo { .. }) {
+            // Another server takes this one for its leader; it is not (see
+            // `refuse_follower_info`).
+            self.refuse_follower_info(from, out);
+            return Next::Stay;
+        }
         if from != learner.leader || conn != learner.conn || seq < learner.recv_next {
             return Next::Stay;
         }

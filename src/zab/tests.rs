@@ -1,7 +1,7 @@
 //! Focused tests of the ZAB peer: election order, sync decisions, commit order, rollover.
 //! A tiny lossless harness delivers messages in order and makes appends durable at once.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::*;
 
@@ -14,6 +14,8 @@ struct Harness {
     actions: Vec<(ServerId, Action)>,
     /// Servers whose appends are not made durable (to hold back their acks).
     slow_disks: Vec<ServerId>,
+    /// Servers not running yet: what is sent to them is lost, as when nobody listens.
+    down: BTreeSet<ServerId>,
 }
 
 fn record(zxid: Zxid) -> LogRecord {
@@ -44,6 +46,16 @@ impl Harness {
         states: Vec<DurableState>,
         tweak: impl Fn(&mut Config),
     ) -> Self {
+        Harness::with_down(participants, states, &[], tweak)
+    }
+
+    /// Like `new`, but the servers in `down` are not started (see `start`).
+    fn with_down(
+        participants: &[ServerId],
+        states: Vec<DurableState>,
+        down: &[ServerId],
+        tweak: impl Fn(&mut Config),
+    ) -> Self {
         let mut h = Harness {
             now_ms: 0,
             peers: BTreeMap::new(),
@@ -51,6 +63,7 @@ impl Harness {
             packets: Vec::new(),
             actions: Vec::new(),
             slow_disks: Vec::new(),
+            down: down.iter().copied().collect(),
         };
         for (&id, state) in participants.iter().zip(states) {
             let mut config = Config::new(id, participants, &[]);
@@ -58,10 +71,19 @@ impl Harness {
             config.finalize_wait_ms = 50;
             tweak(&mut config);
             h.peers.insert(id, Peer::new(config));
-            h.queue.push_back((id, Input::Restart(state)));
+            if !h.down.contains(&id) {
+                h.queue.push_back((id, Input::Restart(state)));
+            }
         }
         h.run();
         h
+    }
+
+    /// Starts a server that was down, with `state`, and delivers what follows.
+    fn start(&mut self, id: ServerId, state: DurableState) {
+        self.down.remove(&id);
+        self.queue.push_back((id, Input::Restart(state)));
+        self.run();
     }
 
     fn run(&mut self) {
@@ -69,6 +91,9 @@ impl Harness {
         while let Some((id, input)) = self.queue.pop_front() {
             steps += 1;
             assert!(steps < 100_000, "harness did not settle");
+            if self.down.contains(&id) {
+                continue;
+            }
             let actions = self
                 .peers
                 .get_mut(&id)
@@ -116,6 +141,10 @@ impl Harness {
         for _ in 0..50 {
             self.now_ms += 100;
             let ids: Vec<ServerId> = self.peers.keys().copied().collect();
+            let ids: Vec<ServerId> = ids
+                .into_iter()
+                .filter(|id| !self.down.contains(id))
+                .collect();
             for id in ids {
                 self.queue.push_back((id, Input::Tick));
             }
@@ -353,4 +382,79 @@ fn a_closed_leader_connection_starts_an_election_at_once() {
     assert_eq!(leader_peer.leader_figures().map(|f| f.learners), Some(0));
     let actions = leader_peer.step(now + 100, Input::Tick);
     assert!(actions.contains(&Action::RoleChanged(Role::Looking)));
+}
+
+/// Fast leader election's race at formation (the servers start one after another): 1 and 2
+/// agree on 2, 1's finalize wait ends first and it follows 2; then 3 starts with a better vote,
+/// 2 (still looking) adopts it and follows 3. 1 took a server for its leader that never leads.
+/// ZooKeeper's learner gives up at once, since only a leader listens on the quorum port; here
+/// 2 answers the FollowerInfo with its FOLLOWING notification and 1 looks again and joins 3,
+/// long before `init_limit_ticks`. Without that answer 1 waited the whole initLimit (20 s with
+/// go-zookeeper's test-cluster tickTime of 2000 ms) in the Connecting phase.
+#[test]
+fn a_learner_whose_chosen_leader_follows_another_joins_the_real_leader_at_once() {
+    let mut h = Harness::with_down(&[1, 2, 3], vec![DurableState::default(); 3], &[3], |_| {});
+    // 1 and 2 agree on 2 and both wait `finalize_wait_ms` (50 ms) for a better vote.
+    assert_eq!(h.peers[&1].role(), Some(Role::Looking));
+    assert_eq!(h.peers[&2].role(), Some(Role::Looking));
+    // 1's wait ends first: it follows 2. Its FollowerInfo is still in flight.
+    h.now_ms = 50;
+    let held = h.peers.get_mut(&1).expect("peer 1").step(50, Input::Wake);
+    assert!(matches!(
+        h.peers[&1].role(),
+        Some(Role::Looking) | Some(Role::Following { leader: 2, .. })
+    ));
+    assert!(
+        held.iter().any(|a| matches!(
+            a,
+            Action::Send {
+                to: 2,
+                message: Message::Link {
+                    packet: Packet::FollowerInfo { .. },
+                    ..
+                }
+            }
+        )),
+        "1 did not decide for 2: {held:?}"
+    );
+    // 3 starts before 2's wait ends; 2 adopts its vote. Then 1's FollowerInfo reaches 2.
+    h.start(3, DurableState::default());
+    assert_eq!(h.peers[&2].role(), Some(Role::Looking));
+    for action in held {
+        if let Action::Send { to, message } = action {
+            h.queue.push_back((to, Input::Message { from: 1, message }));
+        }
+    }
+    h.run();
+    // 2 and 3 decide at their next wake: 3 leads, 2 follows it. 1 must be following 3 well
+    // within initLimit (10 ticks of 100 ms).
+    let init_ms = 10 * 100;
+    let started = h.now_ms;
+    loop {
+        h.now_ms += 10;
+        for id in [1, 2, 3] {
+            let input = if h.now_ms.is_multiple_of(100) {
+                Input::Tick
+            } else {
+                Input::Wake
+            };
+            h.queue.push_back((id, input));
+        }
+        h.run();
+        let joined = matches!(h.peers[&1].role(), Some(Role::Following { leader: 3, .. }))
+            && h.peers[&3].leader_figures().map(|f| f.synced_followers) == Some(2);
+        if joined {
+            break;
+        }
+        assert!(
+            h.now_ms - started < init_ms / 2,
+            "1 has not joined 3 after {} ms: roles {:?}",
+            h.now_ms - started,
+            h.peers
+                .iter()
+                .map(|(id, p)| (*id, p.role()))
+                .collect::<Vec<_>>()
+        );
+    }
+    assert!(h.peers[&3].is_broadcasting());
 }
