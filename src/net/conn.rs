@@ -496,6 +496,7 @@ pub async fn run(state: Rc<CoreState>, stream: glommio::net::TcpStream, remote: 
     });
     conn.stats.established_ms.set(wall_clock_ms());
     conn.stats.last_op.set("NA");
+    state.connection_opened();
     state.conns.borrow_mut().insert(conn.id, conn.clone());
     state
         .stats
@@ -535,6 +536,7 @@ pub async fn run(state: Rc<CoreState>, stream: glommio::net::TcpStream, remote: 
     writer_task.await;
     release_slot();
     state.conns.borrow_mut().remove(&conn.id);
+    state.connection_closed();
     state.watches.borrow_mut().remove_conn(conn.id);
     state
         .stats

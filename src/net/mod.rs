@@ -22,7 +22,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::fourlw::AdminHub;
 use crate::metrics::ServerStats;
-use crate::pipeline::driver::{CoreBatch, CoreReply, PipelineInput};
+use crate::pipeline::driver::{CoreBatch, CorePresence, CoreReply, PipelineInput};
 use crate::tree::{acl, TreeVersion};
 use crate::watch::WatchRegistry;
 
@@ -69,6 +69,7 @@ pub struct CoreShared {
     pub connection_counts: Arc<ConnectionCounts>,
     pub admin: AdminHub,
     pub core_count: usize,
+    pub presence: Arc<CorePresence>,
 }
 
 /// How long a core waits for a batch the pipeline has announced but not yet delivered.
@@ -86,6 +87,7 @@ pub struct CoreState {
     pub touched: RefCell<HashSet<i64>>,
     pub connection_counts: Arc<ConnectionCounts>,
     pub admin: AdminHub,
+    presence: Arc<CorePresence>,
     next_conn_id: Cell<u64>,
     /// Requests received on this core and not yet answered, and this core's share of
     /// `globalOutstandingLimit`; connections pause reading while the share is used up.
@@ -112,6 +114,7 @@ impl CoreState {
             connection_counts,
             admin,
             core_count,
+            presence,
         } = shared;
         let outstanding_share = (config.limits.outstanding_requests_max / core_count.max(1)).max(1);
         CoreState {
@@ -130,6 +133,7 @@ impl CoreState {
             touched: RefCell::new(HashSet::new()),
             connection_counts,
             admin,
+            presence,
             next_conn_id: Cell::new(1),
         }
     }
@@ -202,6 +206,20 @@ impl CoreState {
         self.view.borrow().clone()
     }
 
+    /// A connection opened on this core: a core that had none catches up with the newest
+    /// published version (it was sent no batch meanwhile).
+    pub fn connection_opened(&self) {
+        if let Some(latest) = self.presence.connection_opened(self.core) {
+            if latest.zxid > self.view.borrow().zxid {
+                *self.view.borrow_mut() = latest;
+            }
+        }
+    }
+
+    pub fn connection_closed(&self) {
+        self.presence.connection_closed(self.core);
+    }
+
     pub fn send_to_pipeline(&self, input: PipelineInput) {
         if self.pipeline.send(input).is_err() {
             warn!("the pipeline has stopped; request dropped");
@@ -221,7 +239,11 @@ impl CoreState {
         deliver_through(0, self);
         for (index, step) in batch.steps.iter().enumerate() {
             self.fire(&step.triggers);
-            *self.view.borrow_mut() = step.version.clone();
+            // A core that took a newer version when its first connection opened (it was
+            // sent no batch while idle) never goes back to an older one.
+            if step.version.zxid >= self.view.borrow().zxid {
+                *self.view.borrow_mut() = step.version.clone();
+            }
             deliver_through(index + 1, self);
         }
         deliver_through(usize::MAX, self);

@@ -221,6 +221,64 @@ pub type RecoveredSessions = Vec<(i64, i32)>;
 /// The sending side of a core's queue. The pipeline never blocks on a core.
 pub type CoreSender = async_channel::Sender<CoreBatch>;
 
+/// Which cores hold connections, and the newest published version for a core that held
+/// none. The pipeline sends no batch to a core without connections: nothing there waits for
+/// a reply or watches a node, and waking an idle executor for every write costs a wake-up
+/// and, when it parks again, glommio's process-wide memory barrier (an interrupt on every
+/// CPU). A core takes the newest version from here when its first connection arrives.
+#[derive(Debug)]
+pub struct CorePresence {
+    connections: Vec<std::sync::atomic::AtomicUsize>,
+    latest: std::sync::Mutex<Arc<TreeVersion>>,
+}
+
+impl CorePresence {
+    pub fn new(cores: usize, initial: Arc<TreeVersion>) -> CorePresence {
+        CorePresence {
+            connections: (0..cores)
+                .map(|_| std::sync::atomic::AtomicUsize::new(0))
+                .collect(),
+            latest: std::sync::Mutex::new(initial),
+        }
+    }
+
+    /// A connection opened on `core`; when it is the core's only one, the newest published
+    /// version (the core was sent no batch while it had none).
+    pub fn connection_opened(&self, core: usize) -> Option<Arc<TreeVersion>> {
+        let counter = self.connections.get(core)?;
+        if counter.fetch_add(1, Ordering::SeqCst) != 0 {
+            return None;
+        }
+        // Pairs with the fence in `is_idle`'s caller: either the pipeline sees this count,
+        // or this core sees the version the pipeline stored before looking.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        self.latest.lock().ok().map(|latest| latest.clone())
+    }
+
+    pub fn connection_closed(&self, core: usize) {
+        if let Some(counter) = self.connections.get(core) {
+            let before = counter.fetch_sub(1, Ordering::SeqCst);
+            assert!(
+                before > 0,
+                "core {core}: a connection closed that never opened"
+            );
+        }
+    }
+
+    fn publish(&self, version: &Arc<TreeVersion>) {
+        if let Ok(mut latest) = self.latest.lock() {
+            *latest = version.clone();
+        }
+        std::sync::atomic::fence(Ordering::SeqCst);
+    }
+
+    fn is_idle(&self, core: usize) -> bool {
+        self.connections
+            .get(core)
+            .is_some_and(|counter| counter.load(Ordering::SeqCst) == 0)
+    }
+}
+
 pub struct Pipeline {
     config: Arc<Config>,
     stats: Arc<ServerStats>,
@@ -259,6 +317,8 @@ pub struct Pipeline {
     ensemble: Option<Box<ensemble::Ensemble>>,
     /// A leader's requests waiting for room in ZAB's window (see `admission`).
     admissions: admission::Admissions,
+    /// Set by the runtime: cores without connections are sent no batch.
+    presence: Option<Arc<CorePresence>>,
 }
 
 fn wall_clock_ms() -> i64 {
@@ -322,6 +382,7 @@ impl Pipeline {
             rebase_from: None,
             ensemble: None,
             admissions: admission::Admissions::default(),
+            presence: None,
             config,
             stats,
             tree,
@@ -334,6 +395,12 @@ impl Pipeline {
             replies: (0..core_count).map(|_| Vec::new()).collect(),
             started: Instant::now(),
         }
+    }
+
+    /// Cores without connections are sent no batch (see `CorePresence`).
+    pub fn with_presence(mut self, presence: Arc<CorePresence>) -> Pipeline {
+        self.presence = Some(presence);
+        self
     }
 
     fn monotonic_ms(&self) -> i64 {
@@ -1283,9 +1350,19 @@ impl Pipeline {
                 .published_zxid
                 .store(step.version.zxid, Ordering::SeqCst);
         }
+        if let (Some(presence), Some(step)) = (&self.presence, sealed.steps.last()) {
+            presence.publish(&step.version);
+        }
         let steps = Arc::new(sealed.steps);
         for ((core, sender), replies) in self.cores.iter().enumerate().zip(sealed.replies) {
             if steps.is_empty() && replies.is_empty() {
+                continue;
+            }
+            let idle = self
+                .presence
+                .as_ref()
+                .is_some_and(|presence| presence.is_idle(core));
+            if idle && replies.is_empty() {
                 continue;
             }
             let batch = CoreBatch {

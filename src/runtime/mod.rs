@@ -16,8 +16,8 @@ use crate::fourlw::{admin_loop, AdminHub};
 use crate::metrics::ServerStats;
 use crate::net::{accept_loop, touch_report_interval, ConnectionCounts, CoreShared, CoreState};
 use crate::pipeline::driver::{
-    CoreBatch, CoreReply, LogChannels, Pipeline, PipelineInput, PipelineStart, QuorumStart,
-    Snapshots,
+    CoreBatch, CorePresence, CoreReply, LogChannels, Pipeline, PipelineInput, PipelineStart,
+    QuorumStart, Snapshots,
 };
 use crate::quorum::member::{MemberDisk, TcpLinks};
 use crate::quorum::transport::TransportLimits;
@@ -323,6 +323,7 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     }
 
     let initial = Arc::new(tree.clone());
+    let presence = Arc::new(CorePresence::new(cores, initial.clone()));
     let mut snapshots = Snapshots::new(
         config.data_dir.clone(),
         config.data_log_dir.clone(),
@@ -349,7 +350,8 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
         batch_senders.clone(),
         Some(LogChannels { appends, events }),
         Some(snapshots),
-    );
+    )
+    .with_presence(presence.clone());
     let pipeline = match quorum_state {
         Some((quorum, zab_config, durable)) => {
             stats
@@ -407,6 +409,7 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
         let initial = initial.clone();
         let connection_counts = connection_counts.clone();
         let admin = admin.clone();
+        let presence = presence.clone();
         let ready = ready_sender.clone();
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("core-{core}"))
@@ -430,6 +433,7 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                     connection_counts,
                     admin,
                     core_count: cores,
+                    presence,
                 };
                 let state = Rc::new(CoreState::new(core, shared, initial, batches.clone()));
                 let dispatcher_state = state.clone();
