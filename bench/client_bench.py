@@ -230,6 +230,9 @@ def run_zk_load(zk_load, target, point, out, stem, duration_s, warmup_s):
            "--root", "/zk-load-%s" % stem.replace(".", "-"),
            "--json", str(json_path)] + point.extra
     before = standalone.mntr(target.commit_port())
+    # The machine's 1-minute load average when the run starts: on a shared machine, what else
+    # competed for the two cores.
+    load = (preflight.read("/proc/loadavg", "?") or "?").split()[0]
     started = time.monotonic()
     try:
         r = subprocess.run(cmd, capture_output=True, text=True,
@@ -245,6 +248,7 @@ def run_zk_load(zk_load, target, point, out, stem, duration_s, warmup_s):
     (out / "runs" / (stem + ".txt")).write_text(" ".join(cmd) + "\n\n" + stdout + stderr)
     report = json.loads(json_path.read_text()) if json_path.exists() else None
     record = {"point": point.key, "server": target.name, "stem": stem, "status": status,
+              "load_average_1m": load,
               "elapsed_s": elapsed, "command": cmd, "report": report,
               # Transactions and log syncs (mntr) over the whole zk-load process, setup and
               # cleanup included: context, not a figure of the window.
@@ -288,6 +292,7 @@ def aggregate(records):
         "reps": len(reports),
         "ops_per_second": mean([r["ops_per_second"] for r in reports]),
         "ops_per_second_each": [r["ops_per_second"] for r in reports],
+        "load_each": [r["load_average_1m"] for r in records if r["report"] is not None],
         "server_cpu_us_per_op": (sum(cpu) * 1e6 / ops) if ops and None not in cpu else None,
         "client_cpu_us_per_op": (sum(client) * 1e6 / ops) if ops else None,
         "errors": sum(r["errors"] for r in reports),
@@ -367,9 +372,10 @@ def build_table(mode_title, matrix, agg, probes, host, args, started, zk_version
                 lines.append("- set 1x1, %s: p50 %s µs = %.1f × floor p50; p99 %s µs = %.1f × floor p99"
                              % (LABEL[name], num(a["p50_us"]), a["p50_us"] / floor["p50_us"],
                                 num(a["p99_us"]), a["p99_us"] / floor["p99_us"]))
-    lines += ["", "Each repetition (ops/s), zk-load's own CPU per op (its tokio thread and the "
-              "client library's I/O thread), errors:", "",
-              "| point | server | ops/s each | client CPU µs/op | errors |",
+    lines += ["", "Each repetition (ops/s, and the machine's 1-minute load average as it started), "
+              "zk-load's own CPU per op (its tokio thread and the client library's I/O thread), "
+              "errors:", "",
+              "| point | server | ops/s each (load) | client CPU µs/op | errors |",
               "|---|---|---|---:|---|"]
     for p in matrix:
         for name in SERVERS:
@@ -380,7 +386,8 @@ def build_table(mode_title, matrix, agg, probes, host, args, started, zk_version
             if a["failed_runs"]:
                 errors += " (**%d failed run(s)**)" % a["failed_runs"]
             lines.append("| %s | %s | %s | %s | %s |" % (
-                p.key, LABEL[name], ", ".join(num(v) for v in a["ops_per_second_each"]),
+                p.key, LABEL[name], ", ".join("%s (%s)" % (num(v), l) for v, l in zip(
+                    a["ops_per_second_each"], a["load_each"])),
                 num(a["client_cpu_us_per_op"], 1), errors))
     return "\n".join(lines) + "\n"
 
