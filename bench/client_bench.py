@@ -34,8 +34,9 @@ default collector, full JIT).
 Before the window of each run zk-load creates its root and keys (setup, not timed) and after
 it deletes them; between runs every server must answer `srvr` (a wedged server fails the run).
 The hardware floor for a single write is printed beside set 1x1: one fdatasync (rk-bench probe
-disk in the data directory) plus one loopback round trip (rk-bench probe loopback), measured
-before the servers start.
+disk in the data directory) plus one loopback round trip (rk-bench probe loopback), probed
+before the servers start, between the warm-up and the matrix (servers idle) and after the
+matrix; the fastest fdatasync of the three is used.
 
 Output: bench/results/client-<mode>-<timestamp>/ with table.md (also printed), results.json,
 and runs/ (each zk-load command, its output and JSON). Exit status 1 if any run had an error.
@@ -207,8 +208,8 @@ def run_probes(rk_bench, args, out, when):
 
 
 def hardware_floor(probes):
-    """One fdatasync + one loopback round trip, per quantile, from the probe run (before or after
-    the matrix) with the faster disk: on a shared machine the slower one measured the neighbours."""
+    """One fdatasync + one loopback round trip, per quantile, from the probe run with the fastest
+    fdatasync p50: on a shared machine the slower ones measured the neighbours."""
     runs = [p for p in probes.values() if p.get("disk") and p.get("loopback")]
     if not runs:
         return None
@@ -359,8 +360,9 @@ def build_table(mode_title, matrix, agg, probes, host, args, started, zk_version
         lines += ["", "Hardware floor for one write: one fdatasync (rk-bench probe disk, 4 KiB "
                   "pwrite + fdatasync in the data directory: p50 %s µs, p99 %s µs) + one loopback "
                   "round trip (rk-bench probe loopback: p50 %s µs, p99 %s µs) = p50 %s µs, "
-                  "p99 %s µs. Probed with the servers stopped, before and after the matrix "
-                  "(fdatasync p50 %s); the faster is used."
+                  "p99 %s µs. Probed before the servers started, with them idle after the warm-up, "
+                  "and after the matrix with them stopped (fdatasync p50 %s); the fastest is used: "
+                  "on this shared virtual disk the others measured the neighbours' I/O."
                   % (num(floor["disk"]["p50_us"], 1), num(floor["disk"]["p99_us"], 1),
                      num(floor["loopback"]["p50_us"], 1), num(floor["loopback"]["p99_us"], 1),
                      num(floor["p50_us"], 1), num(floor["p99_us"], 1),
@@ -489,6 +491,11 @@ def main():
             for name in SERVERS:
                 warmups.append(run_zk_load(zk_load, targets[name], p, out, "warmup-%s-%s" % (
                     p.key, name), seconds, 0.5))
+
+        # fdatasync latency on this (virtual, shared) disk changes with what the neighbours do:
+        # probed a second time here, servers idle, between the warm-up and the matrix.
+        print("== probes again (servers idle after the warm-up)", flush=True)
+        probes["after-warmup"] = run_probes(rk_bench, args, out, "after-warmup")
 
         print("== matrix: %d points x %d repetitions x 2 servers, %gs + %gs each" % (
             len(matrix), args.reps, args.warmup_s, args.duration_s), flush=True)
