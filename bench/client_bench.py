@@ -259,7 +259,9 @@ def run_zk_load(zk_load, target, point, out, stem, duration_s, warmup_s):
         line = "%.0f ops/s, p50 %.0f us, p99 %.0f us, server CPU %s us/op, errors %d%s" % (
             report["ops_per_second"], lat(report, "p50_us") or 0, lat(report, "p99_us") or 0,
             "%.1f" % report["server_cpu_us_per_op"] if report["server_cpu_us_per_op"] else "n/a",
-            report["errors"], " %s" % report["errors_by_kind"] if report["errors"] else "")
+            report["errors"], " %s by server %s" % (report["errors_by_kind"],
+                                                    report.get("errors_by_server"))
+            if report["errors"] else "")
     else:
         line = "FAILED (status %s): %s" % (status, (stderr or stdout).strip()[-300:])
     if silent:
@@ -298,6 +300,7 @@ def aggregate(records):
         "client_cpu_us_per_op": (sum(client) * 1e6 / ops) if ops else None,
         "errors": sum(r["errors"] for r in reports),
         "errors_by_kind": {},
+        "errors_by_server": {},
         "failed_runs": sum(1 for r in records if not r["ok"]),
     }
     for field in ("p50_us", "p99_us", "p999_us"):
@@ -306,6 +309,8 @@ def aggregate(records):
     for r in reports:
         for k, v in r["errors_by_kind"].items():
             out["errors_by_kind"][k] = out["errors_by_kind"].get(k, 0) + v
+        for k, v in r.get("errors_by_server", {}).items():
+            out["errors_by_server"][k] = out["errors_by_server"].get(k, 0) + v
     return out
 
 
@@ -384,7 +389,8 @@ def build_table(mode_title, matrix, agg, probes, host, args, started, zk_version
             a = agg.get((p.key, name))
             if a is None:
                 continue
-            errors = "%d %s" % (a["errors"], a["errors_by_kind"]) if a["errors"] else "0"
+            errors = ("%d %s, by server %s" % (a["errors"], a["errors_by_kind"], a["errors_by_server"])
+                      if a["errors"] else "0")
             if a["failed_runs"]:
                 errors += " (**%d failed run(s)**)" % a["failed_runs"]
             lines.append("| %s | %s | %s | %s | %s |" % (

@@ -46,6 +46,14 @@ fn main() -> ExitCode {
         }
     };
     raise_file_limit();
+    // The client library logs through `tracing`: why a session left SyncConnected ("enter state
+    // Disconnected due to ..."), reconnects. Off unless asked for, e.g. ZK_LOAD_LOG=info.
+    if let Ok(filter) = std::env::var("ZK_LOAD_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let json_path = options.json.clone();
     // One thread runs every session's tasks (the issue's setting: tokio with 1 worker).
     let runtime = match tokio::runtime::Builder::new_current_thread()

@@ -250,6 +250,7 @@ fn spawn_slot(
     options: Rc<Options>,
     keys: Rc<Vec<String>>,
     value: Rc<[u8]>,
+    server: String,
     session: usize,
     slot: usize,
 ) -> JoinHandle<SlotEnd> {
@@ -342,8 +343,10 @@ fn spawn_slot(
                     }
                 }
                 Err(failure) => {
+                    shared.stats.borrow_mut().record_failed(finished - started);
                     shared.stats.borrow_mut().error(
                         &failure.kind,
+                        Some(&server),
                         format!("session {session} slot {slot}: {}", failure.detail),
                         in_window,
                     );
@@ -407,7 +410,16 @@ pub async fn run(options: Options) -> Result<Report, String> {
         })
         .await
     };
-    let clients: Vec<zk::Client> = slots.borrow_mut().drain(..).flatten().collect();
+    // The connected sessions, each with the address of its server (session i of the options is
+    // on server i mod n; a session that failed to connect leaves no gap here).
+    let (servers_of, clients): (Vec<String>, Vec<zk::Client>) = slots
+        .borrow_mut()
+        .drain(..)
+        .enumerate()
+        .filter_map(|(i, client)| {
+            client.map(|c| (options.servers[i % options.servers.len()].to_string(), c))
+        })
+        .unzip();
     let connect_failures = connect_errors.len() as u64;
     if clients.is_empty() {
         return Err(format!(
@@ -429,6 +441,7 @@ pub async fn run(options: Options) -> Result<Report, String> {
     for (session, client) in clients.iter().enumerate() {
         let mut watcher = client.state_watcher();
         let shared = shared.clone();
+        let server = servers_of[session].clone();
         tokio::task::spawn_local(async move {
             loop {
                 let state = watcher.changed().await;
@@ -439,6 +452,7 @@ pub async fn run(options: Options) -> Result<Report, String> {
                     let in_window = shared.recording.get();
                     shared.stats.borrow_mut().error(
                         "Disconnected",
+                        Some(&server),
                         format!("session {session}: connection lost (the client reconnects)"),
                         in_window,
                     );
@@ -461,6 +475,7 @@ pub async fn run(options: Options) -> Result<Report, String> {
                 options.clone(),
                 keys.clone(),
                 value.clone(),
+                servers_of[session].clone(),
                 session,
                 slot,
             ));
@@ -491,10 +506,12 @@ pub async fn run(options: Options) -> Result<Report, String> {
             Ok(Ok(end)) => ends.push(end),
             Ok(Err(e)) => {
                 unanswered += 1;
-                shared
-                    .stats
-                    .borrow_mut()
-                    .error("TaskFailed", format!("load task: {e}"), false);
+                shared.stats.borrow_mut().error(
+                    "TaskFailed",
+                    None,
+                    format!("load task: {e}"),
+                    false,
+                );
             }
             Err(_) => unanswered += 1,
         }
@@ -611,12 +628,14 @@ pub async fn run(options: Options) -> Result<Report, String> {
             }
             by_kind
         },
+        errors_by_server: stats.errors_by_server.clone(),
         error_samples: stats.error_samples.clone(),
         connect_failures,
         sessions_lost: shared.sessions_lost.get(),
         unanswered_at_end: unanswered,
         cleanup_errors,
         latencies: stats.latency_rows(window),
+        failed_latency: stats.failed_row(window),
         server_cpu,
         server_cpu_seconds,
         server_cpu_us_per_op: server_cpu_seconds.and_then(per_op),

@@ -12,6 +12,15 @@ const LATENCY_MAX_NS: u64 = 60_000_000_000;
 /// Error messages kept for the report, beyond the counts by kind.
 const ERROR_SAMPLES_MAX: usize = 10;
 
+fn new_histogram() -> Histogram<u64> {
+    // 3 significant digits from 1 ns to 60 s; the bounds are constants, valid by construction.
+    Histogram::new_with_bounds(1, LATENCY_MAX_NS, 3).unwrap_or_else(|_| unreachable!())
+}
+
+fn latency_ns(latency: Duration) -> u64 {
+    (latency.as_nanos() as u64).clamp(1, LATENCY_MAX_NS)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     Set,
@@ -31,11 +40,18 @@ impl Kind {
 
 pub struct Stats {
     histograms: BTreeMap<Kind, Histogram<u64>>,
+    /// Time from send to the error, for requests that failed (all phases): tells a request the
+    /// server never answered (the client gives up on the connection after 8 of its ticks) from a
+    /// connection the server closed.
+    failed: Option<Histogram<u64>>,
     pub operations: u64,
     /// Every error, warm-up and window alike (an error is never a warm-up artefact to ignore).
     pub errors: u64,
     pub errors_in_window: u64,
     pub errors_by_kind: BTreeMap<String, u64>,
+    /// Errors of the load by the server the session was connected to (setup, cleanup and task
+    /// failures have none).
+    pub errors_by_server: BTreeMap<String, u64>,
     pub error_samples: Vec<String>,
 }
 
@@ -43,27 +59,42 @@ impl Stats {
     pub fn new() -> Stats {
         Stats {
             histograms: BTreeMap::new(),
+            failed: None,
             operations: 0,
             errors: 0,
             errors_in_window: 0,
             errors_by_kind: BTreeMap::new(),
+            errors_by_server: BTreeMap::new(),
             error_samples: Vec::new(),
         }
     }
 
     pub fn record(&mut self, kind: Kind, latency: Duration) {
-        let histogram = self.histograms.entry(kind).or_insert_with(|| {
-            // 3 significant digits from 1 ns to 60 s; the bounds are constants, valid by construction.
-            Histogram::new_with_bounds(1, LATENCY_MAX_NS, 3).unwrap_or_else(|_| unreachable!())
-        });
-        let ns = (latency.as_nanos() as u64).clamp(1, LATENCY_MAX_NS);
-        histogram.saturating_record(ns);
+        let histogram = self.histograms.entry(kind).or_insert_with(new_histogram);
+        histogram.saturating_record(latency_ns(latency));
         self.operations += 1;
     }
 
-    /// `what` names the failure's kind (the client's error variant, or a check that failed).
-    pub fn error(&mut self, what: &str, detail: String, in_window: bool) {
+    /// A request that failed after `latency` (its error is counted by `error`).
+    pub fn record_failed(&mut self, latency: Duration) {
+        self.failed
+            .get_or_insert_with(new_histogram)
+            .saturating_record(latency_ns(latency));
+    }
+
+    pub fn failed_row(&self, window: Duration) -> Option<LatencyRow> {
+        self.failed
+            .as_ref()
+            .map(|h| LatencyRow::from_histogram("failed", h, window))
+    }
+
+    /// `what` names the failure's kind (the client's error variant, or a check that failed);
+    /// `server` the address of the session's server.
+    pub fn error(&mut self, what: &str, server: Option<&str>, detail: String, in_window: bool) {
         self.errors += 1;
+        if let Some(server) = server {
+            *self.errors_by_server.entry(server.to_string()).or_insert(0) += 1;
+        }
         if in_window {
             self.errors_in_window += 1;
         }
@@ -138,6 +169,7 @@ pub struct Report {
     pub errors: u64,
     pub errors_in_window: u64,
     pub errors_by_kind: BTreeMap<String, u64>,
+    pub errors_by_server: BTreeMap<String, u64>,
     pub error_samples: Vec<String>,
     pub connect_failures: u64,
     pub sessions_lost: u64,
@@ -145,6 +177,8 @@ pub struct Report {
     pub unanswered_at_end: u64,
     pub cleanup_errors: u64,
     pub latencies: Vec<LatencyRow>,
+    /// Send-to-error time of the requests that failed, warm-up included (None if none did).
+    pub failed_latency: Option<LatencyRow>,
     pub server_cpu: Vec<ProcessCpu>,
     /// Sum over `server_cpu`; None when no --server-pid was given or one could not be read.
     pub server_cpu_seconds: Option<f64>,
@@ -192,13 +226,14 @@ impl Report {
             ));
         }
         out.push_str(&format!(
-            "total: {} ops in {:.2} s = {:.0} ops/s; errors {} ({} in the window) {:?}; connect failures {}; sessions lost {}; unanswered at end {}; cleanup errors {}\n",
+            "total: {} ops in {:.2} s = {:.0} ops/s; errors {} ({} in the window) {:?} by server {:?}; connect failures {}; sessions lost {}; unanswered at end {}; cleanup errors {}\n",
             self.operations,
             self.window_seconds,
             self.ops_per_second,
             self.errors,
             self.errors_in_window,
             self.errors_by_kind,
+            self.errors_by_server,
             self.connect_failures,
             self.sessions_lost,
             self.unanswered_at_end,
@@ -217,6 +252,12 @@ impl Report {
                 "server CPU: not measured (no --server-pid); client CPU {:.3} s\n",
                 self.client_cpu_seconds
             )),
+        }
+        if let Some(row) = &self.failed_latency {
+            out.push_str(&format!(
+                "failed requests: {}, send to error p50 {:.0} us, p99 {:.0} us, max {:.0} us\n",
+                row.count, row.p50_us, row.p99_us, row.max_us
+            ));
         }
         for sample in &self.error_samples {
             out.push_str(&format!("  error: {sample}\n"));
@@ -253,10 +294,16 @@ mod tests {
     fn errors_are_counted_by_kind_with_bounded_samples() {
         let mut s = Stats::new();
         for i in 0..20 {
-            s.error("ConnectionLoss", format!("sample {i}"), i % 2 == 0);
+            s.error(
+                "ConnectionLoss",
+                Some("127.0.0.1:1"),
+                format!("sample {i}"),
+                i % 2 == 0,
+            );
         }
         assert_eq!((s.errors, s.errors_in_window), (20, 10));
         assert_eq!(s.errors_by_kind["ConnectionLoss"], 20);
+        assert_eq!(s.errors_by_server["127.0.0.1:1"], 20);
         assert_eq!(s.error_samples.len(), ERROR_SAMPLES_MAX);
     }
 }
