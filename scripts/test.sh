@@ -2,7 +2,8 @@
 # The whole default test suite, as CI runs it (.ci/run calls exactly this).
 #
 #   1. installs the reference server and the real clients (scripts/install-test-deps.sh)
-#   2. the gates: cargo fmt --check, cargo clippy --all-targets -D warnings
+#   2. the gates: cargo fmt --check, cargo clippy --all-targets -D warnings, over the whole
+#      workspace (the server, rk-bench, and bench/zk-load, the generator on a real client library)
 #   3. cargo test: unit tests, codec golden files and property tests, rk-bench self-test
 #   4. the compatibility suites (tests/compat): every scenario through real clients against
 #      Apache ZooKeeper and ringkeeper, Kazoo and Curator recipes, the C client and zkCli,
@@ -20,11 +21,11 @@ scripts/install-test-deps.sh
 
 echo "== gates"
 cargo fmt --all -- --check
-cargo clippy --all-targets --release -- -D warnings
+cargo clippy --all-targets --release --workspace -- -D warnings
 
 echo "== cargo test"
-cargo build --release --bins
-cargo test --release
+cargo build --release --workspace --bins
+cargo test --release --workspace
 
 echo "== crash test: kill -9 under concurrent writes, restart, every acknowledged write present"
 RINGKEEPER_BIN="$PWD/target/release/ringkeeper" /usr/bin/python3 scripts/crash-test.py --kills 10
