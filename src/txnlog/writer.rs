@@ -15,8 +15,8 @@ use tracing::{info, warn};
 use crate::storage::{Storage, StorageFile};
 
 use super::format::{
-    encode_batch, encode_segment_header, parse_segment_name, scan_segment, segment_name, Ending,
-    LogRecord, BLOCK_BYTES,
+    encode_batch, encode_segment_header, parse_segment_name, segment_name, Ending, LogRecord,
+    BLOCK_BYTES,
 };
 
 /// Settings of the writer (zoo.cfg: preAllocSize, forceSync, fsync.warningthresholdms).
@@ -398,8 +398,9 @@ impl LogWriter {
         let Some((_, path)) = segments.last() else {
             return Ok(());
         };
-        let bytes = self.storage.read(path)?;
-        let scan = scan_segment(&bytes).map_err(|error| {
+        // Only the used prefix: the rest of a preallocated segment is zeros.
+        let (bytes, scan) = super::recovery::read_used_prefix(&*self.storage, path, i64::MIN)?;
+        let scan = scan.map_err(|error| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!("segment {} cannot be truncated: {error}", path.display()),
@@ -452,7 +453,13 @@ impl LogWriter {
             // Left by a crash during an earlier truncation: never read by recovery.
             self.storage.remove(&temporary)?;
         }
-        let length = (bytes.len() as u64).max(rewritten.len() as u64);
+        // As large as the segment was preallocated (the prefix read may be shorter), so the
+        // appends that follow change no allocation metadata.
+        let length = self
+            .settings
+            .segment_bytes
+            .max(bytes.len() as u64)
+            .max(rewritten.len() as u64);
         let mut file = self.storage.create(&temporary, length)?;
         file.write_at(0, &rewritten)?;
         file.sync_data()?;
