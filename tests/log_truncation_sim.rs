@@ -521,10 +521,12 @@ fn reset_then_snapshot_then_append_recovers_the_leaders_state() {
     }
 }
 
-/// A storage that counts the bytes read through it, over the simulated disk.
+/// A storage that counts the bytes read through it, and remembers the files created, over
+/// the simulated disk.
 struct CountingReads {
     disk: SimDisk,
     read_bytes: std::sync::atomic::AtomicU64,
+    created: std::sync::Mutex<Vec<PathBuf>>,
 }
 
 impl CountingReads {
@@ -556,6 +558,9 @@ impl Storage for CountingReads {
         path: &Path,
         preallocate_bytes: u64,
     ) -> std::io::Result<Box<dyn ringkeeper::storage::StorageFile>> {
+        if let Ok(mut created) = self.created.lock() {
+            created.push(path.to_path_buf());
+        }
         self.disk.create(path, preallocate_bytes)
     }
     fn open(&self, path: &Path) -> std::io::Result<Box<dyn ringkeeper::storage::StorageFile>> {
@@ -583,6 +588,7 @@ fn truncation_reads_only_the_used_prefix_of_a_preallocated_segment() {
     let counting = Arc::new(CountingReads {
         disk: SimDisk::new(7),
         read_bytes: std::sync::atomic::AtomicU64::new(0),
+        created: std::sync::Mutex::new(Vec::new()),
     });
     let storage: Arc<dyn Storage> = counting.clone();
     let big = WriterSettings {
@@ -625,4 +631,58 @@ fn truncation_reads_only_the_used_prefix_of_a_preallocated_segment() {
     let recovered = recover(&counting.disk, Path::new(LOG), 0, 1 << 20)
         .unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(recovered.last_zxid, zxid(1, 23));
+}
+
+/// A TRUNC takes the prepared spare segment for the rewritten one rather than creating (on a
+/// real disk: zero-filling and syncing) a whole segment while the learner waits (issue 16),
+/// and a new spare is prepared after it.
+#[test]
+fn truncation_uses_the_prepared_spare_segment() {
+    let counting = Arc::new(CountingReads {
+        disk: SimDisk::new(8),
+        read_bytes: std::sync::atomic::AtomicU64::new(0),
+        created: std::sync::Mutex::new(Vec::new()),
+    });
+    let storage: Arc<dyn Storage> = counting.clone();
+    let spares = WriterSettings {
+        prepare_spare_segments: true,
+        ..settings()
+    };
+    let tail = LogTail {
+        segment: None,
+        next_batch: 1,
+    };
+    let mut log =
+        LogWriter::new(storage.clone(), spares, tail).unwrap_or_else(|error| panic!("{error}"));
+    let mut workload = Workload::new(8, TreeVersion::new());
+    for batch in 0..4 {
+        let records: Vec<LogRecord> = (1..=5)
+            .map(|i| workload.record(zxid(1, batch * 5 + i)))
+            .collect();
+        log.write_batch(&records)
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
+    // The first roll-over started preparing a spare on a thread of its own.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !log.spare_ready() {
+        assert!(std::time::Instant::now() < deadline, "no spare within 10 s");
+        std::thread::yield_now();
+    }
+    assert!(log.truncate(zxid(1, 12)).is_ok());
+    let created = counting
+        .created
+        .lock()
+        .map(|created| created.clone())
+        .unwrap_or_default();
+    assert!(
+        !created
+            .iter()
+            .any(|path| path.to_string_lossy().ends_with(".truncate")),
+        "the truncation created a segment: {created:?}"
+    );
+    drop(log);
+    let recovered = recover(&counting.disk, Path::new(LOG), 0, 1 << 20)
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(recovered.last_zxid, zxid(1, 12));
+    assert_eq!(recovered.records.len(), 12);
 }
