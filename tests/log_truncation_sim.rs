@@ -520,3 +520,169 @@ fn reset_then_snapshot_then_append_recovers_the_leaders_state() {
         break;
     }
 }
+
+/// A storage that counts the bytes read through it, and remembers the files created, over
+/// the simulated disk.
+struct CountingReads {
+    disk: SimDisk,
+    read_bytes: std::sync::atomic::AtomicU64,
+    created: std::sync::Mutex<Vec<PathBuf>>,
+}
+
+impl CountingReads {
+    fn count(&self, bytes: &[u8]) {
+        self.read_bytes
+            .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Storage for CountingReads {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.disk.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        self.disk.list(dir)
+    }
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        let bytes = self.disk.read(path)?;
+        self.count(&bytes);
+        Ok(bytes)
+    }
+    fn read_at(&self, path: &Path, offset: u64, length: usize) -> std::io::Result<Vec<u8>> {
+        let bytes = self.disk.read_at(path, offset, length)?;
+        self.count(&bytes);
+        Ok(bytes)
+    }
+    fn create(
+        &self,
+        path: &Path,
+        preallocate_bytes: u64,
+    ) -> std::io::Result<Box<dyn ringkeeper::storage::StorageFile>> {
+        if let Ok(mut created) = self.created.lock() {
+            created.push(path.to_path_buf());
+        }
+        self.disk.create(path, preallocate_bytes)
+    }
+    fn open(&self, path: &Path) -> std::io::Result<Box<dyn ringkeeper::storage::StorageFile>> {
+        self.disk.open(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.disk.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.disk.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.disk.sync_dir(dir)
+    }
+}
+
+/// A learner's TRUNC reads only the used part of a preallocated segment, as recovery does: the
+/// log is written with O_DIRECT, so the rest (zeros, 64 MiB by default) is a cold read of
+/// hundreds of milliseconds before the learner can follow its new leader (issue 16). The
+/// truncated segment keeps its preallocated size, so later appends allocate nothing.
+#[test]
+fn truncation_reads_only_the_used_prefix_of_a_preallocated_segment() {
+    // Four times recovery's first read (4 MiB), which is all that needs reading here.
+    const BIG_SEGMENT_BYTES: u64 = 16 << 20;
+    let counting = Arc::new(CountingReads {
+        disk: SimDisk::new(7),
+        read_bytes: std::sync::atomic::AtomicU64::new(0),
+        created: std::sync::Mutex::new(Vec::new()),
+    });
+    let storage: Arc<dyn Storage> = counting.clone();
+    let big = WriterSettings {
+        segment_bytes: BIG_SEGMENT_BYTES,
+        ..settings()
+    };
+    let tail = LogTail {
+        segment: None,
+        next_batch: 1,
+    };
+    let mut log =
+        LogWriter::new(storage.clone(), big, tail).unwrap_or_else(|error| panic!("{error}"));
+    let mut workload = Workload::new(7, TreeVersion::new());
+    for batch in 0..10 {
+        let records: Vec<LogRecord> = (1..=5)
+            .map(|i| workload.record(zxid(1, batch * 5 + i)))
+            .collect();
+        log.write_batch(&records)
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
+    let segment = Path::new(LOG).join(ringkeeper::txnlog::format::segment_name(zxid(1, 1)));
+    counting
+        .read_bytes
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+    assert!(log.truncate(zxid(1, 23)).is_ok());
+    let read = counting
+        .read_bytes
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        read < BIG_SEGMENT_BYTES / 2,
+        "the truncation read {read} bytes of a {BIG_SEGMENT_BYTES}-byte segment"
+    );
+    let length = counting
+        .disk
+        .open(&segment)
+        .and_then(|file| file.len())
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(length, BIG_SEGMENT_BYTES, "the preallocation is kept");
+    drop(log);
+    let recovered = recover(&counting.disk, Path::new(LOG), 0, 1 << 20)
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(recovered.last_zxid, zxid(1, 23));
+}
+
+/// A TRUNC takes the prepared spare segment for the rewritten one rather than creating (on a
+/// real disk: zero-filling and syncing) a whole segment while the learner waits (issue 16),
+/// and a new spare is prepared after it.
+#[test]
+fn truncation_uses_the_prepared_spare_segment() {
+    let counting = Arc::new(CountingReads {
+        disk: SimDisk::new(8),
+        read_bytes: std::sync::atomic::AtomicU64::new(0),
+        created: std::sync::Mutex::new(Vec::new()),
+    });
+    let storage: Arc<dyn Storage> = counting.clone();
+    let spares = WriterSettings {
+        prepare_spare_segments: true,
+        ..settings()
+    };
+    let tail = LogTail {
+        segment: None,
+        next_batch: 1,
+    };
+    let mut log =
+        LogWriter::new(storage.clone(), spares, tail).unwrap_or_else(|error| panic!("{error}"));
+    let mut workload = Workload::new(8, TreeVersion::new());
+    for batch in 0..4 {
+        let records: Vec<LogRecord> = (1..=5)
+            .map(|i| workload.record(zxid(1, batch * 5 + i)))
+            .collect();
+        log.write_batch(&records)
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
+    // The first roll-over started preparing a spare on a thread of its own.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !log.spare_ready() {
+        assert!(std::time::Instant::now() < deadline, "no spare within 10 s");
+        std::thread::yield_now();
+    }
+    assert!(log.truncate(zxid(1, 12)).is_ok());
+    let created = counting
+        .created
+        .lock()
+        .map(|created| created.clone())
+        .unwrap_or_default();
+    assert!(
+        !created
+            .iter()
+            .any(|path| path.to_string_lossy().ends_with(".truncate")),
+        "the truncation created a segment: {created:?}"
+    );
+    drop(log);
+    let recovered = recover(&counting.disk, Path::new(LOG), 0, 1 << 20)
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(recovered.last_zxid, zxid(1, 12));
+    assert_eq!(recovered.records.len(), 12);
+}

@@ -49,7 +49,7 @@ impl Harness {
             PipelineStart {
                 tree: TreeVersion::new(),
                 sessions: Vec::new(),
-                secret: [1; 16],
+                secret: ringkeeper::session::SessionSecrets::only([1; 16]),
                 server_id: 0,
             },
             vec![core_sender],

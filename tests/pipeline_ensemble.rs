@@ -286,7 +286,7 @@ impl Ensemble {
                 PipelineStart {
                     tree: TreeVersion::new(),
                     sessions: Vec::new(),
-                    secret: [7; 16],
+                    secret: ringkeeper::session::SessionSecrets::only([7; 16]),
                     server_id: id as u8,
                 },
                 vec![core_sender],

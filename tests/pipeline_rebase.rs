@@ -55,7 +55,7 @@ fn spawn_pipeline(
         PipelineStart {
             tree,
             sessions: Vec::new(),
-            secret: [3; 16],
+            secret: ringkeeper::session::SessionSecrets::only([3; 16]),
             server_id: 0,
         },
         vec![core_sender],

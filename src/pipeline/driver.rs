@@ -27,7 +27,7 @@ use crate::jute::response::{
     connect_frame, encode_multi, header_frame, record_frame, reply_frame, OpResult,
 };
 use crate::metrics::ServerStats;
-use crate::session::{ConnRef, SessionTable};
+use crate::session::{ConnRef, SessionSecrets, SessionTable};
 use crate::tree::acl::AuthIds;
 use crate::tree::{NodeKind, TreeVersion, Txn, TxnResult, WatchTrigger};
 use crate::txnlog::format::LogRecord;
@@ -205,11 +205,11 @@ impl Snapshots {
 }
 
 /// The state the pipeline starts from: the recovered tree, the sessions open in it (id,
-/// timeout), and the secret session passwords derive from.
+/// timeout), and the secrets session passwords derive from.
 pub struct PipelineStart {
     pub tree: TreeVersion,
     pub sessions: RecoveredSessions,
-    pub secret: [u8; 16],
+    pub secret: SessionSecrets,
     /// Goes into the top byte of the session ids this server creates (`myid` in an ensemble,
     /// 0 standalone), so servers of an ensemble never create the same id.
     pub server_id: u8,
@@ -1517,7 +1517,7 @@ mod tests {
             PipelineStart {
                 tree: TreeVersion::new(),
                 sessions: Vec::new(),
-                secret: [3; 16],
+                secret: crate::session::SessionSecrets::only([3; 16]),
                 server_id: 0,
             },
             vec![core],

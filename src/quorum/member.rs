@@ -10,6 +10,7 @@ use crossbeam_channel::Sender;
 
 use crate::config::QuorumConfig;
 use crate::pipeline::driver::{QuorumDisk, QuorumLinks};
+use crate::session::{SessionSecrets, ENSEMBLE_SECRET};
 use crate::snapshot::{MappedSnapshot, SessionRecord};
 use crate::storage::Storage;
 use crate::tree::TreeVersion;
@@ -88,11 +89,24 @@ impl QuorumLinks for TcpLinks {
     }
 }
 
-/// The session password secret of an ensemble: every server must derive the same passwords,
-/// since a client may resume its session on any of them. It is derived from the ensemble's
-/// membership, so, as with ZooKeeper's fixed secret, a session's password is only as secret
-/// as its id and the server list.
-pub fn ensemble_secret(config: &QuorumConfig) -> [u8; 16] {
+/// The session password secrets of an ensemble member: every member derives passwords from
+/// [`ENSEMBLE_SECRET`], which depends on nothing in its zoo.cfg, so a session moves to any
+/// member whatever each member's `server.N` lines say about the others (see the constant for
+/// why that is as safe as ZooKeeper). Passwords of the derivation used before (a hash of this
+/// member's `server.N` lines, [`legacy_ensemble_secret`]) are still accepted on resume, so
+/// clients holding one keep their sessions across an upgrade; the reply to that resume carries
+/// the new password.
+pub fn ensemble_secrets(config: &QuorumConfig) -> SessionSecrets {
+    SessionSecrets {
+        current: ENSEMBLE_SECRET,
+        accepted: vec![legacy_ensemble_secret(config)],
+    }
+}
+
+/// The secret of ringkeeper up to and including 502bc7c: derived from every member's host and
+/// ports as this member's configuration writes them, so members whose files spell the ensemble
+/// differently disagreed on passwords. Kept only to accept the passwords it produced.
+pub fn legacy_ensemble_secret(config: &QuorumConfig) -> [u8; 16] {
     use sha1::{Digest, Sha1};
     let mut hasher = Sha1::new();
     hasher.update(b"ringkeeper ensemble session secret\n");

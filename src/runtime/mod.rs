@@ -21,6 +21,7 @@ use crate::pipeline::driver::{
 };
 use crate::quorum::member::{MemberDisk, TcpLinks};
 use crate::quorum::transport::TransportLimits;
+use crate::session::SessionSecrets;
 use crate::storage::uring::UringStorage;
 use crate::storage::{load_or_create_secret, DiskStorage, Storage};
 use crate::txnlog::load::{durable_state, load_state, LoadedState};
@@ -224,11 +225,13 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     storage
         .create_dir_all(&config.data_log_dir)
         .map_err(storage_error)?;
-    // Every member of an ensemble derives the same session passwords: a session may resume on
-    // any of them.
+    // Every member of an ensemble derives the same session passwords, from nothing in its
+    // zoo.cfg: a session may resume on any of them.
     let secret = match &config.quorum {
-        Some(quorum) => crate::quorum::member::ensemble_secret(quorum),
-        None => load_or_create_secret(&*storage, &config.data_dir).map_err(storage_error)?,
+        Some(quorum) => crate::quorum::member::ensemble_secrets(quorum),
+        None => SessionSecrets::only(
+            load_or_create_secret(&*storage, &config.data_dir).map_err(storage_error)?,
+        ),
     };
     // The newest valid snapshot is the tree's base, mapped and read in place (an older one
     // is used when the newest fails validation), with the log after it replayed.

@@ -4,6 +4,17 @@
 //! Expiry follows ZooKeeper's `ExpiryQueue`: a session's deadline is rounded up to the next
 //! multiple of the tick, so sessions expire in batches once per tick, and any packet from the
 //! client moves the deadline forward (SessionTrackerImpl.touchSession).
+//!
+//! A session's password is not stored: it is the first 16 bytes of SHA-1(secret ‖ session id,
+//! big-endian), recomputed from the id whenever a session is created or recovered, and sent in
+//! every ConnectResponse (ZooKeeperServer.generatePasswd does the same with a fixed
+//! `superSecret`). In an ensemble a client may resume its session on any member, so every member
+//! must derive the same password: the secret is a constant that depends on nothing in the
+//! member's configuration (see [`ENSEMBLE_SECRET`] for why, and why that is as safe as
+//! ZooKeeper). A standalone server keeps a random secret of its own in its dataDir.
+//! [`SessionSecrets::accepted`] lets a server also accept passwords of an earlier derivation,
+//! so clients holding one keep their sessions across an upgrade; the reply to such a resume
+//! carries the current password, which the client uses from then on.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -31,7 +42,58 @@ pub struct SessionTable {
     buckets: BTreeMap<i64, HashSet<i64>>,
     tick_ms: i64,
     next_session_id: i64,
-    secret: [u8; 16],
+    secrets: SessionSecrets,
+}
+
+/// The secret every member of an ensemble derives session passwords from:
+/// SHA-1("ringkeeper ensemble session secret v2")[..16], a constant of the program.
+///
+/// Why a constant and not something from zoo.cfg: whatever a member reads from its own
+/// configuration (hosts, ports, even server ids and roles) can be written differently on
+/// another member (NAT, containers and Kubernetes list a server as `0.0.0.0` in its own file
+/// and reach the others through proxies), and changes on a rolling membership change, and then
+/// a moved session is refused with a password mismatch — a spurious expiry. None of it is
+/// secret either: server ids are small integers and the server lines are in every member's
+/// file. ZooKeeper derives its passwords from the session id and a fixed constant
+/// (ZooKeeperServer.generatePasswd seeds a java.util.Random with `id ^ superSecret`; its
+/// comment: "more of a checksum that's used in reconnection, which carries no security
+/// weight"), so in both servers a password is exactly as secret as its session id. The session id is not a secret (it is every
+/// ephemeral's `ephemeralOwner`, and `cons`/`dump` list it): the password guards against a
+/// client resuming a session it did not mean to (a stale or mistyped id), not against an
+/// attacker; authentication is per connection (addAuthInfo, SASL) and ACLs are what protect
+/// data, and a resumed session carries none of its old connection's authentication.
+pub const ENSEMBLE_SECRET: [u8; 16] = [
+    0xc2, 0x3e, 0x3d, 0xd0, 0x59, 0xf9, 0x10, 0xbf, 0x71, 0xa6, 0xcf, 0x80, 0xe6, 0x34, 0xad, 0xb6,
+];
+
+/// The secret passwords are derived from, and earlier secrets whose passwords are still
+/// accepted when a session is resumed (the derivation an older version of the server used).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSecrets {
+    pub current: [u8; 16],
+    pub accepted: Vec<[u8; 16]>,
+}
+
+impl SessionSecrets {
+    /// One secret, no earlier ones.
+    pub fn only(current: [u8; 16]) -> SessionSecrets {
+        SessionSecrets {
+            current,
+            accepted: Vec::new(),
+        }
+    }
+}
+
+/// The password of `session_id` under `secret`: SHA-1(secret ‖ id big-endian)[..16].
+pub fn password_with(secret: &[u8; 16], session_id: i64) -> [u8; 16] {
+    use sha1::{Digest, Sha1};
+    let mut hasher = Sha1::new();
+    hasher.update(secret);
+    hasher.update(session_id.to_be_bytes());
+    let digest = hasher.finalize();
+    let mut password = [0u8; 16];
+    password.copy_from_slice(&digest[..16]);
+    password
 }
 
 /// Why a reconnect with a session id was refused; the client then sees an expired session.
@@ -45,14 +107,14 @@ pub enum ResumeError {
 impl SessionTable {
     /// `server_id` goes into the top byte of session ids (SessionTrackerImpl.initializeNextSession),
     /// the clock into the next 40 bits, so ids do not repeat across restarts.
-    pub fn new(tick_ms: i64, server_id: u8, now_ms: i64, secret: [u8; 16]) -> SessionTable {
+    pub fn new(tick_ms: i64, server_id: u8, now_ms: i64, secrets: SessionSecrets) -> SessionTable {
         let base = ((now_ms << 24) as u64 >> 8) as i64;
         SessionTable {
             sessions: HashMap::new(),
             buckets: BTreeMap::new(),
             tick_ms: tick_ms.max(1),
             next_session_id: base | ((server_id as i64) << 56),
-            secret,
+            secrets,
         }
     }
 
@@ -63,14 +125,18 @@ impl SessionTable {
     /// The password of a session: a keyed hash of its id, so it can be recomputed after a
     /// restart without storing it, and cannot be guessed without the server's secret.
     pub fn password_for(&self, session_id: i64) -> [u8; 16] {
-        use sha1::{Digest, Sha1};
-        let mut hasher = Sha1::new();
-        hasher.update(self.secret);
-        hasher.update(session_id.to_be_bytes());
-        let digest = hasher.finalize();
-        let mut password = [0u8; 16];
-        password.copy_from_slice(&digest[..16]);
-        password
+        password_with(&self.secrets.current, session_id)
+    }
+
+    /// Whether `password` is the session's: its current password or one derived from an
+    /// earlier secret still accepted.
+    fn password_matches(&self, session: &Session, password: &[u8]) -> bool {
+        session.password[..] == *password
+            || self
+                .secrets
+                .accepted
+                .iter()
+                .any(|secret| password_with(secret, session.id)[..] == *password)
     }
 
     pub fn next_id(&mut self) -> i64 {
@@ -154,10 +220,13 @@ impl SessionTable {
         if session.closing {
             return (previous, Err(ResumeError::Closing));
         }
-        if session.password[..] != *password {
+        let session = &self.sessions[&id];
+        if !self.password_matches(session, password) {
             return (previous, Err(ResumeError::BadPassword));
         }
-        session.owner = Some(owner);
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.owner = Some(owner);
+        }
         self.touch(id, now_ms);
         (previous, Ok(()))
     }
@@ -253,7 +322,7 @@ mod tests {
 
     #[test]
     fn sessions_expire_at_the_tick_after_their_timeout() {
-        let mut table = SessionTable::new(2000, 0, 1_000_000, [7; 16]);
+        let mut table = SessionTable::new(2000, 0, 1_000_000, SessionSecrets::only([7; 16]));
         let id = table.next_id();
         table.add(id, 4000, Some(CONN), 1_000_000);
         assert!(table.expire(1_004_000).is_empty());
@@ -268,7 +337,7 @@ mod tests {
 
     #[test]
     fn touching_postpones_expiry() {
-        let mut table = SessionTable::new(2000, 0, 0, [7; 16]);
+        let mut table = SessionTable::new(2000, 0, 0, SessionSecrets::only([7; 16]));
         let id = table.next_id();
         table.add(id, 4000, None, 0);
         assert!(table.touch(id, 3000));
@@ -278,7 +347,7 @@ mod tests {
 
     #[test]
     fn resume_checks_the_password_and_returns_the_old_connection() {
-        let mut table = SessionTable::new(2000, 0, 0, [7; 16]);
+        let mut table = SessionTable::new(2000, 0, 0, SessionSecrets::only([7; 16]));
         let id = table.next_id();
         table.add(id, 4000, Some(CONN), 0);
         let password = table.password_for(id);
@@ -300,8 +369,56 @@ mod tests {
     }
 
     #[test]
+    fn the_ensemble_secret_is_the_documented_constant() {
+        use sha1::{Digest, Sha1};
+        let digest = Sha1::digest(b"ringkeeper ensemble session secret v2");
+        assert_eq!(ENSEMBLE_SECRET[..], digest[..16]);
+    }
+
+    #[test]
+    fn members_with_different_configurations_derive_the_same_password() {
+        // Two members of one ensemble: the password one hands out is accepted by the other,
+        // whatever their zoo.cfg files say (the secret comes from neither).
+        let mut creator = SessionTable::new(2000, 1, 0, SessionSecrets::only(ENSEMBLE_SECRET));
+        let mut other = SessionTable::new(2000, 2, 0, SessionSecrets::only(ENSEMBLE_SECRET));
+        let id = creator.next_id();
+        creator.add(id, 4000, Some(CONN), 0);
+        other.add(id, 4000, None, 0);
+        let password = creator.password_for(id);
+        assert_eq!(other.resume(id, &password, CONN, 10), (None, Ok(())));
+    }
+
+    #[test]
+    fn a_password_of_an_accepted_earlier_secret_resumes_the_session() {
+        // The upgrade path: a client holding a password derived from the secret the server
+        // used before keeps its session; a password of no known secret is still refused.
+        let legacy = [9; 16];
+        let mut table = SessionTable::new(
+            2000,
+            0,
+            0,
+            SessionSecrets {
+                current: ENSEMBLE_SECRET,
+                accepted: vec![legacy],
+            },
+        );
+        let id = table.next_id();
+        table.add(id, 4000, None, 0);
+        assert_ne!(password_with(&legacy, id), table.password_for(id));
+        assert_eq!(
+            table.resume(id, &password_with(&[8; 16], id), CONN, 10),
+            (None, Err(ResumeError::BadPassword))
+        );
+        assert_eq!(
+            table.resume(id, &password_with(&legacy, id), CONN, 10),
+            (None, Ok(()))
+        );
+    }
+
+    #[test]
     fn session_ids_carry_the_server_id_in_the_top_byte() {
-        let mut table = SessionTable::new(2000, 3, 1_700_000_000_000, [0; 16]);
+        let mut table =
+            SessionTable::new(2000, 3, 1_700_000_000_000, SessionSecrets::only([0; 16]));
         let first = table.next_id();
         assert_eq!(first >> 56, 3);
         assert_eq!(table.next_id(), first + 1);

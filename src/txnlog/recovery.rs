@@ -50,9 +50,18 @@ fn read_and_scan(
     path: &Path,
     decode_after: i64,
 ) -> Result<(Vec<u8>, Result<super::format::Scan, ScanError>), RecoveryError> {
-    let mut bytes = storage
-        .read_at(path, 0, FIRST_READ_BYTES)
-        .map_err(io_error(path))?;
+    read_used_prefix(storage, path, decode_after).map_err(io_error(path))
+}
+
+/// [`read_and_scan`] for the writer's truncation too (TRUNC from a leader): the log is written
+/// with O_DIRECT, so a whole 64 MiB segment is a cold read of hundreds of milliseconds that a
+/// learner would spend before it can follow its new leader.
+pub(crate) fn read_used_prefix(
+    storage: &dyn Storage,
+    path: &Path,
+    decode_after: i64,
+) -> std::io::Result<(Vec<u8>, Result<super::format::Scan, ScanError>)> {
+    let mut bytes = storage.read_at(path, 0, FIRST_READ_BYTES)?;
     let mut complete = bytes.len() < FIRST_READ_BYTES;
     loop {
         let scan = scan_segment_after(&bytes, decode_after);
@@ -62,9 +71,7 @@ fn read_and_scan(
             return Ok((bytes, scan));
         }
         let wanted = bytes.len();
-        let more = storage
-            .read_at(path, bytes.len() as u64, wanted)
-            .map_err(io_error(path))?;
+        let more = storage.read_at(path, bytes.len() as u64, wanted)?;
         complete = more.len() < wanted;
         bytes.extend_from_slice(&more);
     }

@@ -15,8 +15,8 @@ use tracing::{info, warn};
 use crate::storage::{Storage, StorageFile};
 
 use super::format::{
-    encode_batch, encode_segment_header, parse_segment_name, scan_segment, segment_name, Ending,
-    LogRecord, BLOCK_BYTES,
+    encode_batch, encode_segment_header, parse_segment_name, segment_name, Ending, LogRecord,
+    BLOCK_BYTES,
 };
 
 /// Settings of the writer (zoo.cfg: preAllocSize, forceSync, fsync.warningthresholdms).
@@ -154,6 +154,13 @@ impl LogWriter {
             Ok(handle) => self.spare = Some(handle),
             Err(error) => warn!("could not start preparing the next log segment: {error}"),
         }
+    }
+
+    /// Whether a spare segment has been prepared (its preparation has ended).
+    pub fn spare_ready(&self) -> bool {
+        self.spare
+            .as_ref()
+            .is_some_and(|handle| handle.is_finished())
     }
 
     /// The prepared spare, renamed to `path`, if it is ready; None otherwise.
@@ -398,8 +405,9 @@ impl LogWriter {
         let Some((_, path)) = segments.last() else {
             return Ok(());
         };
-        let bytes = self.storage.read(path)?;
-        let scan = scan_segment(&bytes).map_err(|error| {
+        // Only the used prefix: the rest of a preallocated segment is zeros.
+        let (bytes, scan) = super::recovery::read_used_prefix(&*self.storage, path, i64::MIN)?;
+        let scan = scan.map_err(|error| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!("segment {} cannot be truncated: {error}", path.display()),
@@ -452,8 +460,21 @@ impl LogWriter {
             // Left by a crash during an earlier truncation: never read by recovery.
             self.storage.remove(&temporary)?;
         }
-        let length = (bytes.len() as u64).max(rewritten.len() as u64);
-        let mut file = self.storage.create(&temporary, length)?;
+        // As large as the segment was preallocated (the prefix read may be shorter), so the
+        // appends that follow change no allocation metadata.
+        let length = self
+            .settings
+            .segment_bytes
+            .max(bytes.len() as u64)
+            .max(rewritten.len() as u64);
+        // The prepared spare when it is ready: creating a segment zero-fills it (see
+        // `storage::uring`), 64 MiB written and synced, hundreds of milliseconds that a learner
+        // would spend after its TRUNC before it can follow its new leader. The spare is zeros
+        // past what is written here, as the segment's tail must be.
+        let mut file = match self.take_spare(&temporary) {
+            Some(file) => file,
+            None => self.storage.create(&temporary, length)?,
+        };
         file.write_at(0, &rewritten)?;
         file.sync_data()?;
         drop(file);
@@ -468,6 +489,7 @@ impl LogWriter {
         self.file = Some(self.storage.open(path)?);
         self.offset = rewritten.len() as u64;
         self.next_batch = next_batch;
+        self.prepare_spare();
         Ok(())
     }
 

@@ -476,6 +476,33 @@ impl Peer {
             self.go_looking(now_ms, out);
             return;
         }
+        if let State::Leading(leader) = &mut self.state {
+            // A participant in a later election round than the one this leadership came from
+            // has left it: its followers only send notifications of the leader's round (in
+            // reply to lookers). Drop it now rather than after syncLimit ticks without its
+            // pings: a leader resumed after a pause (SIGSTOP, a long GC or VM stall) finds the
+            // notifications of the election held without it waiting in its socket, together
+            // with pings sent before its followers gave up, which would otherwise look fresh.
+            // ZooKeeper's leader learns the same from its followers closing their connections
+            // (LearnerHandler ends, Leader.lead's tick check sees no quorum of synced followers).
+            //
+            // Only a synced learner is dropped: one still joining may have sent a notification
+            // of a later round just before it decided to follow this leader, and the election
+            // and quorum links are separate streams, so that notification can arrive after its
+            // FollowerInfo; by the time a learner has acknowledged NEWLEADER, several round
+            // trips later, it no longer can.
+            let synced = leader.sessions.get(&from).is_some_and(|session| {
+                matches!(session.phase, SessionPhase::Forwarding { acked: Some(_) })
+            });
+            if n.round > leader.round && synced {
+                leader.sessions.remove(&from);
+                if leader.established && !Self::synced_quorum(leader, self.config.quorum()) {
+                    // Looking from here on, and this notification is the first of the
+                    // election: taken in below.
+                    self.go_looking(now_ms, out);
+                }
+            }
+        }
         let observer = self.config.is_observer();
         let own_vote = self.own_vote();
         let round = self.round;
@@ -657,6 +684,18 @@ impl Peer {
         }
     }
 
+    /// Whether the leader and the participants synced with it are a quorum.
+    fn synced_quorum(leader: &Leader, quorum: usize) -> bool {
+        let synced = 1 + leader
+            .sessions
+            .values()
+            .filter(|s| {
+                !s.observer && matches!(s.phase, SessionPhase::Forwarding { acked: Some(_) })
+            })
+            .count();
+        synced >= quorum
+    }
+
     fn fresh_conn(&mut self) -> u64 {
         self.next_conn += 1;
         self.next_conn
@@ -724,18 +763,10 @@ impl Peer {
                     }
                 }
                 if leader.established {
-                    let synced = 1 + leader
-                        .sessions
-                        .values()
-                        .filter(|s| {
-                            !s.observer
-                                && matches!(s.phase, SessionPhase::Forwarding { acked: Some(_) })
-                        })
-                        .count();
-                    if synced < quorum {
-                        Next::Looking
-                    } else {
+                    if Self::synced_quorum(leader, quorum) {
                         Next::Stay
+                    } else {
+                        Next::Looking
                     }
                 } else if now_ms.saturating_sub(leader.started_ms) > init_ms {
                     Next::Looking

@@ -458,3 +458,50 @@ fn a_learner_whose_chosen_leader_follows_another_joins_the_real_leader_at_once()
     }
     assert!(h.peers[&3].is_broadcasting());
 }
+
+/// A leader paused for longer than syncLimit (SIGSTOP, a GC or VM stall) is resumed with its
+/// followers' notifications of the election they held without it waiting in its socket: it
+/// drops each synced follower heard in a later round at once and, without a quorum, starts
+/// looking then, not syncLimit ticks later (the pings queued before its followers gave up
+/// would look fresh). ZooKeeper's leader learns it from its followers' closed connections.
+#[test]
+fn a_leader_hearing_its_followers_in_a_later_election_steps_down_at_once() {
+    let mut h = Harness::new(&[1, 2, 3], vec![DurableState::default(); 3], |_| {});
+    let leader = h.settle();
+    assert_eq!(leader, 3);
+    let now = h.now_ms;
+    let mut to_leader = Vec::new();
+    for id in [1, 2] {
+        let actions = h
+            .peers
+            .get_mut(&id)
+            .expect("peer")
+            .step(now, Input::Disconnected(3));
+        to_leader.extend(actions.into_iter().filter_map(|action| match action {
+            Action::Send {
+                to: 3,
+                message: message @ Message::Notification(_),
+            } => Some((id, message)),
+            _ => None,
+        }));
+    }
+    assert_eq!(
+        to_leader.len(),
+        2,
+        "each follower tells the old leader it looks"
+    );
+    let leader_peer = h.peers.get_mut(&3).expect("peer 3");
+    let (from, message) = to_leader[0].clone();
+    leader_peer.step(now, Input::Message { from, message });
+    assert!(
+        matches!(leader_peer.role(), Some(Role::Leading { .. })),
+        "one follower left: the leader and the other are still a quorum"
+    );
+    assert_eq!(leader_peer.leader_figures().map(|f| f.learners), Some(1));
+    let (from, message) = to_leader[1].clone();
+    let actions = leader_peer.step(now, Input::Message { from, message });
+    assert!(
+        actions.contains(&Action::RoleChanged(Role::Looking)),
+        "no quorum left: looking at once, without waiting for a tick"
+    );
+}

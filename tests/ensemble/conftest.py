@@ -70,11 +70,11 @@ class Ensembles:
         self.made = []
         self.clients = []
 
-    def __call__(self, kind, **kw):
+    def __call__(self, kind, cls=harness.Ensemble, **kw):
         reason = skip_reason(kind)
         if reason:
             pytest.skip(reason)
-        e = harness.Ensemble(kind, self.tmp_path, **kw)
+        e = cls(kind, self.tmp_path, **kw)
         self.made.append(e)
         return e
 
