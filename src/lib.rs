@@ -15,6 +15,7 @@
 pub mod config;
 pub mod fourlw;
 pub mod jute;
+pub mod memory;
 pub mod metrics;
 pub mod net;
 pub mod pipeline;

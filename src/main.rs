@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         )
         .with_target(false)
         .init();
-    ringkeeper::runtime::set_memory_release(collect_freed_memory);
+    ringkeeper::memory::set_memory_release(collect_freed_memory);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config = match ringkeeper::config::Config::from_args(&args) {
         Ok(config) => config,

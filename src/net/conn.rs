@@ -163,8 +163,9 @@ impl Conn {
         }
     }
 
-    /// The reply to this connection's oldest write arrived: send it, then serve the reads
-    /// that were waiting behind it, up to the next write.
+    /// The reply to this connection's oldest write arrived: send it. The reads waiting behind
+    /// it are served by `serve_ready_reads`, once the events of the version they are served
+    /// from are out.
     pub fn complete_write(&self, state: &CoreState, frame: Vec<u8>) {
         let front = self.queue.borrow_mut().pop_front();
         match front {
@@ -184,9 +185,12 @@ impl Conn {
                     other.is_some()
                 );
                 self.close("internal ordering error");
-                return;
             }
         }
+    }
+
+    /// Serves the reads at the front of the queue, up to the next write still in flight.
+    pub fn serve_ready_reads(&self, state: &CoreState) {
         loop {
             let next = {
                 let mut queue = self.queue.borrow_mut();

@@ -226,27 +226,46 @@ impl CoreState {
         }
     }
 
-    /// Applies one batch from the pipeline, step by step: the watch events of a step, then
-    /// its tree version, then the replies that follow it (each of which may release reads
-    /// queued behind its write, served from exactly that version).
+    /// Applies one batch from the pipeline, step by step. A step's version becomes the view
+    /// first; then, transaction by transaction, its watch events go out and the replies that
+    /// follow it, in ZooKeeper's order; then the reads those replies released are served,
+    /// from the step's version, after every event of it. Nothing else runs on this core
+    /// meanwhile, so no read anywhere sees the version before its events are sent.
     pub fn apply_batch(&self, batch: CoreBatch) {
         let mut replies = batch.replies.into_iter().peekable();
-        let mut deliver_through = |steps_done: usize, state: &CoreState| {
-            while let Some((_, reply)) = replies.next_if(|(after, _)| *after <= steps_done) {
-                state.deliver(reply);
+        let mut answered: Vec<Rc<Conn>> = Vec::new();
+        let mut deliver_through = |txns_done: usize, state: &CoreState, answered: &mut Vec<_>| {
+            while let Some((_, reply)) = replies.next_if(|(after, _)| *after <= txns_done) {
+                if let Some(conn) = state.deliver(reply) {
+                    answered.push(conn);
+                }
             }
         };
-        deliver_through(0, self);
-        for (index, step) in batch.steps.iter().enumerate() {
-            self.fire(&step.triggers);
+        let serve_reads = |answered: &mut Vec<Rc<Conn>>, state: &CoreState| {
+            for conn in answered.drain(..) {
+                conn.serve_ready_reads(state);
+            }
+        };
+        let mut txns_done = 0;
+        deliver_through(txns_done, self, &mut answered);
+        serve_reads(&mut answered, self);
+        for step in batch.steps.iter() {
             // A core that took a newer version when its first connection opened (it was
             // sent no batch while idle) never goes back to an older one.
             if step.version.zxid >= self.view.borrow().zxid {
                 *self.view.borrow_mut() = step.version.clone();
             }
-            deliver_through(index + 1, self);
+            let mut start = 0;
+            for &end in &step.trigger_ends {
+                self.fire(step.triggers.get(start..end).unwrap_or_default());
+                start = end;
+                txns_done += 1;
+                deliver_through(txns_done, self, &mut answered);
+            }
+            serve_reads(&mut answered, self);
         }
-        deliver_through(usize::MAX, self);
+        deliver_through(usize::MAX, self, &mut answered);
+        serve_reads(&mut answered, self);
     }
 
     /// Sends the notifications of one step's triggers to the watching connections.
@@ -279,7 +298,9 @@ impl CoreState {
         }
     }
 
-    fn deliver(&self, reply: CoreReply) {
+    /// Delivers one reply; a write's reply returns its connection, whose queued reads are
+    /// served once the events of the step are out.
+    fn deliver(&self, reply: CoreReply) -> Option<Rc<Conn>> {
         match reply {
             CoreReply::Frame {
                 conn_id,
@@ -287,12 +308,13 @@ impl CoreState {
                 close,
             } => {
                 let conn = self.conns.borrow().get(&conn_id).cloned();
-                if let Some(conn) = conn {
+                if let Some(conn) = &conn {
                     conn.complete_write(self, frame);
                     if close {
                         conn.close("session closed by the client");
                     }
                 }
+                return conn;
             }
             CoreReply::Connected {
                 conn_id,
@@ -320,6 +342,7 @@ impl CoreState {
                 }
             }
         }
+        None
     }
 
     /// Brings this core's view up to the newest published version before a read, so that no

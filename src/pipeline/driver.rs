@@ -38,7 +38,8 @@ use super::prep::{prep, PrepContext};
 
 mod admission;
 mod ensemble;
-pub use ensemble::{QuorumDisk, QuorumLinks, QuorumStart};
+pub use crate::quorum::{QuorumDisk, QuorumLinks};
+pub use ensemble::QuorumStart;
 
 /// How long after a rebase the pipeline returns the freed memory to the OS: time for the cores
 /// to move to the rebased version and drop the old ones.
@@ -89,12 +90,17 @@ pub enum PipelineInput {
 /// path (and every core drop them again). A step ends before a write that a read of the same
 /// connection waits in front of (`fenced`): that read must see the write before it and not
 /// this one (ZooKeeper runs a session's requests in order). Within a
-/// step, events of a later transaction may reach a client before the reply to its own
-/// earlier write of the same step (DESIGN.md: the order rules hold per batch).
+/// step the core switches to the step's version first, then, transaction by transaction, fires
+/// its events and sends the replies that follow it, in ZooKeeper's order (the event of
+/// transaction n, its reply, the event of n+1, ...); reads queued behind those replies are
+/// served once all of the step's events are out, so that no read shows a change before its
+/// event.
 #[derive(Debug)]
 pub struct Step {
     pub version: Arc<TreeVersion>,
     pub triggers: Vec<WatchTrigger>,
+    /// Per transaction of the step, in zxid order: the end of its triggers in `triggers`.
+    pub trigger_ends: Vec<usize>,
 }
 
 #[derive(Debug)]
@@ -122,7 +128,8 @@ pub enum CoreReply {
 }
 
 /// What the pipeline sends to one core per batch: the batch's steps (shared by every core)
-/// and this core's replies, each tagged with the number of steps that precede it.
+/// and this core's replies, each tagged with the number of the batch's transactions (over all
+/// its steps) that precede it.
 #[derive(Debug)]
 pub struct CoreBatch {
     pub steps: Arc<Vec<Step>>,
@@ -286,6 +293,7 @@ pub struct Pipeline {
     sessions: SessionTable,
     cores: Vec<CoreSender>,
     triggers: Vec<WatchTrigger>,
+    trigger_ends: Vec<usize>,
     steps: Vec<Step>,
     /// The tree has transactions that no step holds yet (`cut_step` makes one).
     uncut: bool,
@@ -389,6 +397,7 @@ impl Pipeline {
             sessions,
             cores,
             triggers: Vec::new(),
+            trigger_ends: Vec::new(),
             steps: Vec::new(),
             uncut: false,
             batch_txns: 0,
@@ -648,6 +657,7 @@ impl Pipeline {
         self.steps.push(Step {
             version: Arc::new(self.tree.clone()),
             triggers: std::mem::take(&mut self.triggers),
+            trigger_ends: std::mem::take(&mut self.trigger_ends),
         });
     }
 
@@ -655,12 +665,13 @@ impl Pipeline {
     pub(super) fn drop_uncut(&mut self) {
         self.uncut = false;
         self.triggers.clear();
+        self.trigger_ends.clear();
         self.batch_txns = 0;
     }
 
     fn reply(&mut self, conn: ConnRef, reply: CoreReply) {
-        // A reply follows the step that will hold the transactions applied so far.
-        let after_steps = self.steps.len() + usize::from(self.uncut);
+        // A reply follows the transactions applied so far in this batch.
+        let after_steps = self.batch_txns as usize;
         if let Some(queue) = self.replies.get_mut(conn.core) {
             queue.push((after_steps, reply));
         }
@@ -709,6 +720,7 @@ impl Pipeline {
                 }
                 self.uncut = true;
                 self.batch_txns += 1;
+                self.trigger_ends.push(self.triggers.len());
                 result
             }
             Err(broken) => {
@@ -1216,7 +1228,7 @@ impl Pipeline {
             .is_some_and(|due| Instant::now() >= due)
         {
             snapshots.release_memory_at = None;
-            crate::runtime::release_memory();
+            crate::memory::release_memory();
         }
     }
 
@@ -1287,7 +1299,7 @@ impl Pipeline {
                     purge(&data_dir, &log_dir, keep);
                 }
                 drop(version);
-                crate::runtime::release_memory();
+                crate::memory::release_memory();
                 running.store(false, Ordering::SeqCst);
             });
         if spawned.is_err() {
@@ -1559,15 +1571,22 @@ mod tests {
         }
     }
 
-    /// The xid of each reply and the version it follows, in delivery order.
+    /// The xid of each reply and the version of the step it is delivered in (the step of the
+    /// transaction it follows), in delivery order.
     fn replies_with_versions(batch: &CoreBatch) -> Vec<(i32, Arc<TreeVersion>)> {
+        let step_of_txn: Vec<usize> = batch
+            .steps
+            .iter()
+            .enumerate()
+            .flat_map(|(index, step)| std::iter::repeat_n(index, step.trigger_ends.len()))
+            .collect();
         batch
             .replies
             .iter()
             .filter_map(|(after, reply)| match reply {
                 CoreReply::Frame { frame, .. } => {
                     let xid = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-                    Some((xid, batch.steps[after - 1].version.clone()))
+                    Some((xid, batch.steps[step_of_txn[after - 1]].version.clone()))
                 }
                 _ => None,
             })

@@ -1,5 +1,5 @@
 //! [io] An ensemble member's links and disk, as the pipeline's ZAB shell uses them
-//! ([`crate::pipeline::driver::QuorumLinks`], [`crate::pipeline::driver::QuorumDisk`]).
+//! ([`super::QuorumLinks`], [`super::QuorumDisk`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
+use super::{QuorumDisk, QuorumLinks};
 use crate::config::QuorumConfig;
-use crate::pipeline::driver::{QuorumDisk, QuorumLinks};
 use crate::session::{SessionSecrets, ENSEMBLE_SECRET};
 use crate::snapshot::{MappedSnapshot, SessionRecord};
 use crate::storage::Storage;

@@ -24,7 +24,41 @@ pub mod wire;
 
 use crate::jute::records::Id;
 use crate::jute::request::Request;
-use crate::zab::{Message, Zxid};
+use crate::tree::TreeVersion;
+use crate::zab::{Epochs, Message, ServerId, Zxid};
+
+// What the pipeline's ensemble shell needs from the links and the disk. They belong here, with
+// the quorum layer that implements them (member.rs), not with the pipeline that uses them.
+
+/// Sends messages to other servers. Never blocks; a message to a server that cannot be
+/// reached is dropped (ZAB detects the loss through its link sequence numbers).
+pub trait QuorumLinks: Send {
+    /// Queues `message` for `to`; false when it was dropped at once (link down, queue full,
+    /// too large). A queued message can still be lost with its connection, which ZAB sees.
+    fn send(&self, to: ServerId, message: &Wire) -> bool;
+    /// Stops the links (bounded).
+    fn shutdown(self: Box<Self>) {}
+}
+
+/// What ZAB needs durably from this server's disk, besides the log writer.
+pub trait QuorumDisk: Send + Sync {
+    /// Persists the epochs (durable before it returns).
+    fn save_epochs(&self, epochs: &Epochs) -> Result<(), String>;
+    /// Encodes a snapshot of `version` with the open sessions, to send to a learner.
+    fn encode_snapshot(
+        &self,
+        version: &TreeVersion,
+        sessions: &[(i64, i32)],
+    ) -> Result<Vec<u8>, String>;
+    /// Validates and durably stores a snapshot received from the leader; returns its tree
+    /// and sessions.
+    fn install_snapshot(&self, bytes: &[u8]) -> Result<(TreeVersion, Vec<(i64, i32)>), String>;
+    /// Removes snapshots holding transactions above `zxid` (after a truncation there).
+    fn remove_snapshots_above(&self, zxid: Zxid) -> Result<(), String>;
+    /// Rebuilds the tree and sessions from disk with every record up to `zxid` (after the log
+    /// was truncated there).
+    fn reload(&self, zxid: Zxid) -> Result<(TreeVersion, Vec<(i64, i32)>), String>;
+}
 
 /// A message between two servers.
 #[derive(Debug, Clone, PartialEq)]

@@ -33,42 +33,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use crate::quorum::{Forwarded, Wire};
-use crate::zab::{
-    Action, DurableState, Epochs, Input, Message, Packet, Peer, Role, ServerId, Zxid,
-};
+use crate::quorum::{Forwarded, QuorumDisk, QuorumLinks, Wire};
+use crate::zab::{Action, DurableState, Input, Message, Packet, Peer, Role, ServerId, Zxid};
 
 use super::*;
-
-/// Sends messages to other servers. Never blocks; a message to a server that cannot be
-/// reached is dropped (ZAB detects the loss through its link sequence numbers).
-pub trait QuorumLinks: Send {
-    /// Queues `message` for `to`; false when it was dropped at once (link down, queue full,
-    /// too large). A queued message can still be lost with its connection, which ZAB sees.
-    fn send(&self, to: ServerId, message: &Wire) -> bool;
-    /// Stops the links (bounded).
-    fn shutdown(self: Box<Self>) {}
-}
-
-/// What ZAB needs durably from this server's disk, besides the log writer.
-pub trait QuorumDisk: Send + Sync {
-    /// Persists the epochs (durable before it returns).
-    fn save_epochs(&self, epochs: &Epochs) -> Result<(), String>;
-    /// Encodes a snapshot of `version` with the open sessions, to send to a learner.
-    fn encode_snapshot(
-        &self,
-        version: &TreeVersion,
-        sessions: &[(i64, i32)],
-    ) -> Result<Vec<u8>, String>;
-    /// Validates and durably stores a snapshot received from the leader; returns its tree
-    /// and sessions.
-    fn install_snapshot(&self, bytes: &[u8]) -> Result<(TreeVersion, Vec<(i64, i32)>), String>;
-    /// Removes snapshots holding transactions above `zxid` (after a truncation there).
-    fn remove_snapshots_above(&self, zxid: Zxid) -> Result<(), String>;
-    /// Rebuilds the tree and sessions from disk with every record up to `zxid` (after the log
-    /// was truncated there).
-    fn reload(&self, zxid: Zxid) -> Result<(TreeVersion, Vec<(i64, i32)>), String>;
-}
 
 /// Everything an ensemble member starts with.
 pub struct QuorumStart {
