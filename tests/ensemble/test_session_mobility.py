@@ -138,7 +138,11 @@ def test_sessions_move_between_all_members_whose_configs_differ(kind, natns, ens
         s.check_kept()
 
 
-def run_fault(kind, ensembles, fault):
+def run_fault(kind, ensembles, fault, pinned_reachable=True):
+    """`pinned_reachable`: whether the clients pinned to the leader can reach a serving server
+    throughout the fault. Behind a partition they cannot (only the isolated old leader is in
+    their list), so their sessions may expire, on ZooKeeper as on ringkeeper, once the fault
+    and the old leader's rejoin outlast their timeout; only the movers are checked then."""
     """Sessions under load on every member (clients that may move: the whole connect string)
     and pinned to the leader (its address only), through `fault(e, leader)`; returns
     (ensemble, old leader, sessions, seconds from the end of the fault until every member
@@ -166,20 +170,22 @@ def run_fault(kind, ensembles, fault):
                            for s in movers), 30, "every mover to write again")
     for s in every:
         s.stop_load()
-    for s in every:
+    for s in (every if pinned_reachable else movers):
         s.check_kept()
-    print("%s: recovered %.2f s after the fault ended" % (kind, recovery_s))
+    expired_pinned = sum(1 for s in pinned if s.lost.is_set())
+    print("%s: recovered %.2f s after the fault ended; %d of %d pinned sessions expired"
+          % (kind, recovery_s, expired_pinned, len(pinned)))
     return e, leader, every, recovery_s
 
 
-def test_partitioned_leader_with_divergent_configs_expires_no_session(kind, natns, ensembles):
+def test_partitioned_leader_with_divergent_configs_expires_no_reachable_session(kind, natns, ensembles):
     def partition(e, leader):
         e.cut(leader)
         new = e.wait_leader(30, exclude=[leader])
         assert new != leader
         time.sleep(2.0)  # the fault's duration: the majority serves without the old leader
         e.heal(leader)
-    e, leader, _, _ = run_fault(kind, ensembles, partition)
+    e, leader, _, _ = run_fault(kind, ensembles, partition, pinned_reachable=False)
     assert e.mode(leader) == "follower"
 
 
