@@ -5,12 +5,22 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::rc::Rc;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use crate::config::{Config, QuorumServer};
 use crate::metrics::{ServerMode, ServerStats};
-use crate::net::CoreState;
+use crate::tree::TreeVersion;
+
+/// What a four-letter word is answered from: the server's settings and counters, the asking
+/// core's tree version, and every core's admin queue (for connections and watches). The core
+/// that took the connection builds it; this module knows nothing of cores.
+pub struct WordContext<'a> {
+    pub config: &'a Config,
+    pub stats: &'a ServerStats,
+    pub admin: &'a AdminHub,
+    pub view: Arc<TreeVersion>,
+}
 
 /// The ZooKeeper release whose client-visible behaviour ringkeeper implements; clients read
 /// it from `srvr`/`envi` to decide which features to use.
@@ -72,7 +82,7 @@ pub struct AdminHub {
 }
 
 impl AdminHub {
-    async fn ask(&self, kind: AdminKind) -> Vec<AdminAnswer> {
+    pub async fn ask(&self, kind: AdminKind) -> Vec<AdminAnswer> {
         let mut answers = Vec::with_capacity(self.cores.len());
         for core in &self.cores {
             let (reply, receiver) = async_channel::bounded(1);
@@ -83,65 +93,6 @@ impl AdminHub {
             }
         }
         answers
-    }
-}
-
-/// Answers admin queries for one core.
-pub async fn admin_loop(state: Rc<CoreState>, queries: async_channel::Receiver<AdminQuery>) {
-    while let Ok(query) = queries.recv().await {
-        let mut answer = AdminAnswer::default();
-        match query.kind {
-            AdminKind::Connections => {
-                for conn in state.conns.borrow().values() {
-                    let stats = &conn.stats;
-                    let count = stats.latency_count.get();
-                    answer.connections.push(ConnInfo {
-                        remote: conn.remote.to_string(),
-                        outstanding: conn.outstanding(),
-                        received: stats.received.get(),
-                        sent: stats.sent.get(),
-                        session_id: conn.session_id.get(),
-                        last_op: stats.last_op.get(),
-                        established_ms: stats.established_ms.get(),
-                        timeout_ms: conn.timeout_ms.get(),
-                        last_xid: stats.last_xid.get(),
-                        last_zxid: stats.last_zxid.get(),
-                        last_response_ms: stats.last_response_ms.get(),
-                        last_latency_ms: stats.last_latency_ms.get(),
-                        latency_min_ms: stats.latency_min_ms.get(),
-                        latency_avg_ms: stats
-                            .latency_total_ms
-                            .get()
-                            .checked_div(count)
-                            .unwrap_or(0),
-                        latency_max_ms: stats.latency_max_ms.get(),
-                    });
-                }
-            }
-            AdminKind::ResetConnections => {
-                for conn in state.conns.borrow().values() {
-                    let stats = &conn.stats;
-                    stats.received.set(0);
-                    stats.sent.set(0);
-                    stats.latency_count.set(0);
-                    stats.latency_total_ms.set(0);
-                    stats.latency_min_ms.set(0);
-                    stats.latency_max_ms.set(0);
-                }
-            }
-            AdminKind::Watches => {
-                let watches = state.watches.borrow();
-                let conns = state.conns.borrow();
-                for (conn_id, paths) in watches.data.paths_by_conn() {
-                    let session = conns.get(&conn_id).map_or(0, |conn| conn.session_id.get());
-                    for path in paths {
-                        answer.watches.push((session, path.to_string()));
-                    }
-                }
-                answer.watch_count = watches.data.watch_count() + watches.child.watch_count();
-            }
-        }
-        let _ = query.reply.send(answer).await;
     }
 }
 
@@ -237,14 +188,14 @@ fn unsafe_free_getrlimit(limit: &mut libc::rlimit) -> bool {
     }
 }
 
-fn server_summary(state: &CoreState, out: &mut String) {
-    let view = state.view();
+fn server_summary(state: &WordContext, out: &mut String) {
+    let view = &state.view;
     // ZooKeeper's DataTree keeps the root under two keys ("" and "/") and counts both.
     // In an ensemble the zxid shows the epoch from synchronisation on, before its first
     // transaction, as ZooKeeper's lastProcessedZxid does.
     let zxid = view.zxid.max(state.stats.last_zxid.load(Ordering::Relaxed));
     out.push_str(&server_summary_text(
-        &state.stats,
+        state.stats,
         zxid,
         view.node_count() + 1,
     ));
@@ -492,8 +443,8 @@ fn connection_line(info: &ConnInfo, detailed: bool) -> String {
 }
 
 /// The whole answer to a four-letter word, sent before the connection closes.
-pub async fn answer(state: &Rc<CoreState>, word: &str, _conn_id: u64) -> String {
-    let config = &state.config;
+pub async fn answer(state: &WordContext<'_>, word: &str) -> String {
+    let config = state.config;
     if !config.four_letter_word_enabled(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
@@ -619,7 +570,7 @@ pub async fn answer(state: &Rc<CoreState>, word: &str, _conn_id: u64) -> String 
             }
         }
         "dump" => {
-            let view = state.view();
+            let view = &state.view;
             out.push_str("SessionTracker dump:\n");
             let sets = state.stats.session_sets();
             let total: usize = sets.iter().map(|(_, ids)| ids.len()).sum();
@@ -669,7 +620,7 @@ pub async fn answer(state: &Rc<CoreState>, word: &str, _conn_id: u64) -> String 
         }
         "mntr" => {
             let stats = &state.stats;
-            let view = state.view();
+            let view = &state.view;
             let (min, avg, max) = stats.latency();
             let watch_total: usize = state
                 .admin

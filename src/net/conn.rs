@@ -601,7 +601,13 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
             if let Ok(word) = std::str::from_utf8(head) {
                 if FOUR_LETTER_WORDS.contains(&word) {
                     let word = word.to_string();
-                    let answer = crate::fourlw::answer(state, &word, conn.id).await;
+                    let context = crate::fourlw::WordContext {
+                        config: &state.config,
+                        stats: &state.stats,
+                        admin: &state.admin,
+                        view: state.view(),
+                    };
+                    let answer = crate::fourlw::answer(&context, &word).await;
                     conn.send(answer.into_bytes());
                     conn.close("four-letter word answered");
                     return Ok(());

@@ -8,6 +8,7 @@
 //! from the version that contains that write. Reads with nothing ahead of them are served at
 //! once from the core's current version, without a lock and without leaving the core.
 
+pub mod admin;
 pub mod conn;
 
 use std::cell::{Cell, RefCell};

@@ -12,8 +12,9 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::fourlw::{admin_loop, AdminHub};
+use crate::fourlw::AdminHub;
 use crate::metrics::ServerStats;
+use crate::net::admin::admin_loop;
 use crate::net::{accept_loop, touch_report_interval, ConnectionCounts, CoreShared, CoreState};
 use crate::pipeline::driver::{
     CoreBatch, CorePresence, CoreReply, LogChannels, Pipeline, PipelineInput, PipelineStart,
