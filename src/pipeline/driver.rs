@@ -678,8 +678,8 @@ impl Pipeline {
     }
 
     /// Applies a validated transaction at the next zxid and logs it; in an ensemble, proposes
-    /// it (the leader's zxid). Err: the ensemble did not take it (not leading, too many
-    /// proposals in flight); nothing was applied.
+    /// it (the leader's zxid). Err: the ensemble did not take it (not leading; a full window
+    /// is kept away by the admission queue, which callers consult first); nothing was applied.
     fn commit(&mut self, txn: &Txn) -> Result<(i64, TxnResult), RejectReason> {
         if self.ensemble.is_some() {
             return self.propose(txn, None);

@@ -72,8 +72,9 @@ pub enum Wire {
     /// `zxid`; answer your client when `zxid` commits. Sent before the proposal itself.
     Proposed { id: u64, zxid: Zxid },
     /// Leader → learner: your forwarded request `id` was not proposed (the leader is not
-    /// broadcasting, or has too many proposals in flight). The learner drops the client's
-    /// connection, as a ZooKeeper server that loses its leader does.
+    /// broadcasting any more; a full proposal window only holds a request back, see
+    /// `pipeline/driver/admission.rs`). The learner drops the client's connection, as a
+    /// ZooKeeper server that loses its leader does.
     Rejected { id: u64 },
     /// Leader → learner: your `sync` `id` is answered; every write committed before the
     /// leader received it is at or below `zxid` (ZooKeeper's SYNC). Sent after the commit of
