@@ -1037,6 +1037,11 @@ impl Pipeline {
     /// Proposes the closeSession of a session whose timeout passed (already marked closing),
     /// with the ephemerals it owns at this point, and closes its connection here.
     fn expire_session(&mut self, session_id: i64) {
+        // An expiry that waited in the admission queue behind the session's own closeSession
+        // finds the session gone: nothing is left to close.
+        if self.sessions.get(session_id).is_none() {
+            return;
+        }
         let owner = self
             .sessions
             .get(session_id)
