@@ -36,6 +36,10 @@ enum Queued {
         xid: i32,
         request: Request,
         received: Instant,
+        /// The newest published zxid when it arrived: it is served from a version at least
+        /// that new (what any client may already have been told of), as a read with nothing
+        /// ahead of it is after `catch_up`.
+        newer_than: i64,
     },
 }
 
@@ -189,13 +193,19 @@ impl Conn {
         }
     }
 
-    /// Serves the reads at the front of the queue, up to the next write still in flight.
-    pub fn serve_ready_reads(&self, state: &CoreState) {
+    /// Serves the reads at the front of the queue, up to the next write still in flight, as
+    /// far as the core's view is new enough for them. True when a read at the front still
+    /// waits for a newer view (the core retries at its next step; see `CoreState::apply_batch`).
+    pub fn serve_ready_reads(&self, state: &CoreState) -> bool {
+        let view_zxid = state.view().zxid;
         loop {
             let next = {
                 let mut queue = self.queue.borrow_mut();
                 match queue.front() {
-                    Some(Queued::Read { .. }) => queue.pop_front(),
+                    Some(Queued::Read { newer_than, .. }) if *newer_than <= view_zxid => {
+                        queue.pop_front()
+                    }
+                    Some(Queued::Read { .. }) => return true,
                     _ => None,
                 }
             };
@@ -204,8 +214,9 @@ impl Conn {
                     xid,
                     request,
                     received,
+                    ..
                 }) => self.serve_read(state, xid, &request, received),
-                _ => break,
+                _ => return false,
             }
         }
     }
@@ -386,15 +397,24 @@ impl Conn {
                 auth: self.auth(),
                 fenced,
             });
-        } else if self.writes_in_flight.get() == 0 {
+        } else if self.queue.borrow().is_empty() {
             state.catch_up();
             self.serve_read(state, header.xid, &request, received);
         } else {
+            // Behind a write in flight, or behind reads that wait for a newer view.
+            let newer_than = state
+                .stats
+                .published_zxid
+                .load(std::sync::atomic::Ordering::SeqCst);
             self.queue.borrow_mut().push_back(Queued::Read {
                 xid: header.xid,
                 request,
                 received,
+                newer_than,
             });
+            if self.writes_in_flight.get() == 0 {
+                state.wait_for_view(self);
+            }
         }
         Ok(())
     }

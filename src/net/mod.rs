@@ -97,6 +97,8 @@ pub struct CoreState {
     capacity_freed: event_listener::Event,
     /// Connections whose reading is paused for backpressure (their sessions are touched).
     paused_connections: Cell<usize>,
+    /// Connections with a read at the front of their queue that waits for a newer view.
+    reads_waiting: RefCell<Vec<Rc<Conn>>>,
     /// This core's batch queue (also drained by its dispatcher task), for catching up.
     batches: async_channel::Receiver<CoreBatch>,
 }
@@ -122,6 +124,7 @@ impl CoreState {
             batches,
             outstanding: Cell::new(0),
             paused_connections: Cell::new(0),
+            reads_waiting: RefCell::new(Vec::new()),
             outstanding_share,
             capacity_freed: event_listener::Event::new(),
             core,
@@ -197,6 +200,18 @@ impl CoreState {
         }
     }
 
+    /// A read queued with no write ahead of it waits for the view to reach what was
+    /// published when it arrived; it is served at the end of the step that brings it.
+    pub fn wait_for_view(&self, conn: &Rc<Conn>) {
+        if !conn.serve_ready_reads(self) {
+            return;
+        }
+        let mut waiting = self.reads_waiting.borrow_mut();
+        if !waiting.iter().any(|other| Rc::ptr_eq(other, conn)) {
+            waiting.push(conn.clone());
+        }
+    }
+
     pub fn connection_paused(&self, paused: bool) {
         let count = self.paused_connections.get();
         self.paused_connections
@@ -242,9 +257,19 @@ impl CoreState {
                 }
             }
         };
+        // A released read is served once the view is as new as what was published when it
+        // arrived (another core may already have answered a later write of this batch), and
+        // before the step holding its connection's next write (which starts a step: fenced).
         let serve_reads = |answered: &mut Vec<Rc<Conn>>, state: &CoreState| {
-            for conn in answered.drain(..) {
-                conn.serve_ready_reads(state);
+            let waiting = std::mem::take(&mut *state.reads_waiting.borrow_mut());
+            for conn in waiting.into_iter().chain(answered.drain(..)) {
+                if conn.is_closed() || !conn.serve_ready_reads(state) {
+                    continue;
+                }
+                let mut still = state.reads_waiting.borrow_mut();
+                if !still.iter().any(|other| Rc::ptr_eq(other, &conn)) {
+                    still.push(conn);
+                }
             }
         };
         let mut txns_done = 0;
