@@ -779,11 +779,11 @@ impl Pipeline {
         }
         if request.session_id == 0 {
             if self.must_hold() {
-                self.hold(admission::Held::Connect {
+                self.hold(admission::Held::Client(PipelineInput::Connect {
                     conn,
                     request,
                     read_only_flag,
-                });
+                }));
                 return;
             }
             let session_id = self.sessions.next_id();
@@ -915,14 +915,14 @@ impl Pipeline {
         // A leader whose window is full holds the request back (unprepped, in order), and
         // takes it up as commits free the window: overload is never an error.
         if self.must_hold() {
-            self.hold(admission::Held::Write {
+            self.hold(admission::Held::Client(PipelineInput::Write {
                 conn,
                 session_id,
                 xid,
                 request,
                 auth: Arc::new(auth.to_vec()),
                 fenced,
-            });
+            }));
             return;
         }
         // Answers that take no transaction: an expired session, and sync (ordered behind

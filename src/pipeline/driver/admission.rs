@@ -28,21 +28,9 @@ use crate::zab::ServerId;
 /// A request that will make a proposal once the window has room.
 #[derive(Debug)]
 pub(super) enum Held {
-    /// A client write (or sync) received on this server.
-    Write {
-        conn: ConnRef,
-        session_id: i64,
-        xid: i32,
-        request: Request,
-        auth: AuthIds,
-        fenced: bool,
-    },
-    /// A new session's ConnectRequest received on this server.
-    Connect {
-        conn: ConnRef,
-        request: ConnectRequest,
-        read_only_flag: bool,
-    },
+    /// A client write (or sync), or a new session's ConnectRequest, received on this server:
+    /// kept as the core sent it, and handled as if it arrived now when admitted.
+    Client(PipelineInput),
     /// A learner's forwarded request.
     Forwarded {
         from: ServerId,
@@ -106,19 +94,10 @@ impl Pipeline {
             self.admissions.admitting = true;
             let zxid_before = self.tree.zxid;
             match held {
-                Held::Write {
-                    conn,
-                    session_id,
-                    xid,
-                    request,
-                    auth,
-                    fenced,
-                } => self.write(conn, session_id, xid, request, &auth, fenced),
-                Held::Connect {
-                    conn,
-                    request,
-                    read_only_flag,
-                } => self.connect(conn, request, read_only_flag),
+                Held::Client(input) => {
+                    // Only writes and connects are held; neither asks for shutdown.
+                    let _ = self.handle(input);
+                }
                 Held::Forwarded { from, id, request } => self.leader_forwarded(from, id, request),
                 Held::Expiry { session_id } => self.expire_session(session_id),
             }
@@ -148,7 +127,7 @@ impl Pipeline {
                     }
                 }
                 Held::Expiry { session_id } => self.sessions.reopen(session_id, now),
-                Held::Write { .. } | Held::Connect { .. } => {}
+                Held::Client(_) => {}
             }
         }
         self.stats.admission_queue.store(0, Ordering::Relaxed);
