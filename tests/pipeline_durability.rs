@@ -14,9 +14,8 @@ use ringkeeper::jute::records::{ConnectRequest, ReplyHeader, SyncRequest};
 use ringkeeper::jute::request::{Create, Request};
 use ringkeeper::jute::OpCode;
 use ringkeeper::metrics::ServerStats;
-use ringkeeper::pipeline::driver::{
-    CoreBatch, CoreReply, LogChannels, Pipeline, PipelineInput, PipelineStart,
-};
+use ringkeeper::pipeline::driver::{LogChannels, Pipeline, PipelineStart};
+use ringkeeper::pipeline::{CoreBatch, CoreReply, PipelineInput};
 use ringkeeper::session::ConnRef;
 use ringkeeper::tree::{acl, TreeVersion};
 use ringkeeper::txnlog::writer::{WriterEvent, WriterInput};

@@ -16,11 +16,10 @@ use ringkeeper::jute::records::{ConnectRequest, ReplyHeader, SyncRequest};
 use ringkeeper::jute::request::{Create, Request};
 use ringkeeper::jute::OpCode;
 use ringkeeper::metrics::{ServerMode, ServerStats};
-use ringkeeper::pipeline::driver::{
-    CoreBatch, CoreReply, Pipeline, PipelineInput, PipelineStart, QuorumDisk, QuorumLinks,
-    QuorumStart,
-};
+use ringkeeper::pipeline::driver::{Pipeline, PipelineStart, QuorumStart};
+use ringkeeper::pipeline::{CoreBatch, CoreReply, PipelineInput};
 use ringkeeper::quorum::{wire, Wire};
+use ringkeeper::quorum::{QuorumDisk, QuorumLinks};
 use ringkeeper::session::ConnRef;
 use ringkeeper::snapshot::SessionRecord;
 use ringkeeper::tree::{acl, TreeVersion};

@@ -15,9 +15,8 @@ use ringkeeper::jute::records::{ConnectRequest, SetDataRequest};
 use ringkeeper::jute::request::{Create, Request};
 use ringkeeper::jute::OpCode;
 use ringkeeper::metrics::ServerStats;
-use ringkeeper::pipeline::driver::{
-    CoreBatch, CoreReply, Pipeline, PipelineInput, PipelineStart, Snapshots,
-};
+use ringkeeper::pipeline::driver::{Pipeline, PipelineStart, Snapshots};
+use ringkeeper::pipeline::{CoreBatch, CoreReply, PipelineInput};
 use ringkeeper::session::ConnRef;
 use ringkeeper::tree::{acl, TreeVersion};
 

@@ -16,7 +16,7 @@ use crate::jute::protocol::{xid, ErrorCode, OpCode};
 use crate::jute::records::*;
 use crate::jute::request::{Request, RequestError};
 use crate::jute::response::{header_frame, record_frame};
-use crate::pipeline::driver::PipelineInput;
+use crate::pipeline::PipelineInput;
 use crate::read::{serve, ReadContext};
 use crate::session::ConnRef;
 use crate::tree::acl::{self, AuthIds};

@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::fourlw::AdminHub;
 use crate::metrics::ServerStats;
-use crate::pipeline::driver::{CoreBatch, CorePresence, CoreReply, PipelineInput};
+use crate::pipeline::{CoreBatch, CorePresence, CoreReply, PipelineInput};
 use crate::tree::{acl, TreeVersion};
 use crate::watch::WatchRegistry;
 

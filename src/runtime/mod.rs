@@ -16,10 +16,8 @@ use crate::fourlw::AdminHub;
 use crate::metrics::ServerStats;
 use crate::net::admin::admin_loop;
 use crate::net::{accept_loop, touch_report_interval, ConnectionCounts, CoreShared, CoreState};
-use crate::pipeline::driver::{
-    CoreBatch, CorePresence, CoreReply, LogChannels, Pipeline, PipelineInput, PipelineStart,
-    QuorumStart, Snapshots,
-};
+use crate::pipeline::driver::{LogChannels, Pipeline, PipelineStart, QuorumStart, Snapshots};
+use crate::pipeline::{CoreBatch, CorePresence, CoreReply, PipelineInput};
 use crate::quorum::member::{MemberDisk, TcpLinks};
 use crate::quorum::transport::TransportLimits;
 use crate::session::SessionSecrets;

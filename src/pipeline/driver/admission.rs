@@ -92,7 +92,7 @@ impl Pipeline {
                 break;
             };
             self.admissions.admitting = true;
-            let zxid_before = self.tree.zxid;
+            let zxid_before = self.batch.zxid();
             match held {
                 Held::Client(input) => {
                     // Only writes and connects are held; neither asks for shutdown.
@@ -104,7 +104,7 @@ impl Pipeline {
             self.admissions.admitting = false;
             // One request, one proposal at most: admission with room never holds again.
             assert!(
-                self.tree.zxid <= zxid_before + 1,
+                self.batch.zxid() <= zxid_before + 1,
                 "an admitted request made more than one proposal"
             );
         }

@@ -37,6 +37,7 @@ use crate::quorum::{Forwarded, QuorumDisk, QuorumLinks, Wire};
 use crate::zab::{Action, DurableState, Input, Message, Packet, Peer, Role, ServerId, Zxid};
 
 use super::*;
+use crate::pipeline::reply::refused_reply;
 
 /// Everything an ensemble member starts with.
 pub struct QuorumStart {
@@ -439,7 +440,7 @@ impl Pipeline {
             let epoch_start = crate::zab::make_zxid(ensemble.peer.epochs().current_epoch, 0);
             self.stats
                 .last_zxid
-                .fetch_max(epoch_start.max(self.tree.zxid), Ordering::Relaxed);
+                .fetch_max(epoch_start.max(self.batch.zxid()), Ordering::Relaxed);
             if let Some(since) = ensemble.looking_since.take() {
                 self.stats
                     .quorum
@@ -462,11 +463,25 @@ impl Pipeline {
             }
             info!(
                 "serving clients as {:?} at zxid {:#x}",
-                mode, self.tree.zxid
+                mode,
+                self.batch.zxid()
             );
         } else {
             self.stop_serving("this server lost its leader or quorum");
         }
+    }
+
+    /// Shutdown of a member: what is not committed now is not answered (the clients see
+    /// their connections close); what is, is published.
+    pub(super) fn quorum_finish(&mut self) {
+        let Some(ensemble) = self.ensemble.take() else {
+            return;
+        };
+        if let Some(log) = self.log.take() {
+            let _ = log.appends.send(WriterInput::Shutdown);
+        }
+        ensemble.shutdown();
+        self.release();
     }
 
     /// Leaves the serving state: every client connection closes, pending forwarded requests
@@ -503,17 +518,11 @@ impl Pipeline {
                 ensemble.unapplied.insert(zxid, record);
             }
         }
-        if was_leading && self.tree.zxid > published_zxid {
-            self.tree = (*self.published).clone();
+        if was_leading && self.batch.zxid() > published_zxid {
+            self.batch.abandon((*self.published).clone());
             self.recent_records
                 .retain(|record| record.zxid <= published_zxid);
             self.waiting.clear();
-            self.steps.clear();
-            self.drop_uncut();
-            self.session_changes.clear();
-            for queue in &mut self.replies {
-                queue.clear();
-            }
         }
         self.stats
             .quorum
@@ -558,7 +567,7 @@ impl Pipeline {
                 break;
             }
             let record = entry.remove();
-            if record.zxid <= self.tree.zxid {
+            if record.zxid <= self.batch.zxid() {
                 continue;
             }
             let fenced = self.ensemble.as_ref().is_some_and(|ensemble| {
@@ -569,7 +578,7 @@ impl Pipeline {
                     .is_some_and(|pending| matches!(pending, Pending::Request { fenced: true, .. }))
             });
             if fenced {
-                self.cut_step();
+                self.batch.cut_step();
             }
             let result = self.apply_txn(record.zxid, record.time_ms, &record.txn);
             self.after_committed(&record, &result);
@@ -580,7 +589,7 @@ impl Pipeline {
         );
         // A learner's tree holds only committed transactions; a leader's pending tree runs
         // ahead, and its batches are released up to the commit.
-        let release = if leading { zxid } else { self.tree.zxid };
+        let release = if leading { zxid } else { self.batch.zxid() };
         self.durable_zxid = self.durable_zxid.max(release);
         if let Some(ensemble) = self.ensemble.as_mut() {
             let mut answered = Vec::new();
@@ -765,7 +774,7 @@ impl Pipeline {
     ) {
         let now = self.monotonic_ms();
         if !self.sessions.touch(session_id, now) {
-            let frame = header_frame(xid, self.tree.zxid, ErrorCode::SessionExpired);
+            let frame = header_frame(xid, self.batch.zxid(), ErrorCode::SessionExpired);
             self.reply(
                 conn,
                 CoreReply::Frame {
@@ -847,7 +856,7 @@ impl Pipeline {
                 {
                     let frame = record_frame(
                         xid,
-                        self.tree.zxid,
+                        self.batch.zxid(),
                         &SyncResponse {
                             path: sync.path.clone(),
                         },
@@ -958,7 +967,7 @@ impl Pipeline {
                 ..
             } => {
                 if let Request::Sync(_) = request {
-                    let last = self.tree.zxid;
+                    let last = self.batch.zxid();
                     if let Some(ensemble) = self.ensemble.as_mut() {
                         let committed = ensemble.peer.committed_zxid();
                         if last <= committed {
@@ -990,7 +999,8 @@ impl Pipeline {
                         extended_types_enabled: self.config.extended_types_enabled,
                         skip_acl: self.config.skip_acl,
                     };
-                    prep(&self.tree, &request, &context).unwrap_or_else(|code| Txn::Error { code })
+                    prep(self.batch.tree(), &request, &context)
+                        .unwrap_or_else(|code| Txn::Error { code })
                 };
                 let closing = matches!(txn, Txn::CloseSession { .. });
                 if closing {
@@ -1019,7 +1029,7 @@ impl Pipeline {
     /// (None when `zxid` is not between the two).
     fn version_at(&self, zxid: Zxid) -> Option<TreeVersion> {
         let ensemble = self.ensemble.as_ref()?;
-        if zxid < self.published.zxid || zxid > self.tree.zxid {
+        if zxid < self.published.zxid || zxid > self.batch.zxid() {
             return None;
         }
         let mut tree = (*self.published).clone();
@@ -1042,15 +1052,15 @@ impl Pipeline {
 
     /// The leader sends a learner a snapshot of its history through `zxid`.
     fn send_snapshot(&mut self, to: ServerId, conn: u64, seq: u64, zxid: Zxid) {
-        let version = if self.tree.zxid == zxid {
-            Some(Arc::new(self.tree.clone()))
+        let version = if self.batch.zxid() == zxid {
+            Some(Arc::new(self.batch.tree().clone()))
         } else if self.published.zxid == zxid {
             Some(self.published.clone())
         } else {
             self.waiting
                 .iter()
                 .flat_map(|sealed| sealed.steps.iter())
-                .chain(self.steps.iter())
+                .chain(self.batch.steps().iter())
                 .find(|step| step.version.zxid == zxid)
                 .map(|step| step.version.clone())
         };
@@ -1144,7 +1154,7 @@ impl Pipeline {
                 self.log_failed(format!("removing snapshots above zxid {zxid:#x}: {reason}"));
             }
         }
-        if self.tree.zxid > zxid {
+        if self.batch.zxid() > zxid {
             // Only after a restart can the tree hold records that were never committed (the
             // whole log is replayed, as ZooKeeper does); rebuild it from the truncated log.
             let reloaded = match self.ensemble.as_ref() {
@@ -1244,8 +1254,7 @@ impl Pipeline {
         for (id, timeout_ms) in sessions {
             self.sessions.add(id, timeout_ms, None, now);
         }
-        self.tree = tree;
-        self.uncut = true;
-        self.durable_zxid = self.durable_zxid.max(self.tree.zxid);
+        self.batch.replace_tree(tree);
+        self.durable_zxid = self.durable_zxid.max(self.batch.zxid());
     }
 }

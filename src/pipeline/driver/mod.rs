@@ -1,0 +1,763 @@
+//! [io] The pipeline thread: the shells around the pure stages.
+//!
+//! The thread takes every write, connect and session message the cores send, in batches,
+//! and runs each through the stages: prep ([`super::prep`]: validate against the pending
+//! tree, ACLs, the transaction), apply ([`super::apply`]: the pending tree, cut into steps,
+//! with the replies that follow them) and publish ([`super::publish`]: the per-core batches).
+//! What differs between roles is when a sealed batch may be published and where its zxids
+//! come from, and that lives in the shells, the way ZooKeeper's roles are processor chains:
+//!
+//! - standalone ([`standalone`]): zxids are local; a batch is published once the log writer
+//!   reports it durable (PrepRequestProcessor → SyncRequestProcessor → FinalRequestProcessor);
+//! - ensemble ([`ensemble`]): the leader's zxids come from ZAB, a batch is published when ZAB
+//!   commits it, and learners forward writes (ProposalRequestProcessor / CommitProcessor,
+//!   FollowerRequestProcessor);
+//! - both: sessions ([`sessions`]), snapshots and rebases ([`snapshots`]), and the leader's
+//!   admission queue ([`admission`]).
+//!
+//! One thread, no stage thread: several batches are in flight at once (prep of batch n+1
+//! while batch n is being fsynced and acknowledged), each sealed batch waiting in order.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, Sender};
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::jute::protocol::ErrorCode;
+use crate::jute::records::*;
+use crate::jute::request::Request;
+use crate::jute::response::{header_frame, record_frame};
+use crate::metrics::ServerStats;
+use crate::session::{ConnRef, SessionSecrets, SessionTable};
+use crate::tree::{TreeVersion, Txn, TxnResult};
+use crate::txnlog::format::LogRecord;
+use crate::txnlog::writer::{WriterEvent, WriterInput};
+use crate::zab::RejectReason;
+
+use super::apply::Batch;
+use super::prep::{prep, PrepContext};
+use super::publish::{fan_out, CoreBatch, CorePresence, CoreReply, Sealed};
+use super::reply::write_reply;
+use super::PipelineInput;
+
+mod admission;
+mod ensemble;
+mod sessions;
+mod snapshots;
+mod standalone;
+pub use crate::quorum::{QuorumDisk, QuorumLinks};
+pub use ensemble::QuorumStart;
+pub use snapshots::Snapshots;
+
+/// The pipeline's end of the log writer's channels.
+pub struct LogChannels {
+    pub appends: Sender<WriterInput>,
+    pub events: Receiver<WriterEvent>,
+}
+
+/// The state the pipeline starts from: the recovered tree, the sessions open in it (id,
+/// timeout), and the secrets session passwords derive from.
+pub struct PipelineStart {
+    pub tree: TreeVersion,
+    pub sessions: RecoveredSessions,
+    pub secret: SessionSecrets,
+    /// Goes into the top byte of the session ids this server creates (`myid` in an ensemble,
+    /// 0 standalone), so servers of an ensemble never create the same id.
+    pub server_id: u8,
+}
+
+/// Sessions that survived a restart (replayed from the log), with their timeouts.
+pub type RecoveredSessions = Vec<(i64, i32)>;
+
+/// The sending side of a core's queue. The pipeline never blocks on a core.
+pub type CoreSender = async_channel::Sender<CoreBatch>;
+
+pub struct Pipeline {
+    config: Arc<Config>,
+    stats: Arc<ServerStats>,
+    /// The apply stage: the pending tree and the batch being built on it.
+    batch: Batch,
+    sessions: SessionTable,
+    cores: Vec<CoreSender>,
+    /// Records of the batch being built, for the log writer.
+    records: Vec<LogRecord>,
+    /// Sealed batches waiting for the log writer to make them durable, oldest first.
+    waiting: VecDeque<Sealed>,
+    /// Every record up to this zxid is durable.
+    durable_zxid: i64,
+    log: Option<LogChannels>,
+    snapshots: Option<Snapshots>,
+    snapshot_requested: bool,
+    started: Instant,
+    next_container_check_ms: i64,
+    next_session_dump_ms: i64,
+    /// The newest version the cores have been sent.
+    published: Arc<TreeVersion>,
+    /// Transactions applied to the tree and not yet published, and while a snapshot is being
+    /// written, every one after the snapshot's zxid: replayed onto the new snapshot to rebase
+    /// the live tree on it (see `rebase`).
+    recent_records: VecDeque<LogRecord>,
+    /// The zxid of the snapshot being written, whose completion will rebase the tree.
+    rebase_from: Option<i64>,
+    /// Set when the server is an ensemble member (zoo.cfg has `server.N` lines).
+    ensemble: Option<Box<ensemble::Ensemble>>,
+    /// A leader's requests waiting for room in ZAB's window (see `admission`).
+    admissions: admission::Admissions,
+    /// Set by the runtime: cores without connections are sent no batch.
+    presence: Option<Arc<CorePresence>>,
+}
+
+fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The super user's identity, used for the server's own requests (container reaping).
+fn server_auth() -> Vec<Id> {
+    vec![Id {
+        scheme: "super".into(),
+        id: String::new(),
+    }]
+}
+
+impl Pipeline {
+    /// A pipeline over the recovered state, whose writes are made durable through `log`
+    /// (None: in memory, every batch is durable at once — for tests).
+    pub fn new(
+        config: Arc<Config>,
+        stats: Arc<ServerStats>,
+        start: PipelineStart,
+        cores: Vec<CoreSender>,
+        log: Option<LogChannels>,
+        snapshots: Option<Snapshots>,
+    ) -> Pipeline {
+        let PipelineStart {
+            tree,
+            sessions: recovered_sessions,
+            secret,
+            server_id,
+        } = start;
+        let mut sessions = SessionTable::new(
+            config.tick_time_ms as i64,
+            server_id,
+            wall_clock_ms(),
+            secret,
+        );
+        // A recovered session gets a full timeout from now, as ZooKeeper does after a restart;
+        // its client reconnects within it or the session expires.
+        for (session_id, timeout_ms) in recovered_sessions {
+            sessions.add(session_id, timeout_ms, None, 0);
+        }
+        let core_count = cores.len();
+        let durable_zxid = tree.zxid;
+        stats.published_zxid.store(tree.zxid, Ordering::SeqCst);
+        Pipeline {
+            records: Vec::new(),
+            waiting: VecDeque::new(),
+            durable_zxid,
+            log,
+            snapshots,
+            snapshot_requested: false,
+            next_container_check_ms: config.container_check_interval_ms as i64,
+            next_session_dump_ms: 0,
+            published: Arc::new(tree.clone()),
+            recent_records: VecDeque::new(),
+            rebase_from: None,
+            ensemble: None,
+            admissions: admission::Admissions::default(),
+            presence: None,
+            config,
+            stats,
+            batch: Batch::new(tree, core_count),
+            sessions,
+            cores,
+            started: Instant::now(),
+        }
+    }
+
+    /// Cores without connections are sent no batch (see `CorePresence`).
+    pub fn with_presence(mut self, presence: Arc<CorePresence>) -> Pipeline {
+        self.presence = Some(presence);
+        self
+    }
+
+    fn monotonic_ms(&self) -> i64 {
+        self.started.elapsed().as_millis() as i64
+    }
+
+    /// Runs until Shutdown or until every core has gone.
+    ///
+    /// Pipelining: a sealed batch goes to the log writer and the loop goes straight back to
+    /// prepping the next one; replies and versions of a batch are published when the writer
+    /// reports it durable, in batch order. Reads never see a version that is not durable.
+    pub fn run(mut self, input: Receiver<PipelineInput>) {
+        let batch_max = self.config.limits.batch_requests_max.max(1);
+        let never = crossbeam_channel::never();
+        let never_inbound = crossbeam_channel::never();
+        let never_closed = crossbeam_channel::never();
+        let never_encoded = crossbeam_channel::never();
+        loop {
+            let now = self.monotonic_ms();
+            let mut wake_ms = self.next_container_check_ms.min(self.next_session_dump_ms);
+            if let Some(deadline) = self.sessions.next_deadline_ms() {
+                if self.ensemble.is_none() || self.quorum_role_for_clients() == Some(true) {
+                    wake_ms = wake_ms.min(deadline);
+                }
+            }
+            if let Some(ensemble) = &self.ensemble {
+                wake_ms = wake_ms.min(ensemble.next_timer_ms(now));
+            }
+            let wait = Duration::from_millis(wake_ms.saturating_sub(now).clamp(1, 1000) as u64);
+            let events = self.log.as_ref().map_or(&never, |log| &log.events);
+            let inbound = self
+                .ensemble
+                .as_ref()
+                .map_or(&never_inbound, |ensemble| &ensemble.inbound)
+                .clone();
+            let closed = self
+                .ensemble
+                .as_ref()
+                .map_or(&never_closed, |ensemble| &ensemble.closed)
+                .clone();
+            let encoded = self
+                .ensemble
+                .as_ref()
+                .map_or(&never_encoded, |ensemble| &ensemble.encoded.1)
+                .clone();
+            let mut shutdown = false;
+            crossbeam_channel::select! {
+                recv(encoded) -> done => {
+                    if let Ok((to, message)) = done {
+                        self.quorum_snapshot_encoded(to, message);
+                    }
+                },
+                recv(closed) -> from => {
+                    if let Ok(from) = from {
+                        self.quorum_closed(from);
+                    }
+                },
+                recv(inbound) -> message => {
+                    if let Ok((from, message)) = message {
+                        self.on_quorum_message(from, message);
+                        let mut taken = 1;
+                        while taken < batch_max {
+                            match inbound.try_recv() {
+                                Ok((from, message)) => {
+                                    self.on_quorum_message(from, message);
+                                    taken += 1;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                },
+                recv(input) -> message => match message {
+                    Ok(message) => {
+                        shutdown |= self.handle(message);
+                        let mut taken = 1;
+                        while taken < batch_max && !shutdown {
+                            match input.try_recv() {
+                                Ok(message) => {
+                                    shutdown |= self.handle(message);
+                                    taken += 1;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    Err(_) => shutdown = true,
+                },
+                recv(events) -> event => match event {
+                    Ok(event) => self.on_writer_event(event),
+                    Err(_) => self.log_failed("the log writer stopped".into()),
+                },
+                default(wait) => {}
+            }
+            self.quorum_timers();
+            self.rebase_on_written_snapshot();
+            self.housekeeping();
+            self.admit_held();
+            self.seal();
+            self.drain_writer_events();
+            self.release();
+            if shutdown {
+                self.finish();
+                break;
+            }
+        }
+        info!("pipeline stopped at zxid {:#x}", self.batch.zxid());
+    }
+
+    fn on_writer_event(&mut self, event: WriterEvent) {
+        match event {
+            WriterEvent::Durable { zxid, records, .. } => {
+                self.stats.log_batches.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .log_records
+                    .fetch_add(records as u64, Ordering::Relaxed);
+                if self.ensemble.is_some() {
+                    // In an ensemble, durability is ZAB's input; what is released is what
+                    // ZAB commits.
+                    self.quorum_durable(zxid);
+                } else {
+                    self.standalone_durable(zxid);
+                }
+            }
+            WriterEvent::Failed { reason } => self.log_failed(reason),
+        }
+    }
+
+    fn drain_writer_events(&mut self) {
+        loop {
+            let event = match &self.log {
+                Some(log) => log.events.try_recv(),
+                None => return,
+            };
+            match event {
+                Ok(event) => self.on_writer_event(event),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// The log is poisoned: nothing more may be acknowledged. Stop the server, loudly.
+    fn log_failed(&self, reason: String) -> ! {
+        error!("{reason}; no write after this point was acknowledged; stopping the server");
+        std::process::exit(74);
+    }
+
+    /// Ends the current batch: its records go to the log writer, its versions and replies
+    /// wait until they are durable (standalone) or committed (ensemble).
+    fn seal(&mut self) {
+        // In an ensemble a learner logs proposals that make no step until they commit.
+        self.flush_records();
+        if let Some(sealed) = self.batch.seal() {
+            self.waiting.push_back(sealed);
+        }
+    }
+
+    /// Hands the records appended since the last call to the log writer.
+    fn flush_records(&mut self) {
+        if self.records.is_empty() {
+            return;
+        }
+        let records = std::mem::take(&mut self.records);
+        let last = records.last().map_or(0, |record| record.zxid);
+        match &self.log {
+            Some(log) => {
+                if log.appends.send(WriterInput::Append(records)).is_err() {
+                    self.log_failed("the log writer stopped".into());
+                }
+            }
+            // In memory (tests): every record is durable at once.
+            None if self.ensemble.is_some() => self.quorum_durable(last),
+            None => self.standalone_durable(last),
+        }
+    }
+
+    /// Publishes every sealed batch that is durable, in order.
+    fn release(&mut self) {
+        while self
+            .waiting
+            .front()
+            .is_some_and(|sealed| sealed.last_zxid <= self.durable_zxid)
+        {
+            if let Some(sealed) = self.waiting.pop_front() {
+                self.publish(sealed);
+            }
+        }
+        self.maybe_snapshot();
+    }
+
+    /// Shutdown: everything sealed is flushed and published before the pipeline stops, so no
+    /// client is left waiting on a write that is in fact durable.
+    fn finish(&mut self) {
+        self.seal();
+        if self.ensemble.is_some() {
+            self.quorum_finish();
+        } else {
+            self.standalone_finish();
+        }
+    }
+
+    /// Queues a reply to `conn`, after the transactions applied so far in this batch.
+    fn reply(&mut self, conn: ConnRef, reply: CoreReply) {
+        self.batch.reply(conn.core, reply);
+    }
+
+    /// Applies a validated transaction at the next zxid and logs it; in an ensemble, proposes
+    /// it (the leader's zxid). Err: the ensemble did not take it (not leading; a full window
+    /// is kept away by the admission queue, which callers consult first); nothing was applied.
+    fn commit(&mut self, txn: &Txn) -> Result<(i64, TxnResult), RejectReason> {
+        if self.ensemble.is_some() {
+            return self.propose(txn, None);
+        }
+        Ok(self.standalone_commit(txn))
+    }
+
+    /// Applies a transaction to the pending tree at `zxid` (the apply stage). A transaction
+    /// that does not apply is a broken invariant of prep (or, in an ensemble, a diverged
+    /// replica): the server stops rather than serve a wrong tree.
+    fn apply_txn(&mut self, zxid: i64, time_ms: i64, txn: &Txn) -> TxnResult {
+        match self.batch.apply(zxid, time_ms, txn) {
+            Ok(result) => {
+                if self.snapshots.is_some() {
+                    self.recent_records.push_back(LogRecord {
+                        zxid,
+                        time_ms,
+                        txn: txn.clone(),
+                    });
+                }
+                result
+            }
+            Err(broken) => {
+                error!("{broken}; stopping the server: prep and apply disagree on {txn:?}");
+                std::process::exit(70);
+            }
+        }
+    }
+
+    fn handle(&mut self, message: PipelineInput) -> bool {
+        match message {
+            PipelineInput::Connect {
+                conn,
+                request,
+                read_only_flag,
+            } => self.connect(conn, request, read_only_flag),
+            PipelineInput::Write {
+                conn,
+                session_id,
+                xid,
+                request,
+                auth,
+                fenced,
+            } => self.write(conn, session_id, xid, request, &auth, fenced),
+            PipelineInput::Touch { sessions } => {
+                let now = self.monotonic_ms();
+                for session in &sessions {
+                    self.sessions.touch(*session, now);
+                }
+                self.quorum_touch(sessions);
+            }
+            PipelineInput::Closed { conn, session_id } => self.sessions.detach(session_id, conn),
+            PipelineInput::Snapshot => self.snapshot_requested = true,
+            PipelineInput::Shutdown => return true,
+        }
+        false
+    }
+
+    fn write(
+        &mut self,
+        conn: ConnRef,
+        session_id: i64,
+        xid: i32,
+        request: Request,
+        auth: &[Id],
+        fenced: bool,
+    ) {
+        let now = self.monotonic_ms();
+        match self.quorum_role_for_clients() {
+            Some(false) => {
+                self.learner_write(conn, session_id, xid, request, auth, fenced);
+                return;
+            }
+            None if self.ensemble.is_some() => {
+                self.reply(
+                    conn,
+                    CoreReply::Close {
+                        conn_id: conn.conn_id,
+                        reason: "not serving: this server has no quorum",
+                    },
+                );
+                return;
+            }
+            _ => {}
+        }
+        // A leader whose window is full holds the request back (unprepped, in order), and
+        // takes it up as commits free the window: overload is never an error.
+        if self.must_hold() {
+            self.hold(admission::Held::Client(PipelineInput::Write {
+                conn,
+                session_id,
+                xid,
+                request,
+                auth: Arc::new(auth.to_vec()),
+                fenced,
+            }));
+            return;
+        }
+        // Answers that take no transaction: an expired session, and sync (ordered behind
+        // every write before it, which is all a standalone server's sync has to do).
+        let immediate = if !self.sessions.touch(session_id, now) {
+            Some(header_frame(
+                xid,
+                self.batch.zxid(),
+                ErrorCode::SessionExpired,
+            ))
+        } else if let Request::Sync(sync) = &request {
+            let response = SyncResponse {
+                path: sync.path.clone(),
+            };
+            Some(record_frame(xid, self.batch.zxid(), &response))
+        } else {
+            None
+        };
+        if let Some(frame) = immediate {
+            self.reply(
+                conn,
+                CoreReply::Frame {
+                    conn_id: conn.conn_id,
+                    frame,
+                    close: false,
+                },
+            );
+            return;
+        }
+        let context = PrepContext {
+            session_id,
+            auth,
+            extended_types_enabled: self.config.extended_types_enabled,
+            skip_acl: self.config.skip_acl,
+        };
+        let txn = if self.session_moved(session_id, None) {
+            Txn::Error {
+                code: ErrorCode::SessionMoved,
+            }
+        } else {
+            prep(self.batch.tree(), &request, &context).unwrap_or_else(|code| Txn::Error { code })
+        };
+        let closing = matches!(txn, Txn::CloseSession { .. });
+        if closing {
+            self.sessions.set_closing(session_id);
+        }
+        if fenced {
+            self.batch.cut_step();
+        }
+        let Ok((zxid, result)) = self.commit(&txn) else {
+            self.reply(
+                conn,
+                CoreReply::Close {
+                    conn_id: conn.conn_id,
+                    reason: "the ensemble did not take the write",
+                },
+            );
+            return;
+        };
+        if closing {
+            self.sessions.remove(session_id);
+            info!("closed session {session_id:#x} at the client's request");
+        }
+        let frame = write_reply(xid, zxid, &request, &result);
+        self.reply(
+            conn,
+            CoreReply::Frame {
+                conn_id: conn.conn_id,
+                frame,
+                close: closing,
+            },
+        );
+    }
+
+    /// Publishes a durable (or committed) batch: the durable state a snapshot is taken from,
+    /// the statistics, and the batch of every core (the publish stage decides which).
+    fn publish(&mut self, sealed: Sealed) {
+        let Sealed {
+            steps,
+            txns,
+            replies,
+            session_changes,
+            ..
+        } = sealed;
+        let newest = steps.last().map(|step| step.version.clone());
+        if let Some(snapshots) = self.snapshots.as_mut() {
+            snapshots.published(&session_changes, newest.as_ref(), txns);
+        }
+        self.stats
+            .session_count
+            .store(self.sessions.len(), Ordering::Relaxed);
+        if let Some(version) = &newest {
+            self.stats
+                .last_zxid
+                .fetch_max(version.zxid, Ordering::Relaxed);
+            self.stats
+                .node_count
+                .store(version.node_count(), Ordering::Relaxed);
+            self.stats
+                .ephemeral_count
+                .store(version.ephemeral_node_count(), Ordering::Relaxed);
+            self.published = version.clone();
+            self.quorum_published(version.zxid);
+            let keep_after = self.rebase_from.unwrap_or(version.zxid);
+            while self
+                .recent_records
+                .front()
+                .is_some_and(|record| record.zxid <= keep_after)
+            {
+                self.recent_records.pop_front();
+            }
+            // Before any core can deliver this batch's events, so that a read on any core
+            // after any client saw an event catches up to at least this version.
+            self.stats
+                .published_zxid
+                .store(version.zxid, Ordering::SeqCst);
+            if let Some(presence) = &self.presence {
+                presence.publish(version);
+            }
+        }
+        for (core, batch) in fan_out(steps, replies, self.presence.as_deref()) {
+            let sent = self
+                .cores
+                .get(core)
+                .is_some_and(|sender| sender.try_send(batch).is_ok());
+            if !sent {
+                warn!("core {core} is gone; its batch is dropped");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jute::protocol::OpCode;
+    use crate::jute::request::Create;
+    use crate::tree::acl;
+
+    const CONN: ConnRef = ConnRef {
+        core: 0,
+        conn_id: 1,
+    };
+
+    fn create(path: &str) -> Request {
+        Request::Create(Create {
+            op: OpCode::Create,
+            path: path.into(),
+            data: None,
+            acl: acl::open_acl(),
+            flags: 0,
+            ttl: -1,
+        })
+    }
+
+    /// A pipeline in memory (every record durable at once) and its one core's queue.
+    fn pipeline() -> (Pipeline, async_channel::Receiver<CoreBatch>, i64) {
+        let (core, batches) = async_channel::unbounded();
+        let mut pipeline = Pipeline::new(
+            Arc::new(Config::default()),
+            Arc::new(ServerStats::default()),
+            PipelineStart {
+                tree: TreeVersion::new(),
+                sessions: Vec::new(),
+                secret: crate::session::SessionSecrets::only([3; 16]),
+                server_id: 0,
+            },
+            vec![core],
+            None,
+            None,
+        );
+        pipeline.handle(PipelineInput::Connect {
+            conn: CONN,
+            request: ConnectRequest {
+                protocol_version: 0,
+                last_zxid_seen: 0,
+                time_out: 10_000,
+                session_id: 0,
+                passwd: vec![0; 16],
+                read_only: false,
+            },
+            read_only_flag: true,
+        });
+        pipeline.seal();
+        pipeline.release();
+        let session_id = match batches.try_recv().map(|batch| batch.replies) {
+            Ok(replies) => match replies.first() {
+                Some((_, CoreReply::Connected { session_id, .. })) => *session_id,
+                other => panic!("no connect answer: {other:?}"),
+            },
+            Err(error) => panic!("no batch: {error}"),
+        };
+        (pipeline, batches, session_id)
+    }
+
+    fn write(session_id: i64, xid: i32, path: &str, fenced: bool) -> PipelineInput {
+        PipelineInput::Write {
+            conn: CONN,
+            session_id,
+            xid,
+            request: create(path),
+            auth: Arc::new(Vec::new()),
+            fenced,
+        }
+    }
+
+    /// The xid of each reply and the version of the step it is delivered in (the step of the
+    /// transaction it follows), in delivery order.
+    fn replies_with_versions(batch: &CoreBatch) -> Vec<(i32, Arc<TreeVersion>)> {
+        let step_of_txn: Vec<usize> = batch
+            .steps
+            .iter()
+            .enumerate()
+            .flat_map(|(index, step)| std::iter::repeat_n(index, step.trigger_ends.len()))
+            .collect();
+        batch
+            .replies
+            .iter()
+            .filter_map(|(after, reply)| match reply {
+                CoreReply::Frame { frame, .. } => {
+                    let xid = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+                    Some((xid, batch.steps[step_of_txn[after - 1]].version.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Writes that no read waits between share one tree version (one copy-on-write of the
+    /// paths they touch, not one per write); the reply of each follows a version holding it.
+    #[test]
+    fn unfenced_writes_of_a_batch_share_one_version() {
+        let (mut pipeline, batches, session_id) = pipeline();
+        for (xid, path) in [(1, "/a"), (2, "/b"), (3, "/c")] {
+            pipeline.handle(write(session_id, xid, path, false));
+        }
+        pipeline.seal();
+        pipeline.release();
+        let batch = batches.try_recv().expect("the batch");
+        assert_eq!(batch.steps.len(), 1, "one version for the batch");
+        for (xid, version) in replies_with_versions(&batch) {
+            assert!(
+                version.zxid > i64::from(xid),
+                "reply {xid} before its write"
+            );
+        }
+    }
+
+    /// ZooKeeper runs a session's requests in order: a read queued between two writes of one
+    /// connection (the core marks the second write `fenced`) must see the first write and not
+    /// the second, so the second starts a new version.
+    #[test]
+    fn a_fenced_write_starts_a_new_version() {
+        let (mut pipeline, batches, session_id) = pipeline();
+        pipeline.handle(write(session_id, 1, "/a", false));
+        pipeline.handle(write(session_id, 2, "/b", true));
+        pipeline.seal();
+        pipeline.release();
+        let batch = batches.try_recv().expect("the batch");
+        assert_eq!(batch.steps.len(), 2);
+        let replies = replies_with_versions(&batch);
+        let (xid, version) = &replies[0];
+        assert_eq!(*xid, 1);
+        assert!(version.get("/a").is_some(), "the read after /a sees /a");
+        assert!(
+            version.get("/b").is_none(),
+            "and not the write sent after it"
+        );
+        assert!(replies[1].1.get("/b").is_some());
+    }
+}

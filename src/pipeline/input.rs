@@ -1,0 +1,41 @@
+//! What the cores send to the pipeline.
+
+use crate::jute::records::ConnectRequest;
+use crate::jute::request::Request;
+use crate::session::ConnRef;
+use crate::tree::acl::AuthIds;
+
+/// What cores send to the pipeline.
+#[derive(Debug)]
+pub enum PipelineInput {
+    /// A ConnectRequest from a new connection.
+    Connect {
+        conn: ConnRef,
+        request: ConnectRequest,
+        /// False for clients that sent no readOnly byte; their answer has none either.
+        read_only_flag: bool,
+    },
+    /// A write request (or sync, which is ordered with writes).
+    Write {
+        conn: ConnRef,
+        session_id: i64,
+        xid: i32,
+        request: Request,
+        auth: AuthIds,
+        /// A read of this connection waits between this write and its previous one: the
+        /// write must not join the step (tree version) that read will be served from.
+        fenced: bool,
+    },
+    /// Sessions that sent anything since the last report.
+    Touch {
+        sessions: Vec<i64>,
+    },
+    /// A connection bound to a session closed without closing the session.
+    Closed {
+        conn: ConnRef,
+        session_id: i64,
+    },
+    /// Take a snapshot now (on demand: SIGUSR1).
+    Snapshot,
+    Shutdown,
+}
