@@ -1,0 +1,334 @@
+//! [io] The leader's side of the ensemble shell: proposals of prepped transactions, learners'
+//! forwarded requests (ZooKeeper's LearnerHandler feeding PrepRequestProcessor), session
+//! ownership for SessionMoved, and the snapshots a lagging learner is synced with (SNAP).
+
+use super::*;
+
+impl Pipeline {
+    /// A leader proposes a prepped transaction: the peer assigns its zxid, the pending tree
+    /// takes it at once. `origin` is the learner and request id to tell (`Proposed`).
+    pub(in crate::pipeline::driver) fn propose(
+        &mut self,
+        txn: &Txn,
+        origin: Option<(ServerId, u64)>,
+    ) -> Result<(i64, TxnResult), RejectReason> {
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return Err(RejectReason::NotLeader { leader: None });
+        };
+        let now = ensemble.now_ms();
+        let time_ms = wall_clock_ms();
+        let mut actions = ensemble.peer.step(
+            now,
+            Input::Write {
+                txn: txn.clone(),
+                time_ms,
+            },
+        );
+        let own = actions
+            .iter()
+            .position(|action| matches!(action, Action::Append(_)));
+        let record = match own.map(|index| actions.remove(index)) {
+            Some(Action::Append(record)) => record,
+            _ => {
+                let reason = actions
+                    .iter()
+                    .find_map(|action| match action {
+                        Action::WriteRejected(reason) => Some(*reason),
+                        _ => None,
+                    })
+                    .unwrap_or(RejectReason::Busy);
+                self.perform(actions);
+                return Err(reason);
+            }
+        };
+        let zxid = record.zxid;
+        // ZooKeeper's proposal sizes (mntr zk_last/min/max_proposal_size) are the serialized
+        // transaction; ours is the record as logged and sent: header and encoded transaction.
+        let mut payload = crate::jute::codec::Writer::new();
+        crate::txnlog::format::encode_txn(&mut payload, &record.txn);
+        self.stats.quorum.record_proposal_bytes(
+            (crate::txnlog::format::RECORD_HEADER_BYTES + payload.len()) as i64,
+        );
+        let result = self.apply_txn(zxid, record.time_ms, &record.txn);
+        if let Some(ensemble) = self.ensemble.as_mut() {
+            if let Some((to, id)) = origin {
+                ensemble.send(to, Wire::Proposed { id, zxid });
+            }
+            ensemble.proposed.insert(zxid, record.clone());
+        }
+        self.records.push(record);
+        self.perform(actions);
+        Ok((zxid, result))
+    }
+
+    /// The leader takes a learner's forwarded request.
+    pub(in crate::pipeline::driver) fn leader_forwarded(
+        &mut self,
+        from: ServerId,
+        id: u64,
+        request: Forwarded,
+    ) {
+        if self.quorum_role_for_clients() != Some(true) {
+            if let Some(ensemble) = self.ensemble.as_mut() {
+                ensemble.send(from, Wire::Rejected { id });
+            }
+            return;
+        }
+        // A full window holds the request back, in order with every other proposal; a
+        // revalidation proposes nothing and is answered at once.
+        if !matches!(request, Forwarded::Revalidate { .. }) && self.must_hold() {
+            self.hold(super::admission::Held::Forwarded { from, id, request });
+            return;
+        }
+        let now = self.monotonic_ms();
+        let rejected = match request {
+            Forwarded::CreateSession {
+                session_id,
+                timeout_ms,
+            } => {
+                let txn = Txn::CreateSession {
+                    session_id,
+                    timeout_ms,
+                };
+                match self.propose(&txn, Some((from, id))) {
+                    Ok(_) => {
+                        self.sessions.add(session_id, timeout_ms, None, now);
+                        if let Some(ensemble) = self.ensemble.as_mut() {
+                            ensemble.owners.insert(session_id, from);
+                        }
+                        false
+                    }
+                    Err(_) => true,
+                }
+            }
+            Forwarded::Revalidate {
+                session_id,
+                timeout_ms,
+            } => {
+                let valid = self.sessions.touch(session_id, now);
+                let timeout_ms = self
+                    .sessions
+                    .get(session_id)
+                    .map_or(timeout_ms, |session| session.timeout_ms);
+                if let Some(ensemble) = self.ensemble.as_mut() {
+                    if valid {
+                        ensemble.owners.insert(session_id, from);
+                    }
+                    ensemble.send(
+                        from,
+                        Wire::Revalidated {
+                            id,
+                            valid,
+                            timeout_ms,
+                        },
+                    );
+                }
+                false
+            }
+            Forwarded::Request {
+                session_id,
+                request,
+                auth,
+                ..
+            } => {
+                if let Request::Sync(_) = request {
+                    let last = self.batch.zxid();
+                    if let Some(ensemble) = self.ensemble.as_mut() {
+                        let committed = ensemble.peer.committed_zxid();
+                        if last <= committed {
+                            ensemble.send(
+                                from,
+                                Wire::Synced {
+                                    id,
+                                    zxid: committed,
+                                },
+                            );
+                        } else {
+                            ensemble.pending_syncs.push((from, id, last));
+                        }
+                    }
+                    return;
+                }
+                let txn = if !self.sessions.touch(session_id, now) {
+                    Txn::Error {
+                        code: ErrorCode::SessionExpired,
+                    }
+                } else if self.session_moved(session_id, Some(from)) {
+                    Txn::Error {
+                        code: ErrorCode::SessionMoved,
+                    }
+                } else {
+                    let context = PrepContext {
+                        session_id,
+                        auth: &auth,
+                        extended_types_enabled: self.config.extended_types_enabled,
+                        skip_acl: self.config.skip_acl,
+                    };
+                    prep(self.batch.tree(), &request, &context)
+                        .unwrap_or_else(|code| Txn::Error { code })
+                };
+                let closing = matches!(txn, Txn::CloseSession { .. });
+                if closing {
+                    self.sessions.set_closing(session_id);
+                }
+                match self.propose(&txn, Some((from, id))) {
+                    Ok(_) => {
+                        if closing {
+                            self.sessions.remove(session_id);
+                            info!("closed session {session_id:#x} at the client's request");
+                        }
+                        false
+                    }
+                    Err(_) => true,
+                }
+            }
+        };
+        if rejected {
+            if let Some(ensemble) = self.ensemble.as_mut() {
+                ensemble.send(from, Wire::Rejected { id });
+            }
+        }
+    }
+
+    /// The tree at `zxid`, replayed from the published version and the proposals after it
+    /// (None when `zxid` is not between the two).
+    pub(super) fn version_at(&self, zxid: Zxid) -> Option<TreeVersion> {
+        let ensemble = self.ensemble.as_ref()?;
+        if zxid < self.published.zxid || zxid > self.batch.zxid() {
+            return None;
+        }
+        let mut tree = (*self.published).clone();
+        let mut triggers = Vec::new();
+        for record in ensemble
+            .proposed
+            .range(self.published.zxid + 1..=zxid)
+            .map(|(_, record)| record)
+        {
+            if tree
+                .apply(record.zxid, record.time_ms, &record.txn, &mut triggers)
+                .is_err()
+            {
+                return None;
+            }
+            triggers.clear();
+        }
+        (tree.zxid == zxid).then_some(tree)
+    }
+
+    /// The leader sends a learner a snapshot of its history through `zxid`.
+    pub(super) fn send_snapshot(&mut self, to: ServerId, conn: u64, seq: u64, zxid: Zxid) {
+        let version = if self.batch.zxid() == zxid {
+            Some(Arc::new(self.batch.tree().clone()))
+        } else if self.published.zxid == zxid {
+            Some(self.published.clone())
+        } else {
+            self.waiting
+                .iter()
+                .flat_map(|sealed| sealed.steps.iter())
+                .chain(self.batch.steps().iter())
+                .find(|step| step.version.zxid == zxid)
+                .map(|step| step.version.clone())
+        };
+        // Versions are cut per step, not per transaction: a zxid inside a step is rebuilt
+        // from the newest published version and the proposals after it, which the leader
+        // keeps until they are published.
+        let version = version.or_else(|| self.version_at(zxid).map(Arc::new));
+        let Some(version) = version else {
+            warn!("no tree version at zxid {zxid:#x} to send to server {to}; it will retry");
+            return;
+        };
+        let sessions: Vec<(i64, i32)> = self
+            .sessions
+            .iter()
+            .map(|session| (session.id, session.timeout_ms))
+            .collect();
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return;
+        };
+        // Encoded on a thread of its own: the leader's writes go on meanwhile, and whatever
+        // else is sent to this learner waits behind the snapshot (its sequence number is
+        // before theirs).
+        ensemble.held.entry(to).or_insert((0, Vec::new())).0 += 1;
+        let disk = ensemble.disk.clone();
+        let done = ensemble.encoded.0.clone();
+        let spawned = std::thread::Builder::new()
+            .name("snapshot-send".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let message = match disk.encode_snapshot(&version, &sessions) {
+                    Ok(payload) => {
+                        info!(
+                            "sending server {to} a snapshot at zxid {zxid:#x} ({} bytes, encoded in {} ms)",
+                            payload.len(),
+                            started.elapsed().as_millis()
+                        );
+                        Some(Wire::Zab(Message::snapshot(conn, seq, zxid, payload)))
+                    }
+                    Err(reason) => {
+                        warn!("encoding a snapshot for server {to} failed: {reason}");
+                        None
+                    }
+                };
+                let _ = done.send((to, message));
+            });
+        if let Err(error) = spawned {
+            warn!("could not start a thread to encode a snapshot for server {to}: {error}");
+            let _ = ensemble.encoded.0.send((to, None));
+        }
+    }
+
+    /// A snapshot for a learner is encoded: it goes out, then what waited behind it.
+    pub(in crate::pipeline::driver) fn quorum_snapshot_encoded(
+        &mut self,
+        to: ServerId,
+        message: Option<Wire>,
+    ) {
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return;
+        };
+        let Some((pending, _)) = ensemble.held.get_mut(&to) else {
+            return; // the leadership it was for has ended
+        };
+        if let Some(message) = message {
+            ensemble.links.send(to, &message);
+        }
+        *pending = pending.saturating_sub(1);
+        if *pending == 0 {
+            if let Some((_, queue)) = ensemble.held.remove(&to) {
+                for message in queue {
+                    ensemble.links.send(to, &message);
+                }
+            }
+        }
+    }
+
+    /// The leader records which server a session belongs to when it is created or resumed
+    /// here.
+    pub(in crate::pipeline::driver) fn claim_session(&mut self, session_id: i64) {
+        if let Some(ensemble) = self.ensemble.as_mut() {
+            let me = ensemble.me;
+            ensemble.owners.insert(session_id, me);
+        }
+    }
+
+    /// Whether a write for `session_id` arriving from `from` (None: this server) must fail
+    /// with SessionMoved. A session without a known owner (after an election) is claimed by
+    /// the first server that sends its traffic, as ZooKeeper's session tracker does.
+    pub(in crate::pipeline::driver) fn session_moved(
+        &mut self,
+        session_id: i64,
+        from: Option<ServerId>,
+    ) -> bool {
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return false;
+        };
+        let from = from.unwrap_or(ensemble.me);
+        match ensemble.owners.get(&session_id) {
+            Some(owner) => *owner != from,
+            None => {
+                ensemble.owners.insert(session_id, from);
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! [io] Synchronisation with a leader (ZAB phase 2): a TRUNC cuts the log back, durably, before
+//! anything else; a SNAP replaces the tree and the session table.
+
+use super::*;
+
+impl Pipeline {
+    /// TRUNC: the log loses every record above `zxid`, durably, before anything else.
+    pub(super) fn truncate_log(&mut self, zxid: Zxid) {
+        self.flush_records();
+        self.cut_log(zxid, "truncating", |done| WriterInput::Truncate {
+            zxid,
+            done,
+        });
+        info!("log truncated after zxid {zxid:#x} (TRUNC from the leader)");
+        if let Some(ensemble) = self.ensemble.as_mut() {
+            ensemble.unapplied = {
+                let mut kept = std::mem::take(&mut ensemble.unapplied);
+                let _ = kept.split_off(&(zxid + 1));
+                kept
+            };
+            ensemble.origins.retain(|origin, _| *origin <= zxid);
+        }
+        if let Some(ensemble) = self.ensemble.as_ref() {
+            if let Err(reason) = ensemble.disk.remove_snapshots_above(zxid) {
+                self.log_failed(format!("removing snapshots above zxid {zxid:#x}: {reason}"));
+            }
+        }
+        if self.batch.zxid() > zxid {
+            // Only after a restart can the tree hold records that were never committed (the
+            // whole log is replayed, as ZooKeeper does); rebuild it from the truncated log.
+            let reloaded = match self.ensemble.as_ref() {
+                Some(ensemble) => ensemble.disk.reload(zxid),
+                None => return,
+            };
+            match reloaded {
+                Ok((tree, sessions)) => self.replace_state(tree, sessions),
+                Err(reason) => {
+                    self.log_failed(format!("reloading the tree after a truncation: {reason}"))
+                }
+            }
+        }
+    }
+
+    /// Has the log writer truncate or reset the log, waits until that is durable (a failure
+    /// stops the server), then takes the durability reports it made before, capped at `zxid`.
+    pub(super) fn cut_log(
+        &mut self,
+        zxid: Zxid,
+        what: &str,
+        command: impl FnOnce(Sender<Result<(), String>>) -> WriterInput,
+    ) {
+        let Some(log) = self.log.as_ref() else {
+            return;
+        };
+        let (done, result) = crossbeam_channel::bounded(1);
+        if log.appends.send(command(done)).is_err() {
+            self.log_failed("the log writer stopped".into());
+        }
+        match result.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => self.log_failed(format!("{what} the log failed: {reason}")),
+            Err(_) => self.log_failed("the log writer stopped".into()),
+        }
+        self.drain_durable_after_cut(zxid);
+    }
+
+    /// The writer reports durability of records that a truncation or reset may have just
+    /// removed; they were all reported before the writer answered, so take them now, capped.
+    pub(super) fn drain_durable_after_cut(&mut self, cap: Zxid) {
+        let mut durable = None;
+        if let Some(log) = self.log.as_ref() {
+            while let Ok(event) = log.events.try_recv() {
+                match event {
+                    WriterEvent::Durable { zxid, .. } => {
+                        durable = Some(durable.unwrap_or(zxid).max(zxid))
+                    }
+                    WriterEvent::Failed { reason } => self.log_failed(reason),
+                }
+            }
+        }
+        if let Some(zxid) = durable {
+            self.quorum_durable(zxid.min(cap));
+        }
+    }
+
+    /// SNAP: the leader's snapshot replaces this server's state and log. The log is reset
+    /// first: a crash in between leaves an older state with no log after it (this server then
+    /// just holds less history), never the new snapshot followed by records of the history it
+    /// replaced.
+    pub(super) fn install_snapshot(&mut self, zxid: Zxid, payload: &[u8]) {
+        self.flush_records();
+        self.cut_log(zxid, "resetting", |done| WriterInput::Reset { done });
+        let installed = match self.ensemble.as_ref() {
+            Some(ensemble) => ensemble.disk.install_snapshot(payload),
+            None => return,
+        };
+        let (tree, sessions) = match installed {
+            Ok(state) => state,
+            Err(reason) => {
+                self.log_failed(format!(
+                    "installing the leader's snapshot at zxid {zxid:#x} failed: {reason}"
+                ));
+            }
+        };
+        info!(
+            "installed the leader's snapshot at zxid {zxid:#x} ({} znodes)",
+            tree.node_count()
+        );
+        if let Some(ensemble) = self.ensemble.as_mut() {
+            ensemble.unapplied.clear();
+            ensemble.origins.clear();
+        }
+        self.replace_state(tree, sessions);
+    }
+
+    /// Replaces the tree and the session table (after SNAP or a reload); the cores get the
+    /// new tree as a step of their next batch.
+    pub(super) fn replace_state(&mut self, tree: TreeVersion, sessions: Vec<(i64, i32)>) {
+        self.cancel_rebase();
+        let now = self.monotonic_ms();
+        let known: Vec<i64> = self.sessions.iter().map(|session| session.id).collect();
+        for id in known {
+            self.sessions.remove(id);
+        }
+        for (id, timeout_ms) in sessions {
+            self.sessions.add(id, timeout_ms, None, now);
+        }
+        self.batch.replace_tree(tree);
+        self.durable_zxid = self.durable_zxid.max(self.batch.zxid());
+    }
+}
