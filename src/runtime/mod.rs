@@ -23,9 +23,9 @@ use crate::quorum::transport::TransportLimits;
 use crate::session::SessionSecrets;
 use crate::storage::uring::UringStorage;
 use crate::storage::{load_or_create_secret, DiskStorage, Storage};
-use crate::txnlog::load::{durable_state, load_state, LoadedState};
+use crate::txnlog::load::{load_state, LoadedState};
 use crate::txnlog::writer::{LogWriter, WriterSettings};
-use crate::zab::Peer;
+use crate::zab::{DurableState, Peer};
 use std::sync::atomic::Ordering;
 
 /// Bounds of one group-commit batch: records and (approximate) bytes.
@@ -241,7 +241,12 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                 zab_config.participants.len(),
                 zab_config.observers.len()
             );
-            let durable = durable_state(&loaded, epochs, zab_config.history_limit);
+            let durable = DurableState::from_history(
+                &loaded.records,
+                loaded.snapshot_zxid,
+                epochs,
+                zab_config.history_limit,
+            );
             Some((quorum.clone(), zab_config, durable))
         }
         None => None,

@@ -9,6 +9,11 @@
 pub mod sim;
 pub mod uring;
 
+/// The unit of O_DIRECT I/O: offsets and lengths of direct writes are multiples of it (the
+/// logical block size of every device and filesystem the server runs on, rounded up to the
+/// page size). The log's block size is defined from it (`txnlog::format::BLOCK_BYTES`).
+pub const DIRECT_IO_ALIGNMENT_BYTES: usize = 4096;
+
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;

@@ -16,8 +16,8 @@ use glommio::io::DmaFile;
 use glommio::{LocalExecutor, LocalExecutorBuilder, Placement};
 use tracing::{info, warn};
 
+use super::DIRECT_IO_ALIGNMENT_BYTES as BLOCK_BYTES;
 use super::{DiskStorage, Storage, StorageFile};
-use crate::txnlog::format::BLOCK_BYTES;
 
 /// Locked memory the log writer's ring registers (it allocates DMA buffers per batch).
 const IO_MEMORY_BYTES: usize = 256 * 1024;

@@ -41,7 +41,8 @@ pub const MAGIC: &[u8; 8] = b"RKTXNLOG";
 pub const FORMAT_VERSION: u32 = 1;
 pub const SEGMENT_HEADER_BYTES: usize = 32;
 pub const RECORD_HEADER_BYTES: usize = 36;
-pub const BLOCK_BYTES: usize = 4096;
+/// Batches start on block boundaries, so each batch is written with O_DIRECT on its own.
+pub const BLOCK_BYTES: usize = crate::storage::DIRECT_IO_ALIGNMENT_BYTES;
 /// Largest payload accepted when reading: a transaction is bounded by jute.maxbuffer plus
 /// its envelope; anything larger is damage, not data.
 pub const PAYLOAD_BYTES_MAX: usize = 64 << 20;

@@ -1,7 +1,7 @@
 //! [io] Loading a server's state at startup (DESIGN.md, "Snapshots and recovery"): map the
 //! newest valid snapshot as the tree's base, recover the log after its zxid, replay it. Used
 //! by the standalone runtime at start, and by quorum mode at start and after a ZAB
-//! truncation, whose records also seed ZAB's in-memory history ([`durable_state`]).
+//! truncation, whose records also seed ZAB's in-memory history (`zab::DurableState::from_history`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,7 +13,6 @@ use tracing::info;
 use crate::snapshot::{list_snapshots, newest_valid, MappedSnapshot};
 use crate::storage::Storage;
 use crate::tree::TreeVersion;
-use crate::zab::{DurableState, Epochs};
 
 use super::format::LogRecord;
 use super::recovery::{recover, replay};
@@ -200,74 +199,11 @@ fn newest_at_or_below(
     Ok(None)
 }
 
-/// What ZAB starts from ([`crate::zab::Input::Restart`]): the epochs, and the newest
-/// `history_limit` records of `loaded` (ZooKeeper's committedLog, for DIFF). `base_zxid` is
-/// the zxid just before the first of them: the previous record's, or the snapshot's when every
-/// record after the snapshot is kept.
-pub fn durable_state(loaded: &LoadedState, epochs: Epochs, history_limit: usize) -> DurableState {
-    let first_kept = loaded.records.len().saturating_sub(history_limit);
-    let base_zxid = match first_kept.checked_sub(1) {
-        Some(previous) => loaded
-            .records
-            .get(previous)
-            .map_or(loaded.snapshot_zxid, |record| record.zxid),
-        None => loaded.snapshot_zxid,
-    };
-    DurableState {
-        epochs,
-        base_zxid,
-        recent: loaded.records[first_kept..].to_vec(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::storage::sim::SimDisk;
     use crate::tree::Txn;
-
-    fn loaded(snapshot_zxid: i64, zxids: &[i64]) -> LoadedState {
-        LoadedState {
-            tree: TreeVersion::new(),
-            sessions: BTreeMap::new(),
-            records: zxids
-                .iter()
-                .map(|zxid| LogRecord {
-                    zxid: *zxid,
-                    time_ms: 0,
-                    txn: Txn::Check { path: "/".into() },
-                })
-                .collect(),
-            snapshot_zxid,
-            tail: LogTail {
-                segment: None,
-                next_batch: 1,
-            },
-            repairs: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn durable_state_keeps_the_newest_records_and_the_zxid_before_them() {
-        let epochs = Epochs {
-            accepted_epoch: 2,
-            accepted_leader: Some(1),
-            current_epoch: 2,
-        };
-        let state = durable_state(&loaded(10, &[11, 12, 13, 14]), epochs, 2);
-        assert_eq!(state.epochs, epochs);
-        assert_eq!(state.base_zxid, 12);
-        assert_eq!(
-            state.recent.iter().map(|r| r.zxid).collect::<Vec<_>>(),
-            vec![13, 14]
-        );
-        let all = durable_state(&loaded(10, &[11, 12]), epochs, 5);
-        assert_eq!((all.base_zxid, all.recent.len()), (10, 2));
-        let none = durable_state(&loaded(10, &[]), epochs, 5);
-        assert_eq!((none.base_zxid, none.recent.len()), (10, 0));
-        let zero = durable_state(&loaded(0, &[1, 2]), epochs, 0);
-        assert_eq!((zero.base_zxid, zero.recent.len()), (2, 0));
-    }
 
     /// The newest snapshot is damaged: recovery falls back to the older one and replays the
     /// log from there, although the log was first read (speculatively) from the newest one's

@@ -177,6 +177,71 @@ pub struct DurableState {
     pub recent: Vec<LogRecord>,
 }
 
+impl DurableState {
+    /// What ZAB starts from ([`Input::Restart`]): the epochs, and the newest `history_limit`
+    /// of the records recovered after the snapshot at `snapshot_zxid` (ZooKeeper's
+    /// committedLog, for DIFF). `base_zxid` is the zxid just before the first of them: the
+    /// previous record's, or the snapshot's when every record after the snapshot is kept.
+    pub fn from_history(
+        records: &[LogRecord],
+        snapshot_zxid: Zxid,
+        epochs: Epochs,
+        history_limit: usize,
+    ) -> DurableState {
+        let first_kept = records.len().saturating_sub(history_limit);
+        let base_zxid = match first_kept.checked_sub(1) {
+            Some(previous) => records
+                .get(previous)
+                .map_or(snapshot_zxid, |record| record.zxid),
+            None => snapshot_zxid,
+        };
+        DurableState {
+            epochs,
+            base_zxid,
+            recent: records[first_kept..].to_vec(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod durable_state_tests {
+    use super::*;
+    use crate::tree::Txn;
+
+    fn records(zxids: &[i64]) -> Vec<LogRecord> {
+        zxids
+            .iter()
+            .map(|zxid| LogRecord {
+                zxid: *zxid,
+                time_ms: 0,
+                txn: Txn::Check { path: "/".into() },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn durable_state_keeps_the_newest_records_and_the_zxid_before_them() {
+        let epochs = Epochs {
+            accepted_epoch: 2,
+            accepted_leader: Some(1),
+            current_epoch: 2,
+        };
+        let state = DurableState::from_history(&records(&[11, 12, 13, 14]), 10, epochs, 2);
+        assert_eq!(state.epochs, epochs);
+        assert_eq!(state.base_zxid, 12);
+        assert_eq!(
+            state.recent.iter().map(|r| r.zxid).collect::<Vec<_>>(),
+            vec![13, 14]
+        );
+        let all = DurableState::from_history(&records(&[11, 12]), 10, epochs, 5);
+        assert_eq!((all.base_zxid, all.recent.len()), (10, 2));
+        let none = DurableState::from_history(&records(&[]), 10, epochs, 5);
+        assert_eq!((none.base_zxid, none.recent.len()), (10, 0));
+        let zero = DurableState::from_history(&records(&[1, 2]), 0, epochs, 0);
+        assert_eq!((zero.base_zxid, zero.recent.len()), (2, 0));
+    }
+}
+
 /// A vote: who should lead, and the history that candidate has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Vote {
