@@ -18,7 +18,7 @@ use ringkeeper::pipeline::driver::{LogChannels, Pipeline, PipelineStart};
 use ringkeeper::pipeline::{CoreBatch, CoreReply, PipelineInput};
 use ringkeeper::session::ConnRef;
 use ringkeeper::tree::{acl, TreeVersion};
-use ringkeeper::txnlog::writer::{WriterEvent, WriterInput};
+use ringkeeper::txnlog::writer::{AfterDurable, WriterEvent, WriterInput};
 
 const CONN: ConnRef = ConnRef {
     core: 0,
@@ -34,6 +34,11 @@ struct Harness {
     events: crossbeam_channel::Sender<WriterEvent>,
     core: async_channel::Receiver<CoreBatch>,
     thread: Option<thread::JoinHandle<()>>,
+    /// Work the pipeline asked the writer to run after a sync (the standalone server's
+    /// publication), with the last zxid appended before it; run by `durable`, as the real
+    /// writer runs it after its sync.
+    after_durable: std::cell::RefCell<std::collections::VecDeque<(i64, AfterDurable)>>,
+    appended_zxid: std::cell::Cell<i64>,
 }
 
 impl Harness {
@@ -66,14 +71,38 @@ impl Harness {
             events,
             core,
             thread: Some(thread),
+            after_durable: Default::default(),
+            appended_zxid: Default::default(),
         }
     }
 
-    fn next_append(&self) -> Vec<i64> {
-        match self.appends.recv_timeout(WAIT) {
-            Ok(WriterInput::Append(records)) => records.iter().map(|r| r.zxid).collect(),
+    /// Takes one message the pipeline sent the writer (waiting for it when `wait`).
+    fn take_append(&self, wait: bool) -> Option<Vec<i64>> {
+        let input = if wait {
+            self.appends.recv_timeout(WAIT).ok()
+        } else {
+            self.appends.try_recv().ok()
+        };
+        let (records, work) = match input? {
+            WriterInput::Append(records) => (records, None),
+            WriterInput::AppendThen(records, work) => (records, Some(work)),
             other => panic!("expected an append, got {other:?}"),
+        };
+        let zxids: Vec<i64> = records.iter().map(|r| r.zxid).collect();
+        if let Some(last) = zxids.last() {
+            self.appended_zxid.set(*last);
         }
+        if let Some(work) = work {
+            self.after_durable
+                .borrow_mut()
+                .push_back((self.appended_zxid.get(), work));
+        }
+        Some(zxids)
+    }
+
+    fn next_append(&self) -> Vec<i64> {
+        self.take_append(true)
+            .unwrap_or_else(|| panic!("expected an append within {WAIT:?}"))
     }
 
     fn next_batch(&self) -> CoreBatch {
@@ -99,6 +128,20 @@ impl Harness {
     }
 
     fn durable(&self, zxid: i64) {
+        while self.take_append(false).is_some() {}
+        loop {
+            let due = self
+                .after_durable
+                .borrow()
+                .front()
+                .is_some_and(|(last, _)| *last <= zxid);
+            if !due {
+                break;
+            }
+            if let Some((_, work)) = self.after_durable.borrow_mut().pop_front() {
+                (work.0)();
+            }
+        }
         let sent = self.events.send(WriterEvent::Durable {
             zxid,
             records: 1,

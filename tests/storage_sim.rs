@@ -355,3 +355,65 @@ fn prepared_spare_segments_are_used_and_ignored_by_recovery() {
     assert_eq!(tree.zxid, workload.model.zxid);
     assert_eq!(observe(&tree), observe(&workload.model));
 }
+
+/// The standalone server publishes a batch from the writer's thread (`AppendThen`): the work
+/// runs once its records are synced, before the writer reports them durable, and never after a
+/// failed sync, so no reply leaves for a write the log did not keep.
+#[test]
+fn work_after_an_append_runs_after_its_sync_and_never_after_a_failed_one() {
+    use ringkeeper::txnlog::writer::{AfterDurable, WriterEvent, WriterInput};
+    const WAIT: Duration = Duration::from_secs(10);
+    let disk = SimDisk::new(6);
+    let storage: Arc<dyn Storage> = Arc::new(disk.clone());
+    let tail = LogTail {
+        segment: None,
+        next_batch: 1,
+    };
+    let (appends, input) = crossbeam_channel::unbounded();
+    let (events_sender, events) = crossbeam_channel::unbounded();
+    // A writer's files belong to the thread that opens them.
+    let thread = std::thread::spawn(move || {
+        let writer = LogWriter::new(storage, settings(1 << 20), tail)
+            .unwrap_or_else(|error| panic!("{error}"));
+        writer.run(input, events_sender)
+    });
+    let (ran_sender, ran) = crossbeam_channel::unbounded();
+    let mut workload = Workload::new(6);
+    let work = |label: &'static str| {
+        let ran_sender = ran_sender.clone();
+        AfterDurable(Box::new(move || {
+            let _ = ran_sender.send(label);
+        }))
+    };
+
+    let first: Vec<LogRecord> = (0..3).map(|_| workload.next_record()).collect();
+    let first_zxid = workload.model.zxid;
+    assert!(appends
+        .send(WriterInput::AppendThen(first, work("first")))
+        .is_ok());
+    assert_eq!(ran.recv_timeout(WAIT), Ok("first"));
+    match events.recv_timeout(WAIT) {
+        Ok(WriterEvent::Durable { zxid, .. }) => assert_eq!(zxid, first_zxid),
+        other => panic!("expected durable, got {other:?}"),
+    }
+    // Work with no records of its own runs once what came before is durable.
+    assert!(appends
+        .send(WriterInput::AppendThen(Vec::new(), work("empty")))
+        .is_ok());
+    assert_eq!(ran.recv_timeout(WAIT), Ok("empty"));
+
+    disk.fail_next_sync();
+    let second: Vec<LogRecord> = (0..3).map(|_| workload.next_record()).collect();
+    assert!(appends
+        .send(WriterInput::AppendThen(second, work("second")))
+        .is_ok());
+    match events.recv_timeout(WAIT) {
+        Ok(WriterEvent::Failed { .. }) => {}
+        other => panic!("expected the failure, got {other:?}"),
+    }
+    assert!(thread.join().is_ok(), "the writer stops after the failure");
+    assert!(
+        ran.try_recv().is_err(),
+        "work after a failed sync must not run"
+    );
+}

@@ -46,9 +46,24 @@ pub struct LogTail {
     pub next_batch: u64,
 }
 
+/// Work to run on the writer's thread once every record appended before it is durable: the
+/// standalone server's publication of a batch (ZooKeeper's SyncRequestProcessor likewise
+/// hands a flushed request to the next processor on its own thread). Run in the order sent,
+/// after the sync that covers them, never after a failed one.
+pub struct AfterDurable(pub Box<dyn FnOnce() + Send>);
+
+impl std::fmt::Debug for AfterDurable {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("AfterDurable")
+    }
+}
+
 #[derive(Debug)]
 pub enum WriterInput {
     Append(Vec<LogRecord>),
+    /// Append these records (possibly none), then run the work once they and everything
+    /// appended before them are durable: one message, so the writer wakes once per batch.
+    AppendThen(Vec<LogRecord>, AfterDurable),
     /// ZAB's TRUNC: drop every record above `zxid`, durably, then answer on `done`. Handled
     /// in order: every append queued before it is written and synced first. See
     /// [`LogWriter::truncate`]. A failure is reported on `done` and poisons the writer.
@@ -243,10 +258,16 @@ impl LogWriter {
     pub fn run(mut self, input: Receiver<WriterInput>, events: Sender<WriterEvent>) {
         self.prepare_spare();
         let mut records: Vec<LogRecord> = Vec::new();
+        let mut after_durable: Vec<AfterDurable> = Vec::new();
         loop {
             let mut control = match input.recv() {
                 Ok(WriterInput::Append(batch)) => {
                     records.extend(batch);
+                    None
+                }
+                Ok(WriterInput::AppendThen(batch, work)) => {
+                    records.extend(batch);
+                    after_durable.push(work);
                     None
                 }
                 Ok(other) => Some(Self::control(other)),
@@ -262,6 +283,11 @@ impl LogWriter {
                         bytes += batch.iter().map(approximate_size).sum::<usize>();
                         records.extend(batch);
                     }
+                    Ok(WriterInput::AppendThen(batch, work)) => {
+                        bytes += batch.iter().map(approximate_size).sum::<usize>();
+                        records.extend(batch);
+                        after_durable.push(work);
+                    }
                     Ok(other) => control = Some(Self::control(other)),
                     Err(_) => break,
                 }
@@ -275,6 +301,9 @@ impl LogWriter {
                             sync_micros: elapsed.as_micros() as u64,
                         };
                         records.clear();
+                        for work in after_durable.drain(..) {
+                            (work.0)();
+                        }
                         if events.send(event).is_err() {
                             return;
                         }
@@ -295,6 +324,10 @@ impl LogWriter {
                         return;
                     }
                 }
+            }
+            // Work sent after records already durable (nothing new to write) runs at once.
+            for work in after_durable.drain(..) {
+                (work.0)();
             }
             let (outcome, done) = match control {
                 None => continue,
@@ -337,8 +370,11 @@ impl LogWriter {
         match input {
             WriterInput::Truncate { zxid, done } => Control::Truncate { zxid, done },
             WriterInput::Reset { done } => Control::Reset { done },
-            // Append is handled by the caller; treating it as a stop is never reached.
-            WriterInput::Shutdown | WriterInput::Append(_) => Control::Shutdown,
+            // Append and AppendThen are handled by the caller; treating them as a stop is
+            // never reached.
+            WriterInput::Shutdown | WriterInput::Append(_) | WriterInput::AppendThen(..) => {
+                Control::Shutdown
+            }
         }
     }
 

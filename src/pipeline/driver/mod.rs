@@ -35,12 +35,12 @@ use crate::metrics::ServerStats;
 use crate::session::{ConnRef, SessionSecrets, SessionTable};
 use crate::tree::{TreeVersion, Txn, TxnResult};
 use crate::txnlog::format::LogRecord;
-use crate::txnlog::writer::{WriterEvent, WriterInput};
+use crate::txnlog::writer::{AfterDurable, WriterEvent, WriterInput};
 use crate::zab::RejectReason;
 
 use super::apply::Batch;
 use super::prep::{prep, PrepContext};
-use super::publish::{fan_out, CoreBatch, CorePresence, CoreReply, Sealed};
+use super::publish::{fan_out, CoreBatch, CorePresence, CoreReply, Sealed, Step};
 use super::reply::write_reply;
 use super::PipelineInput;
 
@@ -76,17 +76,79 @@ pub type RecoveredSessions = Vec<(i64, i32)>;
 /// The sending side of a core's queue. The pipeline never blocks on a core.
 pub type CoreSender = async_channel::Sender<CoreBatch>;
 
+/// How often a standalone pipeline with nothing else to do looks at the log writer's reports
+/// while batches are out: the writer publishes them itself, so the reports only feed
+/// snapshots and statistics, and need not wake the pipeline for every sync.
+const DURABLE_REPORT_POLL: Duration = Duration::from_millis(10);
+
+/// A sealed batch waiting to be durable (standalone) or committed (ensemble): the pipeline's
+/// own record of it, and what the cores get of it.
+struct Waiting {
+    last_zxid: i64,
+    /// The version of its last step (None when it cut none).
+    newest: Option<Arc<TreeVersion>>,
+    txns: u64,
+    session_changes: Vec<(i64, Option<i32>)>,
+    /// None once handed to the log writer, which delivers it itself after the sync.
+    delivery: Option<Delivery>,
+}
+
+/// What the cores get of a published batch, with the shared state they read before it: the
+/// publish stage's output and everything needed to send it, from whichever thread publishes
+/// (the pipeline, or the standalone server's log writer right after its sync).
+struct Delivery {
+    steps: Vec<Step>,
+    replies: Vec<Vec<(usize, CoreReply)>>,
+    stats: Arc<ServerStats>,
+    presence: Option<Arc<CorePresence>>,
+    cores: Arc<[CoreSender]>,
+}
+
+impl Delivery {
+    fn deliver(self) {
+        if let Some(step) = self.steps.last() {
+            let version = &step.version;
+            self.stats
+                .last_zxid
+                .fetch_max(version.zxid, Ordering::Relaxed);
+            self.stats
+                .node_count
+                .store(version.node_count(), Ordering::Relaxed);
+            self.stats
+                .ephemeral_count
+                .store(version.ephemeral_node_count(), Ordering::Relaxed);
+            // Before any core can deliver this batch's events, so that a read on any core
+            // after any client saw an event catches up to at least this version.
+            self.stats
+                .published_zxid
+                .store(version.zxid, Ordering::SeqCst);
+            if let Some(presence) = &self.presence {
+                presence.publish(version);
+            }
+        }
+        for (core, batch) in fan_out(self.steps, self.replies, self.presence.as_deref()) {
+            let sent = self
+                .cores
+                .get(core)
+                .is_some_and(|sender| sender.try_send(batch).is_ok());
+            if !sent {
+                warn!("core {core} is gone; its batch is dropped");
+            }
+        }
+    }
+}
+
 pub struct Pipeline {
     config: Arc<Config>,
     stats: Arc<ServerStats>,
     /// The apply stage: the pending tree and the batch being built on it.
     batch: Batch,
     sessions: SessionTable,
-    cores: Vec<CoreSender>,
+    cores: Arc<[CoreSender]>,
     /// Records of the batch being built, for the log writer.
     records: Vec<LogRecord>,
-    /// Sealed batches waiting for the log writer to make them durable, oldest first.
-    waiting: VecDeque<Sealed>,
+    /// Sealed batches waiting to be durable (standalone) or committed (ensemble), oldest first.
+    waiting: VecDeque<Waiting>,
     /// Every record up to this zxid is durable.
     durable_zxid: i64,
     log: Option<LogChannels>,
@@ -176,7 +238,7 @@ impl Pipeline {
             stats,
             batch: Batch::new(tree, core_count),
             sessions,
-            cores,
+            cores: cores.into(),
             started: Instant::now(),
         }
     }
@@ -213,8 +275,18 @@ impl Pipeline {
             if let Some(ensemble) = &self.ensemble {
                 wake_ms = wake_ms.min(ensemble.next_timer_ms(now));
             }
-            let wait = Duration::from_millis(wake_ms.saturating_sub(now).clamp(1, 1000) as u64);
-            let events = self.log.as_ref().map_or(&never, |log| &log.events);
+            let mut wait = Duration::from_millis(wake_ms.saturating_sub(now).clamp(1, 1000) as u64);
+            // The writer publishes standalone batches itself: its reports are read on the way
+            // round (`drain_writer_events`), and at least every DURABLE_REPORT_POLL while
+            // batches are out, instead of waking the pipeline for every sync.
+            let events = if self.writer_publishes() {
+                if !self.waiting.is_empty() {
+                    wait = wait.min(DURABLE_REPORT_POLL);
+                }
+                &never
+            } else {
+                self.log.as_ref().map_or(&never, |log| &log.events)
+            };
             let inbound = self
                 .ensemble
                 .as_ref()
@@ -336,10 +408,62 @@ impl Pipeline {
     /// wait until they are durable (standalone) or committed (ensemble).
     fn seal(&mut self) {
         // In an ensemble a learner logs proposals that make no step until they commit.
-        self.flush_records();
-        if let Some(sealed) = self.batch.seal() {
-            self.waiting.push_back(sealed);
+        if !self.writer_publishes() {
+            self.flush_records();
         }
+        let Some(sealed) = self.batch.seal() else {
+            // (Standalone records always come with a step; nothing is left behind anyway.)
+            self.flush_records();
+            return;
+        };
+        let Sealed {
+            last_zxid,
+            steps,
+            txns,
+            replies,
+            session_changes,
+        } = sealed;
+        let newest = steps.last().map(|step| step.version.clone());
+        let delivery = self.hand_to_writer(Delivery {
+            steps,
+            replies,
+            stats: self.stats.clone(),
+            presence: self.presence.clone(),
+            cores: self.cores.clone(),
+        });
+        self.waiting.push_back(Waiting {
+            last_zxid,
+            newest,
+            txns,
+            session_changes,
+            delivery,
+        });
+    }
+
+    /// True when the log writer publishes the batches itself: a standalone server with a log.
+    fn writer_publishes(&self) -> bool {
+        self.ensemble.is_none() && self.log.is_some()
+    }
+
+    /// Standalone: the delivery goes to the log writer, to be sent to the cores right after
+    /// the sync that makes it durable (one thread hand-off fewer per batch than through the
+    /// pipeline). Every batch goes that way, so the cores get them in order. Returns the
+    /// delivery when the pipeline publishes it itself.
+    fn hand_to_writer(&mut self, delivery: Delivery) -> Option<Delivery> {
+        if !self.writer_publishes() {
+            return Some(delivery);
+        }
+        let records = std::mem::take(&mut self.records);
+        let log = self.log.as_ref()?;
+        let work = AfterDurable(Box::new(move || delivery.deliver()));
+        if log
+            .appends
+            .send(WriterInput::AppendThen(records, work))
+            .is_err()
+        {
+            self.log_failed("the log writer stopped".into());
+        }
+        None
     }
 
     /// Hands the records appended since the last call to the log writer.
@@ -565,16 +689,15 @@ impl Pipeline {
     }
 
     /// Publishes a durable (or committed) batch: the durable state a snapshot is taken from,
-    /// the statistics, and the batch of every core (the publish stage decides which).
-    fn publish(&mut self, sealed: Sealed) {
-        let Sealed {
-            steps,
+    /// the statistics, and, unless the log writer did already, the batch of every core.
+    fn publish(&mut self, waiting: Waiting) {
+        let Waiting {
+            newest,
             txns,
-            replies,
             session_changes,
+            delivery,
             ..
-        } = sealed;
-        let newest = steps.last().map(|step| step.version.clone());
+        } = waiting;
         if let Some(snapshots) = self.snapshots.as_mut() {
             snapshots.published(&session_changes, newest.as_ref(), txns);
         }
@@ -582,15 +705,6 @@ impl Pipeline {
             .session_count
             .store(self.sessions.len(), Ordering::Relaxed);
         if let Some(version) = &newest {
-            self.stats
-                .last_zxid
-                .fetch_max(version.zxid, Ordering::Relaxed);
-            self.stats
-                .node_count
-                .store(version.node_count(), Ordering::Relaxed);
-            self.stats
-                .ephemeral_count
-                .store(version.ephemeral_node_count(), Ordering::Relaxed);
             self.published = version.clone();
             self.quorum_published(version.zxid);
             let keep_after = self.rebase_from.unwrap_or(version.zxid);
@@ -601,23 +715,9 @@ impl Pipeline {
             {
                 self.recent_records.pop_front();
             }
-            // Before any core can deliver this batch's events, so that a read on any core
-            // after any client saw an event catches up to at least this version.
-            self.stats
-                .published_zxid
-                .store(version.zxid, Ordering::SeqCst);
-            if let Some(presence) = &self.presence {
-                presence.publish(version);
-            }
         }
-        for (core, batch) in fan_out(steps, replies, self.presence.as_deref()) {
-            let sent = self
-                .cores
-                .get(core)
-                .is_some_and(|sender| sender.try_send(batch).is_ok());
-            if !sent {
-                warn!("core {core} is gone; its batch is dropped");
-            }
+        if let Some(delivery) = delivery {
+            delivery.deliver();
         }
     }
 }

@@ -224,7 +224,8 @@ impl Pipeline {
         } else {
             self.waiting
                 .iter()
-                .flat_map(|sealed| sealed.steps.iter())
+                .filter_map(|waiting| waiting.delivery.as_ref())
+                .flat_map(|delivery| delivery.steps.iter())
                 .chain(self.batch.steps().iter())
                 .find(|step| step.version.zxid == zxid)
                 .map(|step| step.version.clone())

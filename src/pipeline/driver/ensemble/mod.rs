@@ -454,7 +454,7 @@ impl Pipeline {
             .set_mode(crate::metrics::ServerMode::Looking);
         if was_serving {
             info!("stopped serving clients: {reason}");
-            for sender in &self.cores {
+            for sender in self.cores.iter() {
                 let _ = sender.try_send(CoreBatch {
                     steps: Arc::new(Vec::new()),
                     replies: vec![(0, CoreReply::CloseAll { reason })],
