@@ -30,6 +30,9 @@ pub enum ConfigError {
     /// An ensemble setting that is missing or inconsistent (ZooKeeper's messages).
     #[error("{0}")]
     Quorum(String),
+    /// The JAAS file or a SASL / authentication setting (see `auth`).
+    #[error("security settings: {0}")]
+    Security(String),
 }
 
 /// Every explicit bound of the server.
@@ -116,6 +119,9 @@ pub struct Config {
     /// Remarks about a configuration that ZooKeeper accepts with a warning (an even number
     /// of participants, `peerType` disagreeing with the server line, ...), for the log.
     pub warnings: Vec<String>,
+    /// SASL on the client port and authentication enforcement (see `auth`), read by
+    /// [`Config::load_security`] from zoo.cfg and the JVM flags deployments pass.
+    pub sasl: crate::auth::SaslSettings,
 }
 
 impl Default for Config {
@@ -149,6 +155,7 @@ impl Default for Config {
             standalone_enabled: true,
             quorum_listen_on_all_ips: false,
             warnings: Vec::new(),
+            sasl: crate::auth::SaslSettings::default(),
         }
     }
 }
@@ -801,6 +808,7 @@ impl Config {
                 _ if key.starts_with("group") || key.starts_with("weight") => {
                     quorum_keys.hierarchical_keys.push(key.to_string())
                 }
+                _ if crate::auth::properties::is_security_key(key) => {}
                 _ => config.unknown_keys.push(key.to_string()),
             }
         }
@@ -833,6 +841,42 @@ impl Config {
         let myid_text = read_myid(&config.data_dir)?;
         setup_quorum(&mut config, quorum_keys, myid_text)?;
         Ok(config)
+    }
+
+    /// Reads the security settings (`auth::load`) from the system properties ZooKeeper would
+    /// see: the `-D` options of `conf/java.env` next to zoo.cfg and of the environment's
+    /// `JVMFLAGS` and `SERVER_JVMFLAGS`, then this zoo.cfg's keys.
+    pub fn load_security(&mut self) -> Result<(), ConfigError> {
+        use crate::auth::properties;
+        let mut flag_strings = Vec::new();
+        if let Some(directory) = self.config_path.as_deref().and_then(Path::parent) {
+            let java_env = directory.join("java.env");
+            if java_env.is_file() {
+                let text =
+                    std::fs::read_to_string(&java_env).map_err(|source| ConfigError::Read {
+                        path: java_env.clone(),
+                        source,
+                    })?;
+                flag_strings.extend(properties::java_env_flags(&text));
+            }
+        }
+        for variable in ["JVMFLAGS", "SERVER_JVMFLAGS"] {
+            if let Ok(flags) = std::env::var(variable) {
+                flag_strings.push(flags);
+            }
+        }
+        let system_properties = properties::system_properties(&flag_strings, &self.raw);
+        let krb5_config = std::env::var_os("KRB5_CONFIG").map(PathBuf::from);
+        let read_file = |path: &Path| -> std::io::Result<String> {
+            let metadata = std::fs::metadata(path)?;
+            if metadata.len() > crate::auth::jaas::JAAS_FILE_BYTES_MAX as u64 {
+                return Err(std::io::Error::other("file too large"));
+            }
+            std::fs::read_to_string(path)
+        };
+        self.sasl = crate::auth::load(&system_properties, krb5_config.as_deref(), &read_file)
+            .map_err(|error| ConfigError::Security(error.to_string()))?;
+        Ok(())
     }
 
     /// Whether a four-letter word is enabled by `4lw.commands.whitelist`.
@@ -908,6 +952,7 @@ impl Config {
                 _ => {}
             }
         }
+        config.load_security()?;
         Ok(config)
     }
 }

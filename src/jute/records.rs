@@ -220,7 +220,9 @@ record!(ReconfigRequest {
 record!(SetDataResponse { stat: Stat });
 record!(GetSaslRequest { token: Vec<u8> });
 record!(SetSaslRequest { token: Vec<u8> });
-record!(SetSaslResponse { token: Vec<u8> });
+// The server's token is null (-1) when a mechanism completes without one, and when no SASL
+// server is configured (ZooKeeperServer.processSasl).
+record!(SetSaslResponse { token: Option<Vec<u8>> });
 record!(CreateRequest {
     path: String,
     data: Option<Vec<u8>>,

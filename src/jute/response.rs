@@ -21,6 +21,22 @@ pub fn reply_frame(xid: i32, zxid: i64, err: ErrorCode, body: impl FnOnce(&mut W
     writer.finish_frame()
 }
 
+/// The reply to a SASL request: ZooKeeperServer.processSasl sends the SetSASLResponse (zxid
+/// 0) with an error too, its token null. The Java client depends on it: while SASL is in
+/// progress ClientCnxn reads the token of every reply whatever its error, and a reply without
+/// one fails the read and drops the connection before AuthFailed is reported.
+pub fn sasl_reply_frame(xid: i32, err: ErrorCode, token: Option<Vec<u8>>) -> Vec<u8> {
+    let mut writer = Writer::for_frame();
+    ReplyHeader {
+        xid,
+        zxid: 0,
+        err: err.code(),
+    }
+    .encode(&mut writer);
+    SetSaslResponse { token }.encode(&mut writer);
+    writer.finish_frame()
+}
+
 /// A reply with a header only.
 pub fn header_frame(xid: i32, zxid: i64, err: ErrorCode) -> Vec<u8> {
     reply_frame(xid, zxid, err, |_| {})

@@ -10,12 +10,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
+use crate::auth::{SaslOutcome, SaslSession};
 use crate::jute::codec::{Reader, Record};
 use crate::jute::frame::FrameDecoder;
 use crate::jute::protocol::{xid, ErrorCode, OpCode};
 use crate::jute::records::*;
 use crate::jute::request::{Request, RequestError};
-use crate::jute::response::{header_frame, record_frame};
+use crate::jute::response::{header_frame, record_frame, sasl_reply_frame};
 use crate::pipeline::PipelineInput;
 use crate::read::{serve, ReadContext};
 use crate::session::ConnRef;
@@ -73,6 +74,8 @@ pub struct Conn {
     pub session_id: Cell<i64>,
     pub timeout_ms: Cell<i32>,
     auth: RefCell<AuthIds>,
+    /// This connection's SASL exchange, started by its first SASL request.
+    sasl: RefCell<Option<SaslSession>>,
     outbox: async_channel::Sender<Outgoing>,
     queued_bytes: Rc<Cell<usize>>,
     queue: RefCell<VecDeque<Queued>>,
@@ -277,13 +280,7 @@ impl Conn {
                     &WhoAmIResponse { client_info },
                 ));
             }
-            Request::Sasl(_) => {
-                warn!(
-                    "connection {:#x}: SASL authentication is not implemented",
-                    self.id
-                );
-                self.send(header_frame(request_xid, zxid, ErrorCode::Unimplemented));
-            }
+            Request::Sasl(request) => self.serve_sasl(state, request_xid, &request.token),
             _ => {
                 let auth = self.auth();
                 let context = ReadContext {
@@ -303,6 +300,78 @@ impl Conn {
         }
         self.stats.last_xid.set(request_xid);
         self.finish_request(state, received, request.op_code(), zxid);
+    }
+
+    /// ZooKeeperServer.processSasl: the token goes to this connection's SASL server; the
+    /// reply (request xid, zxid 0) carries the server's token, null when there is none (no
+    /// SASL configured, or a mechanism that completes without one). On completion
+    /// `sasl:<id>` (and `super` for a super user) joins the connection's ids. A failure is
+    /// AuthFailed (SessionClosedRequireSaslAuth when SASL is required) with a null token and
+    /// the connection closes, unless `allowSaslFailedClients` keeps it (then OK, null token).
+    fn serve_sasl(&self, state: &CoreState, request_xid: i32, token: &[u8]) {
+        let settings = &state.config.sasl;
+        let outcome = {
+            let mut slot = self.sasl.borrow_mut();
+            if slot.is_none() {
+                *slot = SaslSession::start(settings, &mut rand::thread_rng());
+            }
+            match slot.as_mut() {
+                None => Ok(SaslOutcome {
+                    token: None,
+                    authorized: None,
+                }),
+                Some(session) => session.evaluate(token, settings),
+            }
+        };
+        let reply =
+            |code: ErrorCode, token: Option<Vec<u8>>| sasl_reply_frame(request_xid, code, token);
+        match outcome {
+            Ok(SaslOutcome { token, authorized }) => {
+                if let Some((authorized_id, super_user)) = authorized {
+                    info!(
+                        "Session {:#x}: adding SASL authorization for authorizationID: {authorized_id}",
+                        self.session_id.get()
+                    );
+                    let mut ids: Vec<Id> = self.auth().to_vec();
+                    let mut add = |id: Id| {
+                        if !ids.contains(&id) {
+                            ids.push(id);
+                        }
+                    };
+                    add(Id {
+                        scheme: "sasl".into(),
+                        id: authorized_id,
+                    });
+                    if super_user {
+                        add(Id {
+                            scheme: "super".into(),
+                            id: String::new(),
+                        });
+                    }
+                    *self.auth.borrow_mut() = Arc::new(ids);
+                }
+                self.send(reply(ErrorCode::Ok, token));
+            }
+            Err(error) => {
+                warn!(
+                    "Client {} failed to SASL authenticate: {error}",
+                    self.remote
+                );
+                let required = settings.sasl_auth_required();
+                if settings.allow_failed_clients && !required {
+                    warn!("Maintaining client connection despite SASL authentication failure.");
+                    self.send(reply(ErrorCode::Ok, None));
+                } else {
+                    let code = if required {
+                        ErrorCode::SessionClosedRequireSaslAuth
+                    } else {
+                        ErrorCode::AuthFailed
+                    };
+                    self.send(reply(code, None));
+                    self.close("SASL authentication failed");
+                }
+            }
+        }
     }
 
     /// `addauth`: digest adds `digest:user:hash` (and `super` when it is the super digest);
@@ -375,6 +444,30 @@ impl Conn {
                 ))
             }
         };
+        if !matches!(request, Request::Auth(_) | Request::Sasl(_))
+            && !state.config.sasl.admits(&self.auth())
+        {
+            // AuthenticationHelper.enforceAuthentication (enforce.auth.enabled,
+            // sessionRequireClientSASLAuth): any other request from a connection without an
+            // id of the required schemes is answered SessionClosedRequireSaslAuth with its
+            // xid and zxid 0, and the connection closes.
+            info!(
+                "connection {:#x}: client authentication schemes {:?} do not match the \
+                 required ones",
+                self.id,
+                self.auth()
+                    .iter()
+                    .map(|id| id.scheme.clone())
+                    .collect::<Vec<_>>()
+            );
+            self.send(header_frame(
+                header.xid,
+                0,
+                ErrorCode::SessionClosedRequireSaslAuth,
+            ));
+            self.close("authentication required");
+            return Ok(());
+        }
         state.request_started();
         self.outstanding.set(self.outstanding.get() + 1);
         if request.is_write() {
@@ -506,6 +599,7 @@ pub async fn run(state: Rc<CoreState>, stream: glommio::net::TcpStream, remote: 
             scheme: "ip".into(),
             id: remote.ip().to_string(),
         }])),
+        sasl: RefCell::new(None),
         outbox,
         queued_bytes: queued_bytes.clone(),
         queue: RefCell::new(VecDeque::new()),

@@ -1,4 +1,4 @@
-//! Access control as ZooKeeper applies it: the schemes world, auth, digest, ip and super,
+//! Access control as ZooKeeper applies it: the schemes world, auth, digest, ip, sasl and super,
 //! `PrepRequestProcessor.fixupACL` for ACLs that are being set, and
 //! `ZooKeeperServer.checkACL` for every permission check.
 
@@ -52,6 +52,8 @@ fn is_valid_id(id: &Id) -> bool {
     match id.scheme.as_str() {
         "digest" => id.id.split(':').count() == 2,
         "ip" => parse_ip_pattern(&id.id).is_some(),
+        // SASLAuthenticationProvider.isValid: whatever `new KerberosName(id)` accepts.
+        "sasl" => crate::auth::kerberos_name::KerberosName::parse(&id.id).is_ok(),
         _ => false,
     }
 }
@@ -78,10 +80,11 @@ pub fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, InvalidAcl> {
             fixed.push(entry.clone());
         } else if id.scheme == "auth" {
             // Every authenticated id except the connection's ip counts (ip is not an
-            // "authenticated" provider in ZooKeeper's sense; nor is super).
+            // "authenticated" provider in ZooKeeper's sense; nor is super). SASL's is
+            // (SASLAuthenticationProvider.isAuthenticated).
             let mut expanded = false;
             for caller in auth {
-                if caller.scheme == "digest" {
+                if caller.scheme == "digest" || caller.scheme == "sasl" {
                     expanded = true;
                     fixed.push(Acl {
                         perms: entry.perms,
@@ -117,7 +120,9 @@ pub fn check(acl: &[Acl], permission: i32, auth: &[Id]) -> bool {
         auth.iter()
             .filter(|caller| caller.scheme == id.scheme)
             .any(|caller| match id.scheme.as_str() {
-                "digest" => caller.id == id.id,
+                // SASLAuthenticationProvider.matches: the same id (a caller that is super
+                // has passed above).
+                "digest" | "sasl" => caller.id == id.id,
                 "ip" => ip_matches(&caller.id, &id.id),
                 _ => false,
             })
@@ -258,5 +263,32 @@ mod tests {
             id: id("world", "someone"),
         }];
         assert_eq!(fixup_acl(&bad, &[]), Err(InvalidAcl));
+    }
+
+    /// SASLAuthenticationProvider: `sasl:<id>` ACLs are valid when KerberosName accepts the
+    /// id, match the same id exactly, and `auth` expands to the caller's sasl id.
+    #[test]
+    fn sasl_scheme_as_sasl_authentication_provider() {
+        let acl = |value: &str| Acl {
+            perms: perms::READ,
+            id: id("sasl", value),
+        };
+        assert!(fixup_acl(&[acl("bob")], &[]).is_ok());
+        assert!(fixup_acl(&[acl("zk/host@EXAMPLE.COM")], &[]).is_ok());
+        assert_eq!(fixup_acl(&[acl("a@b@c")], &[]), Err(InvalidAcl));
+        assert!(check(&[acl("bob")], perms::READ, &[id("sasl", "bob")]));
+        assert!(!check(&[acl("bob")], perms::READ, &[id("sasl", "bobby")]));
+        assert!(!check(&[acl("bob")], perms::READ, &[id("digest", "bob")]));
+        let auth_acl = vec![Acl {
+            perms: perms::ALL,
+            id: id("auth", ""),
+        }];
+        assert_eq!(
+            fixup_acl(&auth_acl, &[id("ip", "127.0.0.1"), id("sasl", "bob")]),
+            Ok(vec![Acl {
+                perms: perms::ALL,
+                id: id("sasl", "bob")
+            }])
+        );
     }
 }

@@ -81,7 +81,12 @@ def wait_imok(port, proc_alive, timeout_s):
 
 
 class Server:
-    def __init__(self, name, directory, extra_cfg=()):
+    def __init__(self, name, directory, extra_cfg=(), jvm_flags="", env=None):
+        """`jvm_flags`: -D options as a deployment passes them: to ZooKeeper's JVM (after
+        ZK_JVM_FLAGS), and to ringkeeper in SERVER_JVMFLAGS, where it reads them. `env`: extra
+        environment for both (KRB5_CONFIG, ...)."""
+        self.jvm_flags = jvm_flags
+        self.env = dict(env or {})
         self.name = name
         self.dir = directory
         self.host = "127.0.0.1"
@@ -98,7 +103,8 @@ class Server:
             if not Path("/usr/share/java/zookeeper.jar").exists():
                 self.skip_reason = "Apache ZooKeeper not installed (apt-get install zookeeper)"
                 return
-            env = dict(os.environ, ZK_JVM_FLAGS=ZK_JVM_FLAGS)
+            env = dict(os.environ, ZK_JVM_FLAGS=(ZK_JVM_FLAGS + " " + self.jvm_flags).strip(),
+                       **self.env)
             r = subprocess.run([str(script), "start", str(self.dir)], capture_output=True,
                                text=True, timeout=START_TIMEOUT_S + 10, env=env)
             if r.returncode != 0:
@@ -112,9 +118,12 @@ class Server:
                                 "`cargo build --release` or set RINGKEEPER_BIN)" % binary)
             return
         logf = open(self.log, "wb")
+        env = dict(os.environ, **self.env)
+        if self.jvm_flags:
+            env["SERVER_JVMFLAGS"] = self.jvm_flags
         self.proc = subprocess.Popen([str(binary), "--config", str(self.dir / "zoo.cfg")],
                                      stdout=logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=str(self.dir))
+                                     stdin=subprocess.DEVNULL, cwd=str(self.dir), env=env)
         logf.close()
         if not wait_imok(self.port, lambda: self.proc.poll() is None, START_TIMEOUT_S):
             self.stop()
