@@ -12,6 +12,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::dbg_macro)
 )]
 
+pub mod auth;
 pub mod config;
 pub mod fourlw;
 pub mod jute;
