@@ -1,4 +1,4 @@
-//! Access control as ZooKeeper applies it: the schemes world, auth, digest, ip and super,
+//! Access control as ZooKeeper applies it: the schemes world, auth, digest, ip, x509 and super,
 //! `PrepRequestProcessor.fixupACL` for ACLs that are being set, and
 //! `ZooKeeperServer.checkACL` for every permission check.
 
@@ -52,6 +52,7 @@ fn is_valid_id(id: &Id) -> bool {
     match id.scheme.as_str() {
         "digest" => id.id.split(':').count() == 2,
         "ip" => parse_ip_pattern(&id.id).is_some(),
+        "x509" => crate::auth::x509::is_valid_name(&id.id),
         _ => false,
     }
 }
@@ -77,11 +78,11 @@ pub fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, InvalidAcl> {
         if id.scheme == "world" && id.id == "anyone" {
             fixed.push(entry.clone());
         } else if id.scheme == "auth" {
-            // Every authenticated id except the connection's ip counts (ip is not an
-            // "authenticated" provider in ZooKeeper's sense; nor is super).
+            // Every id of a provider whose isAuthenticated() is true counts: digest and
+            // x509; not the connection's ip, nor super (which has no provider).
             let mut expanded = false;
             for caller in auth {
-                if caller.scheme == "digest" {
+                if is_authenticated_scheme(&caller.scheme) {
                     expanded = true;
                     fixed.push(Acl {
                         perms: entry.perms,
@@ -101,6 +102,11 @@ pub fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, InvalidAcl> {
     Ok(fixed)
 }
 
+/// Schemes whose provider's `isAuthenticated()` is true, which the `auth` scheme expands to.
+fn is_authenticated_scheme(scheme: &str) -> bool {
+    matches!(scheme, "digest" | "x509")
+}
+
 /// `checkACL`: true when `auth` grants `permission` on a node with `acl`.
 pub fn check(acl: &[Acl], permission: i32, auth: &[Id]) -> bool {
     if acl.is_empty() || auth.iter().any(|id| id.scheme == "super") {
@@ -117,7 +123,8 @@ pub fn check(acl: &[Acl], permission: i32, auth: &[Id]) -> bool {
         auth.iter()
             .filter(|caller| caller.scheme == id.scheme)
             .any(|caller| match id.scheme.as_str() {
-                "digest" => caller.id == id.id,
+                // X509AuthenticationProvider.matches: the subjects are equal as strings.
+                "digest" | "x509" => caller.id == id.id,
                 "ip" => ip_matches(&caller.id, &id.id),
                 _ => false,
             })
@@ -253,6 +260,39 @@ mod tests {
             }])
         );
         assert_eq!(fixup_acl(&[], &[]), Err(InvalidAcl));
+        // An x509 id is authenticated: `auth` expands to it (X509AuthenticationProvider
+        // .isAuthenticated), and super is never copied into an ACL.
+        let x509 = id("x509", "CN=alice,O=Acme");
+        assert_eq!(
+            fixup_acl(
+                &auth_acl,
+                &[
+                    id("ip", "127.0.0.1"),
+                    id("super", "CN=alice,O=Acme"),
+                    x509.clone()
+                ]
+            ),
+            Ok(vec![Acl {
+                perms: perms::ALL,
+                id: x509.clone()
+            }])
+        );
+        let explicit = vec![Acl {
+            perms: perms::READ,
+            id: x509.clone(),
+        }];
+        assert_eq!(fixup_acl(&explicit, &[]), Ok(explicit.clone()));
+        assert!(check(&explicit, perms::READ, &[x509]));
+        assert!(!check(
+            &explicit,
+            perms::READ,
+            &[id("x509", "CN=bob,O=Acme")]
+        ));
+        let not_a_name = vec![Acl {
+            perms: perms::READ,
+            id: id("x509", "alice"),
+        }];
+        assert_eq!(fixup_acl(&not_a_name, &[]), Err(InvalidAcl));
         let bad = vec![Acl {
             perms: perms::ALL,
             id: id("world", "someone"),
