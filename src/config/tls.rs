@@ -143,11 +143,16 @@ impl TlsSettings {
         Ok(true)
     }
 
-    /// The protocols to offer: `enabledProtocols`, else `protocol` alone.
+    /// The protocols to offer: `enabledProtocols`, else `protocol` alone (SSLContextAndOptions),
+    /// except that the default TLSv1.3 also offers TLSv1.2: ZooKeeper 3.8 clients (Java,
+    /// Kafka's) default to `ssl.protocol=TLSv1.2` and offer nothing newer, and a server that
+    /// refused them would break every mixed deployment.
     pub fn protocols(&self) -> Vec<String> {
-        self.enabled_protocols
-            .clone()
-            .unwrap_or_else(|| vec![self.protocol.clone()])
+        match &self.enabled_protocols {
+            Some(protocols) => protocols.clone(),
+            None if self.protocol == "TLSv1.3" => vec!["TLSv1.3".into(), "TLSv1.2".into()],
+            None => vec![self.protocol.clone()],
+        }
     }
 
     /// Client hostname verification in effect (X509Util.isClientHostnameVerificationEnabled).
@@ -269,7 +274,7 @@ mod tests {
     fn keys_are_read_with_zookeeper_defaults() {
         let mut tls = TlsSettings::default();
         assert_eq!(tls.client_auth, ClientAuth::Need);
-        assert_eq!(tls.protocols(), vec!["TLSv1.3".to_string()]);
+        assert_eq!(tls.protocols(), vec!["TLSv1.3", "TLSv1.2"]);
         assert!(!tls.verifies_client_hostname());
         let apply =
             |tls: &mut TlsSettings, key: &str, value: &str| tls.apply(key, key, value).unwrap();
