@@ -8,6 +8,9 @@
 //! - [`kerberos_name`] [pure]: KerberosName, auth_to_local rules, the authorized id.
 //! - [`properties`] [pure]: system properties as ZooKeeper sees them (zoo.cfg keys and the
 //!   `-D` options of `SERVER_JVMFLAGS` / `JVMFLAGS` / `conf/java.env`).
+//! - [`x509`], [`der`] [pure]: x509 identities from verified client certificates, in Java's
+//!   RFC 2253 form; [`keystore`], [`jks`] [pure]: the key and trust stores (PEM, PKCS12,
+//!   JKS) they are verified with. The files and sockets are net/tls's.
 //!
 //! As in ZooKeeper (`ServerCnxnFactory.configureSaslLogin`, `SecurityUtils.createSaslServer`)
 //! the server offers one mechanism: GSSAPI when its JAAS `Server` section logs in with
@@ -15,11 +18,15 @@
 //! such section. ZooKeeperServer.processSasl then adds `sasl:<authorized id>` to the
 //! connection, and `super` when the id is a `zookeeper.superUser`.
 
+pub mod der;
 pub mod digest_md5;
 pub mod gssapi;
 pub mod jaas;
+pub mod jks;
 pub mod kerberos_name;
+pub mod keystore;
 pub mod properties;
+pub mod x509;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

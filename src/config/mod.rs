@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+pub mod tls;
+
+pub use tls::{ClientAuth, TlsSettings};
+
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
@@ -122,6 +126,20 @@ pub struct Config {
     /// SASL on the client port and authentication enforcement (see `auth`), read by
     /// [`Config::load_security`] from zoo.cfg and the JVM flags deployments pass.
     pub sasl: crate::auth::SaslSettings,
+    /// `secureClientPortAddress:secureClientPort`: a second client port that speaks only
+    /// TLS (NettyServerCnxnFactory with `secure`). The address defaults to every interface,
+    /// as in ZooKeeper.
+    pub secure_client_address: Option<SocketAddr>,
+    /// `client.portUnification`: the plaintext client port also accepts TLS, told apart by
+    /// the first byte (DualModeSslHandler).
+    pub port_unification: bool,
+    /// The `ssl.*` keys of the client ports.
+    pub tls: TlsSettings,
+    /// `X509AuthenticationProvider.superUser`: the certificate subject that is `super`.
+    pub x509_super_user: Option<String>,
+    /// The `-D` system properties of `SERVER_JVMFLAGS` / `JVMFLAGS` / `conf/java.env`, all
+    /// of them (the ones ringkeeper reads are also applied as zoo.cfg keys).
+    pub system_properties: Vec<(String, String)>,
 }
 
 impl Default for Config {
@@ -156,9 +174,23 @@ impl Default for Config {
             quorum_listen_on_all_ips: false,
             warnings: Vec::new(),
             sasl: crate::auth::SaslSettings::default(),
+            secure_client_address: None,
+            port_unification: false,
+            tls: TlsSettings::default(),
+            x509_super_user: None,
+            system_properties: Vec::new(),
         }
     }
 }
+
+/// ZooKeeper's built-in authentication providers, which `authProvider.N` lines name
+/// (ProviderRegistry loads them; the schemes themselves are always on here).
+const BUILT_IN_AUTH_PROVIDERS: &[&str] = &[
+    "org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
+    "org.apache.zookeeper.server.auth.IPAuthenticationProvider",
+    "org.apache.zookeeper.server.auth.X509AuthenticationProvider",
+    "org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+];
 
 /// Keys ZooKeeper knows that the standalone server accepts without acting on them.
 const ACCEPTED_KEYS: &[&str] = &[
@@ -167,11 +199,48 @@ const ACCEPTED_KEYS: &[&str] = &[
     "admin.serverAddress",
     "reconfigEnabled",
     "metricsProvider.className",
-    "secureClientPort",
+    // The client's socket class; TLS works with either server factory here.
+    "serverCnxnFactory",
+    "client.secure",
     "dynamicConfigFile",
     "electionPortBindRetry",
     "syncEnabled",
 ];
+
+/// What the TLS layer cannot do, refused at startup rather than at the first handshake.
+fn check_tls_settings(config: &Config) -> Result<(), ConfigError> {
+    let tls = &config.tls;
+    if config.tls.key_store.location.is_none() {
+        return Err(invalid(
+            "ssl.keyStore.location",
+            "",
+            "required for secureClientPort or client.portUnification",
+        ));
+    }
+    if tls.client_auth != ClientAuth::None && tls.trust_store.location.is_none() {
+        // ZooKeeper falls back to the JVM's default trust store (cacerts) here.
+        return Err(invalid(
+            "ssl.trustStore.location",
+            "",
+            "required to verify client certificates unless ssl.clientAuth=none",
+        ));
+    }
+    if tls.auth_provider != "x509" {
+        return Err(invalid(
+            "ssl.authProvider",
+            &tls.auth_provider,
+            "only the built-in x509 provider is available",
+        ));
+    }
+    if tls.crl || tls.ocsp {
+        return Err(invalid(
+            if tls.crl { "ssl.crl" } else { "ssl.ocsp" },
+            "true",
+            "certificate revocation checking is not implemented",
+        ));
+    }
+    Ok(())
+}
 
 fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
     value.trim().parse::<T>().map_err(|_| ConfigError::Invalid {
@@ -694,6 +763,34 @@ impl Config {
         Config::parse(text, &read_myid_file)
     }
 
+    /// [`Config::from_file`] with the JVM's system properties: those `zookeeper.`-prefixed
+    /// ones that ZooKeeper reads as properties and ringkeeper as zoo.cfg keys
+    /// ([`tls::is_server_property`]) count as zoo.cfg lines before the file's own, so the
+    /// file wins, as in ZooKeeper (QuorumPeerConfig sets its keys as system properties over
+    /// the JVM's).
+    pub fn from_file_with_properties(
+        path: &Path,
+        properties: Vec<(String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut lines = String::new();
+        for (name, value) in &properties {
+            if let Some(bare) = name.strip_prefix("zookeeper.") {
+                if tls::is_server_property(bare) {
+                    lines.push_str(&format!("{name}={value}\n"));
+                }
+            }
+        }
+        lines.push_str(&text);
+        let mut config = Config::from_properties(&lines)?;
+        config.config_path = Some(path.to_path_buf());
+        config.system_properties = properties;
+        Ok(config)
+    }
+
     /// [`Config::from_properties`] with the reading of `dataDir/myid` given, so the tests
     /// need no files: `read_myid(data_dir)` returns the file's text, or `None` when there
     /// is no such file.
@@ -705,6 +802,8 @@ impl Config {
         let mut min_timeout: Option<i32> = None;
         let mut max_timeout: Option<i32> = None;
         let mut data_log_dir: Option<PathBuf> = None;
+        let mut secure_port: Option<u16> = None;
+        let mut secure_ip: Option<IpAddr> = None;
         for line in text.lines() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
@@ -730,6 +829,28 @@ impl Config {
                         reason: "not an IP address".into(),
                     })?)
                 }
+                "secureClientPort" => secure_port = Some(parse_number(key, value)?),
+                "secureClientPortAddress" => {
+                    secure_ip = Some(value.parse().map_err(|_| ConfigError::Invalid {
+                        key: key.into(),
+                        value: value.into(),
+                        reason: "not an IP address".into(),
+                    })?)
+                }
+                "client.portUnification" => {
+                    config.port_unification = value.trim().eq_ignore_ascii_case("true")
+                }
+                "X509AuthenticationProvider.superUser" => {
+                    config.x509_super_user = Some(value.to_string())
+                }
+                _ if bare.starts_with("authProvider.") => {
+                    if !BUILT_IN_AUTH_PROVIDERS.contains(&value) {
+                        config.warnings.push(format!(
+                            "{key}={value}: not one of ZooKeeper's built-in providers; ignored"
+                        ));
+                    }
+                }
+                _ if bare.starts_with("ssl.") && config.tls.apply(bare, key, value)? => {}
                 "maxClientCnxns" => {
                     config.limits.connections_per_ip_max = parse_number(key, value)?
                 }
@@ -838,6 +959,12 @@ impl Config {
             client_port.unwrap_or(2181),
         );
         quorum_keys.client_port_given = client_port.is_some();
+        config.secure_client_address = secure_port.map(|port| {
+            SocketAddr::new(secure_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port)
+        });
+        if config.uses_tls() {
+            check_tls_settings(&config)?;
+        }
         let myid_text = read_myid(&config.data_dir)?;
         setup_quorum(&mut config, quorum_keys, myid_text)?;
         Ok(config)
@@ -877,6 +1004,11 @@ impl Config {
         self.sasl = crate::auth::load(&system_properties, krb5_config.as_deref(), &read_file)
             .map_err(|error| ConfigError::Security(error.to_string()))?;
         Ok(())
+    }
+
+    /// Whether a client port speaks TLS (a secure port, or port unification).
+    pub fn uses_tls(&self) -> bool {
+        self.secure_client_address.is_some() || self.port_unification
     }
 
     /// Whether a four-letter word is enabled by `4lw.commands.whitelist`.
@@ -926,7 +1058,21 @@ impl Config {
             index += 2;
         }
         let mut config = match &config_path {
-            Some(path) => Config::from_file(path)?,
+            Some(path) => {
+                // zkEnv.sh sources java.env from the configuration directory.
+                let java_env = path
+                    .parent()
+                    .map(|dir| dir.join("java.env"))
+                    .and_then(|file| std::fs::read_to_string(file).ok());
+                let server_flags = std::env::var("SERVER_JVMFLAGS").ok();
+                let flags = std::env::var("JVMFLAGS").ok();
+                let properties = tls::jvm_system_properties(
+                    java_env.as_deref(),
+                    server_flags.as_deref(),
+                    flags.as_deref(),
+                );
+                Config::from_file_with_properties(path, properties)?
+            }
             None => Config {
                 client_address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 2181),
                 ..Config::default()
@@ -964,6 +1110,80 @@ pub const USAGE: &str =
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_keys_are_read_as_zookeeper_reads_them() {
+        let config = Config::from_properties(
+            "dataDir=/tmp/x\nsecureClientPort=2281\nsecureClientPortAddress=127.0.0.1\n\
+             ssl.keyStore.location=/k.p12\nzookeeper.ssl.trustStore.location=/t.jks\n\
+             ssl.clientAuth=want\nclient.portUnification=true\n\
+             X509AuthenticationProvider.superUser=CN=admin\n\
+             authProvider.1=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n\
+             authProvider.2=com.example.Mine\nserverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n",
+        )
+        .unwrap();
+        assert_eq!(config.secure_client_address, Some(addr("127.0.0.1:2281")));
+        assert!(config.port_unification && config.uses_tls());
+        assert_eq!(config.tls.client_auth, ClientAuth::Want);
+        assert_eq!(
+            config.tls.trust_store.location,
+            Some(PathBuf::from("/t.jks"))
+        );
+        assert_eq!(config.x509_super_user.as_deref(), Some("CN=admin"));
+        assert!(config.unknown_keys.is_empty(), "{:?}", config.unknown_keys);
+        assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+        // ZooKeeper binds the secure port on every interface unless told otherwise.
+        let all = Config::from_properties(
+            "dataDir=/tmp/x\nsecureClientPort=2281\nssl.keyStore.location=/k.pem\nssl.clientAuth=none\n",
+        )
+        .unwrap();
+        assert_eq!(all.secure_client_address, Some(addr("0.0.0.0:2281")));
+        // What the TLS layer cannot do is refused at startup.
+        for bad in [
+            "secureClientPort=2281\n",
+            "secureClientPort=2281\nssl.keyStore.location=/k.pem\n",
+            "client.portUnification=true\nssl.keyStore.location=/k.pem\nssl.clientAuth=none\nssl.crl=true\n",
+            "secureClientPort=2281\nssl.keyStore.location=/k.pem\nssl.clientAuth=none\nssl.authProvider=mine\n",
+            "ssl.clientAuth=sometimes\n",
+        ] {
+            assert!(
+                Config::from_properties(&format!("dataDir=/tmp/x\n{bad}")).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn jvm_system_properties_apply_under_zoo_cfg() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &path,
+            format!(
+                "dataDir={}\nsecureClientPort=2281\nssl.clientAuth=none\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let properties = vec![
+            (
+                "zookeeper.ssl.keyStore.location".to_string(),
+                "/k.p12".to_string(),
+            ),
+            ("zookeeper.ssl.clientAuth".to_string(), "want".to_string()),
+            ("zookeeper.root.logger".to_string(), "INFO".to_string()),
+            (
+                "java.security.auth.login.config".to_string(),
+                "/j".to_string(),
+            ),
+        ];
+        let config = Config::from_file_with_properties(&path, properties).unwrap();
+        assert_eq!(config.tls.key_store.location, Some(PathBuf::from("/k.p12")));
+        // zoo.cfg's own line wins; properties ringkeeper does not read are kept, not applied.
+        assert_eq!(config.tls.client_auth, ClientAuth::None);
+        assert!(config.unknown_keys.is_empty(), "{:?}", config.unknown_keys);
+        assert_eq!(config.system_properties.len(), 4);
+    }
 
     #[test]
     fn zoo_cfg_keys_are_read_with_zookeeper_defaults() {

@@ -560,7 +560,9 @@ async fn write_loop<W: futures_lite::AsyncWrite + Unpin>(
         }
         if !buffer.is_empty() {
             let length = buffer.len();
-            if writer.write_all(&buffer).await.is_err() {
+            // A TLS stream may keep records it could not send at once; flush pushes them
+            // out before the loop waits for more (a plaintext stream's flush is a no-op).
+            if writer.write_all(&buffer).await.is_err() || writer.flush().await.is_err() {
                 break 'outer;
             }
             queued_bytes.set(queued_bytes.get().saturating_sub(length));
@@ -583,8 +585,12 @@ const FOUR_LETTER_WORDS: &[&str] = &[
     "wchp", "dirs", "isro", "gtmk", "stmk", "hash",
 ];
 
-/// Runs one connection to its end.
-pub async fn run(state: Rc<CoreState>, stream: glommio::net::TcpStream, remote: SocketAddr) {
+/// Runs one connection to its end: a plaintext TCP stream, or a TLS stream after its
+/// handshake, whose verified client certificate gave `identities` (net/tls).
+pub async fn run<S>(state: Rc<CoreState>, stream: S, remote: SocketAddr, identities: Vec<Id>)
+where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + 'static,
+{
     let (mut reader, writer) = futures_lite::io::split(stream);
     let (outbox, outbox_receiver) = async_channel::unbounded();
     let (resume, resume_receiver) = async_channel::bounded(1);
@@ -595,10 +601,14 @@ pub async fn run(state: Rc<CoreState>, stream: glommio::net::TcpStream, remote: 
         remote,
         session_id: Cell::new(0),
         timeout_ms: Cell::new(0),
-        auth: RefCell::new(Arc::new(vec![Id {
-            scheme: "ip".into(),
-            id: remote.ip().to_string(),
-        }])),
+        auth: RefCell::new(Arc::new(
+            std::iter::once(Id {
+                scheme: "ip".into(),
+                id: remote.ip().to_string(),
+            })
+            .chain(identities)
+            .collect(),
+        )),
         sasl: RefCell::new(None),
         outbox,
         queued_bytes: queued_bytes.clone(),
@@ -712,6 +722,14 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
                 continue;
             };
             checked_four_letter_word = true;
+            if head[0] == super::tls::TLS_HANDSHAKE_RECORD && head[1] == 0x03 {
+                // Read as a length this would be hundreds of MiB; say what it is instead.
+                return Err(
+                    "a TLS handshake on a plaintext client port (use secureClientPort, \
+                     or client.portUnification=true)"
+                        .into(),
+                );
+            }
             if let Ok(word) = std::str::from_utf8(head) {
                 if FOUR_LETTER_WORDS.contains(&word) {
                     let word = word.to_string();

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod conn;
+pub mod tls;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -431,8 +432,13 @@ pub fn touch_report_interval(config: &Config) -> Duration {
     Duration::from_millis((config.tick_time_ms as u64 / 4).clamp(10, 250))
 }
 
-/// Accept loop of one core.
-pub async fn accept_loop(state: Rc<CoreState>, listener: glommio::net::TcpListener) {
+/// Accept loop of one core, for one listener (the plaintext or unified client port, or the
+/// secure one).
+pub async fn accept_loop(
+    state: Rc<CoreState>,
+    listener: glommio::net::TcpListener,
+    kind: tls::ListenerKind,
+) {
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
@@ -460,7 +466,15 @@ pub async fn accept_loop(state: Rc<CoreState>, listener: glommio::net::TcpListen
         }
         let _ = stream.set_nodelay(true);
         let state = state.clone();
-        // conn::run frees the connection's slot (before the socket closes).
-        glommio::spawn_local(conn::run(state, stream, remote)).detach();
+        // conn::run frees the connection's slot (before the socket closes), or tls::serve
+        // when the connection ends before it gets there.
+        match &kind {
+            tls::ListenerKind::Plain => {
+                glommio::spawn_local(conn::run(state, stream, remote, Vec::new())).detach();
+            }
+            _ => {
+                glommio::spawn_local(tls::serve(state, stream, remote, kind.clone())).detach();
+            }
+        }
     }
 }

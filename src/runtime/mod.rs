@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::fourlw::AdminHub;
 use crate::metrics::ServerStats;
 use crate::net::admin::admin_loop;
+use crate::net::tls::ListenerKind;
 use crate::net::{accept_loop, touch_report_interval, ConnectionCounts, CoreShared, CoreState};
 use crate::pipeline::driver::{LogChannels, Pipeline, PipelineStart, QuorumStart, Snapshots};
 use crate::pipeline::{CoreBatch, CorePresence, CoreReply, PipelineInput};
@@ -46,6 +47,8 @@ pub enum RuntimeError {
     StartTimeout(usize),
     #[error("storage: {0}")]
     Storage(String),
+    #[error("TLS client port: {0}")]
+    Tls(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -93,6 +96,19 @@ fn refuse_a_port_in_use(config: &Config) -> Result<(), RuntimeError> {
         }
         drop(stream);
         std::thread::sleep(PORT_PROBE_RETRY); // a socket on its way out: nothing to await
+    }
+    // The secure port cannot be asked `ruok` without a TLS client: any listener there that
+    // does not go away within the budget is taken as a server.
+    if let Some(secure) = config.secure_client_address {
+        while !nobody_listens_on(secure) {
+            if std::time::Instant::now() >= deadline {
+                return Err(RuntimeError::Listen {
+                    address: secure.to_string(),
+                    reason: "address already in use".into(),
+                });
+            }
+            std::thread::sleep(PORT_PROBE_RETRY); // a socket on its way out: nothing to await
+        }
     }
     Ok(())
 }
@@ -164,6 +180,16 @@ const PORT_PROBE_BUDGET: Duration = Duration::from_secs(2);
 /// Starts the server and blocks until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<(), RuntimeError> {
     refuse_a_port_in_use(&config)?;
+    // The stores are read once, before anything starts: a bad key store stops the server
+    // here rather than failing every handshake later.
+    let tls_context = if config.uses_tls() {
+        Some(
+            crate::net::tls::build(&config)
+                .map_err(|error| RuntimeError::Tls(error.to_string()))?,
+        )
+    } else {
+        None
+    };
     let config = Arc::new(config);
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
     let cores = if config.cores == 0 {
@@ -399,6 +425,7 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
         let admin = admin.clone();
         let presence = presence.clone();
         let ready = ready_sender.clone();
+        let tls_context = tls_context.clone();
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("core-{core}"))
             .io_memory(IO_MEMORY_BYTES)
@@ -413,6 +440,19 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                         }));
                         return;
                     }
+                };
+                let secure_listener = match config.secure_client_address {
+                    Some(address) => match glommio::net::TcpListener::bind(address) {
+                        Ok(listener) => Some(listener),
+                        Err(error) => {
+                            let _ = ready.send(Err(RuntimeError::Listen {
+                                address: address.to_string(),
+                                reason: error.to_string(),
+                            }));
+                            return;
+                        }
+                    },
+                    None => None,
                 };
                 let shared = CoreShared {
                     config: config.clone(),
@@ -441,8 +481,20 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                 })
                 .detach();
                 glommio::spawn_local(admin_loop(state.clone(), admin_queries)).detach();
+                let (client_kind, secure_kind) = match tls_context {
+                    Some(tls) if config.port_unification => (
+                        ListenerKind::Unified(tls.clone()),
+                        ListenerKind::Secure(tls),
+                    ),
+                    Some(tls) => (ListenerKind::Plain, ListenerKind::Secure(tls)),
+                    None => (ListenerKind::Plain, ListenerKind::Plain),
+                };
+                if let Some(listener) = secure_listener {
+                    glommio::spawn_local(accept_loop(state.clone(), listener, secure_kind))
+                        .detach();
+                }
                 let _ = ready.send(Ok(core));
-                accept_loop(state, listener).await;
+                accept_loop(state, listener, client_kind).await;
             })
             .map_err(|error| RuntimeError::Executor {
                 core,
@@ -464,6 +516,15 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
         config.client_address,
         crate::fourlw::ZOOKEEPER_COMPAT_VERSION
     );
+    if let Some(secure) = config.secure_client_address {
+        info!("TLS clients on {secure} (secureClientPort)");
+    }
+    if config.port_unification {
+        info!(
+            "TLS and plaintext clients on {} (client.portUnification)",
+            config.client_address
+        );
+    }
 
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,

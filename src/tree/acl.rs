@@ -1,5 +1,5 @@
-//! Access control as ZooKeeper applies it: the schemes world, auth, digest, ip, sasl and super,
-//! `PrepRequestProcessor.fixupACL` for ACLs that are being set, and
+//! Access control as ZooKeeper applies it: the schemes world, auth, digest, ip, sasl, x509 and
+//! super, `PrepRequestProcessor.fixupACL` for ACLs that are being set, and
 //! `ZooKeeperServer.checkACL` for every permission check.
 
 use std::net::IpAddr;
@@ -54,6 +54,7 @@ fn is_valid_id(id: &Id) -> bool {
         "ip" => parse_ip_pattern(&id.id).is_some(),
         // SASLAuthenticationProvider.isValid: whatever `new KerberosName(id)` accepts.
         "sasl" => crate::auth::kerberos_name::KerberosName::parse(&id.id).is_ok(),
+        "x509" => crate::auth::x509::is_valid_name(&id.id),
         _ => false,
     }
 }
@@ -79,12 +80,11 @@ pub fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, InvalidAcl> {
         if id.scheme == "world" && id.id == "anyone" {
             fixed.push(entry.clone());
         } else if id.scheme == "auth" {
-            // Every authenticated id except the connection's ip counts (ip is not an
-            // "authenticated" provider in ZooKeeper's sense; nor is super). SASL's is
-            // (SASLAuthenticationProvider.isAuthenticated).
+            // Every id of a provider whose isAuthenticated() is true counts: digest, sasl
+            // and x509; not the connection's ip, nor super (which has no provider).
             let mut expanded = false;
             for caller in auth {
-                if caller.scheme == "digest" || caller.scheme == "sasl" {
+                if is_authenticated_scheme(&caller.scheme) {
                     expanded = true;
                     fixed.push(Acl {
                         perms: entry.perms,
@@ -104,6 +104,11 @@ pub fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, InvalidAcl> {
     Ok(fixed)
 }
 
+/// Schemes whose provider's `isAuthenticated()` is true, which the `auth` scheme expands to.
+fn is_authenticated_scheme(scheme: &str) -> bool {
+    matches!(scheme, "digest" | "sasl" | "x509")
+}
+
 /// `checkACL`: true when `auth` grants `permission` on a node with `acl`.
 pub fn check(acl: &[Acl], permission: i32, auth: &[Id]) -> bool {
     if acl.is_empty() || auth.iter().any(|id| id.scheme == "super") {
@@ -120,9 +125,9 @@ pub fn check(acl: &[Acl], permission: i32, auth: &[Id]) -> bool {
         auth.iter()
             .filter(|caller| caller.scheme == id.scheme)
             .any(|caller| match id.scheme.as_str() {
-                // SASLAuthenticationProvider.matches: the same id (a caller that is super
-                // has passed above).
-                "digest" | "sasl" => caller.id == id.id,
+                // SASLAuthenticationProvider.matches and X509AuthenticationProvider.matches:
+                // the same id, as strings (a caller that is super has passed above).
+                "digest" | "sasl" | "x509" => caller.id == id.id,
                 "ip" => ip_matches(&caller.id, &id.id),
                 _ => false,
             })
@@ -258,6 +263,39 @@ mod tests {
             }])
         );
         assert_eq!(fixup_acl(&[], &[]), Err(InvalidAcl));
+        // An x509 id is authenticated: `auth` expands to it (X509AuthenticationProvider
+        // .isAuthenticated), and super is never copied into an ACL.
+        let x509 = id("x509", "CN=alice,O=Acme");
+        assert_eq!(
+            fixup_acl(
+                &auth_acl,
+                &[
+                    id("ip", "127.0.0.1"),
+                    id("super", "CN=alice,O=Acme"),
+                    x509.clone()
+                ]
+            ),
+            Ok(vec![Acl {
+                perms: perms::ALL,
+                id: x509.clone()
+            }])
+        );
+        let explicit = vec![Acl {
+            perms: perms::READ,
+            id: x509.clone(),
+        }];
+        assert_eq!(fixup_acl(&explicit, &[]), Ok(explicit.clone()));
+        assert!(check(&explicit, perms::READ, &[x509]));
+        assert!(!check(
+            &explicit,
+            perms::READ,
+            &[id("x509", "CN=bob,O=Acme")]
+        ));
+        let not_a_name = vec![Acl {
+            perms: perms::READ,
+            id: id("x509", "alice"),
+        }];
+        assert_eq!(fixup_acl(&not_a_name, &[]), Err(InvalidAcl));
         let bad = vec![Acl {
             perms: perms::ALL,
             id: id("world", "someone"),
