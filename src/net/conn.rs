@@ -491,7 +491,7 @@ const FOUR_LETTER_WORDS: &[&str] = &[
 ];
 
 /// Runs one connection to its end.
-pub async fn run(state: Rc<CoreState>, stream: glommio::net::TcpStream, remote: SocketAddr) {
+pub async fn run(state: Rc<CoreState>, stream: super::readiness::Stream, remote: SocketAddr) {
     let (mut reader, writer) = futures_lite::io::split(stream);
     let (outbox, outbox_receiver) = async_channel::unbounded();
     let (resume, resume_receiver) = async_channel::bounded(1);

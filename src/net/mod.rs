@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod conn;
+pub mod readiness;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -431,20 +432,19 @@ pub fn touch_report_interval(config: &Config) -> Duration {
     Duration::from_millis((config.tick_time_ms as u64 / 4).clamp(10, 250))
 }
 
-/// Accept loop of one core.
-pub async fn accept_loop(state: Rc<CoreState>, listener: glommio::net::TcpListener) {
+/// Accept loop of one core: the connections its own listener (SO_REUSEPORT) accepts, served
+/// on this core. The sockets are driven by readiness (`readiness`), never by an io_uring
+/// request, so that they close with the process however it ends.
+pub async fn accept_loop(state: Rc<CoreState>, listener: readiness::Listener) {
     loop {
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(error) => {
+                // EMFILE, ENOBUFS and the like: the connection waits in the backlog.
                 warn!("accept failed on core {}: {error}", state.core);
                 glommio::timer::sleep(Duration::from_millis(10)).await;
                 continue;
             }
-        };
-        let remote = match stream.peer_addr() {
-            Ok(remote) => remote,
-            Err(_) => continue,
         };
         if !state
             .connection_counts
