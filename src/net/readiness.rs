@@ -271,7 +271,12 @@ pub struct Listener {
 impl Listener {
     /// Binds and listens on `address` with SO_REUSEPORT (every core binds its own listener
     /// to the one port, and the kernel spreads the connections over them), as glommio's
-    /// `TcpListener::bind` did.
+    /// `TcpListener::bind` did, and SO_REUSEADDR, as ZooKeeper's listener has
+    /// (NIOServerCnxnFactory.configure: `setReuseAddress(true)`): a restarted server binds
+    /// over the port's TIME_WAIT connections of an earlier server that did not share the port
+    /// (its accepted sockets carry no SO_REUSEPORT). A listening socket still refuses the
+    /// bind: SO_REUSEADDR never lets two servers listen on one port (runtime's
+    /// `refuse_a_port_in_use` relies on that).
     pub fn bind(readiness: &Rc<Readiness>, address: SocketAddr) -> io::Result<Listener> {
         let socket = socket2::Socket::new(
             socket2::Domain::for_address(address),
@@ -279,6 +284,7 @@ impl Listener {
             Some(socket2::Protocol::TCP),
         )?;
         socket.set_reuse_port(true)?;
+        socket.set_reuse_address(true)?;
         socket.bind(&address.into())?;
         socket.listen(LISTEN_BACKLOG)?;
         Ok(Listener {
@@ -427,6 +433,48 @@ mod tests {
             epoll_readable(&readiness.epoll).await.unwrap();
             assert_eq!(readiness.dispatch(&mut events).unwrap(), 1);
             assert_eq!(events[0].data.u64(), registered.token);
+        });
+    }
+
+    /// Whether /proc/net/tcp lists a TIME_WAIT (state 06) socket with local port `port`.
+    fn time_wait_on(port: u16) -> bool {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        let local = format!(":{port:04X}");
+        table.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 3 && fields[1].ends_with(&local) && fields[3] == "06"
+        })
+    }
+
+    #[test]
+    fn a_listener_binds_over_time_wait_connections_of_an_earlier_server() {
+        // An earlier server (std's listener: no SO_REUSEPORT) closes a connection first, so
+        // the connection waits in TIME_WAIT on the server's port after the server is gone.
+        let earlier = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = earlier.local_addr().unwrap();
+        let mut client = std::net::TcpStream::connect(address).unwrap();
+        let (served, _) = earlier.accept().unwrap();
+        drop(served);
+        drop(earlier);
+        client.set_read_timeout(Some(TEST_TIMEOUT)).unwrap();
+        let mut byte = [0u8; 1];
+        assert_eq!(std::io::Read::read(&mut client, &mut byte).unwrap(), 0);
+        drop(client);
+        let deadline = std::time::Instant::now() + TEST_TIMEOUT;
+        while !time_wait_on(address.port()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no TIME_WAIT connection appeared"
+            );
+            std::thread::yield_now(); // the kernel's state change has no event to await
+        }
+        run(move || async move {
+            let readiness = Readiness::new().unwrap();
+            // Without SO_REUSEADDR: EADDRINUSE (ZooKeeper's bind succeeds here).
+            let listener = Listener::bind(&readiness, address).unwrap();
+            assert_eq!(listener.local_addr().unwrap(), address);
+            // A second server listening on the port is still refused by a plain bind.
+            assert!(std::net::TcpListener::bind(address).is_err());
         });
     }
 
