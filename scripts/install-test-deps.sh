@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine: the reference server (Apache
 # ZooKeeper) and the real clients the compatibility suites drive (Kazoo, the C client, Curator,
-# zkCli, and the Go client go-zookeeper with the Go toolchain to build tests/compat/go), plus
-# pytest. Packages already present are not reinstalled.
+# zkCli, and the Go clients go-zookeeper and its ngaut fork with the Go toolchain to build
+# tests/compat/go), plus pytest. Packages already present are not reinstalled.
 set -euo pipefail
 
 packages=(zookeeper zookeeper-bin python3-kazoo python3-pytest
           libcurator-client-java libcurator-framework-java libcurator-recipes-java
-          iproute2 golang-go golang-github-samuel-go-zookeeper-dev)
+          iproute2 golang-go golang-github-samuel-go-zookeeper-dev
+          golang-github-ngaut-go-zookeeper-dev)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
