@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod conn;
+pub mod readiness;
 pub mod tls;
 
 use std::cell::{Cell, RefCell};
@@ -433,24 +434,23 @@ pub fn touch_report_interval(config: &Config) -> Duration {
 }
 
 /// Accept loop of one core, for one listener (the plaintext or unified client port, or the
-/// secure one).
+/// secure one): the connections its own listener (SO_REUSEPORT) accepts, served on this core.
+/// The sockets are driven by readiness (`readiness`), never by an io_uring request, so that
+/// they close with the process however it ends.
 pub async fn accept_loop(
     state: Rc<CoreState>,
-    listener: glommio::net::TcpListener,
+    listener: readiness::Listener,
     kind: tls::ListenerKind,
 ) {
     loop {
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(error) => {
+                // EMFILE, ENOBUFS and the like: the connection waits in the backlog.
                 warn!("accept failed on core {}: {error}", state.core);
                 glommio::timer::sleep(Duration::from_millis(10)).await;
                 continue;
             }
-        };
-        let remote = match stream.peer_addr() {
-            Ok(remote) => remote,
-            Err(_) => continue,
         };
         if !state
             .connection_counts

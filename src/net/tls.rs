@@ -259,7 +259,7 @@ pub fn build(config: &Config) -> Result<Arc<TlsContext>, TlsSetupError> {
 /// maxClientCnxns slot is released here when it ends before `conn::run` takes it over.
 pub async fn serve(
     state: Rc<CoreState>,
-    stream: glommio::net::TcpStream,
+    stream: super::readiness::Stream,
     remote: SocketAddr,
     kind: ListenerKind,
 ) {

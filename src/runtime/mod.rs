@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::fourlw::AdminHub;
 use crate::metrics::ServerStats;
 use crate::net::admin::admin_loop;
+use crate::net::readiness::{self, Listener, Readiness};
 use crate::net::tls::ListenerKind;
 use crate::net::{accept_loop, touch_report_interval, ConnectionCounts, CoreShared, CoreState};
 use crate::pipeline::driver::{LogChannels, Pipeline, PipelineStart, QuorumStart, Snapshots};
@@ -431,8 +432,15 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
             .io_memory(IO_MEMORY_BYTES)
             .spawn(move || async move {
                 let address = config.client_address;
-                let listener = match glommio::net::TcpListener::bind(address) {
-                    Ok(listener) => listener,
+                // The client port's sockets wait on this core's epoll instance, never on an
+                // io_uring request, so that they close with the process (net/readiness.rs).
+                let (listener, readiness) = match Readiness::new()
+                    .and_then(|readiness| Ok((Listener::bind(&readiness, address)?, readiness)))
+                {
+                    Ok((listener, readiness)) => {
+                        glommio::spawn_local(readiness::drive(readiness.clone())).detach();
+                        (listener, readiness)
+                    }
                     Err(error) => {
                         let _ = ready.send(Err(RuntimeError::Listen {
                             address: address.to_string(),
@@ -442,7 +450,7 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                     }
                 };
                 let secure_listener = match config.secure_client_address {
-                    Some(address) => match glommio::net::TcpListener::bind(address) {
+                    Some(address) => match Listener::bind(&readiness, address) {
                         Ok(listener) => Some(listener),
                         Err(error) => {
                             let _ = ready.send(Err(RuntimeError::Listen {

@@ -219,7 +219,8 @@ pub struct Peer {
     log: LocalLog,
     round: u64,
     /// Connection ids this peer opens: `now_ms * 1024 + n`, increasing across restarts as
-    /// long as the clock does.
+    /// long as the clock does (so the shell's clock must not start from 0 at each start: the
+    /// pipeline's starts from the wall clock, `ZabClock` in pipeline/driver/ensemble.rs).
     next_conn: u64,
     role: Option<Role>,
     state: State,

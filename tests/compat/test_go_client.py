@@ -1,4 +1,5 @@
-"""The Go client go-zookeeper (go/gozk.go, built by go_client.py) against each server.
+"""The Go client go-zookeeper (go/gozk.go, built by go_client.py) and its older fork
+github.com/ngaut/go-zookeeper (go/ngaut/gozk_ngaut.go) against each server.
 
 go-zookeeper sends an auth packet with an ordinary xid and waits for the reply carrying that
 xid; ZooKeeperServer.processPacket answers every auth packet with the request's xid (the Java,
@@ -6,6 +7,11 @@ C and Python clients send -4 and so get -4). A server that always answers -4 lea
 and the re-submission of credentials after a reconnect, waiting forever: the program reports
 that as a step that did not finish within its deadline. Not differential: every step must pass
 on each server. Skipped with the reason when Go or the package is not installed.
+
+The ngaut fork keeps no record of its credentials and so does not re-submit them after a
+reconnect; its reauth scenario checks what ZooKeeper does then (the new connection is
+unauthenticated: authentication belongs to the connection) and that AddAuth on the resumed
+session works.
 """
 
 import uuid
@@ -23,13 +29,22 @@ def gozk():
         pytest.skip(str(reason))
 
 
-def run_scenario(scenario, server):
+@pytest.fixture(scope="session")
+def gozk_ngaut():
+    try:
+        return go_client.build("ngaut")
+    except go_client.Unavailable as reason:
+        pytest.skip(str(reason))
+
+
+def run_scenario(scenario, server, program="samuel"):
     root = "/gozk-%s-%s" % (scenario, uuid.uuid4().hex[:8])
-    status, lines, stderr = go_client.run(scenario, root, "%s:%d" % (server.host, server.port))
+    status, lines, stderr = go_client.run(scenario, root, "%s:%d" % (server.host, server.port),
+                                          program)
     failed = [line for line in lines if not line.startswith("ok ")]
     assert status == 0 and not failed, (
-        "go-zookeeper %s scenario on %s:\n%s\n-- client log --\n%s"
-        % (scenario, server.name, "\n".join(lines), stderr[-3000:]))
+        "go-zookeeper (%s) %s scenario on %s:\n%s\n-- client log --\n%s"
+        % (program, scenario, server.name, "\n".join(lines), stderr[-3000:]))
     return lines
 
 
@@ -47,3 +62,17 @@ def test_go_credentials_resubmitted_after_reconnect(server, gozk):
     re-submits its credentials (waiting for each reply by xid), then reads the ACL'd node."""
     lines = run_scenario("reauth", server)
     assert "ok get with re-submitted credential" in lines
+
+
+def test_ngaut_addauth_and_digest_acl(server, gozk_ngaut):
+    """The ngaut fork: AddAuth("digest") returns (its auth packet too has an ordinary xid),
+    the digest ACL holds, an unknown scheme is AuthFailed and the session carries on."""
+    lines = run_scenario("auth", server, "ngaut")
+    assert "ok addauth with an unknown scheme fails" in lines
+
+
+def test_ngaut_addauth_again_after_reconnect(server, gozk_ngaut):
+    """The ngaut fork after a cut connection: the resumed session's new connection has no
+    authentication (the client does not re-submit it), and AddAuth on it works."""
+    lines = run_scenario("reauth", server, "ngaut")
+    assert "ok get with the credential submitted again" in lines

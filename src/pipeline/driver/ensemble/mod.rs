@@ -109,7 +109,7 @@ pub(super) struct Ensemble {
     /// messages in order.
     held: HashMap<ServerId, (usize, Vec<Wire>)>,
     pub(super) closed: Receiver<ServerId>,
-    started: Instant,
+    clock: ZabClock,
     tick_ms: u64,
     next_tick_ms: u64,
     role: Option<Role>,
@@ -133,9 +133,38 @@ pub(super) struct Ensemble {
     owners: HashMap<i64, ServerId>,
 }
 
+/// ZAB's clock (`now_ms` of every input): milliseconds, monotonic within a process, and
+/// starting from the wall clock, not from 0, so that it goes on increasing across restarts as
+/// long as the wall clock does. The peer derives its link connection ids from it
+/// (`now_ms * 1024 + n`, zab/peer.rs), and a leader ignores a FollowerInfo whose connection id
+/// is not above the one it holds for that server (a duplicate or a stale attempt): with a
+/// clock from 0, a member restarted after an uptime of t ms sent ids below those of its
+/// previous run, and its leader dropped them until it had noticed the old link close.
+#[derive(Debug)]
+struct ZabClock {
+    origin_ms: u64,
+    started: Instant,
+}
+
+impl ZabClock {
+    fn start() -> ZabClock {
+        let origin_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        ZabClock {
+            origin_ms,
+            started: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.origin_ms + self.started.elapsed().as_millis() as u64
+    }
+}
+
 impl Ensemble {
     fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+        self.clock.now_ms()
     }
 
     /// When the pipeline must wake next for ZAB's timers, on the pipeline's clock.
@@ -180,6 +209,7 @@ impl Pipeline {
     /// Makes this pipeline an ensemble member: restarts the peer from what the disk holds.
     pub fn with_ensemble(mut self, start: QuorumStart) -> Pipeline {
         let me = start.peer.id();
+        let clock = ZabClock::start();
         let ensemble = Ensemble {
             peer: start.peer,
             me,
@@ -189,9 +219,9 @@ impl Pipeline {
             encoded: crossbeam_channel::unbounded(),
             held: HashMap::new(),
             closed: start.closed,
-            started: Instant::now(),
+            next_tick_ms: clock.now_ms() + start.tick_ms.max(1),
+            clock,
             tick_ms: start.tick_ms.max(1),
-            next_tick_ms: start.tick_ms.max(1),
             role: None,
             serving: false,
             looking_since: Some(Instant::now()),
@@ -710,5 +740,33 @@ impl Pipeline {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::ZabClock;
+
+    #[test]
+    fn the_zab_clock_goes_on_increasing_across_a_restart() {
+        // A run of 50 ms, then a restart: every reading of the new run (and so every link
+        // connection id the restarted peer derives from it) is above the old run's last.
+        let first = ZabClock::start();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(50);
+        while std::time::Instant::now() < deadline {
+            std::thread::yield_now(); // the clock must advance: nothing to await
+        }
+        let last_of_first_run = first.now_ms();
+        let second = ZabClock::start();
+        assert!(second.now_ms() >= last_of_first_run);
+        assert!(
+            last_of_first_run >= 50,
+            "the clock starts from the wall clock, not from 0"
+        );
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        assert!(second.now_ms() + 1000 >= wall_ms && second.now_ms() <= wall_ms + 1000);
     }
 }
