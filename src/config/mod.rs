@@ -972,27 +972,10 @@ impl Config {
 
     /// Reads the security settings (`auth::load`) from the system properties ZooKeeper would
     /// see: the `-D` options of `conf/java.env` next to zoo.cfg and of the environment's
-    /// `JVMFLAGS` and `SERVER_JVMFLAGS`, then this zoo.cfg's keys.
+    /// `SERVER_JVMFLAGS` and `JVMFLAGS` (`system_properties`), then this zoo.cfg's keys.
     pub fn load_security(&mut self) -> Result<(), ConfigError> {
-        use crate::auth::properties;
-        let mut flag_strings = Vec::new();
-        if let Some(directory) = self.config_path.as_deref().and_then(Path::parent) {
-            let java_env = directory.join("java.env");
-            if java_env.is_file() {
-                let text =
-                    std::fs::read_to_string(&java_env).map_err(|source| ConfigError::Read {
-                        path: java_env.clone(),
-                        source,
-                    })?;
-                flag_strings.extend(properties::java_env_flags(&text));
-            }
-        }
-        for variable in ["JVMFLAGS", "SERVER_JVMFLAGS"] {
-            if let Ok(flags) = std::env::var(variable) {
-                flag_strings.push(flags);
-            }
-        }
-        let system_properties = properties::system_properties(&flag_strings, &self.raw);
+        let system_properties =
+            crate::auth::properties::system_properties(&self.system_properties, &self.raw);
         let krb5_config = std::env::var_os("KRB5_CONFIG").map(PathBuf::from);
         let read_file = |path: &Path| -> std::io::Result<String> {
             let metadata = std::fs::metadata(path)?;

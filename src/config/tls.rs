@@ -213,10 +213,12 @@ pub fn system_properties(flags: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The system properties a zkServer.sh start would give the JVM: `conf/java.env` (a shell
-/// file sourced by zkEnv.sh, which usually sets SERVER_JVMFLAGS or JVMFLAGS; every `-D`
-/// word on its non-comment lines is taken, since it cannot be run here), then
-/// `SERVER_JVMFLAGS`, then `JVMFLAGS` from the environment; a later setting wins.
+/// The system properties a zkServer.sh start would give the JVM, in command-line order (a
+/// later setting wins): `conf/java.env` (a shell file sourced by zkEnv.sh: the `-D` words of
+/// its `SERVER_JVMFLAGS=` / `JVMFLAGS=` assignments, since it cannot be run here), then
+/// `SERVER_JVMFLAGS`, then `JVMFLAGS` from the environment (zkServer.sh:
+/// `JVMFLAGS="$SERVER_JVMFLAGS $JVMFLAGS"`). The one gatherer of `-D` settings: TLS keys
+/// apply them as zoo.cfg keys, and the security settings read them (`auth::properties`).
 pub fn jvm_system_properties(
     java_env: Option<&str>,
     server_jvm_flags: Option<&str>,
@@ -230,13 +232,15 @@ pub fn jvm_system_properties(
                 continue;
             }
             // `SERVER_JVMFLAGS="-Dx=y $SERVER_JVMFLAGS"`: the words after the assignment.
-            let words = line.split_once('=').map_or(line, |(name, rest)| {
-                if name.trim_start_matches("export ").trim().contains(' ') {
-                    line
-                } else {
-                    rest
-                }
-            });
+            let Some((name, words)) = line.split_once('=') else {
+                continue;
+            };
+            if !matches!(
+                name.trim_start_matches("export ").trim(),
+                "SERVER_JVMFLAGS" | "JVMFLAGS"
+            ) {
+                continue;
+            }
             // The assigned value is one shell word, split again where zkServer.sh expands
             // it unquoted.
             properties.extend(system_properties(&shell_words(words).join(" ")));
@@ -323,7 +327,8 @@ mod tests {
     fn java_env_then_server_jvmflags_then_jvmflags() {
         let java_env = "# comment -Dignored=1\n\
                         export SERVER_JVMFLAGS=\"-Dzookeeper.ssl.clientAuth=want $SERVER_JVMFLAGS\"\n\
-                        JVMFLAGS='-Dzookeeper.client.portUnification=true'\n";
+                        JVMFLAGS='-Dzookeeper.client.portUnification=true'\n\
+                        CLIENT_JVMFLAGS=-Dzookeeper.client.secure=true\n";
         let properties = jvm_system_properties(
             Some(java_env),
             Some("-Dzookeeper.ssl.clientAuth=none"),

@@ -156,7 +156,7 @@ def test_kazoo_legacy_sasl_auth_data_and_super_user(digest_servers, target):
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_kazoo_wrong_password_is_auth_failed(digest_servers, target):
-    from kazoo.exceptions import AuthFailedError
+    from kazoo.protocol.states import KeeperState
     server = pick(digest_servers, target)
     for options in (digest_options("bob", "wrong"), digest_options("nobody", "x")):
         raw = RawClient(server.host, server.port, ping=False)
@@ -165,14 +165,23 @@ def test_kazoo_wrong_password_is_auth_failed(digest_servers, target):
         assert b'realm="zk-sasl-md5"' in challenge.value
         raw.close()
         client = kazoo(server, sasl_options=options)
-        # Kazoo connects, fails the SASL exchange, and moves to AUTH_FAILED (state LOST):
-        # start() returns and every request raises AuthFailedError.
+        # Kazoo connects (CONNECTED), fails the SASL exchange, and moves to AUTH_FAILED
+        # (state LOST). start() itself races the two: it raises a time-out when AUTH_FAILED
+        # comes before it looks at the state, and a request after it fails with
+        # AuthFailedError or ConnectionClosedError depending on the same race, so the test
+        # waits for the LOST transition and checks the session state it reached.
+        lost = threading.Event()
         states = []
-        client.add_listener(states.append)
-        client.start(timeout=15)
-        with pytest.raises(AuthFailedError):
-            client.exists("/")
-        assert "LOST" in states
+
+        def listener(state):
+            # The session state that caused the transition (set before listeners run).
+            states.append((state, client.client_state))
+            if state == "LOST":
+                lost.set()
+        client.add_listener(listener)
+        client.start_async()
+        assert lost.wait(15), "no AUTH_FAILED within 15 s: states %r" % states
+        assert ("LOST", KeeperState.AUTH_FAILED) in states, states
         client.stop()
         client.close()
     # The same refusal seen on the wire: AuthFailed with the request's xid and zxid 0, then
