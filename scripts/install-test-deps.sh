@@ -10,11 +10,14 @@ packages=(zookeeper zookeeper-bin python3-kazoo python3-pytest
           libcurator-client-java libcurator-framework-java libcurator-recipes-java
           iproute2 golang-go golang-github-samuel-go-zookeeper-dev openssl
           golang-github-ngaut-go-zookeeper-dev
-          libkrb5-dev libclang-dev python3-pure-sasl krb5-kdc krb5-admin-server)
+          libkrb5-dev libclang-dev python3-pure-sasl krb5-kdc krb5-admin-server
+          prometheus)
 # SASL: libkrb5-dev (MIT GSS-API headers, krb5-config) and libclang-dev (bindgen) build the
 # libgssapi crate; python3-pure-sasl is Kazoo's SASL client; krb5-kdc (krb5kdc, kdb5_util) and
 # krb5-admin-server (kadmin.local only; its kadmind is not started) let
-# tests/compat/test_sasl.py run a throwaway KDC on loopback.
+# tests/compat/test_sasl.py run a throwaway KDC on loopback. prometheus (with promtool):
+# tests/compat/test_operator.py starts one on loopback to scrape ringkeeper (the package's own
+# service is not used).
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -17,7 +17,8 @@
 # systemd), so several can run side by side on different ports. The classpath is built from
 # /usr/share/java: zookeeper.jar names most of its dependencies in its manifest Class-Path; we add
 # zookeeper-jute, an slf4j binding (slf4j-log4j12 + log4j 1.2, as Debian ships them) and a
-# log4j.properties that writes to the console, which goes to <dir>/zk.log.
+# log4j.properties that writes to the console, which goes to <dir>/zk.log. The Jetty jars are
+# there for the AdminServer (off unless a test enables it: admin.enableServer=true in zoo.cfg).
 #
 # Why ZooKeeperServerMain: it is the standalone entry point (QuorumPeerMain falls back to it for a
 # config without server.N lines). Unknown zoo.cfg keys become `zookeeper.`-prefixed system
@@ -50,7 +51,8 @@ classpath() {
              netty-buffer netty-codec netty-common netty-handler netty-resolver netty-transport \
              netty-transport-native-epoll netty-transport-native-unix-common \
              commons-cli commons-io jackson-annotations jackson-core jackson-databind \
-             metrics-core snappy-java jline; do
+             metrics-core snappy-java jline \
+             jetty9-server jetty9-servlet jetty9-http jetty9-io jetty9-util jetty9-security servlet-api; do
     if [ -f "$JAVA_DIR/$jar.jar" ]; then cp="$cp${cp:+:}$JAVA_DIR/$jar.jar"; fi
   done
   [ -f "$JAVA_DIR/zookeeper.jar" ] || { echo "no $JAVA_DIR/zookeeper.jar: apt-get install zookeeper" >&2; exit 1; }

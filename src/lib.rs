@@ -12,7 +12,9 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::dbg_macro)
 )]
 
+pub mod admin;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod fourlw;
 pub mod jute;

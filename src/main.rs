@@ -1,4 +1,5 @@
-//! The `ringkeeper` server binary: parse the command line and zoo.cfg, start the runtime.
+//! The `ringkeeper` server binary: parse the command line and zoo.cfg, start the runtime (or
+//! run an inspection subcommand).
 
 // Gate (STYLE habit 10): no unwrap/expect on input and no dbg! outside tests; clippy enforces it.
 #![cfg_attr(
@@ -6,9 +7,13 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::dbg_macro)
 )]
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use clap::Parser;
 use tracing_subscriber::EnvFilter;
+
+use ringkeeper::cli::{Cli, Command};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -21,20 +26,29 @@ fn collect_freed_memory() {
 }
 
 fn main() -> ExitCode {
+    // clap prints --help and --version and exits 0; a bad argument is named, exit 2.
+    let cli = Cli::parse();
+    // One line per event; colour only when a person is reading the terminal, never in a log
+    // file or a pipe.
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
+    if let Some(command) = cli.command {
+        return match run_tool(command) {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("ringkeeper: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     ringkeeper::memory::set_memory_release(collect_freed_memory);
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = match ringkeeper::config::Config::from_args(&args) {
+    let config = match ringkeeper::config::Config::from_options(&cli.server.options()) {
         Ok(config) => config,
-        Err(ringkeeper::config::ConfigError::Usage(text)) => {
-            eprintln!("{text}");
-            return ExitCode::from(2);
-        }
         Err(error) => {
             eprintln!("ringkeeper: {error}");
             return ExitCode::from(2);
@@ -47,4 +61,38 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_tool(command: Command) -> Result<ExitCode, String> {
+    use ringkeeper::cli::inspect;
+    let mut out = std::io::stdout().lock();
+    let progress = inspect::Progress::new(std::io::stderr().is_terminal());
+    match command {
+        Command::DumpLog { path, data } => inspect::dump_log(&path, data, &mut out, &progress)?,
+        Command::DumpSnapshot { path, data } => {
+            inspect::dump_snapshot(&path, data, &mut out, &progress)?
+        }
+        Command::Check {
+            data_dir,
+            data_log_dir,
+            config,
+        } => {
+            let (data_dir, log_dir) = match config {
+                Some(path) => {
+                    let config = ringkeeper::config::Config::from_file(&path)
+                        .map_err(|error| error.to_string())?;
+                    (config.data_dir, config.data_log_dir)
+                }
+                None => {
+                    let data_dir = data_dir.unwrap_or_else(|| "data".into());
+                    let log_dir = data_log_dir.unwrap_or_else(|| data_dir.clone());
+                    (data_dir, log_dir)
+                }
+            };
+            if !inspect::check(&data_dir, &log_dir, &mut out, &progress)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -140,6 +140,78 @@ pub struct Config {
     /// The `-D` system properties of `SERVER_JVMFLAGS` / `JVMFLAGS` / `conf/java.env`, all
     /// of them (the ones ringkeeper reads are also applied as zoo.cfg keys).
     pub system_properties: Vec<(String, String)>,
+    /// The zoo.cfg text as read, for the AdminServer's `initial_configuration`.
+    pub config_text: Option<String>,
+    /// The AdminServer (`admin.*`, ZooKeeper's JettyAdminServer).
+    pub admin: AdminSettings,
+    /// The Prometheus endpoint (`metricsProvider.*`, ZooKeeper's PrometheusMetricsProvider).
+    pub metrics: MetricsSettings,
+}
+
+/// `admin.enableServer` (default true, as ZooKeeper), `admin.serverAddress` (default: the
+/// client port's address, so a server on loopback keeps its AdminServer there; ZooKeeper's
+/// default is 0.0.0.0), `admin.serverPort` (8080), `admin.commandURL` (`/commands`),
+/// `admin.idleTimeout` (ms, 30000).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSettings {
+    pub enabled: bool,
+    pub address: Option<IpAddr>,
+    pub port: u16,
+    pub command_url: String,
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        AdminSettings {
+            enabled: true,
+            address: None,
+            port: 8080,
+            command_url: "/commands".into(),
+            idle_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// ZooKeeper's class name of the Prometheus provider, the only one served here.
+pub const PROMETHEUS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+/// ZooKeeper's default provider: metrics only through `mntr` and the AdminServer.
+pub const DEFAULT_METRICS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider";
+
+/// `metricsProvider.className`: the Prometheus endpoint runs when it names
+/// [`PROMETHEUS_PROVIDER`]; `metricsProvider.httpHost` (default: the client port's address;
+/// ZooKeeper's is 0.0.0.0), `metricsProvider.httpPort` (7000), `metricsProvider.exportJvmInfo`
+/// (accepted; there is no JVM to describe).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    pub prometheus: bool,
+    pub host: Option<IpAddr>,
+    pub port: u16,
+    pub export_jvm_info: bool,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            prometheus: false,
+            host: None,
+            port: 7000,
+            export_jvm_info: true,
+        }
+    }
+}
+
+/// The server's own command-line options (clap parses them, see `cli`); each given one
+/// overrides zoo.cfg.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerOptions {
+    pub config: Option<PathBuf>,
+    pub port: Option<u16>,
+    pub bind: Option<IpAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub cores: Option<usize>,
 }
 
 impl Default for Config {
@@ -179,6 +251,9 @@ impl Default for Config {
             tls: TlsSettings::default(),
             x509_super_user: None,
             system_properties: Vec::new(),
+            config_text: None,
+            admin: AdminSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -194,11 +269,12 @@ const BUILT_IN_AUTH_PROVIDERS: &[&str] = &[
 
 /// Keys ZooKeeper knows that the standalone server accepts without acting on them.
 const ACCEPTED_KEYS: &[&str] = &[
-    "admin.enableServer",
-    "admin.serverPort",
-    "admin.serverAddress",
     "reconfigEnabled",
-    "metricsProvider.className",
+    // Jetty's settings of the AdminServer that have no counterpart here (no HTTPS on it).
+    "admin.httpVersion",
+    "admin.portUnification",
+    "admin.forceHttps",
+    "admin.needClientAuth",
     // The client's socket class; TLS works with either server factory here.
     "serverCnxnFactory",
     "client.secure",
@@ -272,6 +348,19 @@ fn parse_java_int(key: &str, value: &str) -> Result<usize, ConfigError> {
         value: value.into(),
         reason: "not an integer".into(),
     })
+}
+
+/// Java's `Boolean.parseBoolean`, as ZooKeeper reads `admin.enableServer` and the
+/// provider's `exportJvmInfo`: `true` in any case, anything else is false.
+fn java_boolean(value: &str) -> bool {
+    value.trim().eq_ignore_ascii_case("true")
+}
+
+fn parse_ip(key: &str, value: &str) -> Result<IpAddr, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, value, "not an IP address"))
 }
 
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
@@ -787,6 +876,7 @@ impl Config {
         lines.push_str(&text);
         let mut config = Config::from_properties(&lines)?;
         config.config_path = Some(path.to_path_buf());
+        config.config_text = Some(text);
         config.system_properties = properties;
         Ok(config)
     }
@@ -919,6 +1009,34 @@ impl Config {
                         ));
                     }
                 }
+                "admin.enableServer" => config.admin.enabled = java_boolean(value),
+                "admin.serverAddress" => config.admin.address = Some(parse_ip(key, value)?),
+                "admin.serverPort" => config.admin.port = parse_number(key, value)?,
+                "admin.commandURL" => {
+                    if !value.starts_with('/') {
+                        return Err(invalid(key, value, "must start with /"));
+                    }
+                    config.admin.command_url = value.trim_end_matches('/').to_string();
+                }
+                "admin.idleTimeout" => config.admin.idle_timeout_ms = parse_number(key, value)?,
+                "metricsProvider.className" => {
+                    config.metrics.prometheus = match value {
+                        PROMETHEUS_PROVIDER => true,
+                        DEFAULT_METRICS_PROVIDER => false,
+                        other => {
+                            config.warnings.push(format!(
+                                "metricsProvider.className={other} is not available; \
+                                 only {PROMETHEUS_PROVIDER} is (metrics stay on mntr and the AdminServer)"
+                            ));
+                            false
+                        }
+                    }
+                }
+                "metricsProvider.httpHost" => config.metrics.host = Some(parse_ip(key, value)?),
+                "metricsProvider.httpPort" => config.metrics.port = parse_number(key, value)?,
+                "metricsProvider.exportJvmInfo" => {
+                    config.metrics.export_jvm_info = java_boolean(value)
+                }
                 other if ACCEPTED_KEYS.contains(&other) => {}
                 _ if key.starts_with("server.") => {
                     // java.util.Properties: the last line with a key wins.
@@ -1008,38 +1126,11 @@ impl Config {
 
     /// Parses the command line: `--config FILE`, `--port N`, `--bind ADDR`, `--data-dir DIR`,
     /// `--cores N`. Without `--config`, the defaults serve 127.0.0.1:2181 with data in ./data.
-    pub fn from_args(args: &[String]) -> Result<Config, ConfigError> {
-        let mut config_path: Option<PathBuf> = None;
-        let mut overrides: Vec<(String, String)> = Vec::new();
-        let mut index = 0;
-        while index < args.len() {
-            let flag = args[index].as_str();
-            let value = || {
-                args.get(index + 1)
-                    .cloned()
-                    .ok_or_else(|| ConfigError::Usage(format!("{flag} needs a value")))
-            };
-            match flag {
-                "--config" | "-c" => config_path = Some(PathBuf::from(value()?)),
-                "--port" => overrides.push(("port".into(), value()?)),
-                "--bind" => overrides.push(("bind".into(), value()?)),
-                "--data-dir" => overrides.push(("data-dir".into(), value()?)),
-                "--cores" => overrides.push(("cores".into(), value()?)),
-                "--help" | "-h" => return Err(ConfigError::Usage(USAGE.into())),
-                other => {
-                    // `ringkeeper path/to/zoo.cfg`, as zkServer.sh passes it.
-                    if !other.starts_with('-') && config_path.is_none() {
-                        config_path = Some(PathBuf::from(other));
-                        index += 1;
-                        continue;
-                    }
-                    return Err(ConfigError::Usage(format!(
-                        "unknown argument {other}\n{USAGE}"
-                    )));
-                }
-            }
-            index += 2;
-        }
+    /// The configuration the command line asks for: zoo.cfg (with the JVM flags deployments
+    /// pass) when one is named, else standalone on 127.0.0.1:2181 with `./data`; then each
+    /// option given overrides it.
+    pub fn from_options(options: &ServerOptions) -> Result<Config, ConfigError> {
+        let config_path = options.config.clone();
         let mut config = match &config_path {
             Some(path) => {
                 // zkEnv.sh sources java.env from the configuration directory.
@@ -1061,34 +1152,43 @@ impl Config {
                 ..Config::default()
             },
         };
-        for (key, value) in overrides {
-            match key.as_str() {
-                "port" => config
-                    .client_address
-                    .set_port(parse_number("--port", &value)?),
-                "bind" => config.client_address.set_ip(value.parse().map_err(|_| {
-                    ConfigError::Invalid {
-                        key: "--bind".into(),
-                        value: value.clone(),
-                        reason: "not an IP address".into(),
-                    }
-                })?),
-                "data-dir" => {
-                    config.data_dir = PathBuf::from(&value);
-                    config.data_log_dir = PathBuf::from(&value);
-                }
-                "cores" => config.cores = parse_number("--cores", &value)?,
-                _ => {}
-            }
+        if let Some(port) = options.port {
+            config.client_address.set_port(port);
+        }
+        if let Some(ip) = options.bind {
+            config.client_address.set_ip(ip);
+        }
+        if let Some(dir) = &options.data_dir {
+            config.data_dir = dir.clone();
+            config.data_log_dir = dir.clone();
+        }
+        if let Some(cores) = options.cores {
+            config.cores = cores;
         }
         config.load_security()?;
         Ok(config)
     }
 }
 
-pub const USAGE: &str =
-    "usage: ringkeeper [--config zoo.cfg] [--port N] [--bind ADDR] [--data-dir DIR] [--cores N]
-  Without --config: standalone on 127.0.0.1:2181, data under ./data.";
+/// The address the AdminServer listens on.
+impl Config {
+    pub fn admin_address(&self) -> SocketAddr {
+        SocketAddr::new(
+            self.admin.address.unwrap_or(self.client_address.ip()),
+            self.admin.port,
+        )
+    }
+
+    /// The address of the Prometheus endpoint, when it is configured.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics.prometheus.then(|| {
+            SocketAddr::new(
+                self.metrics.host.unwrap_or(self.client_address.ip()),
+                self.metrics.port,
+            )
+        })
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -1207,17 +1307,42 @@ mod tests {
 
     #[test]
     fn command_line_defaults_to_loopback_2181_and_data() {
-        let config = Config::from_args(&[]).map_err(|e| e.to_string());
+        let config = Config::from_options(&ServerOptions::default()).map_err(|e| e.to_string());
         let config = config.unwrap_or_default();
         assert_eq!(config.client_address.to_string(), "127.0.0.1:2181");
         assert_eq!(config.data_dir, PathBuf::from("data"));
-        let args: Vec<String> = ["--port", "3000", "--cores", "2"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let config = Config::from_args(&args).unwrap_or_default();
+        assert_eq!(config.admin_address().to_string(), "127.0.0.1:8080");
+        assert_eq!(config.metrics_address(), None);
+        let options = ServerOptions {
+            port: Some(3000),
+            cores: Some(2),
+            ..ServerOptions::default()
+        };
+        let config = Config::from_options(&options).unwrap_or_default();
         assert_eq!(config.client_address.port(), 3000);
         assert_eq!(config.cores, 2);
+    }
+
+    #[test]
+    fn admin_and_metrics_keys_as_zookeeper_reads_them() {
+        let config = Config::from_properties(
+            "clientPortAddress=127.0.0.1\nclientPort=2181\nadmin.serverPort=18080\n\
+             admin.commandURL=/cmds/\nzookeeper.admin.enableServer=false\n\
+             metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+             metricsProvider.httpPort=17000\nmetricsProvider.exportJvmInfo=false\n",
+        )
+        .unwrap_or_else(|error| panic!("{error}"));
+        assert!(!config.admin.enabled);
+        assert_eq!(config.admin.command_url, "/cmds");
+        assert_eq!(config.admin_address().to_string(), "127.0.0.1:18080");
+        assert_eq!(
+            config.metrics_address().map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:17000")
+        );
+        assert!(!config.metrics.export_jvm_info);
+        assert!(config.unknown_keys.is_empty(), "{:?}", config.unknown_keys);
+        assert!(Config::from_properties("admin.serverPort=http").is_err());
+        assert!(Config::from_properties("admin.commandURL=commands").is_err());
     }
 
     // ---- Ensemble configuration (QuorumPeerConfig, QuorumPeer.QuorumServer, ZooKeeper 3.9.3)

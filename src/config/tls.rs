@@ -259,6 +259,8 @@ pub fn jvm_system_properties(
 pub fn is_server_property(bare: &str) -> bool {
     (bare.starts_with("ssl.") && !bare.starts_with("ssl.quorum."))
         || bare.starts_with("authProvider.")
+        // The AdminServer is configured as -Dzookeeper.admin.* as often as in zoo.cfg.
+        || bare.starts_with("admin.")
         || matches!(
             bare,
             "client.portUnification"

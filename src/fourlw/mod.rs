@@ -96,7 +96,7 @@ impl AdminHub {
     }
 }
 
-fn wall_clock_ms() -> i64 {
+pub fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_millis() as i64)
@@ -139,7 +139,7 @@ pub fn java_date(epoch_ms: i64) -> String {
     )
 }
 
-fn directory_size(path: &std::path::Path) -> u64 {
+pub fn directory_size(path: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
     };
@@ -153,11 +153,11 @@ fn directory_size(path: &std::path::Path) -> u64 {
         .sum()
 }
 
-fn open_file_descriptors() -> usize {
+pub fn open_file_descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |entries| entries.count())
 }
 
-fn max_file_descriptors() -> u64 {
+pub fn max_file_descriptors() -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -442,6 +442,126 @@ fn connection_line(info: &ConnInfo, detailed: bool) -> String {
     line
 }
 
+/// The rows of `mntr` (key, value as ZooKeeper prints it), in ZooKeeper's order: the
+/// AdminServer's `monitor` and the Prometheus endpoint read the same rows, so the three agree.
+pub async fn monitor_rows(state: &WordContext<'_>) -> Vec<(&'static str, String)> {
+    let stats = &state.stats;
+    let view = &state.view;
+    let (min, avg, max) = stats.latency();
+    let watch_total: usize = state
+        .admin
+        .ask(AdminKind::Watches)
+        .await
+        .iter()
+        .map(|answer| answer.watch_count)
+        .sum();
+    let mut rows: Vec<(&'static str, String)> = vec![
+        ("zk_version", version_string()),
+        (
+            "zk_ephemerals_count",
+            view.ephemeral_node_count().to_string(),
+        ),
+        (
+            "zk_num_alive_connections",
+            stats.connections.load(Ordering::Relaxed).to_string(),
+        ),
+        ("zk_avg_latency", format!("{avg:.1}")),
+        (
+            "zk_outstanding_requests",
+            stats
+                .outstanding_requests
+                .load(Ordering::Relaxed)
+                .max(0)
+                .to_string(),
+        ),
+        (
+            "zk_admission_queue",
+            stats.admission_queue.load(Ordering::Relaxed).to_string(),
+        ),
+        ("zk_znode_count", (view.node_count() + 1).to_string()),
+        (
+            "zk_global_sessions",
+            stats.session_count.load(Ordering::Relaxed).to_string(),
+        ),
+        ("zk_local_sessions", "0".into()),
+        (
+            "zk_packets_sent",
+            stats.packets_sent.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "zk_packets_received",
+            stats.packets_received.load(Ordering::Relaxed).to_string(),
+        ),
+        ("zk_watch_count", watch_total.to_string()),
+        ("zk_min_latency", min.to_string()),
+        ("zk_max_latency", max.to_string()),
+        (
+            "zk_approximate_data_size",
+            view.approximate_data_size().to_string(),
+        ),
+        (
+            "zk_open_file_descriptor_count",
+            open_file_descriptors().to_string(),
+        ),
+        (
+            "zk_max_file_descriptor_count",
+            max_file_descriptors().to_string(),
+        ),
+        ("zk_uptime", stats.started.elapsed().as_millis().to_string()),
+        ("zk_last_zxid", format!("{:#x}", view.zxid)),
+        // ringkeeper's own: group commits done and records they carried (their ratio
+        // is the achieved batch size).
+        (
+            "ringkeeper_txnlog_batches",
+            stats.log_batches.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "ringkeeper_txnlog_records",
+            stats.log_records.load(Ordering::Relaxed).to_string(),
+        ),
+    ];
+    // ZooKeeper prints its dumpMonitorValues (version, states) before the metrics.
+    for (index, row) in state_rows(stats).into_iter().enumerate() {
+        rows.insert(1 + index, row);
+    }
+    let ringkeeper_rows = rows.len() - 2;
+    rows.splice(
+        ringkeeper_rows..ringkeeper_rows,
+        quorum_rows(stats, wall_clock_ms()),
+    );
+    rows
+}
+
+/// `envi` (ZooKeeper's Environment.list, without the java.* keys).
+pub fn environment_rows() -> Vec<(&'static str, String)> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    vec![
+        ("zookeeper.version", version_string()),
+        ("host.name", host),
+        ("ringkeeper.version", env!("CARGO_PKG_VERSION").to_string()),
+        ("os.name", "Linux".to_string()),
+        ("os.arch", std::env::consts::ARCH.to_string()),
+        ("os.version", release.trim().to_string()),
+        (
+            "user.name",
+            std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+        ),
+        (
+            "user.home",
+            std::env::var("HOME").unwrap_or_else(|_| "unknown".into()),
+        ),
+        (
+            "user.dir",
+            std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+        ),
+    ]
+}
+
 /// The whole answer to a four-letter word, sent before the connection closes.
 pub async fn answer(state: &WordContext<'_>, word: &str) -> String {
     let config = state.config;
@@ -497,33 +617,9 @@ pub async fn answer(state: &WordContext<'_>, word: &str) -> String {
         )),
         "envi" => {
             out.push_str("Environment:\n");
-            let _ = writeln!(out, "zookeeper.version={}", version_string());
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|name| name.trim().to_string())
-                .unwrap_or_else(|_| "localhost".into());
-            let _ = writeln!(out, "host.name={host}");
-            let _ = writeln!(out, "ringkeeper.version={}", env!("CARGO_PKG_VERSION"));
-            let _ = writeln!(out, "os.name=Linux");
-            let _ = writeln!(out, "os.arch={}", std::env::consts::ARCH);
-            let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-            let _ = writeln!(out, "os.version={}", release.trim());
-            let _ = writeln!(
-                out,
-                "user.name={}",
-                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-            );
-            let _ = writeln!(
-                out,
-                "user.home={}",
-                std::env::var("HOME").unwrap_or_else(|_| "unknown".into())
-            );
-            let _ = writeln!(
-                out,
-                "user.dir={}",
-                std::env::current_dir()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_default()
-            );
+            for (key, value) in environment_rows() {
+                let _ = writeln!(out, "{key}={value}");
+            }
         }
         "wchs" | "wchc" | "wchp" => {
             let mut by_session: BTreeMap<i64, Vec<String>> = BTreeMap::new();
@@ -619,91 +715,7 @@ pub async fn answer(state: &WordContext<'_>, word: &str) -> String {
             let _ = writeln!(out, "logdir_size: {}", directory_size(&config.data_log_dir));
         }
         "mntr" => {
-            let stats = &state.stats;
-            let view = &state.view;
-            let (min, avg, max) = stats.latency();
-            let watch_total: usize = state
-                .admin
-                .ask(AdminKind::Watches)
-                .await
-                .iter()
-                .map(|answer| answer.watch_count)
-                .sum();
-            let mut rows: Vec<(&str, String)> = vec![
-                ("zk_version", version_string()),
-                (
-                    "zk_ephemerals_count",
-                    view.ephemeral_node_count().to_string(),
-                ),
-                (
-                    "zk_num_alive_connections",
-                    stats.connections.load(Ordering::Relaxed).to_string(),
-                ),
-                ("zk_avg_latency", format!("{avg:.1}")),
-                (
-                    "zk_outstanding_requests",
-                    stats
-                        .outstanding_requests
-                        .load(Ordering::Relaxed)
-                        .max(0)
-                        .to_string(),
-                ),
-                (
-                    "zk_admission_queue",
-                    stats.admission_queue.load(Ordering::Relaxed).to_string(),
-                ),
-                ("zk_znode_count", (view.node_count() + 1).to_string()),
-                (
-                    "zk_global_sessions",
-                    stats.session_count.load(Ordering::Relaxed).to_string(),
-                ),
-                ("zk_local_sessions", "0".into()),
-                (
-                    "zk_packets_sent",
-                    stats.packets_sent.load(Ordering::Relaxed).to_string(),
-                ),
-                (
-                    "zk_packets_received",
-                    stats.packets_received.load(Ordering::Relaxed).to_string(),
-                ),
-                ("zk_watch_count", watch_total.to_string()),
-                ("zk_min_latency", min.to_string()),
-                ("zk_max_latency", max.to_string()),
-                (
-                    "zk_approximate_data_size",
-                    view.approximate_data_size().to_string(),
-                ),
-                (
-                    "zk_open_file_descriptor_count",
-                    open_file_descriptors().to_string(),
-                ),
-                (
-                    "zk_max_file_descriptor_count",
-                    max_file_descriptors().to_string(),
-                ),
-                ("zk_uptime", stats.started.elapsed().as_millis().to_string()),
-                ("zk_last_zxid", format!("{:#x}", view.zxid)),
-                // ringkeeper's own: group commits done and records they carried (their ratio
-                // is the achieved batch size).
-                (
-                    "ringkeeper_txnlog_batches",
-                    stats.log_batches.load(Ordering::Relaxed).to_string(),
-                ),
-                (
-                    "ringkeeper_txnlog_records",
-                    stats.log_records.load(Ordering::Relaxed).to_string(),
-                ),
-            ];
-            // ZooKeeper prints its dumpMonitorValues (version, states) before the metrics.
-            for (index, row) in state_rows(stats).into_iter().enumerate() {
-                rows.insert(1 + index, row);
-            }
-            let ringkeeper_rows = rows.len() - 2;
-            rows.splice(
-                ringkeeper_rows..ringkeeper_rows,
-                quorum_rows(stats, wall_clock_ms()),
-            );
-            for (key, value) in rows {
+            for (key, value) in monitor_rows(state).await {
                 let _ = writeln!(out, "{key}\t{value}");
             }
         }

@@ -42,6 +42,29 @@ pub enum OpCode {
 }
 
 impl OpCode {
+    /// Whether requests of this kind change the tree or the sessions (they carry a txn in
+    /// ZooKeeper, whose FinalRequestProcessor counts them as `updatelatency`, the rest as
+    /// `readlatency`).
+    pub fn is_update(self) -> bool {
+        use OpCode::*;
+        matches!(
+            self,
+            Create
+                | Delete
+                | SetData
+                | SetAcl
+                | Check
+                | Multi
+                | Create2
+                | Reconfig
+                | CreateContainer
+                | DeleteContainer
+                | CreateTtl
+                | CreateSession
+                | CloseSession
+        )
+    }
+
     pub fn from_i32(value: i32) -> Option<OpCode> {
         use OpCode::*;
         Some(match value {

@@ -30,6 +30,15 @@ pub struct ServerStats {
     /// Group-commit batches and records made durable (mntr: the achieved batch size).
     pub log_batches: AtomicU64,
     pub log_records: AtomicU64,
+    /// Distributions for the Prometheus endpoint, under ZooKeeper's ServerMetrics names:
+    /// `readlatency` and `updatelatency` (ms from a request's arrival to its reply; updates are
+    /// the requests that go through the write pipeline, as ZooKeeper's FinalRequestProcessor
+    /// counts those with a txn header), `fsynctime` (ms per log fdatasync) and
+    /// `sync_processor_batch_size` (records per group commit, SyncRequestProcessor's figure).
+    pub read_latency_ms: Distribution,
+    pub update_latency_ms: Distribution,
+    pub fsync_time_ms: Distribution,
+    pub log_batch_records: Distribution,
     /// The server's role in an ensemble and the leader's figures, set by the pipeline.
     pub quorum: QuorumStats,
     /// Sessions by expiry deadline (wall-clock ms), refreshed by the session owner about once
@@ -59,6 +68,10 @@ impl Default for ServerStats {
             watch_count: AtomicUsize::new(0),
             log_batches: AtomicU64::new(0),
             log_records: AtomicU64::new(0),
+            read_latency_ms: Distribution::new(LATENCY_BOUNDS_MS),
+            update_latency_ms: Distribution::new(LATENCY_BOUNDS_MS),
+            fsync_time_ms: Distribution::new(LATENCY_BOUNDS_MS),
+            log_batch_records: Distribution::new(BATCH_BOUNDS),
             quorum: QuorumStats::default(),
             session_sets: Mutex::new(Vec::new()),
         }
@@ -88,6 +101,26 @@ impl ServerStats {
         )
     }
 
+    /// A request answered `latency_ms` after it arrived; `update` when it went through the
+    /// write pipeline.
+    pub fn record_request(&self, latency_ms: u64, update: bool) {
+        self.record_latency(latency_ms);
+        if update {
+            self.update_latency_ms.record(latency_ms);
+        } else {
+            self.read_latency_ms.record(latency_ms);
+        }
+    }
+
+    /// A group commit of `records` made durable by a sync of `sync_micros`.
+    pub fn record_log_batch(&self, records: usize, sync_micros: u64) {
+        self.log_batches.fetch_add(1, Ordering::Relaxed);
+        self.log_records
+            .fetch_add(records as u64, Ordering::Relaxed);
+        self.log_batch_records.record(records as u64);
+        self.fsync_time_ms.record(sync_micros / 1000);
+    }
+
     pub fn set_session_sets(&self, sets: Vec<(i64, Vec<i64>)>) {
         if let Ok(mut guard) = self.session_sets.lock() {
             *guard = sets;
@@ -109,6 +142,77 @@ impl ServerStats {
         self.latency_total_ms.store(0, Ordering::Relaxed);
         self.latency_min_ms.store(u64::MAX, Ordering::Relaxed);
         self.latency_max_ms.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Upper bounds (ms) of the latency buckets: ZooKeeper reports whole milliseconds.
+pub const LATENCY_BOUNDS_MS: &[u64] = &[0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
+/// Upper bounds of the batch-size buckets (records per group commit; at most
+/// LOG_BATCH_RECORDS_MAX, 10,000).
+pub const BATCH_BOUNDS: &[u64] = &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 10_000];
+
+/// A distribution of whole-number samples kept in fixed buckets with atomics, so that every
+/// core records into it without a lock. At most [`DISTRIBUTION_BUCKETS_MAX`] bounds.
+#[derive(Debug)]
+pub struct Distribution {
+    bounds: &'static [u64],
+    /// counts[i]: samples <= bounds[i] and > bounds[i-1]; the last slot is +Inf.
+    counts: [AtomicU64; DISTRIBUTION_BUCKETS_MAX + 1],
+    count: AtomicU64,
+    sum: AtomicU64,
+}
+
+pub const DISTRIBUTION_BUCKETS_MAX: usize = 16;
+
+/// A consistent-enough copy of a [`Distribution`]: bucket counts are not cumulative.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DistributionSnapshot {
+    pub buckets: Vec<(f64, u64)>,
+    pub count: u64,
+    pub sum: u64,
+}
+
+impl Distribution {
+    pub fn new(bounds: &'static [u64]) -> Distribution {
+        assert!(bounds.len() <= DISTRIBUTION_BUCKETS_MAX, "too many buckets");
+        assert!(
+            bounds.windows(2).all(|pair| pair[0] < pair[1]),
+            "bounds must ascend"
+        );
+        Distribution {
+            bounds,
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+        }
+    }
+
+    pub fn record(&self, value: u64) {
+        let slot = self.bounds.partition_point(|&bound| bound < value);
+        self.counts[slot].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(value, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> DistributionSnapshot {
+        let mut buckets: Vec<(f64, u64)> = self
+            .bounds
+            .iter()
+            .enumerate()
+            .map(|(slot, &bound)| (bound as f64, self.counts[slot].load(Ordering::Relaxed)))
+            .collect();
+        buckets.push((
+            f64::INFINITY,
+            self.counts[self.bounds.len()].load(Ordering::Relaxed),
+        ));
+        // The count is the sum of the buckets, so that the exposition is consistent even
+        // while samples arrive.
+        let count = buckets.iter().map(|(_, count)| count).sum();
+        DistributionSnapshot {
+            buckets,
+            count,
+            sum: self.sum.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -287,6 +391,20 @@ impl QuorumStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distribution_buckets_are_upper_bounds_and_the_count_their_sum() {
+        let distribution = Distribution::new(&[1, 10]);
+        for value in [0, 1, 2, 10, 11, 500] {
+            distribution.record(value);
+        }
+        let snapshot = distribution.snapshot();
+        assert_eq!(
+            snapshot.buckets,
+            vec![(1.0, 2), (10.0, 2), (f64::INFINITY, 2)]
+        );
+        assert_eq!((snapshot.count, snapshot.sum), (6, 524));
+    }
 
     #[test]
     fn server_mode_round_trips_through_u8_and_defaults_to_standalone() {

@@ -157,7 +157,7 @@ impl Conn {
             .latency_total_ms
             .set(stats.latency_total_ms.get() + latency_ms);
         stats.latency_count.set(stats.latency_count.get() + 1);
-        state.stats.record_latency(latency_ms);
+        state.stats.record_request(latency_ms, op.is_update());
         state
             .stats
             .packets_sent

@@ -132,6 +132,20 @@ impl CorePresence {
         std::sync::atomic::fence(Ordering::SeqCst);
     }
 
+    /// The newest published version, for readers outside the cores (the AdminServer and the
+    /// Prometheus endpoint).
+    pub fn latest(&self) -> Option<Arc<TreeVersion>> {
+        self.latest.lock().ok().map(|latest| latest.clone())
+    }
+
+    /// Connections open on each core.
+    pub fn connections_per_core(&self) -> Vec<usize> {
+        self.connections
+            .iter()
+            .map(|counter| counter.load(Ordering::Relaxed))
+            .collect()
+    }
+
     pub fn is_idle(&self, core: usize) -> bool {
         self.connections
             .get(core)

@@ -518,6 +518,16 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
             Err(_) => return Err(RuntimeError::StartTimeout(cores)),
         }
     }
+    crate::admin::start(Arc::new(crate::admin::AdminContext {
+        config: config.clone(),
+        stats: stats.clone(),
+        hub: admin.clone(),
+        presence: presence.clone(),
+    }))
+    .map_err(|error| RuntimeError::Listen {
+        address: error.address.to_string(),
+        reason: format!("{} ({})", error.reason, error.what),
+    })?;
     info!(
         "ringkeeper {} serving ZooKeeper clients on {} with {cores} cores (ZooKeeper {} semantics)",
         env!("CARGO_PKG_VERSION"),

@@ -119,7 +119,17 @@ impl UringStorage {
                     if owned.exists() {
                         return Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists"));
                     }
-                    let file = DmaFile::create(&owned).await.map_err(glommio_error)?;
+                    // Opened for reading too (DmaFile::create is write-only): glommio probes a
+                    // new device for io_uring polling with a read of the file, which fails
+                    // with EBADF on a write-only descriptor and is then logged at ERROR on
+                    // every start. Readable, the probe gets the device's real answer.
+                    let file = glommio::io::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create_new(true)
+                        .dma_open(&owned)
+                        .await
+                        .map_err(glommio_error)?;
                     if bytes > 0 {
                         file.pre_allocate(bytes, false)
                             .await

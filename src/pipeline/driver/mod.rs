@@ -368,11 +368,12 @@ impl Pipeline {
 
     fn on_writer_event(&mut self, event: WriterEvent) {
         match event {
-            WriterEvent::Durable { zxid, records, .. } => {
-                self.stats.log_batches.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .log_records
-                    .fetch_add(records as u64, Ordering::Relaxed);
+            WriterEvent::Durable {
+                zxid,
+                records,
+                sync_micros,
+            } => {
+                self.stats.record_log_batch(records, sync_micros);
                 if self.ensemble.is_some() {
                     // In an ensemble, durability is ZAB's input; what is released is what
                     // ZAB commits.

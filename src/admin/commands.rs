@@ -1,0 +1,622 @@
+//! The AdminServer's commands, as ZooKeeper 3.9.3's `Commands` answers them: one JSON object
+//! per command with the command's keys, then `"command"` (its primary name) and `"error"` (null,
+//! or why it could not run), as `CommandResponse.toMap` builds it. Names and aliases, the
+//! commands that need a serving server, and the auth rule of `snapshot` / `restore` (an
+//! `Authorization: <scheme> <auth>` header whose ids hold ALL on `/`) follow `Commands`.
+//! Every figure comes from the same place as the four-letter word of the same name.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use tracing::warn;
+
+use super::AdminContext;
+use crate::fourlw::{self, AdminKind, ConnInfo, ZK_NOT_SERVING};
+use crate::jute::records::Id;
+use crate::metrics::ServerMode;
+
+/// A command: its names (the first is the primary one), whether it needs a serving server
+/// (CommandBase.serverRequired), whether it needs authorisation (an AuthRequest of ALL on
+/// `/`), and whether it is a POST command.
+struct CommandSpec {
+    names: &'static [&'static str],
+    server_required: bool,
+    auth: bool,
+    post: bool,
+}
+
+const fn get(names: &'static [&'static str], server_required: bool) -> CommandSpec {
+    CommandSpec {
+        names,
+        server_required,
+        auth: false,
+        post: false,
+    }
+}
+
+/// ZooKeeper 3.9.3's registered commands (Commands' static block).
+const COMMANDS: &[CommandSpec] = &[
+    get(&["connection_stat_reset", "crst"], true),
+    get(&["configuration", "conf", "config"], true),
+    get(&["connections", "cons"], true),
+    get(&["hash"], true),
+    get(&["dirs"], true),
+    get(&["dump"], true),
+    get(&["environment", "env", "envi"], false),
+    get(&["get_trace_mask", "gtmk"], false),
+    get(&["initial_configuration", "icfg"], true),
+    get(&["is_read_only", "isro"], true),
+    get(&["last_snapshot", "lsnp"], true),
+    get(&["leader", "lead"], true),
+    get(&["monitor", "mntr"], false),
+    get(&["observer_connection_stat_reset", "orst"], true),
+    CommandSpec {
+        names: &["restore", "rest"],
+        server_required: true,
+        auth: true,
+        post: true,
+    },
+    get(&["ruok"], true),
+    get(&["set_trace_mask", "stmk"], false),
+    CommandSpec {
+        names: &["snapshot", "snap"],
+        server_required: true,
+        auth: true,
+        post: false,
+    },
+    get(&["server_stats", "srvr"], true),
+    get(&["stats", "stat"], true),
+    get(&["stat_reset", "srst"], true),
+    get(&["observers", "obsr"], true),
+    get(&["system_properties", "sysp"], false),
+    get(&["voting_view"], true),
+    get(&["watches", "wchc"], true),
+    get(&["watches_by_path", "wchp"], true),
+    get(&["watch_summary", "wchs"], true),
+    get(&["zabstate"], false),
+];
+
+fn find(name: &str) -> Option<&'static CommandSpec> {
+    COMMANDS.iter().find(|spec| spec.names.contains(&name))
+}
+
+/// The primary names, sorted, for the index page (JettyAdminServer.commandLinks).
+pub fn primary_names() -> Vec<&'static str> {
+    let mut names: Vec<&str> = COMMANDS.iter().map(|spec| spec.names[0]).collect();
+    names.sort_unstable();
+    names
+}
+
+/// ZooKeeper's CommandResponse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandResponse {
+    pub command: String,
+    pub error: Option<String>,
+    pub status: u16,
+    pub data: Map<String, Value>,
+}
+
+impl CommandResponse {
+    fn new(command: &str) -> CommandResponse {
+        CommandResponse {
+            command: command.to_string(),
+            error: None,
+            status: 200,
+            data: Map::new(),
+        }
+    }
+
+    fn failed(command: &str, error: impl Into<String>, status: u16) -> CommandResponse {
+        CommandResponse {
+            error: Some(error.into()),
+            status,
+            ..CommandResponse::new(command)
+        }
+    }
+
+    fn put(&mut self, key: &str, value: impl Into<Value>) {
+        self.data.insert(key.to_string(), value.into());
+    }
+
+    /// `toMap`: the data, then `command` and `error` unless the data has its own (the
+    /// `leader` command puts its "error" among its data).
+    pub fn to_json(&self) -> Value {
+        let mut out = self.data.clone();
+        out.entry("command")
+            .or_insert_with(|| Value::from(self.command.clone()));
+        out.entry("error")
+            .or_insert_with(|| self.error.clone().map_or(Value::Null, Value::from));
+        Value::Object(out)
+    }
+}
+
+/// Why the Authorization header did not authorise (Commands.runCommand's answers).
+fn authorize(
+    context: &AdminContext,
+    header: Option<&str>,
+    remote_ip: Option<std::net::IpAddr>,
+) -> Result<(), (&'static str, u16)> {
+    let Some(header) = header else {
+        return Err(("Auth info is missing for the command", 401));
+    };
+    let parts: Vec<&str> = header.split(' ').collect();
+    if parts.is_empty() || parts.len() > 2 {
+        return Err(("Not authenticated", 401));
+    }
+    let auth = parts.get(1).copied();
+    // ProviderRegistry's server providers that authenticate an HTTP request: digest
+    // (user:password), ip (the peer address); x509 needs the TLS AdminServer, which is not
+    // here, and sasl has no HTTP form.
+    let mut ids = Vec::new();
+    match (parts[0], auth) {
+        ("digest", Some(credential)) => {
+            let Some(digest) = crate::tree::acl::generate_digest(credential) else {
+                return Err(("Not authenticated", 401));
+            };
+            if context.config.super_digest.as_deref() == Some(digest.as_str()) {
+                ids.push(Id {
+                    scheme: "super".into(),
+                    id: String::new(),
+                });
+            }
+            ids.push(Id {
+                scheme: "digest".into(),
+                id: digest,
+            });
+        }
+        ("ip", _) => match remote_ip {
+            Some(ip) => ids.push(Id {
+                scheme: "ip".into(),
+                id: ip.to_string(),
+            }),
+            None => return Err(("Not authenticated", 401)),
+        },
+        _ => return Err(("Not authenticated", 401)),
+    }
+    if context.config.skip_acl {
+        return Ok(());
+    }
+    let view = context.view();
+    let Some(root) = view.get("/") else {
+        return Err(("Error occurred during auth", 500));
+    };
+    // ZooDefs.Perms.ALL on "/" (the AuthRequest of snapshot and restore).
+    if crate::tree::acl::check(&root.acl, 31, &ids) {
+        Ok(())
+    } else {
+        Err(("Not authorized", 403))
+    }
+}
+
+/// Runs `name` as ZooKeeper's `Commands.runGetCommand` / `runPostCommand` would.
+pub fn run(
+    context: &AdminContext,
+    name: &str,
+    post: bool,
+    authorization: Option<&str>,
+    remote_ip: Option<std::net::IpAddr>,
+) -> CommandResponse {
+    let Some(spec) = find(name) else {
+        return CommandResponse::failed(name, format!("Unknown command: {name}"), 200);
+    };
+    let primary = spec.names[0];
+    if spec.server_required && !context.stats.quorum.mode().is_serving() {
+        return CommandResponse::failed(name, ZK_NOT_SERVING, 200);
+    }
+    if spec.auth {
+        if let Err((error, status)) = authorize(context, authorization, remote_ip) {
+            return CommandResponse::failed(name, error, status);
+        }
+    }
+    if spec.post != post {
+        // ZooKeeper answers the other method with nothing (a GetCommand's runPost is null).
+        let method = if spec.post { "POST" } else { "GET" };
+        return CommandResponse::failed(primary, format!("{primary} takes {method}"), 405);
+    }
+    futures_lite::future::block_on(run_command(context, primary))
+}
+
+fn connection_json(info: &ConnInfo, brief: bool) -> Value {
+    // ServerCnxn.getConnectionInfo(brief); interest_ops is NIO's OP_READ (1) while the
+    // connection is read, 0 while paused.
+    let mut entry = Map::new();
+    entry.insert("remote_socket_address".into(), info.remote.clone().into());
+    entry.insert("interest_ops".into(), 1.into());
+    entry.insert("outstanding_requests".into(), info.outstanding.into());
+    entry.insert("packets_received".into(), info.received.into());
+    entry.insert("packets_sent".into(), info.sent.into());
+    if !brief && info.session_id != 0 {
+        entry.insert("session_id".into(), info.session_id.into());
+        entry.insert("last_operation".into(), info.last_op.into());
+        entry.insert("established".into(), info.established_ms.into());
+        entry.insert("session_timeout".into(), info.timeout_ms.into());
+        entry.insert("last_cxid".into(), info.last_xid.into());
+        entry.insert("last_zxid".into(), info.last_zxid.into());
+        entry.insert("last_response_time".into(), info.last_response_ms.into());
+        entry.insert("last_latency".into(), info.last_latency_ms.into());
+        entry.insert("min_latency".into(), info.latency_min_ms.into());
+        entry.insert("avg_latency".into(), info.latency_avg_ms.into());
+        entry.insert("max_latency".into(), info.latency_max_ms.into());
+    }
+    Value::Object(entry)
+}
+
+async fn connections(context: &AdminContext, brief: bool) -> Value {
+    let mut list = Vec::new();
+    for answer in context.hub.ask(AdminKind::Connections).await {
+        for info in &answer.connections {
+            list.push(connection_json(info, brief));
+        }
+    }
+    Value::Array(list)
+}
+
+/// A `mntr` value as the JSON type ZooKeeper gives it: longs and doubles as numbers, the
+/// rest (version, states, the hex zxid) as strings.
+fn monitor_value(text: &str) -> Value {
+    if let Ok(number) = text.parse::<i64>() {
+        return number.into();
+    }
+    match text.parse::<f64>() {
+        Ok(number) if number.is_finite() => json!(number),
+        _ => text.into(),
+    }
+}
+
+async fn watches(
+    context: &AdminContext,
+) -> (BTreeMap<i64, Vec<String>>, BTreeMap<String, Vec<i64>>) {
+    let mut by_session: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    let mut by_path: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for answer in context.hub.ask(AdminKind::Watches).await {
+        for (session, path) in answer.watches {
+            by_session.entry(session).or_default().push(path.clone());
+            by_path.entry(path).or_default().push(session);
+        }
+    }
+    for paths in by_session.values_mut() {
+        paths.sort();
+        paths.dedup();
+    }
+    for sessions in by_path.values_mut() {
+        sessions.sort();
+        sessions.dedup();
+    }
+    (by_session, by_path)
+}
+
+/// `host:port` of a socket address, IPv6 in brackets (QuorumServer.delimitedHostString).
+fn address_text(address: std::net::SocketAddr) -> String {
+    address.to_string()
+}
+
+fn server_stats(context: &AdminContext, zxid: i64) -> Value {
+    let stats = &context.stats;
+    let config = &context.config;
+    let (min, avg, max) = stats.latency();
+    // ZooKeeper's ServerStats as Jackson writes it (snake case). Response sizes are not
+    // measured here: BufferStats' "no sample" (-1) values.
+    json!({
+        "packets_sent": stats.packets_sent.load(Ordering::Relaxed),
+        "packets_received": stats.packets_received.load(Ordering::Relaxed),
+        "fsync_threshold_exceed_count": 0,
+        "client_response_stats": {
+            "last_buffer_size": -1, "min_buffer_size": -1, "max_buffer_size": -1
+        },
+        "data_dir_size": fourlw::directory_size(&config.data_dir),
+        "log_dir_size": fourlw::directory_size(&config.data_log_dir),
+        "provider_null": false,
+        "server_state": stats.quorum.mode().as_str(),
+        "last_processed_zxid": zxid,
+        "outstanding_requests": stats.outstanding_requests.load(Ordering::Relaxed).max(0),
+        "avg_latency": avg,
+        "max_latency": max,
+        "min_latency": min,
+        "num_alive_client_connections": stats.connections.load(Ordering::Relaxed),
+        "uptime": stats.started.elapsed().as_millis() as u64,
+        "auth_failed_count": 0,
+        "non_mtlsremote_conn_count": 0,
+        "non_mtlslocal_conn_count": 0,
+    })
+}
+
+/// The newest snapshot file in dataDir: (zxid, modification time in seconds).
+fn last_snapshot(context: &AdminContext) -> Option<(i64, i64)> {
+    let entries = std::fs::read_dir(&context.config.data_dir).ok()?;
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let zxid = crate::snapshot::format::parse_snapshot_name(&name)?;
+            let modified = entry.metadata().ok()?.modified().ok()?;
+            let seconds = modified
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_secs() as i64;
+            Some((zxid, seconds))
+        })
+        .max()
+}
+
+async fn run_command(context: &AdminContext, primary: &str) -> CommandResponse {
+    let mut response = CommandResponse::new(primary);
+    let config = &context.config;
+    let stats = &context.stats;
+    let mode = stats.quorum.mode();
+    let view = context.view();
+    let zxid = view.zxid.max(stats.last_zxid.load(Ordering::Relaxed));
+    match primary {
+        "connection_stat_reset" => {
+            context.hub.ask(AdminKind::ResetConnections).await;
+        }
+        "configuration" => {
+            // ZookeeperServerConf.toMap.
+            response.put("client_port", config.client_address.port());
+            response.put("data_dir", config.data_dir.display().to_string());
+            response.put("data_log_dir", config.data_log_dir.display().to_string());
+            response.put("tick_time", config.tick_time_ms);
+            response.put("max_client_cnxns", config.limits.connections_per_ip_max);
+            response.put("min_session_timeout", config.min_session_timeout_ms);
+            response.put("max_session_timeout", config.max_session_timeout_ms);
+            response.put(
+                "server_id",
+                config.quorum.as_ref().map_or(0, |quorum| quorum.my_id),
+            );
+            response.put("client_port_listen_backlog", -1);
+        }
+        "connections" => {
+            // TLS connections are served by the same cores and listed with the others.
+            response.put("connections", connections(context, false).await);
+            response.put("secure_connections", Value::Array(Vec::new()));
+        }
+        "dirs" => {
+            response.put("datadir_size", fourlw::directory_size(&config.data_dir));
+            response.put("logdir_size", fourlw::directory_size(&config.data_log_dir));
+        }
+        "dump" => {
+            let mut expiry = Map::new();
+            for (deadline_ms, ids) in stats.session_sets() {
+                expiry.insert(deadline_ms.to_string(), json!(ids));
+            }
+            let mut ephemerals = Map::new();
+            for (session, paths) in view.ephemeral_owners() {
+                ephemerals.insert(session.to_string(), json!(paths));
+            }
+            response.put("expiry_time_to_session_ids", Value::Object(expiry));
+            response.put("session_id_to_ephemeral_paths", Value::Object(ephemerals));
+        }
+        "environment" => {
+            for (key, value) in fourlw::environment_rows() {
+                response.put(key, value);
+            }
+        }
+        "initial_configuration" => {
+            response.put(
+                "initial_configuration",
+                config.config_text.clone().unwrap_or_default(),
+            );
+        }
+        "is_read_only" => response.put("read_only", false),
+        "last_snapshot" => {
+            let (zxid, timestamp) = last_snapshot(context).unwrap_or((-1, -1));
+            response.put("zxid", format!("{zxid:x}"));
+            response.put("timestamp", timestamp);
+        }
+        "leader" => match &config.quorum {
+            Some(quorum) => {
+                let leader_id = stats.quorum.leader_id.load(Ordering::Relaxed);
+                response.put("is_leader", mode == ServerMode::Leader);
+                response.put(
+                    "leader_id",
+                    if leader_id == 0 { -1 } else { leader_id as i64 },
+                );
+                let leader_ip = quorum
+                    .servers
+                    .values()
+                    .find(|server| server.id == leader_id)
+                    .map(|server| address_text(server.quorum_addr))
+                    .unwrap_or_default();
+                response.put("leader_ip", leader_ip);
+            }
+            None => response.put("error", "server is not initialized"),
+        },
+        "monitor" => {
+            let word_context = context.word_context();
+            for (key, value) in fourlw::monitor_rows(&word_context).await {
+                let key = key.strip_prefix("zk_").unwrap_or(key);
+                response.put(key, monitor_value(&value));
+            }
+        }
+        "observer_connection_stat_reset" | "ruok" | "stat_reset" => {
+            if primary == "stat_reset" {
+                stats.reset();
+            }
+        }
+        "observers" => {
+            // ringkeeper's leader does not keep per-observer handler details.
+            let synced = if mode == ServerMode::Leader {
+                stats.quorum.synced_observers.load(Ordering::Relaxed)
+            } else {
+                0
+            };
+            response.put("synced_observers", synced);
+            response.put("observers", Value::Array(Vec::new()));
+        }
+        "server_stats" | "stats" => {
+            response.put("version", fourlw::version_string());
+            response.put("read_only", false);
+            response.put("server_stats", server_stats(context, zxid));
+            response.put(
+                "client_response",
+                json!({"last_buffer_size": -1, "min_buffer_size": -1, "max_buffer_size": -1}),
+            );
+            if mode == ServerMode::Leader {
+                let quorum = &stats.quorum;
+                response.put(
+                    "proposal_stats",
+                    json!({
+                        "last_buffer_size": quorum.proposal_bytes_last.load(Ordering::Relaxed),
+                        "min_buffer_size": quorum.proposal_bytes_min.load(Ordering::Relaxed),
+                        "max_buffer_size": quorum.proposal_bytes_max.load(Ordering::Relaxed),
+                    }),
+                );
+            }
+            // DataTree.getNodeCount counts the root under two keys, as `srvr` does.
+            response.put("node_count", view.node_count() + 1);
+            if primary == "stats" {
+                response.put("connections", connections(context, true).await);
+                response.put("secure_connections", Value::Array(Vec::new()));
+            }
+        }
+        "system_properties" => {
+            let sorted: BTreeMap<&str, &str> = config
+                .system_properties
+                .iter()
+                .map(|(key, value)| (key.as_str(), value.as_str()))
+                .collect();
+            for (key, value) in sorted {
+                response.put(key, value);
+            }
+        }
+        "voting_view" => {
+            let mut view = Map::new();
+            if let Some(quorum) = &config.quorum {
+                for server in quorum.servers.values().filter(|server| !server.observer) {
+                    let client = server.client_addr.map(address_text).unwrap_or_default();
+                    view.insert(
+                        server.id.to_string(),
+                        json!({
+                            "server_addresses": [address_text(server.quorum_addr)],
+                            "election_addresses": [address_text(server.election_addr)],
+                            "client_address": client,
+                            "learner_type": "participant",
+                        }),
+                    );
+                }
+            }
+            response.put("current_config", Value::Object(view));
+        }
+        "watches" | "watches_by_path" | "watch_summary" => {
+            let (by_session, by_path) = watches(context).await;
+            match primary {
+                "watches" => {
+                    let map: Map<String, Value> = by_session
+                        .into_iter()
+                        .map(|(session, paths)| (session.to_string(), json!(paths)))
+                        .collect();
+                    response.put("session_id_to_watched_paths", Value::Object(map));
+                }
+                "watches_by_path" => {
+                    let map: Map<String, Value> = by_path
+                        .into_iter()
+                        .map(|(path, sessions)| (path, json!(sessions)))
+                        .collect();
+                    response.put("path_to_session_ids", Value::Object(map));
+                }
+                _ => {
+                    let total: usize = by_session.values().map(Vec::len).sum();
+                    response.put("num_connections", by_session.len());
+                    response.put("num_paths", by_path.len());
+                    response.put("num_total_watches", total);
+                }
+            }
+        }
+        "zabstate" => match config.quorum.as_ref().and_then(|quorum| quorum.me()) {
+            Some(me) => {
+                let zab_state = match mode {
+                    ServerMode::Looking => "election",
+                    _ => "broadcast",
+                };
+                response.put("myid", me.id);
+                response.put("is_leader", mode == ServerMode::Leader);
+                response.put("quorum_address", address_text(me.quorum_addr));
+                response.put("election_address", address_text(me.election_addr));
+                response.put(
+                    "client_address",
+                    me.client_addr.map(address_text).unwrap_or_default(),
+                );
+                response.put("voting", !me.observer);
+                response.put("last_zxid", format!("{zxid:#x}"));
+                response.put("zab_epoch", zxid >> 32);
+                response.put("zab_counter", zxid & 0xffff_ffff);
+                response.put("zabstate", zab_state);
+            }
+            None => {
+                response.put("voting", false);
+                response.put("zabstate", "");
+            }
+        },
+        // What ringkeeper cannot answer, in ZooKeeper's error form.
+        "hash" => {
+            response.error = Some(
+                "hash is not supported by ringkeeper: it keeps no ZooKeeper tree digests".into(),
+            );
+        }
+        "get_trace_mask" | "set_trace_mask" => {
+            response.error = Some(format!(
+                "{primary} is not supported by ringkeeper: it has no ZooTrace mask (use RUST_LOG)"
+            ));
+        }
+        "snapshot" | "restore" => {
+            response.error = Some(format!(
+                "{primary} is not supported by ringkeeper: its snapshots are not in ZooKeeper's \
+                 format (take one with kill -USR1; see `ringkeeper dump-snapshot`)"
+            ));
+            response.status = 501;
+        }
+        other => {
+            response.error = Some(format!("Unknown command: {other}"));
+        }
+    }
+    response
+}
+
+/// The AdminServer's loop: one request at a time on this thread.
+pub fn serve(server: tiny_http::Server, context: Arc<AdminContext>) {
+    let command_url = context.config.admin.command_url.clone();
+    for request in server.incoming_requests() {
+        let url = request.url().to_string();
+        let path = url.split('?').next().unwrap_or("").to_string();
+        let method = request.method().clone();
+        let authorization = request
+            .headers()
+            .iter()
+            .find(|header| header.field.equiv("Authorization"))
+            .map(|header| header.value.as_str().to_string());
+        let remote_ip = request.remote_addr().map(|address| address.ip());
+        let (status, content_type, body) = if path == command_url
+            || path == format!("{command_url}/")
+        {
+            let mut page = String::new();
+            for name in primary_names() {
+                page.push_str(&format!(
+                    "<a href=\"{command_url}/{name}\">{name}</a>\n<br/>\n"
+                ));
+            }
+            (200, "text/html", page)
+        } else if let Some(name) = path.strip_prefix(&format!("{command_url}/")) {
+            let post = method == tiny_http::Method::Post;
+            if method != tiny_http::Method::Get && !post {
+                (405, "text/plain", "method not allowed\n".to_string())
+            } else {
+                let response = run(&context, name, post, authorization.as_deref(), remote_ip);
+                let body = serde_json::to_string_pretty(&response.to_json()).unwrap_or_else(|_| {
+                    "{\"error\": \"Exception writing command response to JSON\"}".into()
+                });
+                (response.status, "application/json", body)
+            }
+        } else {
+            (404, "text/plain", "not found\n".to_string())
+        };
+        let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes());
+        let mut reply = tiny_http::Response::from_string(body).with_status_code(status);
+        if let Ok(header) = header {
+            reply = reply.with_header(header);
+        }
+        if let Err(error) = request.respond(reply) {
+            warn!("AdminServer: answering {url}: {error}");
+        }
+    }
+}
