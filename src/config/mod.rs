@@ -140,6 +140,24 @@ pub struct Config {
     /// The `-D` system properties of `SERVER_JVMFLAGS` / `JVMFLAGS` / `conf/java.env`, all
     /// of them (the ones ringkeeper reads are also applied as zoo.cfg keys).
     pub system_properties: Vec<(String, String)>,
+    /// `sslQuorum`: the quorum and election ports speak TLS (QuorumPeerConfig.sslQuorum):
+    /// this member dials its peers with TLS and accepts only TLS (unless `portUnification`).
+    pub ssl_quorum: bool,
+    /// `portUnification`: the quorum and election ports accept TLS and plaintext, told apart
+    /// by the first byte (UnifiedServerSocket), for a rolling change of `sslQuorum`.
+    pub quorum_port_unification: bool,
+    /// `sslQuorumReloadCertFiles`: a changed quorum key or trust store file is read again
+    /// for the next connection, without a restart (QuorumPeer's FileChangeWatcher).
+    pub ssl_quorum_reload_cert_files: bool,
+    /// The `ssl.quorum.*` keys (QuorumX509Util, prefix `zookeeper.ssl.quorum.`): the same
+    /// keys and formats as the client port's, except that the certificate of a connecting
+    /// member is also checked against its address by default (shouldVerifyClientHostname).
+    pub quorum_tls: TlsSettings,
+    /// The `quorum.auth.*` keys.
+    pub quorum_auth: crate::auth::quorum::QuorumAuthKeys,
+    /// Quorum SASL as loaded by [`Config::load_security`] (None unless
+    /// `quorum.auth.enableSasl=true`).
+    pub quorum_sasl: Option<crate::auth::quorum::QuorumSasl>,
 }
 
 impl Default for Config {
@@ -179,6 +197,15 @@ impl Default for Config {
             tls: TlsSettings::default(),
             x509_super_user: None,
             system_properties: Vec::new(),
+            ssl_quorum: false,
+            quorum_port_unification: false,
+            ssl_quorum_reload_cert_files: false,
+            quorum_tls: TlsSettings {
+                client_hostname_verification: true,
+                ..TlsSettings::default()
+            },
+            quorum_auth: crate::auth::quorum::QuorumAuthKeys::default(),
+            quorum_sasl: None,
         }
     }
 }
@@ -235,6 +262,39 @@ fn check_tls_settings(config: &Config) -> Result<(), ConfigError> {
     if tls.crl || tls.ocsp {
         return Err(invalid(
             if tls.crl { "ssl.crl" } else { "ssl.ocsp" },
+            "true",
+            "certificate revocation checking is not implemented",
+        ));
+    }
+    Ok(())
+}
+
+/// What quorum TLS needs, refused at startup (ZooKeeper would fall back to the JVM's
+/// default stores; a member always verifies the member it dials, so it needs a trust store).
+fn check_quorum_tls_settings(config: &Config) -> Result<(), ConfigError> {
+    let tls = &config.quorum_tls;
+    if tls.key_store.location.is_none() {
+        return Err(invalid(
+            "ssl.quorum.keyStore.location",
+            "",
+            "required for sslQuorum or portUnification",
+        ));
+    }
+    if tls.trust_store.location.is_none() {
+        return Err(invalid(
+            "ssl.quorum.trustStore.location",
+            "",
+            "required for sslQuorum or portUnification (the members' certificates are \
+             verified against it)",
+        ));
+    }
+    if tls.crl || tls.ocsp {
+        return Err(invalid(
+            if tls.crl {
+                "ssl.quorum.crl"
+            } else {
+                "ssl.quorum.ocsp"
+            },
             "true",
             "certificate revocation checking is not implemented",
         ));
@@ -850,7 +910,25 @@ impl Config {
                         ));
                     }
                 }
+                "sslQuorum" => config.ssl_quorum = value.trim().eq_ignore_ascii_case("true"),
+                "portUnification" => {
+                    config.quorum_port_unification = value.trim().eq_ignore_ascii_case("true")
+                }
+                "sslQuorumReloadCertFiles" => {
+                    config.ssl_quorum_reload_cert_files = value.trim().eq_ignore_ascii_case("true")
+                }
+                // QuorumX509Util: the client port's keys under `ssl.quorum.`.
+                _ if bare.starts_with("ssl.quorum.") => {
+                    let client_form = format!("ssl.{}", &bare["ssl.quorum.".len()..]);
+                    if !config.quorum_tls.apply(&client_form, key, value)? {
+                        config.unknown_keys.push(key.to_string());
+                    }
+                }
                 _ if bare.starts_with("ssl.") && config.tls.apply(bare, key, value)? => {}
+                _ if config.quorum_auth.apply(bare, value) => {}
+                // QuorumCnxManager's connection-handling thread pool: threads are per
+                // connection here.
+                "quorum.cnxn.threads.size" => {}
                 "maxClientCnxns" => {
                     config.limits.connections_per_ip_max = parse_number(key, value)?
                 }
@@ -967,6 +1045,18 @@ impl Config {
         }
         let myid_text = read_myid(&config.data_dir)?;
         setup_quorum(&mut config, quorum_keys, myid_text)?;
+        if config.quorum.is_some() {
+            if config.ssl_quorum || config.quorum_port_unification {
+                check_quorum_tls_settings(&config)?;
+            }
+            config.quorum_auth.validate().map_err(|reason| {
+                invalid(
+                    "quorum.auth.enableSasl",
+                    &config.quorum_auth.enable_sasl.to_string(),
+                    reason,
+                )
+            })?;
+        }
         Ok(config)
     }
 
@@ -1003,6 +1093,11 @@ impl Config {
         };
         self.sasl = crate::auth::load(&system_properties, krb5_config.as_deref(), &read_file)
             .map_err(|error| ConfigError::Security(error.to_string()))?;
+        if self.quorum.is_some() {
+            self.quorum_sasl =
+                crate::auth::quorum::load(&self.quorum_auth, &system_properties, &read_file)
+                    .map_err(|error| ConfigError::Security(format!("quorum SASL: {error}")))?;
+        }
         Ok(())
     }
 
