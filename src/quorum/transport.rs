@@ -561,7 +561,10 @@ fn run_writer(shared: &Shared, peer: ServerId, address: SocketAddr, frames: Rece
                     was_up = true;
                 }
                 Err(error) => {
-                    if was_up {
+                    if error.kind() == io::ErrorKind::PermissionDenied {
+                        warn!(transport = name, peer, %address, %error, "link refused");
+                        was_up = false;
+                    } else if was_up {
                         warn!(transport = name, peer, %address, %error, "cannot reconnect");
                         was_up = false;
                     } else {
@@ -655,7 +658,7 @@ fn secure_dialled(
                 tls_stream
                     .conn
                     .complete_io(&mut tls_stream.sock)
-                    .map_err(|error| io::Error::other(format!("TLS handshake: {error}")))?;
+                    .map_err(|error| refused(format!("TLS handshake: {error}")))?;
             }
             tls.check_peer(
                 tls_stream.conn.peer_certificates(),
@@ -663,7 +666,7 @@ fn secure_dialled(
                 security.hosts.get(&peer).map(String::as_str),
                 false,
             )
-            .map_err(|reason| io::Error::other(format!("TLS: {reason}")))?;
+            .map_err(|reason| refused(format!("TLS: {reason}")))?;
             LinkStream::Client(Box::new(tls_stream))
         }
         _ => LinkStream::Plain(stream),
@@ -682,11 +685,16 @@ fn secure_dialled(
     writer.write_all(&handshake_version(shared.me, version))?;
     if let Some(sasl) = learner {
         authenticate_as_learner(&mut writer, sasl)
-            .map_err(|reason| io::Error::other(format!("quorum SASL: {reason}")))?;
+            .map_err(|reason| refused(format!("quorum SASL: {reason}")))?;
         info!(transport = shared.name, peer, %address, "authenticated to the peer with SASL");
     }
     writer.get_ref().tcp().set_read_timeout(None)?;
     Ok(writer)
+}
+
+/// A link refused for its security (TLS, SASL), which the writer always logs.
+fn refused(reason: String) -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, reason)
 }
 
 fn write_auth_packet(out: &mut impl Write, status: i8, token: &[u8]) -> io::Result<()> {
