@@ -1362,6 +1362,48 @@ mod tests {
             .unwrap_or_else(|_| panic!("bad address in test: {text}"))
     }
 
+    /// QuorumPeerConfig's sslQuorum / portUnification / quorum.auth.* keys and QuorumX509Util's
+    /// ssl.quorum.* (client-port formats; client hostname verification on by default).
+    #[test]
+    fn quorum_security_keys_are_read_and_checked() {
+        let secure = format!(
+            "{ENSEMBLE}sslQuorum=true\nportUnification=true\nsslQuorumReloadCertFiles=true\n\
+             ssl.quorum.keyStore.location=/k.pem\nzookeeper.ssl.quorum.trustStore.location=/t.jks\n\
+             ssl.quorum.clientAuth=want\nssl.quorum.enabledProtocols=TLSv1.2\n\
+             quorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\n\
+             quorum.auth.serverRequireSasl=true\nquorum.auth.server.saslLoginContext=QS\n\
+             quorum.cnxn.threads.size=20\n"
+        );
+        let config = ok(&secure, Some("1\n"));
+        assert!(config.unknown_keys.is_empty(), "{:?}", config.unknown_keys);
+        assert!(config.ssl_quorum && config.quorum_port_unification);
+        assert!(config.ssl_quorum_reload_cert_files);
+        assert_eq!(
+            config.quorum_tls.trust_store.location,
+            Some(PathBuf::from("/t.jks"))
+        );
+        assert_eq!(config.quorum_tls.client_auth, ClientAuth::Want);
+        assert_eq!(config.quorum_tls.protocols(), vec!["TLSv1.2".to_string()]);
+        assert!(config.quorum_tls.verifies_client_hostname());
+        // The client port's settings are untouched.
+        assert_eq!(config.tls.client_auth, ClientAuth::Need);
+        assert!(config.tls.key_store.location.is_none());
+        assert!(config.quorum_auth.server_require_sasl);
+        assert_eq!(config.quorum_auth.server_login_context, "QS");
+        assert_eq!(config.quorum_auth.learner_login_context, "QuorumLearner");
+        for bad in [
+            "sslQuorum=true\n",
+            "sslQuorum=true\nssl.quorum.keyStore.location=/k.pem\n",
+            "portUnification=true\nssl.quorum.keyStore.location=/k\nssl.quorum.trustStore.location=/t\nssl.quorum.crl=true\n",
+            "quorum.auth.serverRequireSasl=true\n",
+            "quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\n",
+        ] {
+            error(&format!("{ENSEMBLE}{bad}"), Some("1\n"));
+        }
+        let unknown = ok(&format!("{ENSEMBLE}ssl.quorum.mystery=1\n"), Some("1\n"));
+        assert_eq!(unknown.unknown_keys, vec!["ssl.quorum.mystery".to_string()]);
+    }
+
     #[test]
     fn every_server_line_form_is_read() {
         let config = ok(ENSEMBLE, Some("2\n"));

@@ -1493,6 +1493,110 @@ mod tests {
         servers.pop().expect("server").0.shutdown();
     }
 
+    fn sasl(password: &str, learner_require: bool, server_require: bool) -> LinkSecurity {
+        let mut credentials = crate::auth::digest_md5::DigestCredentials::default();
+        credentials
+            .users
+            .insert("member".into(), "quorum-secret".into());
+        LinkSecurity {
+            sasl: Some(Arc::new(QuorumSasl {
+                learner_require_sasl: learner_require,
+                server_require_sasl: server_require,
+                server_credentials: credentials,
+                learner_username: "member".into(),
+                learner_password: password.into(),
+                server_login_context: "QuorumServer".into(),
+            })),
+            ..LinkSecurity::default()
+        }
+    }
+
+    /// Starts transports 1.. with the given security each, all knowing each other.
+    fn secured(securities: Vec<LinkSecurity>) -> Vec<(Transport, Inbox)> {
+        let listeners: Vec<TcpListener> = securities.iter().map(|_| listener()).collect();
+        let members: BTreeMap<ServerId, SocketAddr> = listeners
+            .iter()
+            .enumerate()
+            .map(|(index, l)| (index as ServerId + 1, l.local_addr().expect("addr")))
+            .collect();
+        listeners
+            .into_iter()
+            .zip(securities)
+            .enumerate()
+            .map(|(index, (l, security))| {
+                let (sender, receiver) = crossbeam_channel::unbounded();
+                let transport = Transport::start_secured(
+                    "test",
+                    index as ServerId + 1,
+                    l,
+                    members.clone(),
+                    limits(),
+                    sender,
+                    security,
+                )
+                .expect("start");
+                (transport, receiver)
+            })
+            .collect()
+    }
+
+    /// Sends from `from` to `to` for `attempts` rounds of 20 ms and reports whether anything
+    /// arrived (a bounded wait: what is shown is that nothing does).
+    fn anything_arrives(from: &Transport, to: ServerId, inbox: &Inbox) -> bool {
+        for seq in 0..25 {
+            from.send(to, &ack(seq));
+            if inbox.recv_timeout(Duration::from_millis(20)).is_ok() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// SaslQuorumAuthServer with quorum.auth.serverRequireSasl=true: a learner with the
+    /// right password links, one with a wrong password and one that does not try
+    /// (learnerRequireSasl=false) are refused; the good link is not disturbed.
+    #[test]
+    fn a_server_requiring_sasl_admits_authenticated_learners_only() {
+        let mut servers = secured(vec![
+            sasl("quorum-secret", true, true),
+            sasl("quorum-secret", true, true),
+            sasl("wrong", true, true),
+            LinkSecurity::default(),
+        ]);
+        let seq = until_linked(&servers[1].0, 1, &servers[0].1, 2, 0);
+        assert!(!anything_arrives(&servers[2].0, 1, &servers[0].1));
+        assert!(!anything_arrives(&servers[3].0, 1, &servers[0].1));
+        for next in seq..seq + 10 {
+            servers[1].0.send(1, &ack(next));
+        }
+        expect_in_order(&servers[0].1, 2, seq..seq + 10);
+        for (transport, _) in servers.drain(..) {
+            transport.shutdown();
+        }
+    }
+
+    /// The rolling upgrade (ZooKeeper's quorum.auth.* steps): a server with
+    /// serverRequireSasl=false takes a learner that does not authenticate, and one that
+    /// authenticates; a learner that requires SASL of itself gives up a link whose
+    /// authentication failed, even to a server that would keep it.
+    #[test]
+    fn without_server_require_sasl_unauthenticated_learners_are_accepted() {
+        let mut servers = secured(vec![
+            sasl("quorum-secret", false, false),
+            LinkSecurity::default(),
+            sasl("quorum-secret", true, false),
+            sasl("wrong", true, false),
+        ]);
+        until_linked(&servers[1].0, 1, &servers[0].1, 2, 0);
+        until_linked(&servers[2].0, 1, &servers[0].1, 3, 0);
+        assert!(!anything_arrives(&servers[3].0, 1, &servers[0].1));
+        // A learner that authenticates, to a member without quorum SASL: refused.
+        assert!(!anything_arrives(&servers[2].0, 2, &servers[1].1));
+        for (transport, _) in servers.drain(..) {
+            transport.shutdown();
+        }
+    }
+
     /// Shutdown is bounded even with a peer that accepts but never reads (a writer blocked
     /// in write) and a connection that never sends its handshake.
     #[test]
