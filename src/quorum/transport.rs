@@ -1597,6 +1597,126 @@ mod tests {
         }
     }
 
+    /// CA- and rogue-CA-signed member certificates (for 127.0.0.1) made with `openssl`, as
+    /// PEM key stores; None (the test is skipped) without openssl.
+    fn certificates() -> Option<std::path::PathBuf> {
+        let directory = std::env::temp_dir().join(format!(
+            "ringkeeper-quorum-tls-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&directory).ok()?;
+        let run = |args: &[&str]| {
+            std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(&directory)
+                .output()
+                .is_ok_and(|output| output.status.success())
+        };
+        std::fs::write(
+            directory.join("member.ext"),
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+        )
+        .ok()?;
+        for (who, ca) in [("member", "ca"), ("rogue", "rogue-ca")] {
+            let made = run(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={ca}"),
+            ]) && run(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{who}.key"),
+                "-out",
+                &format!("{who}.csr"),
+                "-subj",
+                &format!("/CN={who}"),
+            ]) && run(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{who}.csr"),
+                "-CA",
+                &format!("{ca}.pem"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-CAcreateserial",
+                "-out",
+                &format!("{who}.crt"),
+                "-days",
+                "2",
+                "-extfile",
+                "member.ext",
+            ]);
+            if !made {
+                eprintln!("openssl unavailable: skipping");
+                return None;
+            }
+            let key = std::fs::read_to_string(directory.join(format!("{who}.key"))).ok()?;
+            let crt = std::fs::read_to_string(directory.join(format!("{who}.crt"))).ok()?;
+            std::fs::write(directory.join(format!("{who}-store.pem")), key + &crt).ok()?;
+        }
+        Some(directory)
+    }
+
+    fn tls(
+        directory: &std::path::Path,
+        store: &str,
+        dial_tls: bool,
+        accept: AcceptMode,
+    ) -> LinkSecurity {
+        let mut settings = crate::config::tls::TlsSettings {
+            client_hostname_verification: true,
+            ..Default::default()
+        };
+        settings.key_store.location = Some(directory.join(store));
+        settings.trust_store.location = Some(directory.join("ca.pem"));
+        LinkSecurity {
+            tls: Some(Arc::new(QuorumTls::new(&settings, false).expect("stores"))),
+            dial_tls,
+            accept,
+            ..LinkSecurity::default()
+        }
+    }
+
+    /// sslQuorum with mutual TLS: members with certificates of the quorum CA link; one with a
+    /// rogue CA's certificate is refused; with portUnification a plaintext member is taken
+    /// too, and without it refused (ZooKeeper's UnifiedServerSocket, rolling sslQuorum).
+    #[test]
+    fn tls_links_admit_members_of_the_trusted_ca() {
+        let Some(directory) = certificates() else {
+            return;
+        };
+        let mut servers = secured(vec![
+            tls(&directory, "member-store.pem", true, AcceptMode::Unified),
+            tls(&directory, "member-store.pem", true, AcceptMode::Tls),
+            LinkSecurity::default(),
+            tls(&directory, "rogue-store.pem", true, AcceptMode::Tls),
+        ]);
+        until_linked(&servers[1].0, 1, &servers[0].1, 2, 0);
+        until_linked(&servers[0].0, 2, &servers[1].1, 1, 0);
+        until_linked(&servers[2].0, 1, &servers[0].1, 3, 0);
+        assert!(!anything_arrives(&servers[3].0, 1, &servers[0].1));
+        assert!(!anything_arrives(&servers[2].0, 2, &servers[1].1));
+        for (transport, _) in servers.drain(..) {
+            transport.shutdown();
+        }
+        let _ = std::fs::remove_dir_all(&directory);
+    }
+
     /// Shutdown is bounded even with a peer that accepts but never reads (a writer blocked
     /// in write) and a connection that never sends its handshake.
     #[test]
