@@ -1,5 +1,6 @@
 //! [pure] The DIGEST-MD5 SASL server (RFC 2831), as Java's `DigestMD5Server` runs it for
-//! ZooKeeper: token in, token out.
+//! ZooKeeper: token in, token out; and the client ([`DigestMd5Client`]) a quorum learner
+//! authenticates with.
 //!
 //! ZooKeeper creates it with protocol `zookeeper`, server name `zk-sasl-md5` and no
 //! properties (`SecurityUtils.createSaslServer`), so:
@@ -397,6 +398,171 @@ impl DigestMd5Server {
     }
 }
 
+/// The client's place in its exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ClientStep {
+    /// Waiting for the server's digest-challenge.
+    Start,
+    /// The digest-response is out; waiting for `rspauth`.
+    Responded { rspauth: String },
+    /// Done (successfully or not): any further token is an error.
+    Finished,
+}
+
+/// [pure] The DIGEST-MD5 SASL client (RFC 2831), as Java's `DigestMD5Client` runs it for a
+/// ZooKeeper learner (`SecurityUtils.createSaslClient` with the JAAS `QuorumLearner`
+/// section's `username` and `password`): no initial response; the challenge in, the
+/// digest-response out (qop `auth`, nc 1, charset utf-8, no authzid); then the server's
+/// `rspauth` in, checked, and the exchange is complete. The cnonce comes from the caller's
+/// RNG so that tests are deterministic.
+#[derive(Debug, Clone)]
+pub struct DigestMd5Client {
+    username: String,
+    password: String,
+    digest_uri: String,
+    cnonce: String,
+    step: ClientStep,
+}
+
+impl DigestMd5Client {
+    pub fn new(
+        protocol: &str,
+        server_name: &str,
+        username: &str,
+        password: &str,
+        rng: &mut impl RngCore,
+    ) -> DigestMd5Client {
+        let mut raw = [0u8; RAW_NONCE_BYTES];
+        rng.fill_bytes(&mut raw);
+        DigestMd5Client {
+            username: username.to_string(),
+            password: password.to_string(),
+            digest_uri: format!("{protocol}/{server_name}"),
+            cnonce: base64::engine::general_purpose::STANDARD.encode(raw),
+            step: ClientStep::Start,
+        }
+    }
+
+    /// Whether the server proved it knows the password too (its `rspauth` checked).
+    pub fn is_complete(&self) -> bool {
+        self.step == ClientStep::Finished && self.cnonce.is_empty()
+    }
+
+    /// One step: the server's token in; the next client token out (None once complete,
+    /// when there is nothing more to send). An error ends the exchange.
+    pub fn evaluate(&mut self, challenge: &[u8]) -> Result<Option<Vec<u8>>, SaslError> {
+        if challenge.len() > RESPONSE_BYTES_MAX {
+            self.step = ClientStep::Finished;
+            return Err(SaslError::Protocol(format!(
+                "DIGEST-MD5: challenge of {} bytes is larger than {RESPONSE_BYTES_MAX}",
+                challenge.len()
+            )));
+        }
+        match std::mem::replace(&mut self.step, ClientStep::Finished) {
+            ClientStep::Start => {
+                let (token, rspauth) = self.respond(challenge)?;
+                self.step = ClientStep::Responded { rspauth };
+                Ok(Some(token))
+            }
+            ClientStep::Responded { rspauth } => {
+                let directives = parse_directives(challenge)?;
+                let presented = directives
+                    .iter()
+                    .find(|(key, _)| key == "rspauth")
+                    .map(|(_, value)| value.as_slice());
+                if presented != Some(rspauth.as_bytes()) {
+                    return Err(SaslError::Authentication(
+                        "DIGEST-MD5: Mismatched response authentication (rspauth): the server \
+                         does not know the password"
+                            .into(),
+                    ));
+                }
+                // Complete: the cnonce is spent (is_complete looks at it).
+                self.cnonce.clear();
+                Ok(None)
+            }
+            ClientStep::Finished => Err(SaslError::Protocol(
+                "DIGEST-MD5: Client at illegal state".into(),
+            )),
+        }
+    }
+
+    /// The digest-response to a digest-challenge, and the `rspauth` to expect.
+    fn respond(&self, challenge: &[u8]) -> Result<(Vec<u8>, String), SaslError> {
+        let violation = |reason: &str| {
+            SaslError::Protocol(format!(
+                "DIGEST-MD5: digest challenge format violation: {reason}"
+            ))
+        };
+        let mut realm: Option<Vec<u8>> = None;
+        let mut nonce: Option<Vec<u8>> = None;
+        let mut algorithm: Option<Vec<u8>> = None;
+        let mut qop_auth = true;
+        for (key, value) in parse_directives(challenge)? {
+            let slot = match key.as_str() {
+                // Several realms: Java asks its callback; ZooKeeper's sends one. Take the
+                // first, as Java's RealmChoiceCallback default does.
+                "realm" => {
+                    if realm.is_none() {
+                        realm = Some(value);
+                    }
+                    continue;
+                }
+                "nonce" => &mut nonce,
+                "algorithm" => &mut algorithm,
+                "qop" => {
+                    qop_auth = value
+                        .split(|byte| *byte == b',')
+                        .any(|item| item.trim_ascii() == b"auth");
+                    continue;
+                }
+                "charset" => {
+                    if value != b"utf-8" {
+                        return Err(violation("charset must be utf-8"));
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            if slot.replace(value).is_some() {
+                return Err(violation(&format!("more than one {key} directive")));
+            }
+        }
+        let nonce = nonce.ok_or_else(|| violation("missing nonce"))?;
+        if algorithm.as_deref() != Some(b"md5-sess".as_slice()) {
+            return Err(violation("algorithm must be md5-sess"));
+        }
+        if !qop_auth {
+            return Err(SaslError::Protocol(
+                "DIGEST-MD5: the server does not offer qop auth".into(),
+            ));
+        }
+        let realm = text(&realm.unwrap_or_default(), "realm")?;
+        let nonce_text = text(&nonce, "nonce")?;
+        let inputs = ResponseInputs {
+            username: &self.username,
+            realm: &realm,
+            password: &self.password,
+            nonce: &nonce,
+            cnonce: self.cnonce.as_bytes(),
+            authzid: None,
+            digest_uri: &self.digest_uri,
+        };
+        let response = response_value(&inputs, "AUTHENTICATE");
+        let rspauth = response_value(&inputs, "");
+        let token = format!(
+            "charset=utf-8,username=\"{}\",realm=\"{}\",nonce=\"{}\",nc=00000001,\
+             cnonce=\"{}\",digest-uri=\"{}\",maxbuf=65536,response={response},qop=auth",
+            quote(&self.username),
+            quote(&realm),
+            quote(&nonce_text),
+            quote(&self.cnonce),
+            quote(&self.digest_uri),
+        );
+        Ok((token.into_bytes(), rspauth))
+    }
+}
+
 /// A quoted-string's content: `"` and `\` escaped.
 fn quote(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"")
@@ -577,6 +743,108 @@ mod tests {
         assert_eq!(credentials.password("super"), Some("file"));
         credentials.super_password = Some("property".into());
         assert_eq!(credentials.password("super"), Some("property"));
+    }
+
+    /// The learner's client against the server, as a ZooKeeper learner and quorum server run
+    /// them (SaslQuorumAuthLearner / SaslQuorumAuthServer, `zookeeper-quorum/zk-quorum-sasl-md5`).
+    fn client_against_server(user: &str, password: &str) -> Result<String, SaslError> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut server = DigestMd5Server::new("zookeeper-quorum", "zk-quorum-sasl-md5", &mut rng);
+        let mut client = DigestMd5Client::new(
+            "zookeeper-quorum",
+            "zk-quorum-sasl-md5",
+            user,
+            password,
+            &mut rng,
+        );
+        let DigestStep::Challenge(challenge) = server.evaluate(b"", &credentials())? else {
+            panic!("expected a challenge");
+        };
+        let response = client.evaluate(&challenge)?.expect("a digest-response");
+        assert!(!client.is_complete());
+        match server.evaluate(&response, &credentials())? {
+            DigestStep::Complete {
+                token,
+                authentication_id,
+                authorization_id,
+            } => {
+                assert_eq!(authentication_id, authorization_id);
+                assert_eq!(client.evaluate(&token)?, None);
+                assert!(client.is_complete());
+                // Complete: a further token is an error.
+                assert!(client.evaluate(&token).is_err());
+                Ok(authentication_id)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn client_authenticates_to_the_server_with_the_right_password_only() {
+        assert_eq!(client_against_server("bob", "bobsecret").unwrap(), "bob");
+        assert!(matches!(
+            client_against_server("bob", "wrong"),
+            Err(SaslError::Authentication(_))
+        ));
+        assert!(matches!(
+            client_against_server("nobody", "bobsecret"),
+            Err(SaslError::Authentication(_))
+        ));
+    }
+
+    /// RFC 2831 section 4's example, from the client's side (its cnonce fixed).
+    #[test]
+    fn client_computes_the_rfc_2831_example() {
+        let mut client = DigestMd5Client {
+            username: "chris".into(),
+            password: "secret".into(),
+            digest_uri: "imap/elwood.innosoft.com".into(),
+            cnonce: "OA6MHXh6VqTrRk".into(),
+            step: ClientStep::Start,
+        };
+        let challenge = b"realm=\"elwood.innosoft.com\",nonce=\"OA6MG9tEQGm2hh\",qop=\"auth\",\
+            algorithm=md5-sess,charset=utf-8";
+        let response = String::from_utf8(client.evaluate(challenge).unwrap().unwrap()).unwrap();
+        assert!(
+            response.contains("response=d388dad90d4bbd760a152321f2143af7"),
+            "{response}"
+        );
+        // A server that does not know the password cannot produce rspauth.
+        assert!(matches!(
+            client.evaluate(b"rspauth=00000000000000000000000000000000"),
+            Err(SaslError::Authentication(_))
+        ));
+        assert!(!client.is_complete());
+        let mut client = DigestMd5Client {
+            step: ClientStep::Start,
+            cnonce: "OA6MHXh6VqTrRk".into(),
+            ..client
+        };
+        client.evaluate(challenge).unwrap();
+        assert_eq!(
+            client
+                .evaluate(b"rspauth=ea40f60335c427b5527b84dbabcdfffd")
+                .unwrap(),
+            None
+        );
+        assert!(client.is_complete());
+    }
+
+    #[test]
+    fn client_refuses_malformed_challenges() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for challenge in [
+            b"realm=\"r\",algorithm=md5-sess".to_vec(),
+            b"realm=\"r\",nonce=\"n\"".to_vec(),
+            b"realm=\"r\",nonce=\"n\",nonce=\"m\",algorithm=md5-sess".to_vec(),
+            b"nonce=\"n\",algorithm=md5-sess,qop=auth-conf".to_vec(),
+            b"nonce=\"n\",algorithm=md5-sess,charset=latin1".to_vec(),
+            b"nonce=\"n".to_vec(),
+            vec![b'a'; RESPONSE_BYTES_MAX + 1],
+        ] {
+            let mut client = DigestMd5Client::new("p", "s", "u", "pw", &mut rng);
+            assert!(client.evaluate(&challenge).is_err(), "{challenge:?}");
+        }
     }
 
     #[test]

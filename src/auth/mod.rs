@@ -5,6 +5,8 @@
 //! - [`jaas`] [pure]: the JAAS login configuration file.
 //! - [`digest_md5`] [pure]: the DIGEST-MD5 server, token in, token out.
 //! - [`gssapi`]: the GSSAPI (Kerberos) server on MIT krb5 (reads the keytab).
+//! - [`quorum`] [pure]: quorum authentication (`quorum.auth.*`): settings and the learner
+//!   and server sides of the DIGEST-MD5 exchange between ensemble members.
 //! - [`kerberos_name`] [pure]: KerberosName, auth_to_local rules, the authorized id.
 //! - [`properties`] [pure]: system properties as ZooKeeper sees them (zoo.cfg keys and the
 //!   `-D` options of `SERVER_JVMFLAGS` / `JVMFLAGS` / `conf/java.env`).
@@ -26,6 +28,7 @@ pub mod jks;
 pub mod kerberos_name;
 pub mod keystore;
 pub mod properties;
+pub mod quorum;
 pub mod x509;
 
 use std::collections::BTreeMap;

@@ -140,6 +140,24 @@ pub struct Config {
     /// The `-D` system properties of `SERVER_JVMFLAGS` / `JVMFLAGS` / `conf/java.env`, all
     /// of them (the ones ringkeeper reads are also applied as zoo.cfg keys).
     pub system_properties: Vec<(String, String)>,
+    /// `sslQuorum`: the quorum and election ports speak TLS (QuorumPeerConfig.sslQuorum):
+    /// this member dials its peers with TLS and accepts only TLS (unless `portUnification`).
+    pub ssl_quorum: bool,
+    /// `portUnification`: the quorum and election ports accept TLS and plaintext, told apart
+    /// by the first byte (UnifiedServerSocket), for a rolling change of `sslQuorum`.
+    pub quorum_port_unification: bool,
+    /// `sslQuorumReloadCertFiles`: a changed quorum key or trust store file is read again
+    /// for the next connection, without a restart (QuorumPeer's FileChangeWatcher).
+    pub ssl_quorum_reload_cert_files: bool,
+    /// The `ssl.quorum.*` keys (QuorumX509Util, prefix `zookeeper.ssl.quorum.`): the same
+    /// keys and formats as the client port's, except that the certificate of a connecting
+    /// member is also checked against its address by default (shouldVerifyClientHostname).
+    pub quorum_tls: TlsSettings,
+    /// The `quorum.auth.*` keys.
+    pub quorum_auth: crate::auth::quorum::QuorumAuthKeys,
+    /// Quorum SASL as loaded by [`Config::load_security`] (None unless
+    /// `quorum.auth.enableSasl=true`).
+    pub quorum_sasl: Option<crate::auth::quorum::QuorumSasl>,
     /// The zoo.cfg text as read, for the AdminServer's `initial_configuration`.
     pub config_text: Option<String>,
     /// The AdminServer (`admin.*`, ZooKeeper's JettyAdminServer).
@@ -254,6 +272,15 @@ impl Default for Config {
             config_text: None,
             admin: AdminSettings::default(),
             metrics: MetricsSettings::default(),
+            ssl_quorum: false,
+            quorum_port_unification: false,
+            ssl_quorum_reload_cert_files: false,
+            quorum_tls: TlsSettings {
+                client_hostname_verification: true,
+                ..TlsSettings::default()
+            },
+            quorum_auth: crate::auth::quorum::QuorumAuthKeys::default(),
+            quorum_sasl: None,
         }
     }
 }
@@ -311,6 +338,39 @@ fn check_tls_settings(config: &Config) -> Result<(), ConfigError> {
     if tls.crl || tls.ocsp {
         return Err(invalid(
             if tls.crl { "ssl.crl" } else { "ssl.ocsp" },
+            "true",
+            "certificate revocation checking is not implemented",
+        ));
+    }
+    Ok(())
+}
+
+/// What quorum TLS needs, refused at startup (ZooKeeper would fall back to the JVM's
+/// default stores; a member always verifies the member it dials, so it needs a trust store).
+fn check_quorum_tls_settings(config: &Config) -> Result<(), ConfigError> {
+    let tls = &config.quorum_tls;
+    if tls.key_store.location.is_none() {
+        return Err(invalid(
+            "ssl.quorum.keyStore.location",
+            "",
+            "required for sslQuorum or portUnification",
+        ));
+    }
+    if tls.trust_store.location.is_none() {
+        return Err(invalid(
+            "ssl.quorum.trustStore.location",
+            "",
+            "required for sslQuorum or portUnification (the members' certificates are \
+             verified against it)",
+        ));
+    }
+    if tls.crl || tls.ocsp {
+        return Err(invalid(
+            if tls.crl {
+                "ssl.quorum.crl"
+            } else {
+                "ssl.quorum.ocsp"
+            },
             "true",
             "certificate revocation checking is not implemented",
         ));
@@ -940,7 +1000,25 @@ impl Config {
                         ));
                     }
                 }
+                "sslQuorum" => config.ssl_quorum = value.trim().eq_ignore_ascii_case("true"),
+                "portUnification" => {
+                    config.quorum_port_unification = value.trim().eq_ignore_ascii_case("true")
+                }
+                "sslQuorumReloadCertFiles" => {
+                    config.ssl_quorum_reload_cert_files = value.trim().eq_ignore_ascii_case("true")
+                }
+                // QuorumX509Util: the client port's keys under `ssl.quorum.`.
+                _ if bare.starts_with("ssl.quorum.") => {
+                    let client_form = format!("ssl.{}", &bare["ssl.quorum.".len()..]);
+                    if !config.quorum_tls.apply(&client_form, key, value)? {
+                        config.unknown_keys.push(key.to_string());
+                    }
+                }
                 _ if bare.starts_with("ssl.") && config.tls.apply(bare, key, value)? => {}
+                _ if config.quorum_auth.apply(bare, value) => {}
+                // QuorumCnxManager's connection-handling thread pool: threads are per
+                // connection here.
+                "quorum.cnxn.threads.size" => {}
                 "maxClientCnxns" => {
                     config.limits.connections_per_ip_max = parse_number(key, value)?
                 }
@@ -1085,6 +1163,18 @@ impl Config {
         }
         let myid_text = read_myid(&config.data_dir)?;
         setup_quorum(&mut config, quorum_keys, myid_text)?;
+        if config.quorum.is_some() {
+            if config.ssl_quorum || config.quorum_port_unification {
+                check_quorum_tls_settings(&config)?;
+            }
+            config.quorum_auth.validate().map_err(|reason| {
+                invalid(
+                    "quorum.auth.enableSasl",
+                    &config.quorum_auth.enable_sasl.to_string(),
+                    reason,
+                )
+            })?;
+        }
         Ok(config)
     }
 
@@ -1104,6 +1194,11 @@ impl Config {
         };
         self.sasl = crate::auth::load(&system_properties, krb5_config.as_deref(), &read_file)
             .map_err(|error| ConfigError::Security(error.to_string()))?;
+        if self.quorum.is_some() {
+            self.quorum_sasl =
+                crate::auth::quorum::load(&self.quorum_auth, &system_properties, &read_file)
+                    .map_err(|error| ConfigError::Security(format!("quorum SASL: {error}")))?;
+        }
         Ok(())
     }
 
@@ -1373,6 +1468,48 @@ mod tests {
     fn addr(text: &str) -> SocketAddr {
         text.parse()
             .unwrap_or_else(|_| panic!("bad address in test: {text}"))
+    }
+
+    /// QuorumPeerConfig's sslQuorum / portUnification / quorum.auth.* keys and QuorumX509Util's
+    /// ssl.quorum.* (client-port formats; client hostname verification on by default).
+    #[test]
+    fn quorum_security_keys_are_read_and_checked() {
+        let secure = format!(
+            "{ENSEMBLE}sslQuorum=true\nportUnification=true\nsslQuorumReloadCertFiles=true\n\
+             ssl.quorum.keyStore.location=/k.pem\nzookeeper.ssl.quorum.trustStore.location=/t.jks\n\
+             ssl.quorum.clientAuth=want\nssl.quorum.enabledProtocols=TLSv1.2\n\
+             quorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\n\
+             quorum.auth.serverRequireSasl=true\nquorum.auth.server.saslLoginContext=QS\n\
+             quorum.cnxn.threads.size=20\n"
+        );
+        let config = ok(&secure, Some("1\n"));
+        assert!(config.unknown_keys.is_empty(), "{:?}", config.unknown_keys);
+        assert!(config.ssl_quorum && config.quorum_port_unification);
+        assert!(config.ssl_quorum_reload_cert_files);
+        assert_eq!(
+            config.quorum_tls.trust_store.location,
+            Some(PathBuf::from("/t.jks"))
+        );
+        assert_eq!(config.quorum_tls.client_auth, ClientAuth::Want);
+        assert_eq!(config.quorum_tls.protocols(), vec!["TLSv1.2".to_string()]);
+        assert!(config.quorum_tls.verifies_client_hostname());
+        // The client port's settings are untouched.
+        assert_eq!(config.tls.client_auth, ClientAuth::Need);
+        assert!(config.tls.key_store.location.is_none());
+        assert!(config.quorum_auth.server_require_sasl);
+        assert_eq!(config.quorum_auth.server_login_context, "QS");
+        assert_eq!(config.quorum_auth.learner_login_context, "QuorumLearner");
+        for bad in [
+            "sslQuorum=true\n",
+            "sslQuorum=true\nssl.quorum.keyStore.location=/k.pem\n",
+            "portUnification=true\nssl.quorum.keyStore.location=/k\nssl.quorum.trustStore.location=/t\nssl.quorum.crl=true\n",
+            "quorum.auth.serverRequireSasl=true\n",
+            "quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\n",
+        ] {
+            error(&format!("{ENSEMBLE}{bad}"), Some("1\n"));
+        }
+        let unknown = ok(&format!("{ENSEMBLE}ssl.quorum.mystery=1\n"), Some("1\n"));
+        assert_eq!(unknown.unknown_keys, vec!["ssl.quorum.mystery".to_string()]);
     }
 
     #[test]

@@ -257,7 +257,8 @@ pub fn jvm_system_properties(
 /// TLS, authentication providers, port unification, and the properties the README lists.
 /// Others (logging, JMX, ...) are the JVM's business and are ignored.
 pub fn is_server_property(bare: &str) -> bool {
-    (bare.starts_with("ssl.") && !bare.starts_with("ssl.quorum."))
+    // ssl.quorum.* too: QuorumX509Util reads `zookeeper.ssl.quorum.*` system properties.
+    bare.starts_with("ssl.")
         || bare.starts_with("authProvider.")
         // The AdminServer is configured as -Dzookeeper.admin.* as often as in zoo.cfg.
         || bare.starts_with("admin.")
@@ -353,7 +354,7 @@ mod tests {
         );
         assert!(is_server_property("ssl.trustStore.location"));
         assert!(is_server_property("X509AuthenticationProvider.superUser"));
-        assert!(!is_server_property("ssl.quorum.keyStore.location"));
+        assert!(is_server_property("ssl.quorum.keyStore.location"));
         assert!(!is_server_property("root.logger"));
     }
 }

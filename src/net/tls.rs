@@ -18,7 +18,7 @@
 //! `want` one without a certificate is served with no x509 id. A failed or timed-out
 //! handshake closes that connection, logged with its reason; no other is disturbed.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +29,7 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::auth::keystore::{self, StoreType};
-use crate::config::tls::StoreSettings;
+use crate::config::tls::{StoreSettings, TlsSettings};
 use crate::config::{ClientAuth, Config};
 use crate::jute::records::Id;
 
@@ -42,13 +42,13 @@ pub const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 pub enum TlsSetupError {
     #[error("{key}: cannot read {path}: {source}")]
     Read {
-        key: &'static str,
+        key: String,
         path: String,
         source: std::io::Error,
     },
     #[error("{key}: {source}")]
     Store {
-        key: &'static str,
+        key: String,
         source: keystore::StoreError,
     },
     #[error("{0}")]
@@ -75,7 +75,7 @@ pub enum ListenerKind {
 
 /// The password of a store: the file named by `.passwordPath` (less one trailing newline,
 /// as SecretUtils.readSecret reads it) wins over `.password`; none is "".
-fn store_password(store: &StoreSettings, key: &'static str) -> Result<String, TlsSetupError> {
+fn store_password(store: &StoreSettings, key: String) -> Result<String, TlsSetupError> {
     if let Some(path) = &store.password_path {
         let text = std::fs::read_to_string(path).map_err(|source| TlsSetupError::Read {
             key,
@@ -87,28 +87,18 @@ fn store_password(store: &StoreSettings, key: &'static str) -> Result<String, Tl
     Ok(store.password.clone().unwrap_or_default())
 }
 
-/// A store's bytes, its type and its password.
+/// A store's bytes, its type and its password. `prefix` is where its keys live: `ssl.` for
+/// the client port, `ssl.quorum.` for the quorum (error messages name the key).
 fn read_store(
     store: &StoreSettings,
-    prefix: &'static str,
+    prefix: &str,
+    which: &str,
 ) -> Result<Option<(Vec<u8>, StoreType, String)>, TlsSetupError> {
     let Some(path) = &store.location else {
         return Ok(None);
     };
-    let (location_key, type_key, password_key) = match prefix {
-        "keyStore" => (
-            "ssl.keyStore.location",
-            "ssl.keyStore.type",
-            "ssl.keyStore.passwordPath",
-        ),
-        _ => (
-            "ssl.trustStore.location",
-            "ssl.trustStore.type",
-            "ssl.trustStore.passwordPath",
-        ),
-    };
     let data = std::fs::read(path).map_err(|source| TlsSetupError::Read {
-        key: location_key,
+        key: format!("{prefix}{which}.location"),
         path: path.display().to_string(),
         source,
     })?;
@@ -117,10 +107,14 @@ fn read_store(
         &path.display().to_string(),
     )
     .map_err(|source| TlsSetupError::Store {
-        key: type_key,
+        key: format!("{prefix}{which}.type"),
         source,
     })?;
-    Ok(Some((data, kind, store_password(store, password_key)?)))
+    Ok(Some((
+        data,
+        kind,
+        store_password(store, format!("{prefix}{which}.passwordPath"))?,
+    )))
 }
 
 /// A cipher suite's Java (IANA) name: rustls prints TLS 1.3 suites as `TLS13_...`.
@@ -166,9 +160,11 @@ fn protocol_versions(
     Ok(versions)
 }
 
-/// Builds the TLS context of the client ports from the `ssl.*` keys, reading the stores.
-pub fn build(config: &Config) -> Result<Arc<TlsContext>, TlsSetupError> {
-    let tls = &config.tls;
+/// The ring provider with the cipher suites `<prefix>ciphersuites` allows.
+fn crypto_provider(
+    tls: &TlsSettings,
+    prefix: &str,
+) -> Result<Arc<rustls::crypto::CryptoProvider>, TlsSetupError> {
     let mut provider = rustls::crypto::ring::default_provider();
     if let Some(names) = &tls.cipher_suites {
         for name in names {
@@ -177,7 +173,7 @@ pub fn build(config: &Config) -> Result<Arc<TlsContext>, TlsSetupError> {
                 .iter()
                 .any(|suite| &java_name(suite) == name)
             {
-                warn!("ssl.ciphersuites: {name} is not available; ignored");
+                warn!("{prefix}ciphersuites: {name} is not available; ignored");
             }
         }
         provider
@@ -185,24 +181,33 @@ pub fn build(config: &Config) -> Result<Arc<TlsContext>, TlsSetupError> {
             .retain(|suite| names.contains(&java_name(suite)));
         if provider.cipher_suites.is_empty() {
             return Err(TlsSetupError::Settings(format!(
-                "ssl.ciphersuites: none of {names:?} is available"
+                "{prefix}ciphersuites: none of {names:?} is available"
             )));
         }
     }
-    let provider = Arc::new(provider);
+    Ok(Arc::new(provider))
+}
+
+/// Builds the TLS context of the client ports from the `ssl.*` keys, reading the stores.
+pub fn build(config: &Config) -> Result<Arc<TlsContext>, TlsSetupError> {
+    let tls = &config.tls;
+    let provider = crypto_provider(tls, "ssl.")?;
     let versions = protocol_versions(&tls.protocols())?;
-    let Some((data, kind, password)) = read_store(&tls.key_store, "keyStore")? else {
+    let Some((data, kind, password)) = read_store(&tls.key_store, "ssl.", "keyStore")? else {
         return Err(TlsSetupError::Settings(
             "ssl.keyStore.location is required for a TLS client port".into(),
         ));
     };
     let keys = keystore::load_key_store(&data, kind, &password).map_err(|source| {
         TlsSetupError::Store {
-            key: "ssl.keyStore.location",
+            key: "ssl.keyStore.location".into(),
             source,
         }
     })?;
-    let verifier = match (tls.client_auth, read_store(&tls.trust_store, "trustStore")?) {
+    let verifier = match (
+        tls.client_auth,
+        read_store(&tls.trust_store, "ssl.", "trustStore")?,
+    ) {
         (ClientAuth::None, _) => WebPkiClientVerifier::no_client_auth(),
         (_, None) => {
             return Err(TlsSetupError::Settings(
@@ -212,7 +217,7 @@ pub fn build(config: &Config) -> Result<Arc<TlsContext>, TlsSetupError> {
         (client_auth, Some((data, kind, password))) => {
             let anchors = keystore::load_trust_store(&data, kind, &password).map_err(|source| {
                 TlsSetupError::Store {
-                    key: "ssl.trustStore.location",
+                    key: "ssl.trustStore.location".into(),
                     source,
                 }
             })?;
@@ -338,27 +343,288 @@ fn identities(
 /// (an IP SAN), or, for a loopback client, `localhost` (ZooKeeper falls back to the reverse
 /// lookup of the address, which for loopback is localhost).
 fn verify_client_hostname(leaf: &CertificateDer<'_>, remote: SocketAddr) -> Result<(), String> {
-    let certificate = webpki::EndEntityCert::try_from(leaf)
-        .map_err(|error| format!("client certificate unreadable: {error}"))?;
-    let address = ServerName::IpAddress(remote.ip().into());
-    if certificate
-        .verify_is_valid_for_subject_name(&address)
-        .is_ok()
-    {
+    if certificate_names(leaf, remote.ip(), None)? {
         return Ok(());
-    }
-    if remote.ip().is_loopback() {
-        if let Ok(localhost) = ServerName::try_from("localhost") {
-            if certificate
-                .verify_is_valid_for_subject_name(&localhost)
-                .is_ok()
-            {
-                return Ok(());
-            }
-        }
     }
     Err(format!(
         "client certificate does not name the client's address {} (ssl.clientHostnameVerification)",
         remote.ip()
     ))
+}
+
+/// Whether a certificate names `address` (an IP SAN), `host` (a DNS SAN; ZooKeeper's
+/// fallback is the reverse lookup of the address, here the host the configuration gives for
+/// it), or, for a loopback address, `localhost`. Err when the certificate cannot be read.
+pub fn certificate_names(
+    leaf: &CertificateDer<'_>,
+    address: IpAddr,
+    host: Option<&str>,
+) -> Result<bool, String> {
+    let certificate = webpki::EndEntityCert::try_from(leaf)
+        .map_err(|error| format!("certificate unreadable: {error}"))?;
+    let valid_for =
+        |name: &ServerName<'_>| certificate.verify_is_valid_for_subject_name(name).is_ok();
+    if valid_for(&ServerName::IpAddress(address.into())) {
+        return Ok(true);
+    }
+    let mut names: Vec<&str> = host.into_iter().collect();
+    if address.is_loopback() {
+        names.push("localhost");
+    }
+    Ok(names
+        .into_iter()
+        .any(|name| ServerName::try_from(name).is_ok_and(|server_name| valid_for(&server_name))))
+}
+
+// ---- the quorum and election ports ----
+
+/// One reading of the quorum stores: the rustls configurations of the connections this
+/// member accepts (`server`) and dials (`client`).
+pub struct QuorumTlsConfigs {
+    pub server: Arc<rustls::ServerConfig>,
+    pub client: Arc<rustls::ClientConfig>,
+}
+
+/// TLS on the quorum and election ports, as ZooKeeper's QuorumX509Util configures it from
+/// the `ssl.quorum.*` keys: this member's key store is both its server and its client
+/// certificate (mutual TLS); a peer's chain must end at the quorum trust store, both ways;
+/// with `ssl.quorum.hostnameVerification` (default true) the certificate of the member
+/// dialled must name its address, and (QuorumX509Util.shouldVerifyClientHostname) so must
+/// that of a member that connects. rustls checks the chain during the handshake; the names
+/// are checked by the links after it ([`QuorumTls::check_peer`]), since the member a
+/// connection speaks for is known only then.
+///
+/// With `sslQuorumReloadCertFiles` the store files are looked at before each new
+/// connection and read again when one changed (ZooKeeper watches them with a
+/// FileChangeWatcher); connections already up keep their session. A store that fails to
+/// load keeps the previous reading, logged.
+pub struct QuorumTls {
+    settings: TlsSettings,
+    reload: bool,
+    current: std::sync::Mutex<(Vec<Option<std::time::SystemTime>>, Arc<QuorumTlsConfigs>)>,
+}
+
+/// Verifies a server's chain against the trust store and leaves its names to
+/// [`QuorumTls::check_peer`] (which knows every name the member may present).
+#[derive(Debug)]
+struct ChainVerifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for ChainVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError;
+        // webpki checks the chain before the name: a name error means the chain is good.
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+const QUORUM: &str = "ssl.quorum.";
+
+fn build_quorum_configs(tls: &TlsSettings) -> Result<QuorumTlsConfigs, TlsSetupError> {
+    let provider = crypto_provider(tls, QUORUM)?;
+    let versions = protocol_versions(&tls.protocols())?;
+    let Some((data, kind, password)) = read_store(&tls.key_store, QUORUM, "keyStore")? else {
+        return Err(TlsSetupError::Settings(
+            "ssl.quorum.keyStore.location is required for quorum TLS".into(),
+        ));
+    };
+    let keys = keystore::load_key_store(&data, kind, &password).map_err(|source| {
+        TlsSetupError::Store {
+            key: "ssl.quorum.keyStore.location".into(),
+            source,
+        }
+    })?;
+    let Some((data, kind, password)) = read_store(&tls.trust_store, QUORUM, "trustStore")? else {
+        return Err(TlsSetupError::Settings(
+            "ssl.quorum.trustStore.location is required for quorum TLS".into(),
+        ));
+    };
+    let anchors = keystore::load_trust_store(&data, kind, &password).map_err(|source| {
+        TlsSetupError::Store {
+            key: "ssl.quorum.trustStore.location".into(),
+            source,
+        }
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, ignored) = roots.add_parsable_certificates(anchors);
+    if ignored > 0 {
+        warn!("ssl.quorum.trustStore.location: {ignored} certificates could not be used as trust anchors");
+    }
+    if added == 0 {
+        return Err(TlsSetupError::Settings(
+            "ssl.quorum.trustStore.location: no usable trusted certificate".into(),
+        ));
+    }
+    let roots = Arc::new(roots);
+    let client_verifier = match tls.client_auth {
+        ClientAuth::None => WebPkiClientVerifier::no_client_auth(),
+        client_auth => {
+            let builder =
+                WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone());
+            let builder = if client_auth == ClientAuth::Want {
+                builder.allow_unauthenticated()
+            } else {
+                builder
+            };
+            builder.build().map_err(|error| {
+                TlsSetupError::Settings(format!("quorum client verifier: {error}"))
+            })?
+        }
+    };
+    let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)?
+        .with_client_cert_verifier(client_verifier)
+        .with_single_cert(keys.chain.clone(), keys.key.clone_key())?;
+    // A dialled link is only written to by the dialer, which detects the peer going away by
+    // peeking at it (transport.rs closed_by_peer): nothing may arrive on it after the
+    // handshake, so no TLS 1.3 session tickets.
+    server.send_tls13_tickets = 0;
+    let server_verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|error| TlsSetupError::Settings(format!("quorum server verifier: {error}")))?;
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ChainVerifier {
+            inner: server_verifier,
+        }))
+        .with_client_auth_cert(keys.chain, keys.key)?;
+    Ok(QuorumTlsConfigs {
+        server: Arc::new(server),
+        client: Arc::new(client),
+    })
+}
+
+fn store_files(tls: &TlsSettings) -> Vec<std::path::PathBuf> {
+    [&tls.key_store, &tls.trust_store]
+        .into_iter()
+        .flat_map(|store| [store.location.clone(), store.password_path.clone()])
+        .flatten()
+        .collect()
+}
+
+fn modification_times(files: &[std::path::PathBuf]) -> Vec<Option<std::time::SystemTime>> {
+    files
+        .iter()
+        .map(|file| std::fs::metadata(file).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
+impl QuorumTls {
+    /// Reads the quorum stores (`ssl.quorum.*`); `reload` is `sslQuorumReloadCertFiles`.
+    pub fn new(tls: &TlsSettings, reload: bool) -> Result<QuorumTls, TlsSetupError> {
+        let times = modification_times(&store_files(tls));
+        let configs = Arc::new(build_quorum_configs(tls)?);
+        info!(
+            "TLS on the quorum and election ports: protocols {:?}, clientAuth {:?}, \
+             hostnameVerification {}, reload {reload}",
+            tls.protocols(),
+            tls.client_auth,
+            tls.hostname_verification
+        );
+        Ok(QuorumTls {
+            settings: tls.clone(),
+            reload,
+            current: std::sync::Mutex::new((times, configs)),
+        })
+    }
+
+    /// The configurations for a new connection (read again first if a store file changed
+    /// and reloading is on).
+    pub fn configs(&self) -> Arc<QuorumTlsConfigs> {
+        let mut current = self
+            .current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.reload {
+            let times = modification_times(&store_files(&self.settings));
+            if times != current.0 {
+                match build_quorum_configs(&self.settings) {
+                    Ok(configs) => {
+                        info!("quorum TLS: a store file changed; certificates reloaded");
+                        *current = (times, Arc::new(configs));
+                    }
+                    Err(error) => {
+                        warn!("quorum TLS: a store file changed but cannot be loaded ({error}); keeping the previous certificates");
+                        current.0 = times;
+                    }
+                }
+            }
+        }
+        current.1.clone()
+    }
+
+    /// The checks after a handshake: a certificate where `ssl.quorum.clientAuth` asks for one
+    /// (a dialled member always presents one), and, with hostname verification, one that
+    /// names the peer's address or its configured host. `accepted`: the peer connected to
+    /// this member (the client-hostname rule applies).
+    pub fn check_peer(
+        &self,
+        chain: Option<&[CertificateDer<'static>]>,
+        address: IpAddr,
+        host: Option<&str>,
+        accepted: bool,
+    ) -> Result<(), String> {
+        let leaf = chain.and_then(|chain| chain.first());
+        let Some(leaf) = leaf else {
+            if accepted && self.settings.client_auth != ClientAuth::Need {
+                return Ok(());
+            }
+            return Err("the peer presented no certificate".into());
+        };
+        let verify = if accepted {
+            self.settings.verifies_client_hostname()
+        } else {
+            self.settings.hostname_verification
+        };
+        if !verify || certificate_names(leaf, address, host)? {
+            return Ok(());
+        }
+        Err(format!(
+            "the peer's certificate names neither its address {address}{} (ssl.quorum.hostnameVerification)",
+            host.map(|host| format!(" nor {host}")).unwrap_or_default()
+        ))
+    }
 }

@@ -16,7 +16,7 @@ use crate::storage::Storage;
 use crate::tree::TreeVersion;
 use crate::zab::{Epochs, Message, ServerId, Zxid};
 
-use super::transport::{Transport, TransportLimits};
+use super::transport::{AcceptMode, LinkSecurity, Transport, TransportLimits};
 use super::Wire;
 
 /// Election notifications travel on the election port, everything else on the quorum port,
@@ -34,6 +34,7 @@ impl TcpLinks {
         limits: TransportLimits,
         inbound: Sender<(ServerId, Wire)>,
         closed: Sender<ServerId>,
+        security: LinkSecurity,
     ) -> std::io::Result<TcpLinks> {
         let me = config.my_id;
         let Some(own) = config.servers.get(&me) else {
@@ -52,21 +53,26 @@ impl TcpLinks {
             .iter()
             .map(|(id, server)| (*id, server.quorum_addr))
             .collect();
-        let election = Transport::start(
+        // Both ports are secured alike: ZooKeeper's QuorumCnxManager (election) and
+        // Leader/Learner (quorum) both use QuorumX509Util's sockets under sslQuorum and
+        // authenticate with quorum.auth.* SASL.
+        let election = Transport::start_secured(
             "election",
             me,
-            own.election_addr,
+            std::net::TcpListener::bind(own.election_addr)?,
             election_members,
             limits.clone(),
             inbound.clone(),
+            security.clone(),
         )?;
-        let quorum = Transport::start(
+        let quorum = Transport::start_secured(
             "quorum",
             me,
-            own.quorum_addr,
+            std::net::TcpListener::bind(own.quorum_addr)?,
             quorum_members,
             limits,
             inbound,
+            security,
         )?;
         // The leader–learner connection closing is what ZooKeeper's learners act on.
         quorum.notify_closed(closed);
@@ -87,6 +93,42 @@ impl QuorumLinks for TcpLinks {
         links.election.shutdown();
         links.quorum.shutdown();
     }
+}
+
+/// The security of this member's quorum links from its configuration: `sslQuorum` and
+/// `portUnification` with the `ssl.quorum.*` stores (read here, once; a bad store stops the
+/// server at startup), and the quorum SASL settings `Config::load_security` read.
+pub fn link_security(config: &crate::config::Config) -> Result<LinkSecurity, String> {
+    let Some(quorum) = &config.quorum else {
+        return Ok(LinkSecurity::default());
+    };
+    let tls = if config.ssl_quorum || config.quorum_port_unification {
+        Some(Arc::new(
+            crate::net::tls::QuorumTls::new(
+                &config.quorum_tls,
+                config.ssl_quorum_reload_cert_files,
+            )
+            .map_err(|error| error.to_string())?,
+        ))
+    } else {
+        None
+    };
+    let accept = match (config.quorum_port_unification, config.ssl_quorum) {
+        (true, _) => AcceptMode::Unified,
+        (false, true) => AcceptMode::Tls,
+        (false, false) => AcceptMode::Plain,
+    };
+    Ok(LinkSecurity {
+        tls,
+        dial_tls: config.ssl_quorum,
+        accept,
+        sasl: config.quorum_sasl.clone().map(Arc::new),
+        hosts: quorum
+            .servers
+            .iter()
+            .map(|(id, server)| (*id, server.host.clone()))
+            .collect(),
+    })
 }
 
 /// The session password secrets of an ensemble member: every member derives passwords from

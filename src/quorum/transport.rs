@@ -34,8 +34,33 @@
 //! process) a connection whose handshake does not arrive within `connect_timeout`, is
 //! malformed, has another protocol version, or names a server that is not a member (or is
 //! this server); and a connection that sends a frame over `frame_bytes_max` or a body that
-//! does not decode. The handshake identifies, it does not authenticate: like ZooKeeper
-//! without quorum SASL, the quorum ports must be reachable by members only.
+//! does not decode. The handshake identifies, it does not authenticate: without quorum TLS
+//! or SASL ([`LinkSecurity`]), as in ZooKeeper, the quorum ports must be reachable by members
+//! only.
+//!
+//! # Security ([`LinkSecurity`]: sslQuorum, portUnification, quorum.auth.*)
+//!
+//! - **TLS** (`sslQuorum`): the dialer starts TLS before anything else and the acceptor
+//!   takes only TLS; with `portUnification` the acceptor takes both, told apart by the first
+//!   byte (0x16, a TLS handshake record, for TLS; the handshake magic `R` otherwise), as
+//!   ZooKeeper's UnifiedServerSocket does. Both sides check the other's certificate chain
+//!   against the quorum trust store (mutual TLS unless `ssl.quorum.clientAuth` says
+//!   otherwise) and its names (see `net::tls::QuorumTls`); the acceptor checks them against
+//!   the member the handshake names.
+//! - **SASL** (`quorum.auth.*`, see `auth::quorum`): a dialer with
+//!   `quorum.auth.learnerRequireSasl=true` sends protocol version 2
+//!   ([`PROTOCOL_VERSION_SASL`]), which means that a SASL exchange follows the handshake,
+//!   before any frame, in packets (both directions)
+//!   ```text
+//!   0  status        i8    0 IN_PROGRESS, 1 SUCCESS, -1 ERROR (ZooKeeper's QuorumAuth.Status)
+//!   1  token length  u32   at most auth::SASL_TOKEN_BYTES_MAX
+//!   5  token
+//!   ```
+//!   the dialer sending IN_PROGRESS tokens and the acceptor answering each with
+//!   IN_PROGRESS (a challenge), SUCCESS (the final token) or ERROR (empty), as
+//!   SaslQuorumAuthLearner and SaslQuorumAuthServer exchange QuorumAuthPackets. A version-1
+//!   dialer does not authenticate; an acceptor with `quorum.auth.serverRequireSasl=true`
+//!   refuses it, and one that fails the exchange. Each refusal is logged with its reason.
 //!
 //! # Threads (all named, e.g. `quorum-tx-3`)
 //!
@@ -61,10 +86,20 @@ use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TryRecvError, TrySen
 use tracing::{debug, info, warn};
 
 use super::{wire, Wire};
+use crate::auth::quorum::QuorumSasl;
+use crate::net::tls::QuorumTls;
 use crate::zab::ServerId;
 
 pub const HANDSHAKE_MAGIC: &[u8; 8] = b"RKQUORUM";
 pub const PROTOCOL_VERSION: u32 = 1;
+/// Version 1 with a SASL exchange after the handshake (the dialer authenticates).
+pub const PROTOCOL_VERSION_SASL: u32 = 2;
+/// QuorumAuth.Status.
+const AUTH_IN_PROGRESS: i8 = 0;
+const AUTH_SUCCESS: i8 = 1;
+const AUTH_ERROR: i8 = -1;
+/// Packets one side reads in a SASL exchange (DIGEST-MD5 takes 2).
+const AUTH_PACKETS_MAX: u32 = crate::auth::quorum::SERVER_STEPS_MAX + 2;
 pub const HANDSHAKE_BYTES: usize = 20;
 /// First redial delay after a failure; doubles up to `reconnect_backoff_max`.
 const BACKOFF_INITIAL: Duration = Duration::from_millis(10);
@@ -110,6 +145,83 @@ impl Default for TransportLimits {
     }
 }
 
+/// How the quorum ports' connections are accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AcceptMode {
+    #[default]
+    Plain,
+    /// TLS only (`sslQuorum`).
+    Tls,
+    /// TLS or plaintext by the first byte (`portUnification`).
+    Unified,
+}
+
+/// The security of a transport's links (see the module doc).
+#[derive(Clone, Default)]
+pub struct LinkSecurity {
+    /// The quorum TLS stores; needed when dialling with TLS or accepting it.
+    pub tls: Option<Arc<QuorumTls>>,
+    /// Dial with TLS (`sslQuorum`).
+    pub dial_tls: bool,
+    pub accept: AcceptMode,
+    /// Quorum SASL (`quorum.auth.enableSasl`).
+    pub sasl: Option<Arc<QuorumSasl>>,
+    /// Every member's host as its `server.N` line gives it: the name its certificate may
+    /// carry, and SaslQuorumServerCallbackHandler's authorized hosts.
+    pub hosts: BTreeMap<ServerId, String>,
+}
+
+impl LinkSecurity {
+    fn hosts(&self) -> Vec<String> {
+        self.hosts.values().cloned().collect()
+    }
+}
+
+/// A link's byte stream: plain TCP, or TLS over it (this side dialled: the TLS client).
+enum LinkStream {
+    Plain(TcpStream),
+    Client(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    Server(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
+}
+
+impl LinkStream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            LinkStream::Plain(stream) => stream,
+            LinkStream::Client(tls) => &tls.sock,
+            LinkStream::Server(tls) => &tls.sock,
+        }
+    }
+}
+
+impl Read for LinkStream {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        match self {
+            LinkStream::Plain(stream) => stream.read(buffer),
+            LinkStream::Client(tls) => tls.read(buffer),
+            LinkStream::Server(tls) => tls.read(buffer),
+        }
+    }
+}
+
+impl Write for LinkStream {
+    fn write(&mut self, buffer: &[u8]) -> io::Result<usize> {
+        match self {
+            LinkStream::Plain(stream) => stream.write(buffer),
+            LinkStream::Client(tls) => tls.write(buffer),
+            LinkStream::Server(tls) => tls.write(buffer),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            LinkStream::Plain(stream) => stream.flush(),
+            LinkStream::Client(tls) => tls.flush(),
+            LinkStream::Server(tls) => tls.flush(),
+        }
+    }
+}
+
 /// TCP links from this server to the other members and from them to it.
 pub struct Transport {
     shared: Arc<Shared>,
@@ -138,6 +250,7 @@ struct Shared {
     /// frame): a learner acts on its leader's connection closing at once, as ZooKeeper's
     /// learner does when its socket fails, instead of waiting syncLimit.
     closed: Mutex<Option<Sender<ServerId>>>,
+    security: LinkSecurity,
 }
 
 #[derive(Default)]
@@ -212,6 +325,33 @@ impl Transport {
         limits: TransportLimits,
         inbound: Sender<(ServerId, Wire)>,
     ) -> io::Result<Transport> {
+        Transport::start_secured(
+            name,
+            me,
+            listener,
+            members,
+            limits,
+            inbound,
+            LinkSecurity::default(),
+        )
+    }
+
+    /// [`Transport::start_with_listener`] with TLS and/or SASL on its links.
+    pub fn start_secured(
+        name: &'static str,
+        me: ServerId,
+        listener: TcpListener,
+        members: BTreeMap<ServerId, SocketAddr>,
+        limits: TransportLimits,
+        inbound: Sender<(ServerId, Wire)>,
+        security: LinkSecurity,
+    ) -> io::Result<Transport> {
+        if (security.dial_tls || security.accept != AcceptMode::Plain) && security.tls.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "quorum TLS without its key and trust stores",
+            ));
+        }
         let local_addr = listener.local_addr()?;
         let peers: BTreeMap<ServerId, SocketAddr> =
             members.into_iter().filter(|&(id, _)| id != me).collect();
@@ -230,6 +370,7 @@ impl Transport {
             next_token: AtomicU64::new(0),
             pending_handshakes: AtomicUsize::new(0),
             closed: Mutex::new(None),
+            security,
         });
         let (done_sender, done) = crossbeam_channel::bounded::<()>(0);
         let mut transport = Transport {
@@ -389,7 +530,7 @@ fn run_writer(shared: &Shared, peer: ServerId, address: SocketAddr, frames: Rece
     let backoff_max = shared.limits.reconnect_backoff_max.max(BACKOFF_INITIAL);
     let mut backoff = BACKOFF_INITIAL;
     let mut retry_at = Instant::now();
-    let mut link: Option<(BufWriter<TcpStream>, u64)> = None;
+    let mut link: Option<(BufWriter<LinkStream>, u64)> = None;
     let mut dropped: u64 = 0;
     let mut was_up = false;
     while let Ok(frame) = frames.recv() {
@@ -397,7 +538,7 @@ fn run_writer(shared: &Shared, peer: ServerId, address: SocketAddr, frames: Rece
             break;
         }
         if let Some((writer, token)) = link.as_ref() {
-            if closed_by_peer(writer.get_ref()) {
+            if closed_by_peer(writer.get_ref().tcp()) {
                 // The peer went away (restarted, or died) since the last write: writing would
                 // put this frame into a dead socket. Redial now instead.
                 info!(transport = name, peer, %address, "link closed by the peer; redialling");
@@ -411,7 +552,7 @@ fn run_writer(shared: &Shared, peer: ServerId, address: SocketAddr, frames: Rece
                 dropped += 1;
                 continue;
             }
-            match dial(shared, address) {
+            match dial(shared, peer, address) {
                 Ok(connected) => {
                     info!(transport = name, peer, %address, dropped_while_down = dropped, "link up");
                     link = Some(connected);
@@ -420,7 +561,10 @@ fn run_writer(shared: &Shared, peer: ServerId, address: SocketAddr, frames: Rece
                     was_up = true;
                 }
                 Err(error) => {
-                    if was_up {
+                    if error.kind() == io::ErrorKind::PermissionDenied {
+                        warn!(transport = name, peer, %address, %error, "link refused");
+                        was_up = false;
+                    } else if was_up {
                         warn!(transport = name, peer, %address, %error, "cannot reconnect");
                         was_up = false;
                     } else {
@@ -469,25 +613,149 @@ fn closed_by_peer(stream: &TcpStream) -> bool {
     }
 }
 
-fn dial(shared: &Shared, address: SocketAddr) -> io::Result<(BufWriter<TcpStream>, u64)> {
+fn dial(
+    shared: &Shared,
+    peer: ServerId,
+    address: SocketAddr,
+) -> io::Result<(BufWriter<LinkStream>, u64)> {
     let stream = TcpStream::connect_timeout(&address, shared.limits.connect_timeout)?;
     stream.set_nodelay(true)?;
     stream.set_write_timeout(Some(WRITE_STALL_TIMEOUT))?;
     set_keepalive(&stream);
     let token = shared.register(&stream)?;
-    let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, stream);
-    // Buffered: goes out with the first frame, in one segment.
-    let written = writer.write_all(&handshake(shared.me));
-    if let Err(error) = written {
-        shared.close(token);
-        return Err(error);
+    match secure_dialled(shared, peer, address, stream) {
+        Ok(writer) => Ok((writer, token)),
+        Err(error) => {
+            shared.close(token);
+            Err(error)
+        }
     }
-    Ok((writer, token))
+}
+
+/// TLS (when dialling with it), the handshake, and the learner's SASL exchange (when this
+/// member requires it of itself) on a new outbound connection.
+fn secure_dialled(
+    shared: &Shared,
+    peer: ServerId,
+    address: SocketAddr,
+    stream: TcpStream,
+) -> io::Result<BufWriter<LinkStream>> {
+    let security = &shared.security;
+    // The handshakes are bounded like the dial; frames are not (the link only writes).
+    stream.set_read_timeout(Some(
+        shared.limits.connect_timeout.max(Duration::from_millis(1)),
+    ))?;
+    let link = match (&security.tls, security.dial_tls) {
+        (Some(tls), true) => {
+            let configs = tls.configs();
+            let connection = rustls::ClientConnection::new(
+                configs.client.clone(),
+                rustls::pki_types::ServerName::IpAddress(address.ip().into()),
+            )
+            .map_err(io::Error::other)?;
+            let mut tls_stream = rustls::StreamOwned::new(connection, stream);
+            while tls_stream.conn.is_handshaking() {
+                tls_stream
+                    .conn
+                    .complete_io(&mut tls_stream.sock)
+                    .map_err(|error| refused(format!("TLS handshake: {error}")))?;
+            }
+            tls.check_peer(
+                tls_stream.conn.peer_certificates(),
+                address.ip(),
+                security.hosts.get(&peer).map(String::as_str),
+                false,
+            )
+            .map_err(|reason| refused(format!("TLS: {reason}")))?;
+            LinkStream::Client(Box::new(tls_stream))
+        }
+        _ => LinkStream::Plain(stream),
+    };
+    let learner = security
+        .sasl
+        .as_deref()
+        .filter(|sasl| sasl.learner_require_sasl);
+    let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, link);
+    let version = if learner.is_some() {
+        PROTOCOL_VERSION_SASL
+    } else {
+        PROTOCOL_VERSION
+    };
+    // Buffered: without SASL it goes out with the first frame, in one segment.
+    writer.write_all(&handshake_version(shared.me, version))?;
+    if let Some(sasl) = learner {
+        authenticate_as_learner(&mut writer, sasl)
+            .map_err(|reason| refused(format!("quorum SASL: {reason}")))?;
+        info!(transport = shared.name, peer, %address, "authenticated to the peer with SASL");
+    }
+    writer.get_ref().tcp().set_read_timeout(None)?;
+    Ok(writer)
+}
+
+/// A link refused for its security (TLS, SASL), which the writer always logs.
+fn refused(reason: String) -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, reason)
+}
+
+fn write_auth_packet(out: &mut impl Write, status: i8, token: &[u8]) -> io::Result<()> {
+    out.write_all(&[status as u8])?;
+    out.write_all(&(token.len() as u32).to_be_bytes())?;
+    out.write_all(token)?;
+    out.flush()
+}
+
+fn read_auth_packet(input: &mut impl Read) -> io::Result<(i8, Vec<u8>)> {
+    let mut header = [0u8; 5];
+    input.read_exact(&mut header)?;
+    let length = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    if length > crate::auth::SASL_TOKEN_BYTES_MAX {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("SASL token of {length} bytes is too large"),
+        ));
+    }
+    let mut token = vec![0u8; length];
+    input.read_exact(&mut token)?;
+    Ok((header[0] as i8, token))
+}
+
+/// SaslQuorumAuthLearner.authenticate over a dialled link (its handshake is buffered in
+/// `writer` and goes out with the first packet).
+fn authenticate_as_learner(
+    writer: &mut BufWriter<LinkStream>,
+    sasl: &QuorumSasl,
+) -> Result<(), String> {
+    let mut client = crate::auth::quorum::learner_client(sasl, &mut rand::thread_rng());
+    // DIGEST-MD5 has no initial response.
+    write_auth_packet(writer, AUTH_IN_PROGRESS, b"").map_err(|error| error.to_string())?;
+    for _ in 0..AUTH_PACKETS_MAX {
+        let (status, token) =
+            read_auth_packet(writer.get_mut()).map_err(|error| format!("reading: {error}"))?;
+        match status {
+            AUTH_SUCCESS => {
+                return match client.evaluate(&token) {
+                    Ok(None) if client.is_complete() => Ok(()),
+                    Ok(_) => Err("Protocol error: the server ended the exchange early".into()),
+                    Err(error) => Err(error.to_string()),
+                };
+            }
+            AUTH_IN_PROGRESS => {
+                let response = client
+                    .evaluate(&token)
+                    .map_err(|error| error.to_string())?
+                    .ok_or("Protocol error: nothing to answer the server's challenge with")?;
+                write_auth_packet(writer, AUTH_IN_PROGRESS, &response)
+                    .map_err(|error| error.to_string())?;
+            }
+            _ => return Err("Authentication failed against the server (it answered ERROR)".into()),
+        }
+    }
+    Err("too many SASL packets".into())
 }
 
 /// Writes `first` and everything else queued, then flushes: many small frames per syscall.
 fn write_batch(
-    writer: &mut BufWriter<TcpStream>,
+    writer: &mut BufWriter<impl Write>,
     first: Vec<u8>,
     frames: &Receiver<Vec<u8>>,
 ) -> io::Result<()> {
@@ -502,9 +770,13 @@ fn write_batch(
 }
 
 pub fn handshake(me: ServerId) -> [u8; HANDSHAKE_BYTES] {
+    handshake_version(me, PROTOCOL_VERSION)
+}
+
+pub fn handshake_version(me: ServerId, version: u32) -> [u8; HANDSHAKE_BYTES] {
     let mut bytes = [0u8; HANDSHAKE_BYTES];
     bytes[0..8].copy_from_slice(HANDSHAKE_MAGIC);
-    bytes[8..12].copy_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+    bytes[8..12].copy_from_slice(&version.to_be_bytes());
     bytes[12..20].copy_from_slice(&me.to_be_bytes());
     bytes
 }
@@ -564,10 +836,12 @@ fn run_acceptor(shared: &Arc<Shared>, listener: TcpListener, done: Sender<()>) {
             .name(format!("{name}-hs"))
             .spawn(move || {
                 let pending = PendingHandshake(&thread_shared.pending_handshakes);
-                let peer = read_handshake(&thread_shared, &stream, remote);
+                let accepted = accept_link(&thread_shared, stream, remote);
                 drop(pending);
-                match peer {
-                    Some(peer) => start_reader(&thread_shared, peer, stream, token, thread_done),
+                match accepted {
+                    Some((peer, link)) => {
+                        start_reader(&thread_shared, peer, link, token, thread_done)
+                    }
                     None => thread_shared.close(token),
                 }
             });
@@ -580,20 +854,149 @@ fn run_acceptor(shared: &Arc<Shared>, listener: TcpListener, done: Sender<()>) {
     debug!(transport = name, "acceptor stopped");
 }
 
-/// The dialer's id if its handshake is well formed and names another member.
+/// An accepted connection's TLS (per [`AcceptMode`]), handshake and SASL exchange: the
+/// dialer's id and the link to read its frames from, or None (logged) when it is refused.
+fn accept_link(
+    shared: &Shared,
+    stream: TcpStream,
+    remote: Option<SocketAddr>,
+) -> Option<(ServerId, LinkStream)> {
+    let name = shared.name;
+    let timeout = shared.limits.connect_timeout.max(Duration::from_millis(1));
+    if let Err(error) = stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+    {
+        warn!(transport = name, ?remote, %error, "closing a connection: cannot set its timeouts");
+        return None;
+    }
+    let security = &shared.security;
+    let use_tls = match security.accept {
+        AcceptMode::Plain => false,
+        AcceptMode::Tls => true,
+        AcceptMode::Unified => {
+            let mut first = [0u8; 1];
+            match stream.peek(&mut first) {
+                Ok(1) => first[0] == crate::net::tls::TLS_HANDSHAKE_RECORD,
+                Ok(_) => return None,
+                Err(error) => {
+                    if !shared.stopped() {
+                        warn!(transport = name, ?remote, %error, "closing a connection: nothing received");
+                    }
+                    return None;
+                }
+            }
+        }
+    };
+    let mut link = if use_tls {
+        let tls = security.tls.as_ref()?;
+        let connection = match rustls::ServerConnection::new(tls.configs().server.clone()) {
+            Ok(connection) => connection,
+            Err(error) => {
+                warn!(transport = name, ?remote, %error, "closing a connection: TLS setup failed");
+                return None;
+            }
+        };
+        let mut tls_stream = rustls::StreamOwned::new(connection, stream);
+        while tls_stream.conn.is_handshaking() {
+            if let Err(error) = tls_stream.conn.complete_io(&mut tls_stream.sock) {
+                if !shared.stopped() {
+                    warn!(transport = name, ?remote, %error, "refusing a quorum connection: TLS handshake failed");
+                }
+                return None;
+            }
+        }
+        LinkStream::Server(Box::new(tls_stream))
+    } else {
+        LinkStream::Plain(stream)
+    };
+    let (peer, version) = read_handshake(shared, &mut link, remote)?;
+    if let (LinkStream::Server(tls_stream), Some(tls), Some(remote)) =
+        (&link, &security.tls, remote)
+    {
+        if let Err(reason) = tls.check_peer(
+            tls_stream.conn.peer_certificates(),
+            remote.ip(),
+            security.hosts.get(&peer).map(String::as_str),
+            true,
+        ) {
+            warn!(transport = name, ?remote, peer, %reason, "refusing a quorum connection: TLS");
+            return None;
+        }
+    }
+    match (version, security.sasl.as_deref()) {
+        (PROTOCOL_VERSION_SASL, Some(sasl)) => {
+            match authenticate_learner(&mut link, sasl, &security.hosts()) {
+                Ok(id) => {
+                    info!(transport = name, ?remote, peer, user = %id, "quorum learner authenticated with SASL")
+                }
+                Err(reason) if sasl.server_require_sasl => {
+                    warn!(transport = name, ?remote, peer, %reason, "refusing a quorum connection: SASL authentication failed");
+                    return None;
+                }
+                Err(reason) => {
+                    // SaslQuorumAuthServer without serverRequireSasl: the learner was told
+                    // ERROR and gives up the connection itself.
+                    warn!(transport = name, ?remote, peer, %reason, "SASL authentication failed; maintaining the connection (quorum.auth.serverRequireSasl=false)");
+                }
+            }
+        }
+        (PROTOCOL_VERSION_SASL, None) => {
+            warn!(transport = name, ?remote, peer, "refusing a quorum connection: the peer wants to authenticate with SASL, and quorum.auth.enableSasl is off here");
+            return None;
+        }
+        (_, Some(sasl)) if sasl.server_require_sasl => {
+            warn!(transport = name, ?remote, peer, "refusing a quorum connection: learner not trying to authenticate and authentication is required (quorum.auth.serverRequireSasl)");
+            return None;
+        }
+        _ => {}
+    }
+    if link.tcp().set_read_timeout(None).is_err() {
+        return None;
+    }
+    Some((peer, link))
+}
+
+/// SaslQuorumAuthServer.authenticate: the learner's tokens in, challenges out, until it is
+/// authenticated (its id) or not (the reason; the learner was sent ERROR).
+fn authenticate_learner(
+    link: &mut LinkStream,
+    sasl: &QuorumSasl,
+    hosts: &[String],
+) -> Result<String, String> {
+    use crate::auth::quorum::{QuorumAuthServer, ServerReply};
+    let mut server = QuorumAuthServer::new(&mut rand::thread_rng());
+    for _ in 0..AUTH_PACKETS_MAX {
+        let (_, token) = read_auth_packet(link).map_err(|error| format!("reading: {error}"))?;
+        match server.evaluate(&token, sasl, hosts) {
+            Ok(ServerReply::Challenge(challenge)) => {
+                write_auth_packet(link, AUTH_IN_PROGRESS, &challenge)
+                    .map_err(|error| error.to_string())?;
+            }
+            Ok(ServerReply::Success { token, id }) => {
+                write_auth_packet(link, AUTH_SUCCESS, &token).map_err(|error| error.to_string())?;
+                return Ok(id);
+            }
+            Err(error) => {
+                let _ = write_auth_packet(link, AUTH_ERROR, b"");
+                return Err(error.to_string());
+            }
+        }
+    }
+    let _ = write_auth_packet(link, AUTH_ERROR, b"");
+    Err("too many SASL packets".into())
+}
+
+/// The dialer's id and protocol version if its handshake is well formed and names another
+/// member.
 fn read_handshake(
     shared: &Shared,
-    stream: &TcpStream,
+    link: &mut LinkStream,
     remote: Option<SocketAddr>,
-) -> Option<ServerId> {
+) -> Option<(ServerId, u32)> {
     let name = shared.name;
     let mut bytes = [0u8; HANDSHAKE_BYTES];
-    let read = stream
-        .set_read_timeout(Some(
-            shared.limits.connect_timeout.max(Duration::from_millis(1)),
-        ))
-        .and_then(|()| (&*stream).read_exact(&mut bytes));
-    if let Err(error) = read {
+    if let Err(error) = link.read_exact(&mut bytes) {
         if !shared.stopped() {
             warn!(transport = name, ?remote, %error, "closing a connection: no complete handshake");
         }
@@ -608,7 +1011,7 @@ fn read_handshake(
         return None;
     }
     let version = u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != PROTOCOL_VERSION {
+    if version != PROTOCOL_VERSION && version != PROTOCOL_VERSION_SASL {
         warn!(
             transport = name,
             ?remote,
@@ -629,10 +1032,7 @@ fn read_handshake(
         );
         return None;
     }
-    if stream.set_read_timeout(None).is_err() {
-        return None;
-    }
-    Some(peer)
+    Some((peer, version))
 }
 
 /// Makes this connection the member's current one (closing the previous one) and reads it
@@ -640,7 +1040,7 @@ fn read_handshake(
 fn start_reader(
     shared: &Arc<Shared>,
     peer: ServerId,
-    stream: TcpStream,
+    stream: LinkStream,
     token: u64,
     done: Sender<()>,
 ) {
@@ -671,7 +1071,7 @@ fn start_reader(
     }
 }
 
-fn run_reader(shared: &Shared, peer: ServerId, stream: TcpStream, generation: u64) {
+fn run_reader(shared: &Shared, peer: ServerId, stream: LinkStream, generation: u64) {
     if read_frames(shared, peer, stream, generation) {
         report_closed(shared, peer, generation);
     }
@@ -696,7 +1096,7 @@ fn report_closed(shared: &Shared, peer: ServerId, generation: u64) {
 
 /// Reads and delivers frames until the connection ends; true when it ended by itself (EOF,
 /// an error, a bad frame), false when delivery stopped it (superseded, shut down).
-fn read_frames(shared: &Shared, peer: ServerId, stream: TcpStream, generation: u64) -> bool {
+fn read_frames(shared: &Shared, peer: ServerId, stream: LinkStream, generation: u64) -> bool {
     let name = shared.name;
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, stream);
     let mut body = Vec::new();
@@ -1091,6 +1491,230 @@ mod tests {
         new.write_all(&frame(4)).expect("write");
         expect_in_order(&servers[0].1, 3, 4..5);
         servers.pop().expect("server").0.shutdown();
+    }
+
+    fn sasl(password: &str, learner_require: bool, server_require: bool) -> LinkSecurity {
+        let mut credentials = crate::auth::digest_md5::DigestCredentials::default();
+        credentials
+            .users
+            .insert("member".into(), "quorum-secret".into());
+        LinkSecurity {
+            sasl: Some(Arc::new(QuorumSasl {
+                learner_require_sasl: learner_require,
+                server_require_sasl: server_require,
+                server_credentials: credentials,
+                learner_username: "member".into(),
+                learner_password: password.into(),
+                server_login_context: "QuorumServer".into(),
+            })),
+            ..LinkSecurity::default()
+        }
+    }
+
+    /// Starts transports 1.. with the given security each, all knowing each other.
+    fn secured(securities: Vec<LinkSecurity>) -> Vec<(Transport, Inbox)> {
+        let listeners: Vec<TcpListener> = securities.iter().map(|_| listener()).collect();
+        let members: BTreeMap<ServerId, SocketAddr> = listeners
+            .iter()
+            .enumerate()
+            .map(|(index, l)| (index as ServerId + 1, l.local_addr().expect("addr")))
+            .collect();
+        listeners
+            .into_iter()
+            .zip(securities)
+            .enumerate()
+            .map(|(index, (l, security))| {
+                let (sender, receiver) = crossbeam_channel::unbounded();
+                let transport = Transport::start_secured(
+                    "test",
+                    index as ServerId + 1,
+                    l,
+                    members.clone(),
+                    limits(),
+                    sender,
+                    security,
+                )
+                .expect("start");
+                (transport, receiver)
+            })
+            .collect()
+    }
+
+    /// Sends from `from` to `to` for `attempts` rounds of 20 ms and reports whether anything
+    /// arrived (a bounded wait: what is shown is that nothing does).
+    fn anything_arrives(from: &Transport, to: ServerId, inbox: &Inbox) -> bool {
+        for seq in 0..25 {
+            from.send(to, &ack(seq));
+            if inbox.recv_timeout(Duration::from_millis(20)).is_ok() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// SaslQuorumAuthServer with quorum.auth.serverRequireSasl=true: a learner with the
+    /// right password links, one with a wrong password and one that does not try
+    /// (learnerRequireSasl=false) are refused; the good link is not disturbed.
+    #[test]
+    fn a_server_requiring_sasl_admits_authenticated_learners_only() {
+        let mut servers = secured(vec![
+            sasl("quorum-secret", true, true),
+            sasl("quorum-secret", true, true),
+            sasl("wrong", true, true),
+            LinkSecurity::default(),
+        ]);
+        let seq = until_linked(&servers[1].0, 1, &servers[0].1, 2, 0);
+        assert!(!anything_arrives(&servers[2].0, 1, &servers[0].1));
+        assert!(!anything_arrives(&servers[3].0, 1, &servers[0].1));
+        for next in seq..seq + 10 {
+            servers[1].0.send(1, &ack(next));
+        }
+        expect_in_order(&servers[0].1, 2, seq..seq + 10);
+        for (transport, _) in servers.drain(..) {
+            transport.shutdown();
+        }
+    }
+
+    /// The rolling upgrade (ZooKeeper's quorum.auth.* steps): a server with
+    /// serverRequireSasl=false takes a learner that does not authenticate, and one that
+    /// authenticates; a learner that requires SASL of itself gives up a link whose
+    /// authentication failed, even to a server that would keep it.
+    #[test]
+    fn without_server_require_sasl_unauthenticated_learners_are_accepted() {
+        let mut servers = secured(vec![
+            sasl("quorum-secret", false, false),
+            LinkSecurity::default(),
+            sasl("quorum-secret", true, false),
+            sasl("wrong", true, false),
+        ]);
+        until_linked(&servers[1].0, 1, &servers[0].1, 2, 0);
+        until_linked(&servers[2].0, 1, &servers[0].1, 3, 0);
+        assert!(!anything_arrives(&servers[3].0, 1, &servers[0].1));
+        // A learner that authenticates, to a member without quorum SASL: refused.
+        assert!(!anything_arrives(&servers[2].0, 2, &servers[1].1));
+        for (transport, _) in servers.drain(..) {
+            transport.shutdown();
+        }
+    }
+
+    /// CA- and rogue-CA-signed member certificates (for 127.0.0.1) made with `openssl`, as
+    /// PEM key stores; None (the test is skipped) without openssl.
+    fn certificates() -> Option<std::path::PathBuf> {
+        let directory = std::env::temp_dir().join(format!(
+            "ringkeeper-quorum-tls-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&directory).ok()?;
+        let run = |args: &[&str]| {
+            std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(&directory)
+                .output()
+                .is_ok_and(|output| output.status.success())
+        };
+        std::fs::write(
+            directory.join("member.ext"),
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+        )
+        .ok()?;
+        for (who, ca) in [("member", "ca"), ("rogue", "rogue-ca")] {
+            let made = run(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={ca}"),
+            ]) && run(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{who}.key"),
+                "-out",
+                &format!("{who}.csr"),
+                "-subj",
+                &format!("/CN={who}"),
+            ]) && run(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{who}.csr"),
+                "-CA",
+                &format!("{ca}.pem"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-CAcreateserial",
+                "-out",
+                &format!("{who}.crt"),
+                "-days",
+                "2",
+                "-extfile",
+                "member.ext",
+            ]);
+            if !made {
+                eprintln!("openssl unavailable: skipping");
+                return None;
+            }
+            let key = std::fs::read_to_string(directory.join(format!("{who}.key"))).ok()?;
+            let crt = std::fs::read_to_string(directory.join(format!("{who}.crt"))).ok()?;
+            std::fs::write(directory.join(format!("{who}-store.pem")), key + &crt).ok()?;
+        }
+        Some(directory)
+    }
+
+    fn tls(
+        directory: &std::path::Path,
+        store: &str,
+        dial_tls: bool,
+        accept: AcceptMode,
+    ) -> LinkSecurity {
+        let mut settings = crate::config::tls::TlsSettings {
+            client_hostname_verification: true,
+            ..Default::default()
+        };
+        settings.key_store.location = Some(directory.join(store));
+        settings.trust_store.location = Some(directory.join("ca.pem"));
+        LinkSecurity {
+            tls: Some(Arc::new(QuorumTls::new(&settings, false).expect("stores"))),
+            dial_tls,
+            accept,
+            ..LinkSecurity::default()
+        }
+    }
+
+    /// sslQuorum with mutual TLS: members with certificates of the quorum CA link; one with a
+    /// rogue CA's certificate is refused; with portUnification a plaintext member is taken
+    /// too, and without it refused (ZooKeeper's UnifiedServerSocket, rolling sslQuorum).
+    #[test]
+    fn tls_links_admit_members_of_the_trusted_ca() {
+        let Some(directory) = certificates() else {
+            return;
+        };
+        let mut servers = secured(vec![
+            tls(&directory, "member-store.pem", true, AcceptMode::Unified),
+            tls(&directory, "member-store.pem", true, AcceptMode::Tls),
+            LinkSecurity::default(),
+            tls(&directory, "rogue-store.pem", true, AcceptMode::Tls),
+        ]);
+        until_linked(&servers[1].0, 1, &servers[0].1, 2, 0);
+        until_linked(&servers[0].0, 2, &servers[1].1, 1, 0);
+        until_linked(&servers[2].0, 1, &servers[0].1, 3, 0);
+        assert!(!anything_arrives(&servers[3].0, 1, &servers[0].1));
+        assert!(!anything_arrives(&servers[2].0, 2, &servers[1].1));
+        for (transport, _) in servers.drain(..) {
+            transport.shutdown();
+        }
+        let _ = std::fs::remove_dir_all(&directory);
     }
 
     /// Shutdown is bounded even with a peer that accepts but never reads (a writer blocked

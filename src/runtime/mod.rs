@@ -191,6 +191,8 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     } else {
         None
     };
+    let link_security = crate::quorum::member::link_security(&config)
+        .map_err(|error| RuntimeError::Tls(format!("quorum: {error}")))?;
     let config = Arc::new(config);
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
     let cores = if config.cores == 0 {
@@ -380,6 +382,7 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                 TransportLimits::default(),
                 inbound_sender,
                 closed_sender,
+                link_security,
             )
             .map_err(|error| RuntimeError::Listen {
                 address: format!("the quorum and election ports of server.{}", quorum.my_id),

@@ -140,6 +140,9 @@ class Member:
         self.proc = None
         self.starts = 0
         self.expected_running = False  # started and not since killed or stopped by the test
+        # `-D` JVM flags as zkServer.sh deployments pass them (SERVER_JVMFLAGS): given to
+        # ZooKeeper's java, and written to conf/java.env (zkEnv.sh's file) for ringkeeper.
+        self.jvm_flags = []
 
     def server_line(self, bare_client_port=False):
         """ZooKeeper's `server.N=host:quorumPort:electionPort[:observer];clientHost:clientPort`
@@ -218,7 +221,10 @@ class Ensemble:
         lines += ["%s=%s" % (k, v) for k, v in self.extra_cfg.items()]
         bare = self.kind == "ringkeeper" and os.environ.get("ENSEMBLE_BARE_CLIENT_PORT") == "1"
         lines += [o.server_line(bare) for o in self.members.values()]
+        lines += getattr(m, "extra_lines", [])
         (m.dir / "zoo.cfg").write_text("\n".join(lines) + "\n")
+        if self.kind == "ringkeeper" and m.jvm_flags:
+            (m.dir / "java.env").write_text('SERVER_JVMFLAGS="%s"\n' % " ".join(m.jvm_flags))
         if self.kind == "zookeeper":
             (m.dir / "log4j.properties").write_text(LOG4J_PROPERTIES)
 
@@ -226,7 +232,7 @@ class Ensemble:
         if self.kind == "zookeeper":
             jars = [str(JAVA_DIR / (j + ".jar")) for j in ZK_JARS
                     if (JAVA_DIR / (j + ".jar")).exists()]
-            cmd = (["java"] + JVM_PROFILES[self.jvm_profile] + [
+            cmd = (["java"] + JVM_PROFILES[self.jvm_profile] + m.jvm_flags + [
                 "-Dlog4j.configuration=file:%s" % (m.dir / "log4j.properties"),
                 "-Dzookeeper.admin.enableServer=false",
                 "-Dzookeeper.jmx.log4j.disable=true",
@@ -238,6 +244,16 @@ class Ensemble:
             # `ip netns exec` execs the command after setns, so the pid is the server's.
             cmd = ["ip", "netns", "exec", m.netns] + cmd
         return cmd
+
+    def configure(self, sid, extra_lines=None, jvm_flags=None):
+        """Rewrites server `sid`'s configuration with its own zoo.cfg lines after the shared
+        ones (java.util.Properties: a later line wins) and its own JVM flags."""
+        m = self.members[sid]
+        if extra_lines is not None:
+            m.extra_lines = list(extra_lines)
+        if jvm_flags is not None:
+            m.jvm_flags = list(jvm_flags)
+        self._write_config(m)
 
     # ------------------------------------------------------------------ lifecycle
 
