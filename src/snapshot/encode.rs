@@ -381,6 +381,10 @@ where
         special: Vec::new(),
     };
     walked.slots.push(NodeSlot::numbered(0, 0, 0));
+    // Per slot: the node's index in the base, when its parent's walk found it there unchanged
+    // (so the node is not looked up from the root again; see `TreeVersion::for_each_child_at`).
+    let mut base_hints: Vec<Option<u32>> = Vec::with_capacity(tree.node_count());
+    base_hints.push(None);
     // ACL lists by identity first (nodes of the base, and nodes of the delta made from one
     // request, share their Arc), then by value.
     let mut acl_by_pointer: HashMap<*const Vec<Acl>, u32> = HashMap::new();
@@ -423,7 +427,13 @@ where
         }
         let vanished = || SnapshotError::Structure(format!("{path} vanished while written"));
         // What the record needs from the node: (source, acl, data or None for null, owner).
-        let (source, acl, data, owner) = match tree.source(&path) {
+        let hint = base_hints.get(index).copied().flatten();
+        let node_source = tree.source_at(&path, hint);
+        let base_index = match &node_source {
+            Some(NodeSource::Base(_, base_index)) => Some(*base_index),
+            _ => None,
+        };
+        let (source, acl, data, owner) = match node_source {
             Some(NodeSource::Delta(node)) => {
                 let data_len = node.data.as_ref().map_or(0, |data| data.len()) as u32;
                 let source = DELTA | walked.delta.len() as u32;
@@ -460,10 +470,11 @@ where
         let first_child = walked.slots.len();
         {
             let Walked { slots, names, .. } = &mut walked;
-            tree.for_each_child(&path, |name| {
+            tree.for_each_child_at(&path, base_index, |name, child_base_index| {
                 let start = names.len();
                 names.push_str(name);
                 slots.push(NodeSlot::numbered(index as u32, start, name.len() as u32));
+                base_hints.push(child_base_index);
             });
         }
         let child_count = walked.slots.len() - first_child;

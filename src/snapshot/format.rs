@@ -452,6 +452,13 @@ impl<'a> SnapshotView<'a> {
         Some(index)
     }
 
+    /// The index of the first child of node `index` (its children are contiguous, sorted by
+    /// name), or None for a node without children.
+    pub fn first_child(&self, index: u32) -> Option<u32> {
+        let record = self.record(index)?;
+        (record.child_count.to_native() > 0).then(|| record.first_child.to_native())
+    }
+
     /// The names of the children of node `index`, sorted.
     pub fn child_names(&self, index: u32) -> impl Iterator<Item = &'a str> {
         let children = self.record(index).map_or(&[][..], |r| self.children_of(r));

@@ -387,8 +387,16 @@ impl TreeVersion {
     /// Where the node at `path` lives: in the delta (a node changed since the base) or in the
     /// base, by its index there (read in place, without materialising it). For the snapshot
     /// encoder.
-    pub(crate) fn source(&self, path: &str) -> Option<NodeSource<'_>> {
+    ///
+    /// `base_index`: the node's index in the base, when the caller knows it (from
+    /// [`Self::for_each_child_at`]); a node not changed in the delta is then found without a
+    /// lookup from the root.
+    pub(crate) fn source_at(&self, path: &str, base_index: Option<u32>) -> Option<NodeSource<'_>> {
         let path = normalize(path);
+        if let (Some(index), false) = (base_index, self.nodes.contains_key(path)) {
+            let base = self.base.as_ref()?;
+            return Some(NodeSource::Base(base, index));
+        }
         match self.nodes.get(path) {
             Some(node) => node.as_ref().map(NodeSource::Delta),
             None => {
@@ -406,33 +414,51 @@ impl TreeVersion {
     /// Calls `visit` with the name of every child of `path`, in sorted order: the base's range
     /// and the delta's changes merged.
     pub(crate) fn for_each_child(&self, path: &str, mut visit: impl FnMut(&str)) {
+        self.for_each_child_at(path, None, |name, _| visit(name));
+    }
+
+    /// [`Self::for_each_child`] for the snapshot encoder, which walks every node and must not
+    /// look each one up from the root: `base_index` is the node's index in the base when the
+    /// caller knows it (None: looked up), and `visit` gets, with each name, the child's index
+    /// in the base when the name comes from the base's own child list unchanged (the node may
+    /// still have been modified in the delta, which the caller checks first).
+    pub(crate) fn for_each_child_at(
+        &self,
+        path: &str,
+        base_index: Option<u32>,
+        mut visit: impl FnMut(&str, Option<u32>),
+    ) {
         let changes = self.child_changes.get(path);
         let mut changes = changes.into_iter().flat_map(|map| map.iter()).peekable();
         if let Some(base) = &self.base {
             let view = base.view();
-            if let Some(index) = view.lookup(path) {
-                for name in view.child_names(index) {
+            if let Some(index) = base_index.or_else(|| view.lookup(path)) {
+                let first_child = view.first_child(index);
+                for (position, name) in view.child_names(index).enumerate() {
                     while let Some((changed, present)) =
                         changes.next_if(|(changed, _)| changed.as_ref() < name)
                     {
                         if *present {
-                            visit(changed);
+                            visit(changed, None);
                         }
                     }
                     match changes.next_if(|(changed, _)| changed.as_ref() == name) {
                         Some((_, present)) => {
                             if *present {
-                                visit(name);
+                                visit(name, None);
                             }
                         }
-                        None => visit(name),
+                        None => visit(
+                            name,
+                            first_child.and_then(|first| first.checked_add(position as u32)),
+                        ),
                     }
                 }
             }
         }
         for (changed, present) in changes {
             if *present {
-                visit(changed);
+                visit(changed, None);
             }
         }
     }
