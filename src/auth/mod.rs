@@ -4,7 +4,8 @@
 //!
 //! - [`jaas`] [pure]: the JAAS login configuration file.
 //! - [`digest_md5`] [pure]: the DIGEST-MD5 server, token in, token out.
-//! - [`gssapi`]: the GSSAPI (Kerberos) server on MIT krb5 (reads the keytab).
+//! - [`gssapi`]: the GSSAPI (Kerberos) server on MIT krb5 (reads the keytab); in a build
+//!   without the `kerberos` feature, a stand-in that refuses a Kerberos login at startup.
 //! - [`quorum`] [pure]: quorum authentication (`quorum.auth.*`): settings and the learner
 //!   and server sides of the DIGEST-MD5 exchange between ensemble members.
 //! - [`kerberos_name`] [pure]: KerberosName, auth_to_local rules, the authorized id.
@@ -22,6 +23,10 @@
 
 pub mod der;
 pub mod digest_md5;
+#[cfg(feature = "kerberos")]
+pub mod gssapi;
+#[cfg(not(feature = "kerberos"))]
+#[path = "gssapi_unavailable.rs"]
 pub mod gssapi;
 pub mod jaas;
 pub mod jks;
