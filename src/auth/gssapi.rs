@@ -18,7 +18,7 @@ use libgssapi::credential::{Cred, CredUsage};
 use libgssapi::name::Name;
 use libgssapi::oid::{OidSet, GSS_MECH_KRB5, GSS_NT_KRB5_PRINCIPAL};
 
-use super::SaslError;
+use super::{GssapiStep, SaslError};
 
 const NO_SECURITY_LAYER: u8 = 1;
 const MAX_BUFFER_BYTES: u32 = 65536;
@@ -71,16 +71,6 @@ pub struct GssapiServer {
     context: ServerCtx,
     stage: Stage,
     peer: String,
-}
-
-/// What a step produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GssapiStep {
-    Challenge(Vec<u8>),
-    Complete {
-        authentication_id: String,
-        authorization_id: String,
-    },
 }
 
 impl GssapiServer {

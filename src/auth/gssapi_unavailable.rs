@@ -4,7 +4,7 @@
 //! and libclang at build time (Debian: libkrb5-dev, libclang-dev), which a plain
 //! `cargo run --release` on a fresh machine does not have; DIGEST-MD5 needs neither.
 
-use super::SaslError;
+use super::{GssapiStep, SaslError};
 
 /// Never made: [`GssapiAcceptor::acquire`] always fails in this build.
 #[derive(Clone, Debug)]
@@ -25,16 +25,6 @@ impl GssapiAcceptor {
 /// Never made, since no acceptor can be.
 pub struct GssapiServer {
     _never: (),
-}
-
-/// What a step produced (as with the feature).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GssapiStep {
-    Challenge(Vec<u8>),
-    Complete {
-        authentication_id: String,
-        authorization_id: String,
-    },
 }
 
 impl GssapiServer {

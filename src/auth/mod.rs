@@ -43,7 +43,7 @@ use rand::RngCore;
 use thiserror::Error;
 
 use digest_md5::{DigestCredentials, DigestMd5Server, DigestStep};
-use gssapi::{GssapiAcceptor, GssapiServer, GssapiStep};
+use gssapi::{GssapiAcceptor, GssapiServer};
 use kerberos_name::{KerberosRules, PrincipalMapping};
 
 /// A failed SASL exchange (Java's SaslException). Either way the client gets AuthFailed (or
@@ -94,6 +94,16 @@ const DIGEST_LOGIN_MODULE: &str = "org.apache.zookeeper.server.auth.DigestLoginM
 const KERBEROS_LOGIN_MODULE: &str = "com.sun.security.auth.module.Krb5LoginModule";
 const SASL_PROVIDER_CLASS: &str = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
 const X509_PROVIDER_CLASS: &str = "org.apache.zookeeper.server.auth.X509AuthenticationProvider";
+
+/// What one GSSAPI step produced (with the `kerberos` feature or without it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GssapiStep {
+    Challenge(Vec<u8>),
+    Complete {
+        authentication_id: String,
+        authorization_id: String,
+    },
+}
 
 /// The mechanism the server offers.
 #[derive(Debug, Clone)]
