@@ -1,6 +1,6 @@
 //! The Prometheus endpoint (`GET /metrics`), as ZooKeeper's PrometheusMetricsProvider exposes
 //! its metrics: ZooKeeper's names (the `mntr` keys without `zk_`), gauges for its gauges, and
-//! for its summaries (`readlatency`, `updatelatency`, `fsynctime`,
+//! for its summaries (`readlatency`, `updatelatency`, `fsynctime`, `proposal_latency`,
 //! `sync_processor_batch_size`, `election_time`) the same `_sum` and `_count` series, as
 //! histograms: the prometheus-client crate has no summary type, and buckets let
 //! `histogram_quantile` stand in for the Java client's quantile lines. ringkeeper's own series
@@ -129,6 +129,12 @@ impl Collector for ServerCollector {
             "fsynctime",
             "fsynctime",
             stats.fsync_time_ms.snapshot(),
+        )?;
+        histogram(
+            &mut encoder,
+            "proposal_latency",
+            "proposal_latency",
+            stats.proposal_latency_ms.snapshot(),
         )?;
         histogram(
             &mut encoder,

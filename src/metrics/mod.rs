@@ -35,10 +35,13 @@ pub struct ServerStats {
     /// the requests that go through the write pipeline, as ZooKeeper's FinalRequestProcessor
     /// counts those with a txn header), `fsynctime` (ms per log fdatasync) and
     /// `sync_processor_batch_size` (records per group commit, SyncRequestProcessor's figure).
+    /// `proposal_latency` is the leader's: ms from a transaction's proposal to its commit
+    /// (ZooKeeper's Leader measures it from the proposal's creation to the quorum's ack).
     pub read_latency_ms: Distribution,
     pub update_latency_ms: Distribution,
     pub fsync_time_ms: Distribution,
     pub log_batch_records: Distribution,
+    pub proposal_latency_ms: Distribution,
     /// The server's role in an ensemble and the leader's figures, set by the pipeline.
     pub quorum: QuorumStats,
     /// Sessions by expiry deadline (wall-clock ms), refreshed by the session owner about once
@@ -72,6 +75,7 @@ impl Default for ServerStats {
             update_latency_ms: Distribution::new(LATENCY_BOUNDS_MS),
             fsync_time_ms: Distribution::new(LATENCY_BOUNDS_MS),
             log_batch_records: Distribution::new(BATCH_BOUNDS),
+            proposal_latency_ms: Distribution::new(LATENCY_BOUNDS_MS),
             quorum: QuorumStats::default(),
             session_sets: Mutex::new(Vec::new()),
         }

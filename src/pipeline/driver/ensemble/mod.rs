@@ -127,6 +127,8 @@ pub(super) struct Ensemble {
     // Leader side.
     /// Records this leader proposed and applied to its pending tree, until published.
     proposed: BTreeMap<Zxid, LogRecord>,
+    /// The newest of this leader's proposals whose commit went into `proposal_latency`.
+    latency_measured_zxid: Zxid,
     /// Syncs forwarded by learners: (learner, request id, zxid to wait for).
     pending_syncs: Vec<(ServerId, u64, Zxid)>,
     /// The server each session belongs to (ZooKeeper's session owner), for SessionMoved.
@@ -230,6 +232,7 @@ impl Pipeline {
             origins: HashMap::new(),
             unapplied: BTreeMap::new(),
             proposed: BTreeMap::new(),
+            latency_measured_zxid: 0,
             pending_syncs: Vec::new(),
             owners: HashMap::new(),
         };
@@ -508,6 +511,24 @@ impl Pipeline {
         }
     }
 
+    /// A leader's proposals up to `zxid` are committed: ms from each proposal (its record's
+    /// time) to now go into `proposal_latency`, once per proposal.
+    fn measure_proposal_latency(&mut self, zxid: Zxid) {
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return;
+        };
+        let from = ensemble.latency_measured_zxid.saturating_add(1);
+        if zxid < from {
+            return;
+        }
+        let now_ms = wall_clock_ms();
+        for record in ensemble.proposed.range(from..=zxid).map(|entry| entry.1) {
+            let latency_ms = now_ms.saturating_sub(record.time_ms).max(0);
+            self.stats.proposal_latency_ms.record(latency_ms as u64);
+        }
+        ensemble.latency_measured_zxid = zxid;
+    }
+
     /// Everything up to `zxid` is committed: apply what is not applied yet, release what
     /// waits for it, and answer the syncs that wait for it.
     fn commit_up_to(&mut self, zxid: Zxid) {
@@ -545,6 +566,9 @@ impl Pipeline {
         // A learner's tree holds only committed transactions; a leader's pending tree runs
         // ahead, and its batches are released up to the commit.
         let release = if leading { zxid } else { self.batch.zxid() };
+        if leading {
+            self.measure_proposal_latency(zxid);
+        }
         self.durable_zxid = self.durable_zxid.max(release);
         if let Some(ensemble) = self.ensemble.as_mut() {
             let mut answered = Vec::new();
