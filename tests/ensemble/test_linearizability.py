@@ -25,7 +25,7 @@ LINZ_KINDS = [k for k in os.environ.get("LINZ_KINDS", "ringkeeper").split(",") i
 # Faults per ensemble size (each applied once or more, in this order, cycling).
 SCHEDULES = {
     3: ("kill", "pause", "partition", "kill"),
-    5: ("kill2", "pause", "partition", "kill"),
+    5: ("kill2", "pause", "partition"),
 }
 DURATION_S = {3: 14.0, 5: 12.0}
 OPS_MIN = 150  # acknowledged operations in a run (a few hundred on a 2-core machine)
