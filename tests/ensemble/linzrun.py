@@ -15,6 +15,7 @@ the version the first makes) and a sync + read: FIFO order within the session is
 second succeed.
 """
 
+import logging
 import os
 import random
 import signal
@@ -342,8 +343,30 @@ class Nemesis(threading.Thread):
         return [sid]
 
 
+class KazooFailures(logging.Handler):
+    """Collects the exceptions that end a Kazoo connection loop. Kazoo checks that every reply
+    carries the xid of the oldest request in flight and otherwise raises "xids do not match"
+    in its connection thread, which then stops (the requests in flight never complete): the
+    server answered a session's requests out of order, a FIFO violation no history shows."""
+
+    def __init__(self):
+        super().__init__(level=logging.ERROR)
+        self.failures = []
+
+    def emit(self, record):
+        exc = record.exc_info[1] if record.exc_info else None
+        self.failures.append("%s: %r" % (record.threadName, exc if exc else record.getMessage()))
+
+    def violations(self):
+        return [lin.Violation("fifo", "-", "the server answered a session out of request "
+                              "order (%s)" % f) for f in self.failures if "xids do not match" in f]
+
+    def others(self):
+        return [f for f in self.failures if "xids do not match" not in f]
+
+
 class RunResult:
-    def __init__(self, kind, servers, ops, report, nemesis, workers, duration_s):
+    def __init__(self, kind, servers, ops, report, nemesis, workers, duration_s, kazoo):
         self.kind = kind
         self.servers = servers
         self.ops = ops
@@ -351,7 +374,7 @@ class RunResult:
         self.faults = nemesis.counts()
         self.skipped_faults = nemesis.skipped
         self.nemesis_errors = nemesis.errors
-        self.worker_errors = [e for w in workers for e in w.errors]
+        self.worker_errors = [e for w in workers for e in w.errors] + kazoo.others()
         self.sessions = sum(len(w.sessions) for w in workers)
         self.duration_s = duration_s
         self.ok_ops = sum(1 for o in ops if o.outcome == lin.OK)
@@ -382,6 +405,18 @@ def run(ensemble, lab, duration_s, faults, workers=5, keys=6, seed=None, pause_s
     key_paths = ["%s/k%d" % (root, i) for i in range(keys)]
     history = History()
     stopping = threading.Event()
+    kazoo = KazooFailures()
+    kazoo_logger = logging.getLogger("kazoo.client")
+    kazoo_logger.addHandler(kazoo)
+    try:
+        return _run(e, lab, duration_s, faults, workers, rng, pause_s, key_paths, history,
+                    stopping, kazoo)
+    finally:
+        kazoo_logger.removeHandler(kazoo)
+
+
+def _run(e, lab, duration_s, faults, workers, rng, pause_s, key_paths, history, stopping,
+         kazoo):
     ws = []
     for i in range(workers):
         hosts = e.address(e.ids[(i // 2) % len(e.ids)]) if i % 2 == 0 else e.connect_string()
@@ -403,9 +438,12 @@ def run(ensemble, lab, duration_s, faults, workers=5, keys=6, seed=None, pause_s
     # Recovery: every member serves again, and the workers make progress after the last fault.
     e.wait_serving(SERVE_TIMEOUT_S)
     healed = time.monotonic()
-    wait_until(lambda: any(o.invoke > healed and o.outcome == lin.OK
-                           for o in history.snapshot()),
-               SERVE_TIMEOUT_S, "an operation acknowledged after the last fault")
+    try:
+        wait_until(lambda: any(o.invoke > healed and o.outcome == lin.OK
+                               for o in history.snapshot()),
+                   SERVE_TIMEOUT_S, "an operation acknowledged after the last fault")
+    except AssertionError as ex:  # reported with the history's verdict
+        nemesis.errors.append(str(ex))
     stopping.set()
     for w in ws:
         w.join(OP_TIMEOUT_S * 3 + 15)
@@ -433,4 +471,5 @@ def run(ensemble, lab, duration_s, faults, workers=5, keys=6, seed=None, pause_s
             c.close()
     ops = history.snapshot()
     report = lin.check(ops)
-    return RunResult(e.kind, len(e.ids), ops, report, nemesis, ws, duration)
+    report.violations.extend(kazoo.violations())
+    return RunResult(e.kind, len(e.ids), ops, report, nemesis, ws, duration, kazoo)
