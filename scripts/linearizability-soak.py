@@ -20,12 +20,15 @@ without it the partition faults are left out and said so). Schedules:
 
 Prints one line per history, then a table per kind and schedule: histories checked, ops,
 indeterminate ops, violations, faults applied. A history with a violation is written to
-DIR/<kind>-<servers>-<schedule>-<n>.history.txt with its violations. Exit status 1 when any
+DIR/<kind>-<servers>-<schedule>-<n>.history.txt with its violations (and as JSON lines,
+.ops.jsonl, which `--check FILE` checks again). Exit status 1 when any
 history has a violation or a run failed. RINGKEEPER_BIN names the binary (default
 target/release/ringkeeper).
 """
 
 import argparse
+import dataclasses
+import json
 import logging
 import random
 import sys
@@ -36,6 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.ensemble import harness, linzrun  # noqa: E402
+from tests.ensemble import linearizability as lin  # noqa: E402
 from tests.ensemble.test_partition import NetLab, netns_unavailable  # noqa: E402
 
 SCHEDULES = {
@@ -67,7 +71,31 @@ def one(kind, servers, schedule, args, base, seed):
             lab.close()
 
 
+def dump_ops(path, ops):
+    """One JSON object per op (bytes as latin-1 text), for `--check` to read back."""
+    with open(path, "w") as f:
+        for o in ops:
+            d = dataclasses.asdict(o)
+            for k in ("data", "result_data"):
+                if d[k] is not None:
+                    d[k] = d[k].decode("latin-1")
+            f.write(json.dumps(d) + "\n")
+
+
+def load_ops(path):
+    ops = []
+    with open(path) as f:
+        for line in f:
+            d = json.loads(line)
+            for k in ("data", "result_data"):
+                if d[k] is not None:
+                    d[k] = d[k].encode("latin-1")
+            ops.append(lin.Op(**d))
+    return ops
+
+
 def write_history(path, result):
+    dump_ops(str(path).replace(".history.txt", ".ops.jsonl"), result.ops)
     with open(path, "w") as f:
         f.write(result.summary() + "\n\n")
         for v in result.report.violations:
@@ -88,7 +116,15 @@ def main():
     p.add_argument("--keys", type=int, default=6)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--dir", default=None)
+    p.add_argument("--check", default=None, metavar="OPS_JSONL",
+                   help="only check a history written by an earlier run (*.ops.jsonl)")
     args = p.parse_args()
+    if args.check:
+        report = lin.check(load_ops(args.check))
+        print(report.summary())
+        for v in report.violations:
+            print(v)
+        return 0 if report.ok() and not report.unknown_keys else 1
     # Kazoo logs every dropped connection; the nemesis drops many on purpose.
     logging.basicConfig(level=logging.ERROR)
     out = Path(args.dir or tempfile.mkdtemp(prefix="linz-soak-"))

@@ -42,6 +42,10 @@ its own writes), checked with the zxids the server reports in Stats:
   submitted earlier). This covers read-your-writes and monotonic reads, across keys too;
 * zxid-divergence: two results naming the same (key, mzxid) with different data or version
   (two servers with different transactions under one zxid).
+
+And, to name the culprit of the commonest linearizability violation (the search reports only
+where it got stuck): stale-sync-read, a sync + read that returned a node older than a write to
+it acknowledged before the read began.
 """
 
 from dataclasses import dataclass, field
@@ -369,6 +373,30 @@ def check_sessions(ops):
     return violations
 
 
+def check_sync_reads(ops):
+    """The plainest form of a non-linearizable sync + read, named for the report: it returned
+    a node whose mzxid is older than a write to that key acknowledged (to anyone) before the
+    read was invoked. Writes take effect in zxid order, so the read saw a state that had been
+    overwritten before it began. (The search finds these too; this says which read it was.)"""
+    writes = {}
+    for o in ops:
+        if o.outcome == OK and o.zxid is not None and o.kind in ("create", "set", "cas"):
+            writes.setdefault(o.key, []).append(o)
+    violations = []
+    for o in ops:
+        if o.kind != "read" or o.outcome != OK or o.zxid is None:
+            continue
+        newer = [w for w in writes.get(o.key, ()) if w.zxid > o.zxid and w.complete < o.invoke]
+        if newer:
+            last = max(newer, key=lambda w: w.zxid)
+            violations.append(Violation(
+                "stale-sync-read", o.key,
+                "sync + read returned mzxid 0x%x, but %d write(s) to the key with a higher zxid "
+                "were acknowledged before it was invoked (the newest 0x%x)" % (
+                    o.zxid, len(newer), last.zxid), [o, last]))
+    return violations
+
+
 @dataclass
 class Report:
     ops: int
@@ -395,7 +423,7 @@ def check(ops, steps_max=SEARCH_STEPS_MAX):
         if o.id < 0:
             o.id = i
     lin, unknown = check_linearizable(ops, steps_max)
-    sess = check_sessions(ops)
+    sess = check_sessions(ops) + check_sync_reads(ops)
     det = sum(1 for o in ops if o.determinate())
     return Report(len(ops), det, len(ops) - det, len({o.key for o in ops}), lin + sess,
                   unknown)

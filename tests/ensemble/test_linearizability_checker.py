@@ -73,7 +73,7 @@ def test_stale_read_after_acknowledged_write_is_found():
     # sync + read starting after the set was acknowledged returns the older value
     h.op("b", "read", "/k", 4, 5, result_data=b"1", result_version=0, zxid=10)
     r = check(h.ops)
-    assert kinds(r) == ["linearizability"], [str(v) for v in r.violations]
+    assert kinds(r) == ["linearizability", "stale-sync-read"], [str(v) for v in r.violations]
     assert "read" in r.violations[0].message
 
 
