@@ -615,3 +615,53 @@ fn a_full_proposal_window_holds_writes_back_instead_of_refusing_them() {
         "nothing is left waiting"
     );
 }
+
+/// A sync a follower's client sends behind its own writes is answered after them (ZooKeeper's
+/// FIFO client order: Leader.processSync queues the SYNC reply behind the COMMITs, and the
+/// follower's CommitProcessor keeps the session's order). The leader answers a forwarded sync
+/// from its commit step, before that round's COMMIT packets go out, so the follower receives
+/// Synced before the COMMIT of the writes; it answered at once, ahead of the writes' replies
+/// (found by tests/ensemble/test_linearizability.py: Kazoo's "xids do not match").
+#[test]
+fn a_sync_behind_writes_on_a_follower_is_answered_after_them() {
+    let mut ensemble = Ensemble::start(3);
+    let leader = ensemble.wait_for_leader(&[1, 2, 3]);
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let (session, _) = session_of(&ensemble.node(follower).connect(1, 0, Vec::new()));
+    const ROUNDS: i32 = 50;
+    const WRITES: i32 = 3;
+    let mut xid = 0;
+    for round in 0..ROUNDS {
+        let node = ensemble.node(follower);
+        for n in 0..WRITES {
+            xid += 1;
+            node.send_write(1, session, xid, create(&format!("/r{round}-{n}")));
+        }
+        xid += 1;
+        node.send_write(
+            1,
+            session,
+            xid,
+            Request::Sync(SyncRequest { path: "/".into() }),
+        );
+        let mut expected = xid - WRITES;
+        while expected <= xid {
+            match node.next_reply() {
+                CoreReply::Frame { frame, .. } => {
+                    let header =
+                        ReplyHeader::decode(&mut Reader::new(&frame[4..])).expect("a reply header");
+                    assert_eq!(
+                        header.xid, expected,
+                        "round {round}: replies in request order (the sync is xid {xid})"
+                    );
+                    assert_eq!(header.err, 0, "xid {expected} failed");
+                    expected += 1;
+                }
+                CoreReply::Close { reason, .. } | CoreReply::CloseAll { reason } => {
+                    panic!("the follower closed the connection: {reason}")
+                }
+                CoreReply::Connected { .. } => {}
+            }
+        }
+    }
+}

@@ -131,6 +131,9 @@ pub(super) struct Ensemble {
     latency_measured_zxid: Zxid,
     /// Syncs forwarded by learners: (learner, request id, zxid to wait for).
     pending_syncs: Vec<(ServerId, u64, Zxid)>,
+    /// Learner side: syncs the leader has answered (`Synced`) whose zxid this server has not
+    /// applied yet: (zxid, forwarded request id), answered by `commit_up_to` once it has.
+    synced_waiting: Vec<(Zxid, u64)>,
     /// The server each session belongs to (ZooKeeper's session owner), for SessionMoved.
     owners: HashMap<i64, ServerId>,
 }
@@ -234,6 +237,7 @@ impl Pipeline {
             proposed: BTreeMap::new(),
             latency_measured_zxid: 0,
             pending_syncs: Vec::new(),
+            synced_waiting: Vec::new(),
             owners: HashMap::new(),
         };
         self.ensemble = Some(Box::new(ensemble));
@@ -461,6 +465,7 @@ impl Pipeline {
         ensemble.forwarded.clear();
         ensemble.origins.clear();
         ensemble.pending_syncs.clear();
+        ensemble.synced_waiting.clear();
         ensemble.held.clear();
         self.drop_held();
         let Some(ensemble) = self.ensemble.as_mut() else {
@@ -583,6 +588,58 @@ impl Pipeline {
             for (to, id) in answered {
                 ensemble.send(to, Wire::Synced { id, zxid });
             }
+        }
+        // Learner: the syncs whose zxid is now applied are answered, after (in the same batch
+        // as, or a later one than) the replies to the writes committed before them.
+        let applied = self.batch.zxid();
+        let ready: Vec<u64> = match self.ensemble.as_mut() {
+            Some(ensemble) if !ensemble.synced_waiting.is_empty() => {
+                let mut ready = Vec::new();
+                ensemble.synced_waiting.retain(|(wait, id)| {
+                    if *wait <= applied {
+                        ready.push(*id);
+                        false
+                    } else {
+                        true
+                    }
+                });
+                ready
+            }
+            _ => Vec::new(),
+        };
+        for id in ready {
+            self.answer_sync(id);
+        }
+    }
+
+    /// Answers the client of forwarded sync `id` (on a learner), if it is still waiting.
+    fn answer_sync(&mut self, id: u64) {
+        let pending = self
+            .ensemble
+            .as_mut()
+            .and_then(|ensemble| ensemble.forwarded.remove(&id));
+        if let Some(Pending::Request {
+            conn,
+            xid,
+            request: Request::Sync(sync),
+            ..
+        }) = pending
+        {
+            let frame = record_frame(
+                xid,
+                self.batch.zxid(),
+                &SyncResponse {
+                    path: sync.path.clone(),
+                },
+            );
+            self.reply(
+                conn,
+                CoreReply::Frame {
+                    conn_id: conn.conn_id,
+                    frame,
+                    close: false,
+                },
+            );
         }
     }
 
@@ -707,33 +764,24 @@ impl Pipeline {
                     );
                 }
             }
-            Wire::Synced { id, .. } => {
-                let pending = self
-                    .ensemble
-                    .as_mut()
-                    .and_then(|ensemble| ensemble.forwarded.remove(&id));
-                if let Some(Pending::Request {
-                    conn,
-                    xid,
-                    request: Request::Sync(sync),
-                    ..
-                }) = pending
-                {
-                    let frame = record_frame(
-                        xid,
-                        self.batch.zxid(),
-                        &SyncResponse {
-                            path: sync.path.clone(),
-                        },
-                    );
-                    self.reply(
-                        conn,
-                        CoreReply::Frame {
-                            conn_id: conn.conn_id,
-                            frame,
-                            close: false,
-                        },
-                    );
+            Wire::Synced { id, zxid } => {
+                // `zxid` is the leader's commit point, at or above every write it had taken
+                // before the sync, this session's forwarded writes included. The leader sends
+                // Synced from its own commit step, which runs before the peer's COMMIT
+                // packets of that round are sent, so it can arrive here before the COMMIT
+                // of the writes it follows. Answered at once, the sync reply would overtake
+                // the replies to this session's earlier writes (Kazoo: "xids do not match")
+                // and the read pipelined after it would miss them. ZooKeeper's leader queues
+                // the SYNC reply behind its COMMITs (Leader.processSync / sendSync) and the
+                // follower's CommitProcessor keeps each session's order; here the reply waits
+                // until this server has applied `zxid` (commit_up_to answers it then).
+                let applied = self.batch.zxid();
+                if zxid <= applied {
+                    self.answer_sync(id);
+                } else if let Some(ensemble) = self.ensemble.as_mut() {
+                    if ensemble.forwarded.contains_key(&id) {
+                        ensemble.synced_waiting.push((zxid, id));
+                    }
                 }
             }
             Wire::Revalidated {
