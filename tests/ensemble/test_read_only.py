@@ -19,6 +19,7 @@ reconnects elsewhere finds its session expired.
 
 Every scenario runs on both kinds with the same configuration."""
 
+import subprocess
 import sys
 import uuid
 
@@ -34,6 +35,7 @@ import rawclient  # noqa: E402  tests/compat/rawclient.py
 SERVE_TIMEOUT_S = 60.0
 RO_TIMEOUT_S = 30.0
 READ_ONLY_FLAGS = ["-Dreadonlymode.enabled=true"]
+ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 LOCAL = {"localSessionsEnabled": "true"}
 
 
@@ -100,6 +102,12 @@ def test_a_server_without_quorum_serves_read_only_clients(kind, ensembles):
     assert r.create(root + "/raw").err == "NOTREADONLY"
     assert r.call(rawclient.op_check(root, 0)).err == "NOTREADONLY"
     assert r.close().err == "OK"
+
+    # zkCli -r (ZooKeeperMain's read-only option, the Java client's canBeReadOnly) reads.
+    out = subprocess.run(
+        [ZKCLI, "-server", e.address(keep), "-r", "get", root],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert "before" in out.stdout.splitlines(), out.stdout + out.stderr
 
     # A client that did not ask for read-only is refused: the connection closes without a
     # ConnectResponse (ZooKeeper: "Refusing session request for not-read-only client").
