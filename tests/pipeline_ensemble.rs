@@ -172,6 +172,17 @@ impl Node {
     }
 
     fn connect(&mut self, conn_id: u64, session_id: i64, passwd: Vec<u8>) -> CoreReply {
+        self.connect_as(conn_id, session_id, passwd, false)
+    }
+
+    /// A connect that asks for a read-only session or not (the ConnectRequest's readOnly).
+    fn connect_as(
+        &mut self,
+        conn_id: u64,
+        session_id: i64,
+        passwd: Vec<u8>,
+        read_only: bool,
+    ) -> CoreReply {
         self.replies.clear();
         let sent = self.input.send(PipelineInput::Connect {
             conn: ConnRef { core: 0, conn_id },
@@ -181,7 +192,7 @@ impl Node {
                 time_out: 10_000,
                 session_id,
                 passwd,
-                read_only: false,
+                read_only,
             },
             read_only_flag: true,
         });
@@ -255,6 +266,12 @@ impl Ensemble {
 
     /// An ensemble whose leaders may have at most `proposals_max` proposals in flight.
     fn start_with_window(servers: u64, proposals_max: usize) -> Ensemble {
+        Ensemble::start_with(servers, proposals_max, Config::default())
+    }
+
+    /// An ensemble whose members run with `config` (zoo.cfg settings).
+    fn start_with(servers: u64, proposals_max: usize, config: Config) -> Ensemble {
+        let config = Arc::new(config);
         let mut inboxes = Vec::new();
         let mut receivers = Vec::new();
         for _ in 0..servers {
@@ -280,7 +297,7 @@ impl Ensemble {
             let stats = Arc::new(ServerStats::default());
             let (core_sender, core) = async_channel::unbounded();
             let pipeline = Pipeline::new(
-                Arc::new(Config::default()),
+                config.clone(),
                 stats.clone(),
                 PipelineStart {
                     tree: TreeVersion::new(),
@@ -504,6 +521,154 @@ fn writes_through_any_server_commit_everywhere_and_survive_the_leader() {
     }
     let zxids: BTreeSet<i64> = (1..=3).map(|id| ensemble.node(id).zxid()).collect();
     assert_eq!(zxids.len(), 1, "every server at the same zxid: {zxids:?}");
+}
+
+fn read_only_of(reply: &CoreReply) -> bool {
+    match reply {
+        CoreReply::Connected { frame, .. } => {
+            ringkeeper::jute::records::ConnectResponse::decode(&mut Reader::new(&frame[4..]))
+                .expect("a connect response")
+                .read_only
+        }
+        other => panic!("expected a connect answer, got {other:?}"),
+    }
+}
+
+fn ephemeral(path: &str) -> Request {
+    match create(path) {
+        Request::Create(mut create) => {
+            create.flags = 1;
+            Request::Create(create)
+        }
+        other => other,
+    }
+}
+
+fn local_sessions_config(upgrading: bool) -> Config {
+    Config {
+        local_sessions_enabled: true,
+        local_sessions_upgrading_enabled: upgrading,
+        ..Config::default()
+    }
+}
+
+/// localSessionsEnabled (LearnerSessionTracker): a follower's new session is its own; the
+/// leader does not know it (a resume there is refused), yet its writes go through the leader
+/// (LeaderSessionTracker.checkSession takes a session naming another server); its first
+/// ephemeral makes it global, after which it resumes on the leader.
+#[test]
+fn a_local_session_stays_on_its_follower_until_an_ephemeral_upgrades_it() {
+    let mut ensemble = Ensemble::start_with(3, 1000, local_sessions_config(true));
+    let leader = ensemble.wait_for_leader(&[1, 2, 3]);
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let (session, passwd) = session_of(&ensemble.node(follower).connect(1, 0, Vec::new()));
+    assert_eq!(session as u64 >> 56, follower, "the id names its server");
+    let header = ensemble
+        .node(follower)
+        .write(1, session, 1, create("/local"));
+    assert_eq!(header.err, 0, "a persistent create of a local session");
+    match ensemble.node(leader).connect(2, session, passwd.clone()) {
+        CoreReply::Connected { timeout_ms: 0, .. } => {}
+        other => panic!("the leader resumed a local session of another server: {other:?}"),
+    }
+    let header = ensemble
+        .node(follower)
+        .write(1, session, 2, ephemeral("/local/e"));
+    assert_eq!(header.err, 0, "the ephemeral create upgrades the session");
+    let zxid = ensemble.node(follower).zxid();
+    ensemble.wait_for_zxid(leader, zxid);
+    let reply = ensemble.node(leader).connect(3, session, passwd);
+    let (resumed, _) = session_of(&reply);
+    assert_eq!(resumed, session, "global now: the leader resumes it");
+    assert!(
+        !matches!(reply, CoreReply::Connected { timeout_ms: 0, .. }),
+        "the leader answered the upgraded session as expired"
+    );
+}
+
+/// localSessionsUpgradingEnabled=false (QuorumZooKeeperServer.checkUpgradeSession): an
+/// ephemeral on a local session fails with EphemeralOnLocalSession, on a follower and on the
+/// leader, and the session lives on.
+#[test]
+fn an_ephemeral_on_a_local_session_fails_without_upgrading() {
+    let mut ensemble = Ensemble::start_with(3, 1000, local_sessions_config(false));
+    let leader = ensemble.wait_for_leader(&[1, 2, 3]);
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    for (conn, id) in [(1, follower), (2, leader)] {
+        let (session, _) = session_of(&ensemble.node(id).connect(conn, 0, Vec::new()));
+        let header = ensemble
+            .node(id)
+            .write(conn, session, 1, ephemeral(&format!("/e{id}")));
+        assert_eq!(header.err, -120, "EphemeralOnLocalSession on server {id}");
+        let header = ensemble
+            .node(id)
+            .write(conn, session, 2, create(&format!("/p{id}")));
+        assert_eq!(header.err, 0);
+    }
+}
+
+/// readonlymode.enabled (QuorumPeer's LOOKING case): a member cut off from the others serves
+/// read-only clients after the grace period, with readOnly=true and a local session, refuses
+/// writes with NotReadOnly and clients that did not ask for read-only; once it rejoins, the
+/// read-only server ends and its connections close.
+#[test]
+fn a_cut_off_member_serves_read_only_clients_until_it_rejoins() {
+    let config = Config {
+        read_only_mode_enabled: true,
+        ..local_sessions_config(false)
+    };
+    let mut ensemble = Ensemble::start_with(3, 1000, config);
+    let leader = ensemble.wait_for_leader(&[1, 2, 3]);
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let (session, _) = session_of(&ensemble.node(leader).connect(1, 0, Vec::new()));
+    assert_eq!(
+        ensemble
+            .node(leader)
+            .write(1, session, 1, create("/before"))
+            .err,
+        0
+    );
+    let zxid = ensemble.node(leader).zxid();
+    ensemble.wait_for_zxid(follower, zxid);
+    ensemble.net.isolate(follower, 3);
+    let deadline = Instant::now() + WAIT;
+    while ensemble.node(follower).mode() != ServerMode::ReadOnly {
+        assert!(
+            Instant::now() < deadline,
+            "the cut-off member never served read-only"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    match ensemble.node(follower).connect_as(2, 0, Vec::new(), false) {
+        CoreReply::Close { .. } => {}
+        other => panic!("a read-only server took a read-write client: {other:?}"),
+    }
+    let reply = ensemble.node(follower).connect_as(3, 0, Vec::new(), true);
+    assert!(read_only_of(&reply), "the ConnectResponse says readOnly");
+    let (ro_session, _) = session_of(&reply);
+    assert!(
+        ensemble.node(follower).has("/before"),
+        "reads see the committed tree"
+    );
+    let header = ensemble
+        .node(follower)
+        .write(3, ro_session, 1, create("/during"));
+    assert_eq!(header.err, -119, "NotReadOnly");
+    ensemble.net.heal();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        ensemble.node(follower).pump();
+        let closed = ensemble
+            .node(follower)
+            .replies
+            .iter()
+            .any(|reply| matches!(reply, CoreReply::CloseAll { .. }));
+        if closed && ensemble.node(follower).mode() == ServerMode::Follower {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the member did not rejoin");
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]

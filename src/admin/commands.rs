@@ -398,7 +398,7 @@ async fn run_command(context: &AdminContext, primary: &str) -> CommandResponse {
                 config.config_text.clone().unwrap_or_default(),
             );
         }
-        "is_read_only" => response.put("read_only", false),
+        "is_read_only" => response.put("read_only", mode == ServerMode::ReadOnly),
         "last_snapshot" => {
             let (zxid, timestamp) = last_snapshot(context).unwrap_or((-1, -1));
             response.put("zxid", format!("{zxid:x}"));
@@ -446,7 +446,7 @@ async fn run_command(context: &AdminContext, primary: &str) -> CommandResponse {
         }
         "server_stats" | "stats" => {
             response.put("version", fourlw::version_string());
-            response.put("read_only", false);
+            response.put("read_only", mode == ServerMode::ReadOnly);
             response.put("server_stats", server_stats(context, zxid));
             response.put(
                 "client_response",
@@ -526,7 +526,8 @@ async fn run_command(context: &AdminContext, primary: &str) -> CommandResponse {
         "zabstate" => match config.quorum.as_ref().and_then(|quorum| quorum.me()) {
             Some(me) => {
                 let zab_state = match mode {
-                    ServerMode::Looking => "election",
+                    // A read-only server's peer is still LOOKING (QuorumPeer).
+                    ServerMode::Looking | ServerMode::ReadOnly => "election",
                     _ => "broadcast",
                 };
                 response.put("myid", me.id);

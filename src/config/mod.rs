@@ -83,6 +83,19 @@ pub struct Config {
     pub four_letter_words: Vec<String>,
     pub extended_types_enabled: bool,
     pub skip_acl: bool,
+    /// `readonlymode.enabled` (ZooKeeper reads it as the system property
+    /// `-Dreadonlymode.enabled=true`; ringkeeper also from zoo.cfg): an ensemble member that
+    /// has lost its quorum serves read-only clients (QuorumPeer's ReadOnlyZooKeeperServer), and
+    /// `isro` is allowed whatever `4lw.commands.whitelist` says (FourLetterCommands). No effect
+    /// on a standalone server, as in ZooKeeper.
+    pub read_only_mode_enabled: bool,
+    /// `localSessionsEnabled` (QuorumPeerConfig, default false): in an ensemble, new sessions
+    /// are local to the server that made them (LearnerSessionTracker / LeaderSessionTracker).
+    pub local_sessions_enabled: bool,
+    /// `localSessionsUpgradingEnabled` (default false, as QuorumPeerConfig's): a local session
+    /// that creates an ephemeral becomes global first; when false that create fails with
+    /// EphemeralOnLocalSession (QuorumZooKeeperServer.checkUpgradeSession).
+    pub local_sessions_upgrading_enabled: bool,
     /// `DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`.
     pub super_digest: Option<String>,
     pub container_check_interval_ms: u64,
@@ -245,6 +258,9 @@ impl Default for Config {
             four_letter_words: vec!["srvr".into()],
             extended_types_enabled: false,
             skip_acl: false,
+            read_only_mode_enabled: false,
+            local_sessions_enabled: false,
+            local_sessions_upgrading_enabled: false,
             super_digest: None,
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
@@ -931,6 +947,10 @@ impl Config {
                 if tls::is_server_property(bare) {
                     lines.push_str(&format!("{name}={value}\n"));
                 }
+            } else if name == "readonlymode.enabled" {
+                // QuorumPeer reads it as `Boolean.getBoolean("readonlymode.enabled")`, a
+                // system property without the `zookeeper.` prefix.
+                lines.push_str(&format!("{name}={value}\n"));
             }
         }
         lines.push_str(&text);
@@ -1037,6 +1057,12 @@ impl Config {
                 }
                 "extendedTypesEnabled" => config.extended_types_enabled = parse_bool(value),
                 "skipACL" => config.skip_acl = parse_bool(value),
+                // `zookeeper.readonlymode.enabled` too: the bare key is stripped of the prefix.
+                "readonlymode.enabled" => config.read_only_mode_enabled = parse_bool(value),
+                "localSessionsEnabled" => config.local_sessions_enabled = parse_bool(value),
+                "localSessionsUpgradingEnabled" => {
+                    config.local_sessions_upgrading_enabled = parse_bool(value)
+                }
                 "DigestAuthenticationProvider.superDigest" => {
                     config.super_digest = Some(value.to_string())
                 }
@@ -1208,10 +1234,14 @@ impl Config {
     }
 
     /// Whether a four-letter word is enabled by `4lw.commands.whitelist`.
+    /// `isro` is enabled besides whenever read-only mode is (FourLetterCommands: Kazoo and the
+    /// Java client ask it to find a read-write server).
     pub fn four_letter_word_enabled(&self, word: &str) -> bool {
-        self.four_letter_words
-            .iter()
-            .any(|allowed| allowed == "*" || allowed == word)
+        (word == "isro" && self.read_only_mode_enabled)
+            || self
+                .four_letter_words
+                .iter()
+                .any(|allowed| allowed == "*" || allowed == word)
     }
 
     /// The session timeout a client gets: its request clamped to [min, max].
@@ -1361,6 +1391,26 @@ mod tests {
         assert_eq!(config.tls.client_auth, ClientAuth::None);
         assert!(config.unknown_keys.is_empty(), "{:?}", config.unknown_keys);
         assert_eq!(config.system_properties.len(), 4);
+    }
+
+    #[test]
+    fn read_only_mode_comes_from_the_bare_system_property_and_zoo_cfg() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zoo.cfg");
+        std::fs::write(&path, "localSessionsEnabled=true\n").unwrap();
+        let config = Config::from_file_with_properties(&path, Vec::new()).unwrap();
+        assert!(!config.read_only_mode_enabled);
+        assert!(config.local_sessions_enabled && !config.local_sessions_upgrading_enabled);
+        // QuorumPeer: Boolean.getBoolean("readonlymode.enabled"), no `zookeeper.` prefix.
+        let properties = vec![("readonlymode.enabled".to_string(), "true".to_string())];
+        let config = Config::from_file_with_properties(&path, properties).unwrap();
+        assert!(config.read_only_mode_enabled);
+        assert!(config.unknown_keys.is_empty(), "{:?}", config.unknown_keys);
+        let config = Config::from_properties(
+            "readonlymode.enabled=true\nlocalSessionsUpgradingEnabled=true\n",
+        )
+        .unwrap();
+        assert!(config.read_only_mode_enabled && config.local_sessions_upgrading_enabled);
     }
 
     #[test]

@@ -336,7 +336,7 @@ pub fn state_rows(stats: &ServerStats) -> Vec<(&'static str, String)> {
         ServerMode::Leader => "leading - broadcast",
         ServerMode::Follower => "following - broadcast",
         ServerMode::Observer => "observing - broadcast",
-        ServerMode::Standalone | ServerMode::Looking => return rows,
+        ServerMode::Standalone | ServerMode::Looking | ServerMode::ReadOnly => return rows,
     };
     rows.push(("zk_peer_state", peer_state.into()));
     if mode == ServerMode::Observer {
@@ -356,7 +356,10 @@ pub fn quorum_rows(stats: &ServerStats, now_ms: i64) -> Vec<(&'static str, Strin
     let quorum = &stats.quorum;
     let load = |value: &std::sync::atomic::AtomicUsize| value.load(Ordering::Relaxed).to_string();
     let mode = quorum.mode();
-    if matches!(mode, ServerMode::Standalone | ServerMode::Looking) {
+    if matches!(
+        mode,
+        ServerMode::Standalone | ServerMode::Looking | ServerMode::ReadOnly
+    ) {
         return Vec::new();
     }
     let mut rows = vec![("zk_quorum_size", load(&quorum.quorum_size))];
@@ -576,6 +579,8 @@ pub async fn answer(state: &WordContext<'_>, word: &str) -> String {
     let mut out = String::new();
     match word {
         "ruok" => out.push_str("imok"),
+        // IsroCommand: `ro` while a ReadOnlyZooKeeperServer serves.
+        "isro" if state.stats.quorum.mode() == ServerMode::ReadOnly => out.push_str("ro"),
         "isro" => out.push_str("rw"),
         "srvr" => {
             let _ = writeln!(out, "Zookeeper version: {}", version_string());

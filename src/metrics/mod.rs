@@ -231,6 +231,9 @@ pub enum ServerMode {
     Leader,
     Follower,
     Observer,
+    /// An ensemble member without a quorum serving read-only clients
+    /// (ReadOnlyZooKeeperServer.getState: `read-only`).
+    ReadOnly,
 }
 
 impl ServerMode {
@@ -242,6 +245,7 @@ impl ServerMode {
             ServerMode::Leader => "leader",
             ServerMode::Follower => "follower",
             ServerMode::Observer => "observer",
+            ServerMode::ReadOnly => "read-only",
         }
     }
 
@@ -259,6 +263,7 @@ impl From<ServerMode> for u8 {
             ServerMode::Leader => 2,
             ServerMode::Follower => 3,
             ServerMode::Observer => 4,
+            ServerMode::ReadOnly => 5,
         }
     }
 }
@@ -272,6 +277,7 @@ impl From<u8> for ServerMode {
             2 => ServerMode::Leader,
             3 => ServerMode::Follower,
             4 => ServerMode::Observer,
+            5 => ServerMode::ReadOnly,
             _ => ServerMode::Looking,
         }
     }
@@ -420,6 +426,7 @@ mod tests {
             ServerMode::Leader,
             ServerMode::Follower,
             ServerMode::Observer,
+            ServerMode::ReadOnly,
         ] {
             assert_eq!(ServerMode::from(u8::from(mode)), mode);
             stats.quorum.set_mode(mode);
@@ -428,6 +435,7 @@ mod tests {
         }
         assert_eq!(ServerMode::from(200), ServerMode::Looking);
         assert_eq!(ServerMode::Follower.as_str(), "follower");
+        assert_eq!(ServerMode::ReadOnly.as_str(), "read-only");
     }
 
     #[test]

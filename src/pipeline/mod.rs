@@ -6,12 +6,14 @@
 //!   and orders the replies after them.
 //! - [`publish`] [pure]: turns a sealed batch into what each core is sent.
 //! - [`reply`] [pure]: the reply frames the pipeline computes.
+//! - [`local`] [pure]: the rules of local sessions and read-only mode.
 //! - [`driver`] [io]: the thread and its standalone and ensemble shells, which decide when a
 //!   batch is durable or committed, and so may be published.
 
 pub mod apply;
 pub mod driver;
 mod input;
+pub mod local;
 pub mod prep;
 pub mod publish;
 pub mod reply;

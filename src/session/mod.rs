@@ -268,6 +268,12 @@ impl SessionTable {
         Some(session)
     }
 
+    /// Forgets every session (a member's local sessions, when it stops serving).
+    pub fn clear(&mut self) {
+        self.sessions.clear();
+        self.buckets.clear();
+    }
+
     /// Sessions whose deadline has passed and that are not already closing. They are marked
     /// closing; the caller issues their closeSession transactions.
     pub fn expire(&mut self, now_ms: i64) -> Vec<i64> {

@@ -46,6 +46,7 @@ use super::PipelineInput;
 
 mod admission;
 mod ensemble;
+mod local_sessions;
 mod sessions;
 mod snapshots;
 mod standalone;
@@ -144,6 +145,8 @@ pub struct Pipeline {
     /// The apply stage: the pending tree and the batch being built on it.
     batch: Batch,
     sessions: SessionTable,
+    /// This server's local sessions (see `sessions.rs`): ensemble members only.
+    local_sessions: SessionTable,
     cores: Arc<[CoreSender]>,
     /// Records of the batch being built, for the log writer.
     records: Vec<LogRecord>,
@@ -205,6 +208,16 @@ impl Pipeline {
             secret,
             server_id,
         } = start;
+        // Local sessions (an ensemble's `localSessionsEnabled`, and every session a read-only
+        // server gives) are kept apart: no transaction makes or ends them, and no other server
+        // knows them. Their passwords derive from the same secret; their ids come from the
+        // global table's counter, so the two never overlap.
+        let local_sessions = SessionTable::new(
+            config.tick_time_ms as i64,
+            server_id,
+            wall_clock_ms(),
+            secret.clone(),
+        );
         let mut sessions = SessionTable::new(
             config.tick_time_ms as i64,
             server_id,
@@ -238,6 +251,7 @@ impl Pipeline {
             stats,
             batch: Batch::new(tree, core_count),
             sessions,
+            local_sessions,
             cores: cores.into(),
             started: Instant::now(),
         }
@@ -271,6 +285,9 @@ impl Pipeline {
                 if self.ensemble.is_none() || self.quorum_role_for_clients() == Some(true) {
                     wake_ms = wake_ms.min(deadline);
                 }
+            }
+            if let Some(deadline) = self.local_sessions.next_deadline_ms() {
+                wake_ms = wake_ms.min(deadline);
             }
             if let Some(ensemble) = &self.ensemble {
                 wake_ms = wake_ms.min(ensemble.next_timer_ms(now));
@@ -563,14 +580,20 @@ impl Pipeline {
                 auth,
                 fenced,
             } => self.write(conn, session_id, xid, request, &auth, fenced),
-            PipelineInput::Touch { sessions } => {
+            PipelineInput::Touch { mut sessions } => {
                 let now = self.monotonic_ms();
+                // A local session's activity is this server's business only; the global ones
+                // are reported to the leader.
+                sessions.retain(|session| !self.local_sessions.touch(*session, now));
                 for session in &sessions {
                     self.sessions.touch(*session, now);
                 }
                 self.quorum_touch(sessions);
             }
-            PipelineInput::Closed { conn, session_id } => self.sessions.detach(session_id, conn),
+            PipelineInput::Closed { conn, session_id } => {
+                self.sessions.detach(session_id, conn);
+                self.local_sessions.detach(session_id, conn);
+            }
             PipelineInput::Snapshot => self.snapshot_requested = true,
             PipelineInput::Shutdown => return true,
         }
@@ -587,6 +610,33 @@ impl Pipeline {
         fenced: bool,
     ) {
         let now = self.monotonic_ms();
+        if self.read_only_serving() {
+            self.read_only_write(conn, session_id, xid, &request);
+            return;
+        }
+        let request = if self.local_sessions.get(session_id).is_some() {
+            match self.local_write(conn, session_id, xid, request, auth, fenced) {
+                Some(request) => request,
+                None => return,
+            }
+        } else {
+            request
+        };
+        self.write_global(conn, session_id, xid, request, auth, fenced, now)
+    }
+
+    /// A write of a global session (or of a local one that needs nothing of its own).
+    #[allow(clippy::too_many_arguments)]
+    fn write_global(
+        &mut self,
+        conn: ConnRef,
+        session_id: i64,
+        xid: i32,
+        request: Request,
+        auth: &[Id],
+        fenced: bool,
+        now: i64,
+    ) {
         match self.quorum_role_for_clients() {
             Some(false) => {
                 self.learner_write(conn, session_id, xid, request, auth, fenced);
@@ -619,7 +669,7 @@ impl Pipeline {
         }
         // Answers that take no transaction: an expired session, and sync (ordered behind
         // every write before it, which is all a standalone server's sync has to do).
-        let immediate = if !self.sessions.touch(session_id, now) {
+        let immediate = if !self.session_alive(session_id, now) {
             Some(header_frame(
                 xid,
                 self.batch.zxid(),
@@ -650,7 +700,8 @@ impl Pipeline {
             extended_types_enabled: self.config.extended_types_enabled,
             skip_acl: self.config.skip_acl,
         };
-        let txn = if self.session_moved(session_id, None) {
+        let local = self.local_sessions.get(session_id).is_some();
+        let txn = if !local && self.session_moved(session_id, None) {
             Txn::Error {
                 code: ErrorCode::SessionMoved,
             }
@@ -702,9 +753,10 @@ impl Pipeline {
         if let Some(snapshots) = self.snapshots.as_mut() {
             snapshots.published(&session_changes, newest.as_ref(), txns);
         }
-        self.stats
-            .session_count
-            .store(self.sessions.len(), Ordering::Relaxed);
+        self.stats.session_count.store(
+            self.sessions.len() + self.local_sessions.len(),
+            Ordering::Relaxed,
+        );
         if let Some(version) = &newest {
             self.published = version.clone();
             self.quorum_published(version.zxid);

@@ -19,6 +19,9 @@ impl Pipeline {
     pub(super) fn connect(&mut self, conn: ConnRef, request: ConnectRequest, read_only_flag: bool) {
         let now = self.monotonic_ms();
         let timeout_ms = self.config.negotiate_timeout(request.time_out);
+        if self.local_connect(conn, &request, read_only_flag, timeout_ms) {
+            return;
+        }
         if let Some(leading) = self.quorum_role_for_clients() {
             if !leading {
                 self.learner_connect(conn, request, read_only_flag, timeout_ms);
@@ -130,7 +133,8 @@ impl Pipeline {
                 time_out: timeout_ms,
                 session_id,
                 passwd: self.sessions.password_for(session_id).to_vec(),
-                read_only: false,
+                // ZooKeeperServer.finishSessionInit: `this instanceof ReadOnlyZooKeeperServer`.
+                read_only: self.read_only_serving(),
             },
             read_only_flag,
         );
@@ -146,6 +150,8 @@ impl Pipeline {
     pub(super) fn housekeeping(&mut self) {
         self.purge_on_clock();
         self.release_memory_after_rebase();
+        // Every member (and a read-only server) expires its own local sessions.
+        self.expire_local_sessions();
         let now = self.monotonic_ms();
         // In an ensemble only the serving leader expires sessions and reaps nodes.
         let owner_of_sessions =

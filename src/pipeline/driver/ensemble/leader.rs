@@ -149,11 +149,19 @@ impl Pipeline {
                     }
                     return;
                 }
-                let txn = if !self.sessions.touch(session_id, now) {
+                // With local sessions, a session the leader does not know whose id names
+                // another server is that server's local session, which it vouches for
+                // (LeaderSessionTracker.checkSession).
+                let local_elsewhere = self.config.local_sessions_enabled
+                    && self.sessions.get(session_id).is_none()
+                    && self.ensemble.as_ref().is_some_and(|ensemble| {
+                        crate::pipeline::local::server_id_of_session(session_id) != ensemble.me
+                    });
+                let txn = if !local_elsewhere && !self.sessions.touch(session_id, now) {
                     Txn::Error {
                         code: ErrorCode::SessionExpired,
                     }
-                } else if self.session_moved(session_id, Some(from)) {
+                } else if !local_elsewhere && self.session_moved(session_id, Some(from)) {
                     Txn::Error {
                         code: ErrorCode::SessionMoved,
                     }

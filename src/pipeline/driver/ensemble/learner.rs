@@ -81,6 +81,23 @@ impl Pipeline {
         }
     }
 
+    /// A local session becomes global: its createSession goes to the leader ahead of the
+    /// request that needs it, on the same ordered link.
+    pub(in crate::pipeline::driver) fn forward_upgrade(
+        &mut self,
+        conn: ConnRef,
+        session_id: i64,
+        timeout_ms: i32,
+    ) {
+        self.forward(
+            Forwarded::CreateSession {
+                session_id,
+                timeout_ms,
+            },
+            Pending::Upgrade { conn, session_id },
+        );
+    }
+
     pub(in crate::pipeline::driver) fn learner_write(
         &mut self,
         conn: ConnRef,
@@ -91,7 +108,7 @@ impl Pipeline {
         fenced: bool,
     ) {
         let now = self.monotonic_ms();
-        if !self.sessions.touch(session_id, now) {
+        if !self.session_alive(session_id, now) {
             let frame = header_frame(xid, self.batch.zxid(), ErrorCode::SessionExpired);
             self.reply(
                 conn,

@@ -74,6 +74,9 @@ enum Pending {
         read_only_flag: bool,
         session_id: i64,
     },
+    /// The createSession of a local session being made global (see `local_sessions`):
+    /// nothing to answer when it commits.
+    Upgrade { conn: ConnRef, session_id: i64 },
     Request {
         conn: ConnRef,
         xid: i32,
@@ -91,6 +94,7 @@ impl Pending {
         match self {
             Pending::Connect { conn, .. }
             | Pending::Revalidate { conn, .. }
+            | Pending::Upgrade { conn, .. }
             | Pending::Request { conn, .. } => *conn,
         }
     }
@@ -117,6 +121,11 @@ pub(super) struct Ensemble {
     /// When this server last stopped serving (or started): the election time `mntr` reports
     /// runs from here to serving again.
     looking_since: Option<Instant>,
+    /// When the peer last began looking for a leader (None while it has a role): with
+    /// `readonlymode.enabled`, the read-only server starts a grace period after it.
+    looking_entered: Option<Instant>,
+    /// Serving read-only clients without a quorum (ZooKeeper's ReadOnlyZooKeeperServer).
+    read_only: bool,
     // Learner side.
     next_forward_id: u64,
     forwarded: HashMap<u64, Pending>,
@@ -230,6 +239,8 @@ impl Pipeline {
             role: None,
             serving: false,
             looking_since: Some(Instant::now()),
+            looking_entered: Some(Instant::now()),
+            read_only: false,
             next_forward_id: 1,
             forwarded: HashMap::new(),
             origins: HashMap::new(),
@@ -256,6 +267,65 @@ impl Pipeline {
             return None;
         }
         Some(matches!(ensemble.role, Some(Role::Leading { .. })))
+    }
+
+    /// Whether this member is serving read-only clients now (see `local_sessions`).
+    pub(super) fn read_only_serving(&self) -> bool {
+        self.ensemble
+            .as_ref()
+            .is_some_and(|ensemble| ensemble.read_only)
+    }
+
+    /// QuorumPeer's LOOKING case: with `readonlymode.enabled`, a member still looking for a
+    /// leader `read_only_grace_ms` after it began starts its read-only server.
+    fn maybe_serve_read_only(&mut self) {
+        if !self.config.read_only_mode_enabled {
+            return;
+        }
+        let grace_ms = crate::pipeline::local::read_only_grace_ms(self.config.tick_time_ms as u64);
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return;
+        };
+        let looking = matches!(ensemble.role, None | Some(Role::Looking));
+        let due = ensemble
+            .looking_entered
+            .is_some_and(|since| since.elapsed().as_millis() as u64 >= grace_ms);
+        if ensemble.serving || ensemble.read_only || !looking || !due {
+            return;
+        }
+        ensemble.read_only = true;
+        self.stats
+            .quorum
+            .set_mode(crate::metrics::ServerMode::ReadOnly);
+        info!(
+            "read-only server started: no quorum after {grace_ms} ms, serving read-only \
+             clients at zxid {:#x}",
+            self.published.zxid
+        );
+    }
+
+    /// The read-only server ends when the peer stops looking (ZooKeeper shuts its
+    /// ReadOnlyZooKeeperServer down as lookForLeader returns): every connection closes and
+    /// the local sessions it gave are gone.
+    fn end_read_only(&mut self) {
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return;
+        };
+        if !std::mem::replace(&mut ensemble.read_only, false) {
+            return;
+        }
+        let reason = "the read-only server stopped: a leader was found";
+        info!("{reason}");
+        self.drop_local_sessions();
+        self.stats
+            .quorum
+            .set_mode(crate::metrics::ServerMode::Looking);
+        for sender in self.cores.iter() {
+            let _ = sender.try_send(CoreBatch {
+                steps: Arc::new(Vec::new()),
+                replies: vec![(0, CoreReply::CloseAll { reason })],
+            });
+        }
     }
 
     /// Steps the peer and performs what it asks.
@@ -288,6 +358,7 @@ impl Pipeline {
             Input::Wake
         };
         self.step_peer(input);
+        self.maybe_serve_read_only();
     }
 
     /// A learner reports its clients' activity to the leader.
@@ -468,6 +539,10 @@ impl Pipeline {
         ensemble.synced_waiting.clear();
         ensemble.held.clear();
         self.drop_held();
+        // Local sessions live as long as the server that made them serves.
+        if !self.read_only_serving() {
+            self.drop_local_sessions();
+        }
         let Some(ensemble) = self.ensemble.as_mut() else {
             return;
         };
@@ -487,9 +562,11 @@ impl Pipeline {
                 .retain(|record| record.zxid <= published_zxid);
             self.waiting.clear();
         }
-        self.stats
-            .quorum
-            .set_mode(crate::metrics::ServerMode::Looking);
+        if !self.read_only_serving() {
+            self.stats
+                .quorum
+                .set_mode(crate::metrics::ServerMode::Looking);
+        }
         if was_serving {
             info!("stopped serving clients: {reason}");
             for sender in self.cores.iter() {
@@ -509,10 +586,19 @@ impl Pipeline {
             Role::Looking => 0,
         };
         self.stats.quorum.leader_id.store(leader, Ordering::Relaxed);
+        let looking = matches!(role, Role::Looking);
+        if !looking {
+            self.end_read_only();
+        }
         // Whatever the new role, what was served under the old one ends.
         self.stop_serving("the quorum role changed");
         if let Some(ensemble) = self.ensemble.as_mut() {
             ensemble.role = Some(role);
+            if !looking {
+                ensemble.looking_entered = None;
+            } else if ensemble.looking_entered.is_none() {
+                ensemble.looking_entered = Some(Instant::now());
+            }
         }
     }
 
@@ -661,6 +747,10 @@ impl Pipeline {
                         conn,
                         session_id: s,
                         ..
+                    })
+                    | Some(Pending::Upgrade {
+                        conn,
+                        session_id: s,
                     }) if s == session_id => Some(*conn),
                     _ => None,
                 };
@@ -719,6 +809,9 @@ impl Pipeline {
                     reason: "the leader answered out of protocol",
                 },
             ),
+            Some(Pending::Upgrade { session_id, .. }) => {
+                info!("local session {session_id:#x} is global now");
+            }
             None => {}
         }
     }
