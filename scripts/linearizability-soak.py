@@ -8,6 +8,8 @@ Apache ZooKeeper control, per fault schedule.
                                     [--kinds ringkeeper,zookeeper]
                                     [--schedules kill,pause,partition,mixed]
                                     [--workers 6] [--keys 6] [--seed N] [--dir DIR]
+                                    [--stacks-on-failure]
+    scripts/linearizability-soak.py --check DIR/<name>.ops.jsonl
 
 A round runs every (kind, servers, schedule) once, each in a fresh ensemble whose members are
 in network namespaces of their own (NetLab of tests/ensemble/test_partition.py; needs root,
@@ -31,6 +33,7 @@ import dataclasses
 import json
 import logging
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,13 +65,36 @@ def one(kind, servers, schedule, args, base, seed):
         place = {} if lab is None else {"hosts": lab.hosts, "netns": lab.namespaces}
         e = harness.Ensemble(kind, base, participants=servers, **place).start()
         pause_s = 2.0 * harness.TEST_CFG["syncLimit"] * harness.TEST_CFG["tickTime"] / 1000.0
-        return linzrun.run(e, lab, args.duration_s, SCHEDULES[schedule][servers],
-                           workers=args.workers, keys=args.keys, seed=seed, pause_s=pause_s)
+        try:
+            return linzrun.run(e, lab, args.duration_s, SCHEDULES[schedule][servers],
+                               workers=args.workers, keys=args.keys, seed=seed,
+                               pause_s=pause_s)
+        except Exception:
+            if args.stacks_on_failure:
+                dump_stacks(e, base)
+            raise
     finally:
         if e is not None:
             e.close()
         if lab is not None:
             lab.close()
+
+
+def dump_stacks(e, base):
+    """Every thread's stack of every running server (gdb), and its srvr, into base/: what a
+    server that stopped making progress was doing."""
+    for sid in e.running_ids():
+        m = e.members[sid]
+        out = Path(base) / ("s%d.stacks.txt" % sid)
+        try:
+            srvr = e.srvr(sid)
+        except OSError as ex:
+            srvr = repr(ex)
+        r = subprocess.run(["gdb", "-p", str(m.proc.pid), "-batch", "-ex",
+                            "thread apply all bt"], capture_output=True, text=True,
+                           timeout=120)
+        out.write_text("srvr:\n%s\n\n%s\n%s" % (srvr, r.stdout, r.stderr[-2000:]))
+        print("  server %d: stacks in %s" % (sid, out), flush=True)
 
 
 def dump_ops(path, ops):
@@ -116,6 +142,8 @@ def main():
     p.add_argument("--keys", type=int, default=6)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--dir", default=None)
+    p.add_argument("--stacks-on-failure", action="store_true",
+                   help="when a run fails, dump every server's thread stacks (gdb) first")
     p.add_argument("--check", default=None, metavar="OPS_JSONL",
                    help="only check a history written by an earlier run (*.ops.jsonl)")
     args = p.parse_args()
