@@ -83,7 +83,8 @@ enum Pending {
     },
 }
 
-/// A snapshot encoded for a learner (None when encoding failed).
+/// From a thread streaming a snapshot to a learner: a [`Wire::SnapChunk`] to send at once,
+/// or the end of the stream (the ZAB `Snap` carrying the header; None when it failed).
 pub(super) type EncodedSnapshot = (ServerId, Option<Wire>);
 
 impl Pending {
@@ -108,6 +109,9 @@ pub(super) struct Ensemble {
     /// link sequence number comes before theirs): the number of snapshots pending, and the
     /// messages in order.
     held: HashMap<ServerId, (usize, Vec<Wire>)>,
+    /// Snapshots being streamed to learners: the ZAB link, and where the learner's
+    /// acknowledgements go (the streaming thread waits on them; dropping the sender stops it).
+    transfers: HashMap<ServerId, (u64, Sender<u64>)>,
     pub(super) closed: Receiver<ServerId>,
     clock: ZabClock,
     tick_ms: u64,
@@ -218,6 +222,7 @@ impl Pipeline {
             inbound: start.inbound,
             encoded: crossbeam_channel::unbounded(),
             held: HashMap::new(),
+            transfers: HashMap::new(),
             closed: start.closed,
             next_tick_ms: clock.now_ms() + start.tick_ms.max(1),
             clock,
@@ -459,6 +464,7 @@ impl Pipeline {
         ensemble.origins.clear();
         ensemble.pending_syncs.clear();
         ensemble.held.clear();
+        ensemble.transfers.clear();
         self.drop_held();
         let Some(ensemble) = self.ensemble.as_mut() else {
             return;
@@ -710,6 +716,21 @@ impl Pipeline {
                             close: false,
                         },
                     );
+                }
+            }
+            Wire::SnapChunk {
+                conn,
+                zxid,
+                offset,
+                bytes,
+            } => self.snapshot_chunk_received(from, conn, zxid, offset, &bytes),
+            Wire::SnapAck { conn, offset } => {
+                if let Some(ensemble) = self.ensemble.as_mut() {
+                    if let Some((transfer_conn, credits)) = ensemble.transfers.get(&from) {
+                        if *transfer_conn == conn {
+                            let _ = credits.send(offset);
+                        }
+                    }
                 }
             }
             Wire::Revalidated {
