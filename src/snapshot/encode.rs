@@ -6,7 +6,7 @@
 //! [`super::format::SnapshotBody`] (`the_streamed_archive_holds_the_models_records` checks
 //! it). What differs is the memory: building a `SnapshotBody` first holds a record per node
 //! with copies of its name and data, and the archive in a buffer: about three times the file.
-//! This encoder writes each node's name and data as it walks the tree and keeps a 40-byte slot
+//! This encoder writes each node's name and data as it walks the tree and keeps a 48-byte slot
 //! per node (plus its name, and the stat of nodes changed since the base: the base's own
 //! records are read again in place) until the node array, which must follow the data it points
 //! to, is written at the end.
