@@ -11,7 +11,7 @@ use crossbeam_channel::Sender;
 use super::{QuorumDisk, QuorumLinks};
 use crate::config::QuorumConfig;
 use crate::session::{SessionSecrets, ENSEMBLE_SECRET};
-use crate::snapshot::{MappedSnapshot, SessionRecord};
+use crate::snapshot::{ChunkOutcome, MappedSnapshot, SessionRecord, SnapshotReception};
 use crate::storage::Storage;
 use crate::tree::TreeVersion;
 use crate::zab::{Epochs, Message, ServerId, Zxid};
@@ -180,6 +180,9 @@ pub struct MemberDisk {
     pub data_dir: PathBuf,
     pub log_dir: PathBuf,
     pub batch_bytes_max: usize,
+    /// The snapshot a leader is streaming to this server, if any (one at a time: a learner
+    /// syncs with one leader).
+    pub reception: std::sync::Mutex<Option<SnapshotReception>>,
 }
 
 fn sessions_of(snapshot: &MappedSnapshot) -> Vec<(i64, i32)> {
@@ -205,11 +208,41 @@ impl QuorumDisk for MemberDisk {
     }
 
     fn install_snapshot(&self, bytes: &[u8]) -> Result<(TreeVersion, Vec<(i64, i32)>), String> {
+        if bytes.len() == crate::snapshot::format::HEADER_BYTES {
+            // The end of a stream of chunks: `bytes` is the real header.
+            let reception = match self.reception.lock() {
+                Ok(mut reception) => reception.take(),
+                Err(_) => return Err("the snapshot reception state is poisoned".into()),
+            };
+            let Some(reception) = reception else {
+                return Err("a streamed snapshot ended, but none was being received".into());
+            };
+            let snapshot = reception.finish(bytes).map_err(|e| e.to_string())?;
+            let sessions = sessions_of(&snapshot);
+            return Ok((TreeVersion::from_snapshot(Arc::new(snapshot)), sessions));
+        }
         let path =
             crate::snapshot::install_snapshot(&self.data_dir, bytes).map_err(|e| e.to_string())?;
         let snapshot = MappedSnapshot::open(&path).map_err(|e| e.to_string())?;
         let sessions = sessions_of(&snapshot);
         Ok((TreeVersion::from_snapshot(Arc::new(snapshot)), sessions))
+    }
+
+    fn receive_snapshot_chunk(
+        &self,
+        conn: u64,
+        zxid: Zxid,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<bool, String> {
+        let Ok(mut reception) = self.reception.lock() else {
+            return Err("the snapshot reception state is poisoned".into());
+        };
+        match SnapshotReception::chunk(&mut reception, &self.data_dir, conn, zxid, offset, bytes) {
+            Ok(ChunkOutcome::Written(_)) => Ok(true),
+            Ok(ChunkOutcome::Stale) => Ok(false),
+            Err(error) => Err(error.to_string()),
+        }
     }
 
     fn remove_snapshots_above(&self, zxid: Zxid) -> Result<(), String> {

@@ -51,8 +51,23 @@ pub trait QuorumDisk: Send + Sync {
         sessions: &[(i64, i32)],
     ) -> Result<Vec<u8>, String>;
     /// Validates and durably stores a snapshot received from the leader; returns its tree
-    /// and sessions.
+    /// and sessions. `bytes` is either the whole file (the one-message form) or, when it is
+    /// exactly a header, the end of a stream of chunks ([`Wire::SnapChunk`]) received before.
     fn install_snapshot(&self, bytes: &[u8]) -> Result<(TreeVersion, Vec<(i64, i32)>), String>;
+    /// Writes one chunk of a snapshot streamed by the leader ([`Wire::SnapChunk`]) to a
+    /// temporary file in dataDir. A chunk at offset 0 of a newer link starts the file over;
+    /// one of an older link is ignored (Ok(false)). Ok(true): written and may be acknowledged.
+    /// A chunk out of order on the current link is an error (something was lost).
+    fn receive_snapshot_chunk(
+        &self,
+        conn: u64,
+        zxid: Zxid,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<bool, String> {
+        let _ = (conn, zxid, offset, bytes);
+        Err("this disk does not receive streamed snapshots".into())
+    }
     /// Removes snapshots holding transactions above `zxid` (after a truncation there).
     fn remove_snapshots_above(&self, zxid: Zxid) -> Result<(), String>;
     /// Rebuilds the tree and sessions from disk with every record up to `zxid` (after the log
@@ -90,6 +105,21 @@ pub enum Wire {
         valid: bool,
         timeout_ms: i32,
     },
+    /// Leader → learner: bytes `offset..offset + bytes.len()` of the snapshot file at `zxid`
+    /// that the leader is streaming on ZAB link `conn`, its header zeroed (the real header
+    /// is the payload of the ZAB `Snap` that ends the stream). A SNAP is a stream of bounded
+    /// chunks rather than one message (compare ZOOKEEPER-3500): neither side holds the whole
+    /// snapshot in memory. See `pipeline/driver/ensemble/leader.rs`.
+    SnapChunk {
+        conn: u64,
+        zxid: Zxid,
+        offset: u64,
+        bytes: Vec<u8>,
+    },
+    /// Learner → leader: the snapshot streamed on link `conn` is written through `offset`;
+    /// the leader keeps at most a bounded window of bytes beyond the last acknowledgement in
+    /// flight.
+    SnapAck { conn: u64, offset: u64 },
 }
 
 /// What a learner forwards to its leader.

@@ -36,6 +36,8 @@
 //! | 66 | `Synced` | id u64, zxid i64 |
 //! | 67 | `Touch` | count u32, session i64 × count |
 //! | 68 | `Revalidated` | id u64, valid bool, timeout_ms i32 |
+//! | 69 | `SnapChunk` | conn u64, zxid i64, offset u64, length u32, bytes |
+//! | 70 | `SnapAck` | conn u64, offset u64 |
 //!
 //! where
 //!
@@ -93,6 +95,8 @@ const KIND_REJECTED: u8 = 65;
 const KIND_SYNCED: u8 = 66;
 const KIND_TOUCH: u8 = 67;
 const KIND_REVALIDATED: u8 = 68;
+const KIND_SNAP_CHUNK: u8 = 69;
+const KIND_SNAP_ACK: u8 = 70;
 
 /// Why a body could not be decoded. The transport closes the connection it came on.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -336,6 +340,23 @@ pub fn encode(message: &Wire, out: &mut Vec<u8>) {
             put_bool(out, *valid);
             put_i32(out, *timeout_ms);
         }
+        Wire::SnapChunk {
+            conn,
+            zxid,
+            offset,
+            bytes,
+        } => {
+            put_u8(out, KIND_SNAP_CHUNK);
+            put_u64(out, *conn);
+            put_i64(out, *zxid);
+            put_u64(out, *offset);
+            put_bytes(out, bytes);
+        }
+        Wire::SnapAck { conn, offset } => {
+            put_u8(out, KIND_SNAP_ACK);
+            put_u64(out, *conn);
+            put_u64(out, *offset);
+        }
     }
 }
 
@@ -553,6 +574,16 @@ pub fn decode(bytes: &[u8]) -> Result<Wire, WireError> {
             id: cursor.u64()?,
             valid: cursor.bool("revalidated valid")?,
             timeout_ms: cursor.i32()?,
+        },
+        KIND_SNAP_CHUNK => Wire::SnapChunk {
+            conn: cursor.u64()?,
+            zxid: cursor.i64()?,
+            offset: cursor.u64()?,
+            bytes: cursor.bytes("snapshot chunk")?.to_vec(),
+        },
+        KIND_SNAP_ACK => Wire::SnapAck {
+            conn: cursor.u64()?,
+            offset: cursor.u64()?,
         },
         other => return Err(WireError::UnknownKind(other)),
     };
@@ -792,6 +823,16 @@ mod tests {
                 valid: true,
                 timeout_ms: 4_000,
             },
+            Wire::SnapChunk {
+                conn: 9,
+                zxid: 0x1_0000_0002,
+                offset: 1 << 33,
+                bytes: vec![1, 2, 3],
+            },
+            Wire::SnapAck {
+                conn: 9,
+                offset: (1 << 33) + 3,
+            },
         ];
         for state in [
             PeerState::Following,
@@ -894,7 +935,7 @@ mod tests {
             let known = [1u8]
                 .iter()
                 .chain(&[16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29])
-                .chain(&[48, 49, 50, 64, 65, 66, 67, 68])
+                .chain(&[48, 49, 50, 64, 65, 66, 67, 68, 69, 70])
                 .any(|&k| k == kind);
             if !known {
                 assert_eq!(
@@ -1176,6 +1217,19 @@ mod tests {
                     timeout_ms,
                 }
             }),
+            (
+                any::<u64>(),
+                any::<i64>(),
+                any::<u64>(),
+                vec(any::<u8>(), 0..16)
+            )
+                .prop_map(|(conn, zxid, offset, bytes)| Wire::SnapChunk {
+                    conn,
+                    zxid,
+                    offset,
+                    bytes
+                }),
+            (any::<u64>(), any::<u64>()).prop_map(|(conn, offset)| Wire::SnapAck { conn, offset }),
         ]
     }
 

@@ -398,6 +398,7 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                     data_dir: config.data_dir.clone(),
                     log_dir: config.data_log_dir.clone(),
                     batch_bytes_max: LOG_BATCH_BYTES_MAX,
+                    reception: Default::default(),
                 }),
                 inbound,
                 closed,

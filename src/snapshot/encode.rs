@@ -6,7 +6,7 @@
 //! [`super::format::SnapshotBody`] (`the_streamed_archive_holds_the_models_records` checks
 //! it). What differs is the memory: building a `SnapshotBody` first holds a record per node
 //! with copies of its name and data, and the archive in a buffer: about three times the file.
-//! This encoder writes each node's name and data as it walks the tree and keeps a 40-byte slot
+//! This encoder writes each node's name and data as it walks the tree and keeps a 48-byte slot
 //! per node (plus its name, and the stat of nodes changed since the base: the base's own
 //! records are read again in place) until the node array, which must follow the data it points
 //! to, is written at the end.
@@ -31,8 +31,8 @@ use rkyv::vec::{ArchivedVec, VecResolver};
 use rkyv::{Archive, Place, Serialize};
 
 use super::format::{
-    AclRecord, ArchivedNodeRecord, ArchivedSnapshotBody, Header, SessionRecord, SnapshotError,
-    FLAG_DATA_NULL, HEADER_BYTES, NODE_COUNT_MAX,
+    AclRecord, ArchivedAclRecord, ArchivedNodeRecord, ArchivedSnapshotBody, Header, SessionRecord,
+    SnapshotError, FLAG_DATA_NULL, HEADER_BYTES, NODE_COUNT_MAX,
 };
 use crate::jute::records::Acl;
 use crate::snapshot::MappedSnapshot;
@@ -52,9 +52,9 @@ pub fn stream_snapshot<W: Write>(
     stream_snapshot_within(tree, sessions, out, BODY_BYTES_MAX)
 }
 
-/// The largest body the format can hold: rkyv's relative pointers are 32-bit signed, and the
-/// first node's data is about a body's length away from the node array that points to it.
-pub const BODY_BYTES_MAX: usize = i32::MAX as usize;
+/// The largest body written (format 3's pointers are 64-bit: the bound is ours, not rkyv's;
+/// see `format::BODY_BYTES_MAX`).
+pub const BODY_BYTES_MAX: usize = super::format::BODY_BYTES_MAX as usize;
 
 /// [`stream_snapshot`] with the body limited to `body_bytes_max` (tests use a small one).
 /// A tree whose body would not fit is refused with [`SnapshotError::BodyTooLarge`] before
@@ -199,10 +199,16 @@ where
             .acls
             .iter()
             .map(|list| {
-                8 + list
-                    .iter()
-                    .map(|acl| 24 + acl.scheme.len() + acl.id.len())
-                    .sum::<usize>()
+                std::mem::size_of::<ArchivedVec<ArchivedAclRecord>>()
+                    + list
+                        .iter()
+                        .map(|acl| {
+                            std::mem::size_of::<ArchivedAclRecord>()
+                                + acl.scheme.len()
+                                + acl.id.len()
+                                + 16
+                        })
+                        .sum::<usize>()
             })
             .sum();
         let estimate = serializer.pos()
@@ -259,7 +265,7 @@ struct NodeFixed {
     data_pos: usize,
 }
 
-/// What the walk keeps of a node until the node array is written (40 bytes): its place in
+/// What the walk keeps of a node until the node array is written (48 bytes): its place in
 /// the tree, where its data went, and where the rest of its record is. A node read from the
 /// base keeps only its index there, since the base is mapped and its record can be read
 /// again; a node of the delta keeps its stat in `Walked::delta`.
@@ -270,9 +276,10 @@ struct NodeSlot {
     first_child: u32,
     child_count: u32,
     acl: u32,
-    data_pos: u32,
-    name_start: usize,
     name_len: u32,
+    /// Where the node's data went: a body past 4 GiB has data beyond u32.
+    data_pos: u64,
+    name_start: usize,
 }
 
 const DELTA: u32 = 1 << 31;
@@ -506,7 +513,7 @@ where
             first_child as u32
         };
         slot.child_count = child_count as u32;
-        slot.data_pos = data_pos as u32;
+        slot.data_pos = data_pos as u64;
         index += 1;
     }
     drop(owners);

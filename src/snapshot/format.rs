@@ -10,7 +10,7 @@
 //! ```text
 //! header (HEADER_BYTES = 64 bytes, at offset 0)
 //!   0  magic             8 bytes  "RKSNAPSH"
-//!   8  format version    u32      2
+//!   8  format version    u32      3
 //!   12 header length     u32      64
 //!   16 last zxid         i64      the zxid of the last transaction the snapshot contains
 //!   24 node count        u64      number of NodeRecords in the body
@@ -19,24 +19,24 @@
 //!   44 reserved          16 bytes zero (covered by the header checksum)
 //!   60 header checksum   u32      CRC-32C of header bytes 0..60
 //! body (at offset 64, so 8-byte aligned in a page-aligned mapping)
-//!   the rkyv 0.8 archive (default features: little-endian, aligned, 32-bit relative
-//!   pointers) of SnapshotBody. rkyv writes out-of-line data first and the root last: the
-//!   root (ArchivedSnapshotBody, 40 bytes) is the last 40 bytes of the body.
+//!   the rkyv 0.8 archive (features: little-endian, aligned, 64-bit relative pointers, i.e.
+//!   `pointer_width_64`) of SnapshotBody. rkyv writes out-of-line data first and the root
+//!   last: the root (ArchivedSnapshotBody, 72 bytes) is the last 72 bytes of the body.
 //! ```
 //!
-//! The archived structs are `repr(C)`; a relative pointer is an i32 offset from the pointer's
-//! own position; an archived `Vec` is (relative pointer i32, length u32); an archived
-//! `String` is 8 bytes, inline when at most 8 bytes long, else (length with tag bits, relative
-//! pointer). Layouts (pinned by `archived_layouts_are_pinned`):
+//! The archived structs are `repr(C)`; a relative pointer is an i64 offset from the pointer's
+//! own position; an archived `Vec` is (relative pointer i64, length u64); an archived
+//! `String` is 16 bytes, inline when at most 16 bytes long, else (length with tag bits,
+//! relative pointer). Layouts (pinned by `archived_layouts_are_pinned`):
 //!
 //! ```text
-//! ArchivedSnapshotBody (40 bytes, align 8)
+//! ArchivedSnapshotBody (72 bytes, align 8)
 //!   0  nodes      Vec<NodeRecord>      breadth-first, children of a node contiguous and sorted
-//!   8  acls       Vec<Vec<AclRecord>>  the ACL table: distinct ACL lists, referenced by index
-//!   16 special    Vec<u32>             indices of the ephemeral, container and TTL nodes
-//!   24 sessions   Vec<SessionRecord>   the live sessions at the snapshot's zxid
-//!   32 data size  u64                  sum of path and data lengths (mntr approximate_data_size)
-//! ArchivedNodeRecord (96 bytes, align 8)
+//!   16 acls       Vec<Vec<AclRecord>>  the ACL table: distinct ACL lists, referenced by index
+//!   32 special    Vec<u32>             indices of the ephemeral, container and TTL nodes
+//!   48 sessions   Vec<SessionRecord>   the live sessions at the snapshot's zxid
+//!   64 data size  u64                  sum of path and data lengths (mntr approximate_data_size)
+//! ArchivedNodeRecord (112 bytes, align 8)
 //!   0  czxid i64  8 mzxid i64  16 pzxid i64  24 ctime i64  32 mtime i64
 //!   40 ephemeral owner i64     (StatPersisted.ephemeralOwner, raw: containers and TTLs too)
 //!   48 version i32  52 cversion i32 (creates, as the tree stores it)  56 aversion i32
@@ -46,10 +46,26 @@
 //!   72 child count u32
 //!   76 flags u32        bit 0: the data is null (distinct from empty)
 //!   80 name String      last path component ("" for the root)
-//!   88 data Vec<u8>
-//! ArchivedAclRecord (20 bytes, align 4): 0 perms i32, 4 scheme String, 12 id String
+//!   96 data Vec<u8>
+//! ArchivedAclRecord (40 bytes, align 8): 0 perms i32, 4 padding, 8 scheme String, 24 id String
 //! ArchivedSessionRecord (16 bytes, align 8): 0 session id i64, 8 timeout ms i32, 12 padding
 //! ```
+//!
+//! Size. With 64-bit pointers a body has no limit of its own below [`BODY_BYTES_MAX`] (an
+//! explicit 1 TiB, far beyond any tree that fits in memory): format 2's 32-bit pointers
+//! capped a body at 2 GiB (about 10M znodes of 100 bytes), past which no snapshot could be
+//! written and every restart replayed the whole log. The price is 16 bytes more per node
+//! record (112 instead of 96) and 16 per ACL entry.
+//!
+//! Versions. 1: `acls` before `nodes`. 2: as 3 with 32-bit pointers (records of 96 bytes,
+//! strings inline up to 8 bytes). rkyv's pointer width is a build-wide feature, so this build
+//! cannot read a version 2 archive in place; it refuses one by name
+//! ([`SnapshotError::PreviousVersion`]) and recovery falls back to older snapshots and the
+//! log, which fails loudly ("the log does not continue the snapshot") when retention has
+//! purged the log those need. The fix is in the message: on an ensemble member, remove the
+//! version 2 snapshots and the log, and the member is synced from its leader (SNAP); a
+//! standalone server needs a version 3 snapshot written first (no converter exists yet;
+//! `version_2_files_are_refused_by_name` pins the refusal).
 //!
 //! Node order. Nodes are sorted by (parent index, name) with parents numbered before their
 //! children, which is breadth-first order: the root is node 0, then its children, then the
@@ -78,8 +94,14 @@ use crate::tree::{Node, NodeStat};
 
 pub const MAGIC: &[u8; 8] = b"RKSNAPSH";
 /// Version 2 put `nodes` before `acls` in the body, so that it can be written as the tree is
-/// walked (`encode`); version 1 files are refused by name.
-pub const FORMAT_VERSION: u32 = 2;
+/// walked (`encode`); version 3 made rkyv's pointers 64-bit (see the module doc). Version 1
+/// files are refused; version 2 files are refused by name with the way to upgrade them.
+pub const FORMAT_VERSION: u32 = 3;
+/// The format 3 replaced (32-bit pointers), refused by name.
+pub const FORMAT_VERSION_32_BIT: u32 = 2;
+/// The largest body this server writes or reads: an explicit bound, far above any tree that
+/// fits in memory (format 3's pointers are 64-bit, so the format itself is not the limit).
+pub const BODY_BYTES_MAX: u64 = 1 << 40;
 pub const HEADER_BYTES: usize = 64;
 /// Bit 0 of `NodeRecord::flags`: the node's data is null.
 pub const FLAG_DATA_NULL: u32 = 1;
@@ -128,8 +150,10 @@ pub enum SnapshotError {
     Structure(String),
     #[error("snapshot of {0} nodes exceeds the format's limit")]
     TooLarge(usize),
-    #[error("snapshot body of about {0} bytes exceeds the format's limit of 2 GiB (32-bit relative pointers)")]
+    #[error("snapshot body of about {0} bytes exceeds the limit of {BODY_BYTES_MAX} bytes")]
     BodyTooLarge(u64),
+    #[error("snapshot format version 2 (32-bit pointers, written before ringkeeper's format 3) cannot be read in place by this build; on an ensemble member remove the version 2 snapshots and the log so that the leader sends a new one (README, \"Snapshots past 2 GiB\")")]
+    PreviousVersion,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Archive, Serialize, Deserialize)]
@@ -247,6 +271,9 @@ impl Header {
             return Err(SnapshotError::HeaderChecksum);
         }
         let version = u32_at(8);
+        if version == FORMAT_VERSION_32_BIT {
+            return Err(SnapshotError::PreviousVersion);
+        }
         if version != FORMAT_VERSION {
             return Err(SnapshotError::UnsupportedVersion(version));
         }
@@ -287,6 +314,9 @@ pub fn encode(
 pub fn validate(file: &[u8]) -> Result<(Header, &ArchivedSnapshotBody), SnapshotError> {
     let header = Header::decode(file)?;
     let body = &file[HEADER_BYTES..];
+    if header.body_bytes > BODY_BYTES_MAX {
+        return Err(SnapshotError::BodyTooLarge(header.body_bytes));
+    }
     if body.len() as u64 != header.body_bytes {
         return Err(SnapshotError::BodyLength {
             expected: header.body_bytes,

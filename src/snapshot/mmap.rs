@@ -67,6 +67,13 @@ impl MappedSnapshot {
         })
     }
 
+    /// The same mapping, known by the name it was renamed to (a received snapshot is
+    /// validated under its temporary name, then renamed into place).
+    pub fn renamed(mut self, path: PathBuf) -> MappedSnapshot {
+        self.path = path;
+        self
+    }
+
     /// The archive, in place.
     pub fn view(&self) -> SnapshotView<'_> {
         // SAFETY: `open` validated these bytes with `rkyv::access` and `check_structure`, and

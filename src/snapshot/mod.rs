@@ -18,7 +18,7 @@ pub use format::{SessionRecord, SnapshotError};
 pub use mmap::{newest_valid, MappedSnapshot, NewestValid, Rejected};
 pub use writer::{
     encode_snapshot, install_snapshot, list_snapshots, remove_snapshots_above, retain,
-    write_snapshot,
+    write_snapshot, ChunkOutcome, SnapshotReception,
 };
 
 #[cfg(test)]

@@ -89,6 +89,128 @@ pub fn install_snapshot(dir: &Path, bytes: &[u8]) -> Result<PathBuf, SnapshotErr
     })
 }
 
+/// The temporary file a snapshot streamed by a leader is received into (not a snapshot name:
+/// `list_snapshots` ignores it, and a crash leaves only this file, overwritten next time).
+pub const RECEIVING_NAME: &str = "snapshot.receiving.tmp";
+
+/// A snapshot being received from a leader in chunks (ZAB's SNAP as a stream, see
+/// `pipeline/driver/ensemble/leader.rs`): the file is written as the chunks come, so the
+/// learner's memory holds one chunk whatever the snapshot's size. The stream is the file with
+/// its header zeroed; [`SnapshotReception::finish`] writes the real header (which carries the
+/// body's length and checksum), then validates and installs the file as
+/// [`install_snapshot`] does with bytes in memory.
+pub struct SnapshotReception {
+    dir: PathBuf,
+    /// The ZAB link and zxid of the snapshot being received.
+    conn: u64,
+    zxid: i64,
+    file: File,
+    /// Bytes written so far (the next chunk's offset).
+    received: u64,
+}
+
+/// What [`SnapshotReception::chunk`] did with a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkOutcome {
+    /// Written; the file now holds this many bytes.
+    Written(u64),
+    /// From an older link than the reception in progress: ignored.
+    Stale,
+}
+
+impl SnapshotReception {
+    /// Takes one chunk. `current` is the reception in progress, if any: a chunk at offset 0
+    /// on a link at least as new starts a new file; any other chunk must continue `current`
+    /// exactly (same link and zxid, at the offset reached), else the stream lost something.
+    pub fn chunk(
+        current: &mut Option<SnapshotReception>,
+        dir: &Path,
+        conn: u64,
+        zxid: i64,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<ChunkOutcome, SnapshotError> {
+        let newer = current
+            .as_ref()
+            .is_none_or(|reception| conn >= reception.conn);
+        if offset == 0 && newer {
+            *current = None;
+            let path = dir.join(RECEIVING_NAME);
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .map_err(io_error(&path))?;
+            *current = Some(SnapshotReception {
+                dir: dir.to_path_buf(),
+                conn,
+                zxid,
+                file,
+                received: 0,
+            });
+        }
+        let Some(reception) = current.as_mut() else {
+            return Ok(ChunkOutcome::Stale);
+        };
+        if conn < reception.conn {
+            return Ok(ChunkOutcome::Stale);
+        }
+        if conn != reception.conn || zxid != reception.zxid || offset != reception.received {
+            let expected = (reception.conn, reception.zxid, reception.received);
+            *current = None;
+            return Err(SnapshotError::Structure(format!(
+                "snapshot chunk of link {conn} at zxid {zxid:#x} offset {offset} does not continue the stream (link {}, zxid {:#x}, {} bytes received)",
+                expected.0, expected.1, expected.2
+            )));
+        }
+        let path = reception.dir.join(RECEIVING_NAME);
+        let end = reception.received + bytes.len() as u64;
+        if end > HEADER_BYTES as u64 + format::BODY_BYTES_MAX {
+            *current = None;
+            return Err(SnapshotError::BodyTooLarge(end));
+        }
+        reception.file.write_all(bytes).map_err(io_error(&path))?;
+        reception.received = end;
+        Ok(ChunkOutcome::Written(end))
+    }
+
+    /// Ends the stream whose header is `header` (the ZAB `Snap` payload): writes it over the
+    /// zeroed one, makes the file durable, maps and validates it fully (header, length, body
+    /// checksum, rkyv validation, tree structure), removes the snapshots above its zxid and
+    /// renames it into place. Returns the mapped snapshot, ready to be the tree's base.
+    pub fn finish(self, header: &[u8]) -> Result<super::MappedSnapshot, SnapshotError> {
+        let decoded = format::Header::decode(header)?;
+        let temp_path = self.dir.join(RECEIVING_NAME);
+        if decoded.zxid != self.zxid {
+            return Err(SnapshotError::Structure(format!(
+                "the snapshot header names zxid {:#x}, the stream was for {:#x}",
+                decoded.zxid, self.zxid
+            )));
+        }
+        if self.received != HEADER_BYTES as u64 + decoded.body_bytes {
+            return Err(SnapshotError::BodyLength {
+                expected: decoded.body_bytes,
+                actual: self.received.saturating_sub(HEADER_BYTES as u64),
+            });
+        }
+        self.file
+            .write_all_at(&header[..HEADER_BYTES], 0)
+            .map_err(io_error(&temp_path))?;
+        self.file.sync_all().map_err(io_error(&temp_path))?;
+        drop(self.file);
+        // Mapped (not read into memory) and validated before anything in `dir` changes.
+        let snapshot = super::MappedSnapshot::open(&temp_path)?;
+        remove_snapshots_above(&self.dir, decoded.zxid)?;
+        let final_path = self.dir.join(snapshot_name(decoded.zxid));
+        // After this rename the file is never opened for writing again (MappedSnapshot's
+        // safety); the mapping made above stays valid, it is the same inode.
+        fs::rename(&temp_path, &final_path).map_err(io_error(&final_path))?;
+        sync_dir(&self.dir)?;
+        Ok(snapshot.renamed(final_path))
+    }
+}
+
 /// Removes, durably, every snapshot in `dir` whose zxid is above `zxid`, and returns how many
 /// there were. ZAB's TRUNC to `zxid` must be followed by this (ZooKeeper's
 /// `FileTxnSnapLog.truncateLog` drops such snapshots too): they contain transactions the

@@ -351,6 +351,21 @@ impl TreeVersion {
         }
     }
 
+    /// Tests only: gives the existing node at `path` the data `data`, shared with whatever
+    /// else holds it, so that a test can build a tree of gigabytes of data in megabytes of
+    /// memory (a snapshot past 2 GiB). The stat is left alone; the data size is kept exact.
+    #[cfg(test)]
+    pub(crate) fn share_data_for_test(&mut self, path: &str, data: Arc<[u8]>) -> bool {
+        let Some(node) = self.get(path) else {
+            return false;
+        };
+        let mut node = (*node).clone();
+        self.data_size = self.data_size - data_len(&node) + data.len();
+        node.data = Some(data);
+        self.replace(path, node);
+        true
+    }
+
     /// Replaces an existing node (copy-on-write for a base node).
     fn replace(&mut self, path: &str, node: Node) {
         self.nodes.insert(Arc::from(path), Some(Arc::new(node)));

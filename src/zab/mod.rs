@@ -410,6 +410,16 @@ pub enum Input {
     /// Nothing happened but time passed: lets the timers that are finer than a tick fire (the
     /// election's `finalize_wait_ms`). The shell sends it between ticks.
     Wake,
+    /// The leader's link `conn` carried traffic outside ZAB: a chunk of the snapshot it
+    /// streams before the `Snap` packet (`Wire::SnapChunk`). While that stream lasts the
+    /// leader's own packets (pings included) queue behind it, so a learner counts the chunks
+    /// as hearing from its leader; otherwise a snapshot taking longer than `sync_limit_ticks`
+    /// to stream would send it back to election. The whole sync is still bounded by
+    /// `init_limit_ticks`, as ZooKeeper's Learner bounds it by initLimit.
+    Heard {
+        from: ServerId,
+        conn: u64,
+    },
     /// The local log is durable through this zxid.
     Durable(Zxid),
     /// A client write, already prepared into a transaction (leader only).

@@ -336,6 +336,13 @@ impl Peer {
             Input::Restart(durable) => self.restart(now_ms, durable, out),
             Input::Tick => self.tick(now_ms, out),
             Input::Wake => {}
+            Input::Heard { from, conn } => {
+                if let State::Learning(learner) = &mut self.state {
+                    if learner.leader == from && learner.conn == conn {
+                        learner.last_heard_ms = now_ms;
+                    }
+                }
+            }
             Input::Disconnected(from) => self.disconnected(now_ms, from, out),
             Input::Durable(zxid) => {
                 self.log.durable(zxid);

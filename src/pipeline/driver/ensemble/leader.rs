@@ -254,39 +254,74 @@ impl Pipeline {
         let Some(ensemble) = self.ensemble.as_mut() else {
             return;
         };
-        // Encoded on a thread of its own: the leader's writes go on meanwhile, and whatever
+        // Streamed on a thread of its own: the leader's writes go on meanwhile, and whatever
         // else is sent to this learner waits behind the snapshot (its sequence number is
-        // before theirs).
+        // before theirs). The thread encodes the tree straight into chunks of
+        // SNAP_CHUNK_BYTES and sends them as they fill, never more than SNAP_WINDOW_BYTES
+        // beyond what the learner acknowledged: the memory it holds is bounded whatever the
+        // snapshot's size (a SNAP used to be one message, built whole in memory on both
+        // sides; compare ZOOKEEPER-3500 and ZOOKEEPER-3437).
         ensemble.held.entry(to).or_insert((0, Vec::new())).0 += 1;
-        let disk = ensemble.disk.clone();
+        // At most one stream per learner: a newer one (a new link) replaces the older, whose
+        // thread sees its acknowledgements' sender dropped and stops.
+        let (credits_sender, credits) = crossbeam_channel::unbounded();
+        ensemble.transfers.insert(to, (conn, credits_sender));
         let done = ensemble.encoded.0.clone();
         let spawned = std::thread::Builder::new()
             .name("snapshot-send".into())
             .spawn(move || {
                 let started = Instant::now();
-                let message = match disk.encode_snapshot(&version, &sessions) {
-                    Ok(payload) => {
+                let mut stream = ChunkStream {
+                    to,
+                    conn,
+                    zxid,
+                    buffer: Vec::with_capacity(SNAP_CHUNK_BYTES),
+                    sent: 0,
+                    acked: 0,
+                    chunks: 0,
+                    events: done.clone(),
+                    credits,
+                };
+                let records = crate::snapshot::SessionRecord::from_pairs(&sessions);
+                let streamed =
+                    crate::snapshot::encode::stream_snapshot(&version, &records, &mut stream)
+                        .map_err(|error| match error {
+                            crate::snapshot::encode::StreamError::Io(error) => error.to_string(),
+                            crate::snapshot::encode::StreamError::Snapshot(error) => {
+                                error.to_string()
+                            }
+                        })
+                        .and_then(|header| {
+                            stream.emit().map_err(|error| error.to_string())?;
+                            Ok(header)
+                        });
+                let message = match streamed {
+                    Ok(header) => {
                         info!(
-                            "sending server {to} a snapshot at zxid {zxid:#x} ({} bytes, encoded in {} ms)",
-                            payload.len(),
+                            "sending server {to} a snapshot at zxid {zxid:#x} ({} bytes, {} chunks, streamed in {} ms)",
+                            stream.sent,
+                            stream.chunks,
                             started.elapsed().as_millis()
                         );
-                        Some(Wire::Zab(Message::snapshot(conn, seq, zxid, payload)))
+                        let header = header.encode().to_vec();
+                        Some(Wire::Zab(Message::snapshot(conn, seq, zxid, header)))
                     }
                     Err(reason) => {
-                        warn!("encoding a snapshot for server {to} failed: {reason}");
+                        warn!("streaming a snapshot to server {to} failed: {reason}");
                         None
                     }
                 };
                 let _ = done.send((to, message));
             });
         if let Err(error) = spawned {
-            warn!("could not start a thread to encode a snapshot for server {to}: {error}");
+            warn!("could not start a thread to stream a snapshot to server {to}: {error}");
             let _ = ensemble.encoded.0.send((to, None));
         }
     }
 
-    /// A snapshot for a learner is encoded: it goes out, then what waited behind it.
+    /// From a thread streaming a snapshot to a learner: a chunk goes out at once (ahead of
+    /// the messages held behind the snapshot); the end of the stream (the `Snap` carrying
+    /// the header) goes out, then what waited behind it.
     pub(in crate::pipeline::driver) fn quorum_snapshot_encoded(
         &mut self,
         to: ServerId,
@@ -298,11 +333,19 @@ impl Pipeline {
         let Some((pending, _)) = ensemble.held.get_mut(&to) else {
             return; // the leadership it was for has ended
         };
+        if let Some(chunk @ Wire::SnapChunk { .. }) = &message {
+            if !ensemble.links.send(to, chunk) {
+                // Dropped (link down or queue full): the stream cannot complete; stop it.
+                ensemble.transfers.remove(&to);
+            }
+            return;
+        }
         if let Some(message) = message {
             ensemble.links.send(to, &message);
         }
         *pending = pending.saturating_sub(1);
         if *pending == 0 {
+            ensemble.transfers.remove(&to);
             if let Some((_, queue)) = ensemble.held.remove(&to) {
                 for message in queue {
                     ensemble.links.send(to, &message);
@@ -339,5 +382,91 @@ impl Pipeline {
                 false
             }
         }
+    }
+}
+
+/// Bytes per [`Wire::SnapChunk`]: small against the transport's frame limit, large enough
+/// that a chunk's framing and acknowledgement cost nothing.
+pub(super) const SNAP_CHUNK_BYTES: usize = 4 << 20;
+/// Bytes of a snapshot stream the leader sends beyond the learner's last acknowledgement:
+/// what either side holds of a snapshot in memory (the learner writes each chunk to disk as
+/// it arrives).
+pub(super) const SNAP_WINDOW_BYTES: u64 = 4 * SNAP_CHUNK_BYTES as u64;
+/// How long the stream waits for a learner's acknowledgement before giving up (the learner
+/// writes a chunk to its disk before acknowledging it).
+pub(super) const SNAP_ACK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `io::Write` a snapshot is streamed into on the leader: cuts it into chunks, each sent
+/// to the pipeline thread (which puts it on the learner's link) once the window allows.
+struct ChunkStream {
+    to: ServerId,
+    conn: u64,
+    zxid: Zxid,
+    buffer: Vec<u8>,
+    /// Bytes sent (handed to the pipeline) so far.
+    sent: u64,
+    /// Bytes the learner acknowledged writing.
+    acked: u64,
+    chunks: u64,
+    events: Sender<EncodedSnapshot>,
+    credits: Receiver<u64>,
+}
+
+impl ChunkStream {
+    /// Sends what is buffered as one chunk, after waiting for the window to have room.
+    fn emit(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let end = self.sent + self.buffer.len() as u64;
+        while end.saturating_sub(self.acked) > SNAP_WINDOW_BYTES {
+            match self.credits.recv_timeout(SNAP_ACK_TIMEOUT) {
+                Ok(offset) => self.acked = self.acked.max(offset),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "server {} acknowledged nothing for {} s",
+                            self.to,
+                            SNAP_ACK_TIMEOUT.as_secs()
+                        ),
+                    ))
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    return Err(std::io::Error::other(
+                        "cancelled: the link or the leadership ended, or a newer stream replaced it",
+                    ))
+                }
+            }
+        }
+        let bytes = std::mem::replace(&mut self.buffer, Vec::with_capacity(SNAP_CHUNK_BYTES));
+        let chunk = Wire::SnapChunk {
+            conn: self.conn,
+            zxid: self.zxid,
+            offset: self.sent,
+            bytes,
+        };
+        if self.events.send((self.to, Some(chunk))).is_err() {
+            return Err(std::io::Error::other("the pipeline stopped"));
+        }
+        self.sent = end;
+        self.chunks += 1;
+        Ok(())
+    }
+}
+
+impl std::io::Write for ChunkStream {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let room = SNAP_CHUNK_BYTES - self.buffer.len();
+        let taken = room.min(bytes.len());
+        self.buffer.extend_from_slice(&bytes[..taken]);
+        if self.buffer.len() >= SNAP_CHUNK_BYTES {
+            self.emit()?;
+        }
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -86,7 +86,8 @@ enum Pending {
     },
 }
 
-/// A snapshot encoded for a learner (None when encoding failed).
+/// From a thread streaming a snapshot to a learner: a [`Wire::SnapChunk`] to send at once,
+/// or the end of the stream (the ZAB `Snap` carrying the header; None when it failed).
 pub(super) type EncodedSnapshot = (ServerId, Option<Wire>);
 
 impl Pending {
@@ -112,6 +113,9 @@ pub(super) struct Ensemble {
     /// link sequence number comes before theirs): the number of snapshots pending, and the
     /// messages in order.
     held: HashMap<ServerId, (usize, Vec<Wire>)>,
+    /// Snapshots being streamed to learners: the ZAB link, and where the learner's
+    /// acknowledgements go (the streaming thread waits on them; dropping the sender stops it).
+    transfers: HashMap<ServerId, (u64, Sender<u64>)>,
     pub(super) closed: Receiver<ServerId>,
     clock: ZabClock,
     tick_ms: u64,
@@ -232,6 +236,7 @@ impl Pipeline {
             inbound: start.inbound,
             encoded: crossbeam_channel::unbounded(),
             held: HashMap::new(),
+            transfers: HashMap::new(),
             closed: start.closed,
             next_tick_ms: clock.now_ms() + start.tick_ms.max(1),
             clock,
@@ -538,6 +543,7 @@ impl Pipeline {
         ensemble.pending_syncs.clear();
         ensemble.synced_waiting.clear();
         ensemble.held.clear();
+        ensemble.transfers.clear();
         self.drop_held();
         // Local sessions live as long as the server that made them serves.
         if !self.read_only_serving() {
@@ -874,6 +880,21 @@ impl Pipeline {
                 } else if let Some(ensemble) = self.ensemble.as_mut() {
                     if ensemble.forwarded.contains_key(&id) {
                         ensemble.synced_waiting.push((zxid, id));
+                    }
+                }
+            }
+            Wire::SnapChunk {
+                conn,
+                zxid,
+                offset,
+                bytes,
+            } => self.snapshot_chunk_received(from, conn, zxid, offset, &bytes),
+            Wire::SnapAck { conn, offset } => {
+                if let Some(ensemble) = self.ensemble.as_mut() {
+                    if let Some((transfer_conn, credits)) = ensemble.transfers.get(&from) {
+                        if *transfer_conn == conn {
+                            let _ = credits.send(offset);
+                        }
                     }
                 }
             }

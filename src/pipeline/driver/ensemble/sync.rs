@@ -113,6 +113,36 @@ impl Pipeline {
         self.replace_state(tree, sessions);
     }
 
+    /// A chunk of the snapshot the leader streams (SNAP): written to dataDir at once and
+    /// acknowledged, which opens the leader's window for the next ones. A chunk that does not
+    /// continue the stream is not acknowledged: the leader's stream then stalls and gives up,
+    /// and the `Snap` that would end it fails to install, which stops this server loudly
+    /// (a restart syncs again) rather than serving a partial tree.
+    pub(super) fn snapshot_chunk_received(
+        &mut self,
+        from: ServerId,
+        conn: u64,
+        zxid: Zxid,
+        offset: u64,
+        bytes: &[u8],
+    ) {
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return;
+        };
+        match ensemble
+            .disk
+            .receive_snapshot_chunk(conn, zxid, offset, bytes)
+        {
+            Ok(true) => {
+                let offset = offset + bytes.len() as u64;
+                ensemble.send(from, Wire::SnapAck { conn, offset });
+                self.step_peer(Input::Heard { from, conn });
+            }
+            Ok(false) => {}
+            Err(reason) => warn!("dropping a snapshot chunk from server {from}: {reason}"),
+        }
+    }
+
     /// Replaces the tree and the session table (after SNAP or a reload); the cores get the
     /// new tree as a step of their next batch.
     pub(super) fn replace_state(&mut self, tree: TreeVersion, sessions: Vec<(i64, i32)>) {
