@@ -236,8 +236,9 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
         .map_err(storage_error)?;
     // Migration from Apache ZooKeeper: with no state of its own and ZooKeeper's version-2/
     // files present, ringkeeper loads them and writes its own snapshot of them first.
-    let imported = crate::zkformat::import::import_at_startup(&config.data_dir, &config.data_log_dir)
-        .map_err(RuntimeError::Storage)?;
+    let imported =
+        crate::zkformat::import::import_at_startup(&config.data_dir, &config.data_log_dir)
+            .map_err(RuntimeError::Storage)?;
     if let (Some(imported), Some(_)) = (&imported, &config.quorum) {
         crate::zkformat::import::write_quorum_epochs(&*storage, &config.data_dir, imported)
             .map_err(RuntimeError::Storage)?;

@@ -72,7 +72,8 @@ pub fn export(data_dir: &Path, log_dir: &Path, out_dir: &Path) -> Result<Exporte
         None,
     )?;
     let target = out_dir.join(super::import::ZOOKEEPER_SUBDIR);
-    fs::create_dir_all(&target).map_err(|error| format!("creating {}: {error}", target.display()))?;
+    fs::create_dir_all(&target)
+        .map_err(|error| format!("creating {}: {error}", target.display()))?;
     let existing = fs::read_dir(&target)
         .map_err(|error| format!("listing {}: {error}", target.display()))?
         .filter_map(|entry| entry.ok())

@@ -143,7 +143,10 @@ pub fn load_zookeeper(data_dir: &Path, log_dir: &Path) -> Result<ZooKeeperState,
                 break;
             }
             Err(error) => {
-                let note = format!("ZooKeeper snapshot {} is not usable: {error}", path.display());
+                let note = format!(
+                    "ZooKeeper snapshot {} is not usable: {error}",
+                    path.display()
+                );
                 warn!("{note}");
                 notes.push(note);
             }
@@ -161,13 +164,17 @@ pub fn load_zookeeper(data_dir: &Path, log_dir: &Path) -> Result<ZooKeeperState,
             (tree, Some((path, zxid)), digest)
         }
         None => {
-            notes.push("no usable ZooKeeper snapshot: the log is replayed onto an empty tree".into());
+            notes.push(
+                "no usable ZooKeeper snapshot: the log is replayed onto an empty tree".into(),
+            );
             (ZkTree::initial(), None, None)
         }
     };
     let snapshot_zxid = snapshot.as_ref().map_or(0, |(_, zxid)| *zxid);
     let mut digests_checked = 0;
-    let mut check_pending = |tree: &ZkTree, pending: &mut Option<ZxidDigest>| -> Result<(), String> {
+    let mut check_pending = |tree: &ZkTree,
+                             pending: &mut Option<ZxidDigest>|
+     -> Result<(), String> {
         if let Some(digest) = *pending {
             if tree.last_zxid == digest.zxid {
                 *pending = None;
@@ -200,12 +207,15 @@ pub fn load_zookeeper(data_dir: &Path, log_dir: &Path) -> Result<ZooKeeperState,
     let mut txn_digests_checked = 0;
     let mut highest = snapshot_zxid;
     for (_, path) in logs.into_iter().skip(first) {
-        let bytes = fs::read(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-        let file = read_log(&bytes).map_err(|error| {
-            format!("ZooKeeper log {} is damaged: {error}", path.display())
-        })?;
+        let bytes =
+            fs::read(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        let file = read_log(&bytes)
+            .map_err(|error| format!("ZooKeeper log {} is damaged: {error}", path.display()))?;
         if let Some(tail) = &file.partial_tail {
-            let note = format!("ZooKeeper log {} ends with {tail} (ignored, as ZooKeeper does)", path.display());
+            let note = format!(
+                "ZooKeeper log {} ends with {tail} (ignored, as ZooKeeper does)",
+                path.display()
+            );
             warn!("{note}");
             notes.push(note);
         }
@@ -270,7 +280,11 @@ pub fn load_zookeeper(data_dir: &Path, log_dir: &Path) -> Result<ZooKeeperState,
 /// ringkeeper's tree and sessions of ZooKeeper's state.
 pub fn to_ringkeeper(tree: ZkTree) -> (TreeVersion, Vec<SessionRecord>) {
     let zxid = tree.last_zxid;
-    let sessions: Vec<(i64, i32)> = tree.sessions.iter().map(|(id, timeout)| (*id, *timeout)).collect();
+    let sessions: Vec<(i64, i32)> = tree
+        .sessions
+        .iter()
+        .map(|(id, timeout)| (*id, *timeout))
+        .collect();
     // Most nodes share an ACL: one Arc per distinct ACL (keyed by its jute encoding), as
     // ReferenceCountedACLCache does.
     let mut acls: HashMap<Vec<u8>, Arc<Vec<Acl>>> = HashMap::new();
@@ -416,7 +430,12 @@ pub fn write_quorum_epochs(
         u32::try_from(value).map_err(|_| format!("ZooKeeper epoch {value} is out of range"))
     };
     let current = to_epoch(imported.current_epoch.unwrap_or(zxid_epoch).max(zxid_epoch))?;
-    let accepted = to_epoch(imported.accepted_epoch.unwrap_or(i64::from(current)).max(i64::from(current)))?;
+    let accepted = to_epoch(
+        imported
+            .accepted_epoch
+            .unwrap_or(i64::from(current))
+            .max(i64::from(current)),
+    )?;
     let epochs = crate::zab::Epochs {
         accepted_epoch: accepted,
         accepted_leader: None,

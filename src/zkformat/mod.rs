@@ -72,3 +72,6 @@ pub fn adler32(bytes: &[u8]) -> i64 {
     adler.write_slice(bytes);
     i64::from(adler.checksum())
 }
+
+#[cfg(test)]
+mod tests;

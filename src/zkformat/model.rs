@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::jute::records::Acl;
 use crate::tree::{ttl_owner, NodeKind, NodeStat, CONTAINER_OWNER};
 
-use super::txn::{TxnHeader, ZkTxn};
 use super::opcode;
+use super::txn::{TxnHeader, ZkTxn};
 
 /// DigestCalculator.DIGEST_VERSION.
 pub const DIGEST_VERSION: i32 = 2;
@@ -161,7 +161,10 @@ impl ZkTree {
     fn put(&mut self, path: String, node: ZkNode) {
         self.digest = self.digest.wrapping_add(digest_of(&path, &node));
         if let NodeKind::Ephemeral(owner) = NodeKind::from_owner(node.stat.ephemeral_owner) {
-            self.ephemerals.entry(owner).or_default().insert(path.clone());
+            self.ephemerals
+                .entry(owner)
+                .or_default()
+                .insert(path.clone());
         }
         if let Some(old) = self.nodes.insert(path.clone(), node) {
             self.digest = self.digest.wrapping_sub(digest_of(&path, &old));
@@ -263,7 +266,15 @@ impl ZkTree {
                 data,
                 acl,
                 parent_cversion,
-            } => self.create_node(path, data, acl, CONTAINER_OWNER, *parent_cversion, zxid, time),
+            } => self.create_node(
+                path,
+                data,
+                acl,
+                CONTAINER_OWNER,
+                *parent_cversion,
+                zxid,
+                time,
+            ),
             ZkTxn::CreateTtl {
                 path,
                 data,

@@ -54,11 +54,16 @@ pub fn zookeeper_password(session_id: i64) -> [u8; 16] {
 mod tests {
     use super::*;
 
-    /// Values printed by Java 17's `new java.util.Random(seed)` (see the test below for how).
+    /// Values printed by the JDK on the development machine: `new java.util.Random(42)`'s
+    /// first two nextInt(), and `generatePasswd(0x0123456789abcdef)` (Random(id ^
+    /// 0xB3415C00L).nextBytes of 16 bytes, in hex).
     #[test]
-    fn java_random_matches_the_jdk() {
+    fn java_random_and_the_password_match_the_jdk() {
         let mut random = JavaRandom::new(42);
         assert_eq!(random.next(32), -1170105035);
         assert_eq!(random.next(32), 234785527);
+        let password = zookeeper_password(0x0123_4567_89ab_cdef);
+        let hex: String = password.iter().map(|byte| format!("{byte:02x}")).collect();
+        assert_eq!(hex, "f7cd1b8b3f946c477425d41be3f667c6");
     }
 }

@@ -131,7 +131,11 @@ fn read_stat(reader: &mut Reader<'_>) -> Result<NodeStat, FormatError> {
 }
 
 /// Reads a seal at the reader's position: the Adler-32 of `bytes[..position]`, then "/".
-fn check_seal(bytes: &[u8], reader: &mut Reader<'_>, what: &'static str) -> Result<(), FormatError> {
+fn check_seal(
+    bytes: &[u8],
+    reader: &mut Reader<'_>,
+    what: &'static str,
+) -> Result<(), FormatError> {
     let computed = adler32(&bytes[..reader.offset()]);
     let stored = reader.read_i64()?;
     let _slash = reader.read_string()?;
@@ -190,7 +194,9 @@ pub fn read_snapshot(bytes: &[u8]) -> Result<ZkSnapshot, FormatError> {
             open.clone()
         } else {
             acls.get(&acl_index).cloned().ok_or_else(|| {
-                FormatError::Invalid(format!("node {path} names ACL {acl_index}, not in the cache"))
+                FormatError::Invalid(format!(
+                    "node {path} names ACL {acl_index}, not in the cache"
+                ))
             })?
         };
         tree.insert_loaded(

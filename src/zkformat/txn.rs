@@ -184,7 +184,9 @@ pub fn decode_entry(bytes: &[u8]) -> Result<ZkEntry, FormatError> {
             // 12-byte TxnDigest.
             let mut attempt = reader.clone();
             match attempt.read_string_vec() {
-                Ok(paths) if attempt.remaining() == 0 || attempt.remaining() == TXN_DIGEST_BYTES => {
+                Ok(paths)
+                    if attempt.remaining() == 0 || attempt.remaining() == TXN_DIGEST_BYTES =>
+                {
                     reader = attempt;
                     ZkTxn::CloseSession { paths: Some(paths) }
                 }

@@ -11,6 +11,7 @@ nodes) is scripts/zk-migration.sh.
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -151,21 +152,25 @@ def write_tree(port):
 
 
 def read_tree(port):
-    """Every node: path -> (data, stat tuple, acls), read as the super user."""
+    """Every node: path -> (data, stat tuple, acls), read as the super user, one level of the
+    tree at a time with pipelined (async) requests."""
     zk = kazoo(port, auth=[("digest", "super:test")])
     tree = {}
-    stack = ["/"]
-    while stack:
-        path = stack.pop()
-        data, stat = zk.get(path)
-        acls, _ = zk.get_acls(path)
-        stat_fields = (stat.czxid, stat.mzxid, stat.ctime, stat.mtime, stat.version,
-                       stat.cversion, stat.aversion, stat.ephemeralOwner, stat.dataLength,
-                       stat.numChildren, stat.pzxid)
-        tree[path] = (data, stat_fields,
-                      sorted((a.perms, a.id.scheme, a.id.id) for a in acls))
-        for child in zk.get_children(path):
-            stack.append(path.rstrip("/") + "/" + child)
+    level = ["/"]
+    while level:
+        pending = [(path, zk.get_async(path), zk.get_acls_async(path),
+                    zk.get_children_async(path)) for path in level]
+        level = []
+        for path, got, got_acls, got_children in pending:
+            data, stat = got.get(timeout=TIMEOUT_S)
+            acls, _ = got_acls.get(timeout=TIMEOUT_S)
+            stat_fields = (stat.czxid, stat.mzxid, stat.ctime, stat.mtime, stat.version,
+                           stat.cversion, stat.aversion, stat.ephemeralOwner, stat.dataLength,
+                           stat.numChildren, stat.pzxid)
+            tree[path] = (data, stat_fields,
+                          sorted((a.perms, a.id.scheme, a.id.id) for a in acls))
+            for child in got_children.get(timeout=TIMEOUT_S):
+                level.append(path.rstrip("/") + "/" + child)
     zk.stop()
     zk.close()
     return tree
@@ -208,6 +213,9 @@ def test_ringkeeper_serves_zookeepers_tree_and_exports_it_back(stop):
         try:
             log = rk.log.read_text()
             assert "imported Apache ZooKeeper's state" in log, log[-3000:]
+            # ZooKeeper 3.8 writes the tree digest: the import compared it (snapshot and txns).
+            checked = re.search(r"(\d+) digests checked", log)
+            assert checked and int(checked.group(1)) > 0, log[-3000:]
             assert (directory / "data" / "zookeeper-import").exists()
             # The live session resumes with ZooKeeper's password, its ephemerals still there.
             resumed = rawclient.RawClient("127.0.0.1", port, timeout_ms=30000,
@@ -218,6 +226,9 @@ def test_ringkeeper_serves_zookeepers_tree_and_exports_it_back(stop):
                 got = resumed.call(rawclient.op_exists(path))
                 assert got.err == "OK" and got.value.ephemeralOwner == session_id, (path, got)
             rk_tree = read_tree(port)
+            summary = [line for line in log.splitlines() if "imported Apache" in line]
+            print("\n[%s stop] %d znodes, %d snapshots, %d logs; %s"
+                  % (stop, len(zk_tree), len(snapshots), len(logs), summary[-1]))
             assert_same_tree(zk_tree, rk_tree, "ringkeeper after the import")
             resumed.sock.close()  # the session stays open: it is exported too
         finally:
