@@ -33,3 +33,4 @@ pub mod tree;
 pub mod txnlog;
 pub mod watch;
 pub mod zab;
+pub mod zkformat;

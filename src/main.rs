@@ -93,6 +93,46 @@ fn run_tool(command: Command) -> Result<ExitCode, String> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::ExportZookeeper {
+            data_dir,
+            data_log_dir,
+            config,
+            out: target,
+        } => {
+            let (data_dir, log_dir) = directories(config, data_dir, data_log_dir)?;
+            let exported = ringkeeper::zkformat::export::export(&data_dir, &log_dir, &target)?;
+            use std::io::Write;
+            writeln!(
+                out,
+                "wrote {} (zxid {:#x}, {} znodes, {} sessions) and currentEpoch/acceptedEpoch {}",
+                exported.snapshot.display(),
+                exported.zxid,
+                exported.node_count,
+                exported.session_count,
+                exported.epoch
+            )
+            .map_err(|error| error.to_string())?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// dataDir and dataLogDir from a zoo.cfg or from the command line.
+fn directories(
+    config: Option<std::path::PathBuf>,
+    data_dir: Option<std::path::PathBuf>,
+    data_log_dir: Option<std::path::PathBuf>,
+) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
+    Ok(match config {
+        Some(path) => {
+            let config =
+                ringkeeper::config::Config::from_file(&path).map_err(|error| error.to_string())?;
+            (config.data_dir, config.data_log_dir)
+        }
+        None => {
+            let data_dir = data_dir.unwrap_or_else(|| "data".into());
+            let log_dir = data_log_dir.unwrap_or_else(|| data_dir.clone());
+            (data_dir, log_dir)
+        }
+    })
 }

@@ -297,7 +297,7 @@ pub fn dump_snapshot(
 /// The real filesystem for reading; every change recovery would make (cutting a torn tail,
 /// removing an empty segment) is accepted and not done, so `check` leaves the directory as it
 /// was. Recovery reports each such repair, which `check` prints.
-struct DryRunStorage;
+pub(crate) struct DryRunStorage;
 
 struct DryRunFile {
     length: u64,

@@ -101,6 +101,22 @@ pub enum Command {
         #[arg(long, short = 'c', value_name = "ZOO_CFG", conflicts_with = "data_dir")]
         config: Option<PathBuf>,
     },
+    /// Write the state of a (stopped) server's data directory as an Apache ZooKeeper data
+    /// directory: OUT/version-2/snapshot.<zxid> plus currentEpoch and acceptedEpoch, which
+    /// ZooKeeper 3.5 to 3.9 starts from (rolling a migration back)
+    ExportZookeeper {
+        /// The dataDir (snapshots; also the log unless --data-log-dir is given)
+        data_dir: Option<PathBuf>,
+        /// The dataLogDir, when the log lives apart
+        #[arg(long, value_name = "DIR")]
+        data_log_dir: Option<PathBuf>,
+        /// Take dataDir and dataLogDir from this zoo.cfg
+        #[arg(long, short = 'c', value_name = "ZOO_CFG", conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+        /// ZooKeeper's dataDir to write (its version-2/ must hold no snapshot or log yet)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[cfg(test)]

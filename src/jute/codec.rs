@@ -187,6 +187,11 @@ impl Writer {
         self.bytes.len()
     }
 
+    /// The bytes written so far (for a checksum over them, as ZooKeeper's snapshot seals).
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes
+    }
+
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }

@@ -142,6 +142,7 @@ pub fn ensemble_secrets(config: &QuorumConfig) -> SessionSecrets {
     SessionSecrets {
         current: ENSEMBLE_SECRET,
         accepted: vec![legacy_ensemble_secret(config)],
+        zookeeper_passwords: false,
     }
 }
 

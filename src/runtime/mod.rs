@@ -234,14 +234,25 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     storage
         .create_dir_all(&config.data_log_dir)
         .map_err(storage_error)?;
+    // Migration from Apache ZooKeeper: with no state of its own and ZooKeeper's version-2/
+    // files present, ringkeeper loads them and writes its own snapshot of them first.
+    let imported =
+        crate::zkformat::import::import_at_startup(&config.data_dir, &config.data_log_dir)
+            .map_err(RuntimeError::Storage)?;
+    if let (Some(imported), Some(_)) = (&imported, &config.quorum) {
+        crate::zkformat::import::write_quorum_epochs(&*storage, &config.data_dir, imported)
+            .map_err(RuntimeError::Storage)?;
+    }
     // Every member of an ensemble derives the same session passwords, from nothing in its
     // zoo.cfg: a session may resume on any of them.
-    let secret = match &config.quorum {
+    let mut secret = match &config.quorum {
         Some(quorum) => crate::quorum::member::ensemble_secrets(quorum),
         None => SessionSecrets::only(
             load_or_create_secret(&*storage, &config.data_dir).map_err(storage_error)?,
         ),
     };
+    // Sessions imported from ZooKeeper resume with the password ZooKeeper gave them.
+    secret.zookeeper_passwords = crate::zkformat::import::was_imported(&config.data_dir);
     // The newest valid snapshot is the tree's base, mapped and read in place (an older one
     // is used when the newest fails validation), with the log after it replayed.
     let loaded = load_state(

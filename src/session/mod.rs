@@ -72,6 +72,10 @@ pub const ENSEMBLE_SECRET: [u8; 16] = [
 pub struct SessionSecrets {
     pub current: [u8; 16],
     pub accepted: Vec<[u8; 16]>,
+    /// Also accept the password Apache ZooKeeper derived for the session
+    /// (`zkformat::password`): set on a server whose state was imported from ZooKeeper's files,
+    /// so that ZooKeeper's clients resume their sessions.
+    pub zookeeper_passwords: bool,
 }
 
 impl SessionSecrets {
@@ -80,6 +84,7 @@ impl SessionSecrets {
         SessionSecrets {
             current,
             accepted: Vec::new(),
+            zookeeper_passwords: false,
         }
     }
 }
@@ -137,6 +142,8 @@ impl SessionTable {
                 .accepted
                 .iter()
                 .any(|secret| password_with(secret, session.id)[..] == *password)
+            || (self.secrets.zookeeper_passwords
+                && crate::zkformat::password::zookeeper_password(session.id)[..] == *password)
     }
 
     pub fn next_id(&mut self) -> i64 {
@@ -406,6 +413,7 @@ mod tests {
             SessionSecrets {
                 current: ENSEMBLE_SECRET,
                 accepted: vec![legacy],
+                zookeeper_passwords: false,
             },
         );
         let id = table.next_id();

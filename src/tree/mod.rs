@@ -286,6 +286,27 @@ impl TreeVersion {
         tree
     }
 
+    /// A tree of exactly `nodes` (each with its `child_count` set), at `zxid`: the state of
+    /// another server's files (`zkformat::import`, Apache ZooKeeper's snapshot and log). Every
+    /// node but the root must have its parent among `nodes`; the caller checked that.
+    pub fn from_nodes(zxid: i64, nodes: impl IntoIterator<Item = (String, Node)>) -> TreeVersion {
+        let mut tree = TreeVersion {
+            base: None,
+            nodes: HashMap::new(),
+            child_changes: HashMap::new(),
+            node_count: 0,
+            data_size: 0,
+            ephemerals: HashMap::new(),
+            containers: OrdSet::new(),
+            ttls: OrdSet::new(),
+            zxid,
+        };
+        for (path, node) in nodes {
+            tree.insert_new(&path, node);
+        }
+        tree
+    }
+
     /// The tree as of `snapshot`, read in place: the delta is empty and the derived indexes
     /// (ephemerals by session, containers, TTL nodes) come from the snapshot's list of special
     /// nodes, so no node is materialised.
