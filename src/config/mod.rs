@@ -83,6 +83,11 @@ pub struct Config {
     pub four_letter_words: Vec<String>,
     pub extended_types_enabled: bool,
     pub skip_acl: bool,
+    /// `zookeeper.enforceQuota` (ZooKeeperServer.ENFORCE_QUOTA, default false): hard quota
+    /// limits refuse creates and setData with QuotaExceeded. A JVM property in ZooKeeper; a
+    /// zoo.cfg line `enforceQuota=true` sets the same property there (unknown keys become
+    /// `zookeeper.`-prefixed properties), so both are read.
+    pub enforce_quota: bool,
     /// `DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`.
     pub super_digest: Option<String>,
     pub container_check_interval_ms: u64,
@@ -245,6 +250,7 @@ impl Default for Config {
             four_letter_words: vec!["srvr".into()],
             extended_types_enabled: false,
             skip_acl: false,
+            enforce_quota: false,
             super_digest: None,
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
@@ -1037,6 +1043,8 @@ impl Config {
                 }
                 "extendedTypesEnabled" => config.extended_types_enabled = parse_bool(value),
                 "skipACL" => config.skip_acl = parse_bool(value),
+                // Boolean.parseBoolean: only "true", in any case.
+                "enforceQuota" => config.enforce_quota = value.eq_ignore_ascii_case("true"),
                 "DigestAuthenticationProvider.superDigest" => {
                     config.super_digest = Some(value.to_string())
                 }
@@ -1361,6 +1369,17 @@ mod tests {
         assert_eq!(config.tls.client_auth, ClientAuth::None);
         assert!(config.unknown_keys.is_empty(), "{:?}", config.unknown_keys);
         assert_eq!(config.system_properties.len(), 4);
+    }
+
+    #[test]
+    fn enforce_quota_is_read_as_zookeeper_reads_it() {
+        let read = |text: &str| Config::from_properties(text).map(|config| config.enforce_quota);
+        assert!(matches!(read("tickTime=1000"), Ok(false)));
+        assert!(matches!(read("enforceQuota=TRUE"), Ok(true)));
+        assert!(matches!(read("zookeeper.enforceQuota=true"), Ok(true)));
+        // Boolean.parseBoolean("yes") is false.
+        assert!(matches!(read("enforceQuota=yes"), Ok(false)));
+        assert!(tls::is_server_property("enforceQuota"));
     }
 
     #[test]
