@@ -96,6 +96,11 @@ pub struct Config {
     /// that creates an ephemeral becomes global first; when false that create fails with
     /// EphemeralOnLocalSession (QuorumZooKeeperServer.checkUpgradeSession).
     pub local_sessions_upgrading_enabled: bool,
+    /// `zookeeper.enforceQuota` (ZooKeeperServer.ENFORCE_QUOTA, default false): hard quota
+    /// limits refuse creates and setData with QuotaExceeded. A JVM property in ZooKeeper; a
+    /// zoo.cfg line `enforceQuota=true` sets the same property there (unknown keys become
+    /// `zookeeper.`-prefixed properties), so both are read.
+    pub enforce_quota: bool,
     /// `DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`.
     pub super_digest: Option<String>,
     pub container_check_interval_ms: u64,
@@ -261,6 +266,7 @@ impl Default for Config {
             read_only_mode_enabled: false,
             local_sessions_enabled: false,
             local_sessions_upgrading_enabled: false,
+            enforce_quota: false,
             super_digest: None,
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
@@ -1063,6 +1069,8 @@ impl Config {
                 "localSessionsUpgradingEnabled" => {
                     config.local_sessions_upgrading_enabled = parse_bool(value)
                 }
+                // Boolean.parseBoolean: only "true", in any case.
+                "enforceQuota" => config.enforce_quota = value.eq_ignore_ascii_case("true"),
                 "DigestAuthenticationProvider.superDigest" => {
                     config.super_digest = Some(value.to_string())
                 }
@@ -1411,6 +1419,14 @@ mod tests {
         )
         .unwrap();
         assert!(config.read_only_mode_enabled && config.local_sessions_upgrading_enabled);
+    fn enforce_quota_is_read_as_zookeeper_reads_it() {
+        let read = |text: &str| Config::from_properties(text).map(|config| config.enforce_quota);
+        assert!(matches!(read("tickTime=1000"), Ok(false)));
+        assert!(matches!(read("enforceQuota=TRUE"), Ok(true)));
+        assert!(matches!(read("zookeeper.enforceQuota=true"), Ok(true)));
+        // Boolean.parseBoolean("yes") is false.
+        assert!(matches!(read("enforceQuota=yes"), Ok(false)));
+        assert!(tls::is_server_property("enforceQuota"));
     }
 
     #[test]

@@ -270,6 +270,7 @@ pub fn is_server_property(bare: &str) -> bool {
                 | "serverCnxnFactory"
                 | "skipACL"
                 | "extendedTypesEnabled"
+                | "enforceQuota"
         )
 }
 

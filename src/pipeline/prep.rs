@@ -6,6 +6,7 @@
 use crate::jute::protocol::{perms, CreateMode, ErrorCode, OpCode};
 use crate::jute::records::Id;
 use crate::jute::request::{Create, Request};
+use crate::tree::quota::QuotaVerdict;
 use crate::tree::{acl, path, ttl_owner, NodeKind, TreeVersion, Txn, CONTAINER_OWNER, TTL_MAX_MS};
 
 /// What prep needs to know about the caller and the server.
@@ -17,6 +18,8 @@ pub struct PrepContext<'a> {
     pub extended_types_enabled: bool,
     /// `zookeeper.skipACL`.
     pub skip_acl: bool,
+    /// `zookeeper.enforceQuota`: hard quota limits refuse writes, soft ones are logged.
+    pub enforce_quota: bool,
 }
 
 type PrepResult = Result<Txn, ErrorCode>;
@@ -62,7 +65,44 @@ fn parent_for_delete(path_text: &str) -> Result<&str, ErrorCode> {
     Ok(if slash == 0 { "/" } else { &path_text[..slash] })
 }
 
-fn prep_create(tree: &TreeVersion, create: &Create, context: &PrepContext) -> PrepResult {
+/// ZooKeeperServer.checkQuota, when `enforceQuota` is on: a hard limit refuses the write with
+/// QuotaExceeded; a soft one lets it through. Either is noted for the log. `quota_tree` is
+/// the tree whose quota stats are checked (see [`prep_multi`]).
+fn check_quota(
+    quota_tree: &TreeVersion,
+    path_text: &str,
+    count_diff: i64,
+    bytes_diff: i64,
+    context: &PrepContext,
+    notes: &mut Vec<String>,
+) -> Result<(), ErrorCode> {
+    if !context.enforce_quota {
+        return Ok(());
+    }
+    match quota_tree.check_quota(path_text, count_diff, bytes_diff) {
+        QuotaVerdict::Within => Ok(()),
+        QuotaVerdict::SoftExceeded(message) => {
+            notes.push(message);
+            Ok(())
+        }
+        QuotaVerdict::HardExceeded(message) => {
+            notes.push(message);
+            Err(ErrorCode::QuotaExceeded)
+        }
+    }
+}
+
+fn data_bytes(data: &Option<Vec<u8>>) -> i64 {
+    data.as_ref().map_or(0, |data| data.len() as i64)
+}
+
+fn prep_create(
+    tree: &TreeVersion,
+    quota_tree: &TreeVersion,
+    create: &Create,
+    context: &PrepContext,
+    notes: &mut Vec<String>,
+) -> PrepResult {
     let mode = CreateMode::from_flags(create.flags).ok_or(ErrorCode::BadArguments)?;
     // validateCreateRequest
     if mode.ttl && !context.extended_types_enabled {
@@ -100,6 +140,14 @@ fn prep_create(tree: &TreeVersion, create: &Create, context: &PrepContext) -> Pr
     if matches!(parent.kind(), NodeKind::Ephemeral(_)) {
         return Err(ErrorCode::NoChildrenForEphemerals);
     }
+    check_quota(
+        quota_tree,
+        &path_text,
+        1,
+        data_bytes(&create.data),
+        context,
+        notes,
+    )?;
     let ephemeral_owner = if create.op == OpCode::CreateContainer || mode.container {
         CONTAINER_OWNER
     } else if mode.ttl {
@@ -120,8 +168,29 @@ fn prep_create(tree: &TreeVersion, create: &Create, context: &PrepContext) -> Pr
 
 /// Validates one write request. Only write requests are given to prep.
 pub fn prep(tree: &TreeVersion, request: &Request, context: &PrepContext) -> PrepResult {
+    prep_noting(tree, request, context, &mut Vec::new())
+}
+
+/// [`prep`], appending to `notes` what the shell is to log: the quota limits the request
+/// exceeds (ZooKeeper logs them from checkQuota, soft and hard alike).
+pub fn prep_noting(
+    tree: &TreeVersion,
+    request: &Request,
+    context: &PrepContext,
+    notes: &mut Vec<String>,
+) -> PrepResult {
+    prep_op(tree, tree, request, context, notes)
+}
+
+fn prep_op(
+    tree: &TreeVersion,
+    quota_tree: &TreeVersion,
+    request: &Request,
+    context: &PrepContext,
+    notes: &mut Vec<String>,
+) -> PrepResult {
     match request {
-        Request::Create(create) => prep_create(tree, create, context),
+        Request::Create(create) => prep_create(tree, quota_tree, create, context, notes),
         Request::Delete(delete) => {
             let parent_path = parent_for_delete(&delete.path)?;
             let parent = tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
@@ -152,6 +221,15 @@ pub fn prep(tree: &TreeVersion, request: &Request, context: &PrepContext) -> Pre
             validate_path(&set.path)?;
             let node = tree.get(&set.path).ok_or(ErrorCode::NoNode)?;
             check_acl(&node.acl, perms::WRITE, context)?;
+            let old_bytes = node.data.as_ref().map_or(0, |data| data.len() as i64);
+            check_quota(
+                quota_tree,
+                &set.path,
+                0,
+                data_bytes(&set.data) - old_bytes,
+                context,
+                notes,
+            )?;
             let version = next_version(node.stat.version, set.version)?;
             Ok(Txn::SetData {
                 path: set.path.clone(),
@@ -191,7 +269,7 @@ pub fn prep(tree: &TreeVersion, request: &Request, context: &PrepContext) -> Pre
         Request::Multi(ops) if ops.iter().any(|op| !op.is_write()) => {
             Err(ErrorCode::MarshallingError)
         }
-        Request::Multi(ops) => Ok(prep_multi(tree, ops, context)),
+        Request::Multi(ops) => Ok(prep_multi(tree, ops, context, notes)),
         _ => Err(ErrorCode::Unimplemented),
     }
 }
@@ -200,12 +278,21 @@ pub fn prep(tree: &TreeVersion, request: &Request, context: &PrepContext) -> Pre
 /// ops applied, so `create /a; create /a/b` works. On the first failure the result is a
 /// Multi of errors: Ok (rolled back) before it, its code, RuntimeInconsistency after
 /// (PrepRequestProcessor plus DataTree.processTxn for multi).
-fn prep_multi(tree: &TreeVersion, ops: &[Request], context: &PrepContext) -> Txn {
+///
+/// Quotas are checked against `tree`, the state before the multi, not the scratch copy:
+/// ZooKeeperServer.checkQuota reads the DataTree, which none of the multi's ops has reached
+/// while the multi is prepped, so two creates that each fit pass together.
+fn prep_multi(
+    tree: &TreeVersion,
+    ops: &[Request],
+    context: &PrepContext,
+    notes: &mut Vec<String>,
+) -> Txn {
     let mut scratch = tree.clone();
     let mut txns = Vec::with_capacity(ops.len());
     let mut triggers = Vec::new();
     for (index, op) in ops.iter().enumerate() {
-        let prepared = prep(&scratch, op, context).and_then(|txn| {
+        let prepared = prep_op(&scratch, tree, op, context, notes).and_then(|txn| {
             // The zxid and time do not matter for validation of later ops.
             scratch
                 .apply(scratch.zxid, 0, &txn, &mut triggers)
@@ -241,6 +328,7 @@ mod tests {
             auth,
             extended_types_enabled: true,
             skip_acl: false,
+            enforce_quota: true,
         }
     }
 
@@ -412,5 +500,69 @@ mod tests {
             id: String::new(),
         }];
         assert!(prep(&tree, &set, &context(&super_id)).is_ok());
+    }
+
+    #[test]
+    fn enforced_hard_quota_refuses_create_and_set_data_checked_before_the_multi() {
+        let mut tree = TreeVersion::new();
+        for path in ["/h", "/zookeeper/quota/h"] {
+            assert_eq!(apply(&mut tree, &create(path, 0)), Ok(()));
+        }
+        let create_with = |path: &str, data: &[u8]| {
+            Request::Create(Create {
+                op: OpCode::Create,
+                path: path.into(),
+                data: Some(data.to_vec()),
+                acl: acl::open_acl(),
+                flags: 0,
+                ttl: -1,
+            })
+        };
+        let limits = create_with(
+            "/zookeeper/quota/h/zookeeper_limits",
+            b"count=-1,bytes=-1=;byteHardLimit=4;countHardLimit=3",
+        );
+        assert_eq!(apply(&mut tree, &limits), Ok(()));
+        let stats = create_with("/zookeeper/quota/h/zookeeper_stats", b"count=0,bytes=0");
+        assert_eq!(apply(&mut tree, &stats), Ok(()));
+        assert_eq!(apply(&mut tree, &create("/h/a", 0)), Ok(()));
+        // Two creates that each fit (count 2 + 1 <= 3) pass together in one multi.
+        let multi = Request::Multi(vec![create("/h/b", 0), create("/h/c", 0)]);
+        assert!(matches!(
+            prep(&tree, &multi, &context(&[])),
+            Ok(Txn::Multi { ref ops }) if ops.iter().all(|op| matches!(op, Txn::Create { .. }))
+        ));
+        assert_eq!(apply(&mut tree, &create("/h/b", 0)), Ok(()));
+        assert_eq!(
+            apply(&mut tree, &create("/h/c", 0)),
+            Err(ErrorCode::QuotaExceeded)
+        );
+        let set = |data: &[u8]| {
+            Request::SetData(SetDataRequest {
+                path: "/h/a".into(),
+                data: Some(data.to_vec()),
+                version: -1,
+            })
+        };
+        assert_eq!(apply(&mut tree, &set(b"1234")), Ok(()));
+        assert_eq!(
+            apply(&mut tree, &set(b"12345")),
+            Err(ErrorCode::QuotaExceeded)
+        );
+        let mut notes = Vec::new();
+        let off = PrepContext {
+            enforce_quota: false,
+            ..context(&[])
+        };
+        assert!(prep_noting(&tree, &set(b"12345"), &off, &mut notes).is_ok());
+        assert!(
+            notes.is_empty(),
+            "nothing checked, nothing noted when not enforced"
+        );
+        assert!(prep_noting(&tree, &create("/h/c", 0), &context(&[]), &mut notes).is_err());
+        assert_eq!(
+            notes,
+            vec!["Quota exceeded: /h [current count=4, hardCountLimit=3]".to_string()]
+        );
     }
 }

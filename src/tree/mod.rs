@@ -10,6 +10,7 @@
 
 pub mod acl;
 pub mod path;
+pub mod quota;
 
 use std::sync::Arc;
 
@@ -217,6 +218,9 @@ pub struct TreeVersion {
     ephemerals: HashMap<i64, OrdSet<Arc<str>>>,
     containers: OrdSet<Arc<str>>,
     ttls: OrdSet<Arc<str>>,
+    /// Paths with a quota (a `zookeeper_limits` node under `/zookeeper/quota`): ZooKeeper's
+    /// PathTrie of quotas, see `quota`.
+    quota_roots: OrdSet<Arc<str>>,
     /// The zxid of the last transaction applied.
     pub zxid: i64,
 }
@@ -267,6 +271,7 @@ impl TreeVersion {
             ephemerals: HashMap::new(),
             containers: OrdSet::new(),
             ttls: OrdSet::new(),
+            quota_roots: OrdSet::new(),
             zxid: 0,
         };
         tree.insert_new("/", empty_node(open.clone(), 1));
@@ -321,12 +326,14 @@ impl TreeVersion {
             ephemerals: HashMap::new(),
             containers: OrdSet::new(),
             ttls: OrdSet::new(),
+            quota_roots: OrdSet::new(),
             zxid: snapshot.zxid(),
         };
         for (path, owner) in view.special_nodes() {
             tree.index_kind(Arc::from(path), NodeKind::from_owner(owner));
         }
         tree.base = Some(snapshot);
+        tree.rebuild_quota_roots();
         tree
     }
 
@@ -604,7 +611,7 @@ impl TreeVersion {
                 ephemeral_owner,
                 parent_cversion,
             } => {
-                let (parent_path, _) =
+                let (parent_path, name) =
                     path::split_parent(path).ok_or_else(|| fail(format!("create of {path}")))?;
                 if self.contains(path) {
                     return Err(fail(format!("create of existing {path}")));
@@ -647,6 +654,8 @@ impl TreeVersion {
                 let node_acl = node.acl.clone();
                 let key = self.insert_new(path, node);
                 self.replace(parent_path, parent);
+                let bytes = data.as_ref().map_or(0, |data| data.len() as i64);
+                self.quota_after_create(path, parent_path, name, bytes);
                 triggers.push(WatchTrigger {
                     path: key,
                     event: EventType::NodeCreated,
@@ -679,9 +688,11 @@ impl TreeVersion {
                     .get(path)
                     .ok_or_else(|| fail(format!("setData of missing {path}")))?;
                 let mut node = Node::clone(&node);
-                self.data_size = self.data_size.saturating_sub(data_len(&node));
+                let old_len = data_len(&node);
+                self.data_size = self.data_size.saturating_sub(old_len);
                 node.data = data.as_deref().map(Arc::from);
-                self.data_size += data_len(&node);
+                let new_len = data_len(&node);
+                self.data_size += new_len;
                 node.stat.version = *version;
                 node.stat.mzxid = zxid;
                 node.stat.mtime = time_ms;
@@ -694,6 +705,7 @@ impl TreeVersion {
                     also_child_watches: false,
                 });
                 self.replace(path, node);
+                self.quota_after_set_data(path, new_len as i64 - old_len as i64);
                 Ok(TxnResult::DataSet { stat })
             }
             Txn::SetAcl { path, acl, version } => {
@@ -796,6 +808,7 @@ impl TreeVersion {
             }
             NodeKind::Persistent => {}
         }
+        self.quota_after_delete(path, parent_path, name, data_len(&node) as i64);
         triggers.push(WatchTrigger {
             path: Arc::from(path),
             event: EventType::NodeDeleted,

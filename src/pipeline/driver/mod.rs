@@ -39,7 +39,7 @@ use crate::txnlog::writer::{AfterDurable, WriterEvent, WriterInput};
 use crate::zab::RejectReason;
 
 use super::apply::Batch;
-use super::prep::{prep, PrepContext};
+use super::prep::{prep_noting, PrepContext};
 use super::publish::{fan_out, CoreBatch, CorePresence, CoreReply, Sealed, Step};
 use super::reply::write_reply;
 use super::PipelineInput;
@@ -699,6 +699,7 @@ impl Pipeline {
             auth,
             extended_types_enabled: self.config.extended_types_enabled,
             skip_acl: self.config.skip_acl,
+            enforce_quota: self.config.enforce_quota,
         };
         let local = self.local_sessions.get(session_id).is_some();
         let txn = if !local && self.session_moved(session_id, None) {
@@ -706,7 +707,12 @@ impl Pipeline {
                 code: ErrorCode::SessionMoved,
             }
         } else {
-            prep(self.batch.tree(), &request, &context).unwrap_or_else(|code| Txn::Error { code })
+            let mut notes = Vec::new();
+            let prepared = prep_noting(self.batch.tree(), &request, &context, &mut notes);
+            for note in notes {
+                warn!("{note}");
+            }
+            prepared.unwrap_or_else(|code| Txn::Error { code })
         };
         let closing = matches!(txn, Txn::CloseSession { .. });
         if closing {

@@ -269,6 +269,8 @@ impl Pipeline {
                 auth: &auth,
                 extended_types_enabled: true,
                 skip_acl: true,
+                // Deleting reaped nodes is never refused by a quota.
+                enforce_quota: false,
             };
             match prep(
                 self.batch.tree(),

@@ -171,9 +171,14 @@ impl Pipeline {
                         auth: &auth,
                         extended_types_enabled: self.config.extended_types_enabled,
                         skip_acl: self.config.skip_acl,
+                        enforce_quota: self.config.enforce_quota,
                     };
-                    prep(self.batch.tree(), &request, &context)
-                        .unwrap_or_else(|code| Txn::Error { code })
+                    let mut notes = Vec::new();
+                    let prepared = prep_noting(self.batch.tree(), &request, &context, &mut notes);
+                    for note in notes {
+                        warn!("{note}");
+                    }
+                    prepared.unwrap_or_else(|code| Txn::Error { code })
                 };
                 let closing = matches!(txn, Txn::CloseSession { .. });
                 if closing {
