@@ -1419,6 +1419,9 @@ mod tests {
         )
         .unwrap();
         assert!(config.read_only_mode_enabled && config.local_sessions_upgrading_enabled);
+    }
+
+    #[test]
     fn enforce_quota_is_read_as_zookeeper_reads_it() {
         let read = |text: &str| Config::from_properties(text).map(|config| config.enforce_quota);
         assert!(matches!(read("tickTime=1000"), Ok(false)));

@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// How long a truncation or reset of the log (TRUNC, SNAP) may take the log writer: far above
+/// any fsync and rename it does, short enough that a stuck writer becomes a visible stop.
+const LOG_CUT_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 impl Pipeline {
     /// TRUNC: the log loses every record above `zxid`, durably, before anything else.
     pub(super) fn truncate_log(&mut self, zxid: Zxid) {
@@ -56,10 +60,19 @@ impl Pipeline {
         if log.appends.send(command(done)).is_err() {
             self.log_failed("the log writer stopped".into());
         }
-        match result.recv() {
+        // Bounded: a writer that never answers (seen once in a soak: an io_uring write whose
+        // completion never arrived) would otherwise leave this member stalled for good,
+        // serving nothing and timing nothing out. Stopping loudly turns it into a restart.
+        match result.recv_timeout(LOG_CUT_ANSWER_TIMEOUT) {
             Ok(Ok(())) => {}
             Ok(Err(reason)) => self.log_failed(format!("{what} the log failed: {reason}")),
-            Err(_) => self.log_failed("the log writer stopped".into()),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => self.log_failed(format!(
+                "{what} the log writer did not answer within {} s",
+                LOG_CUT_ANSWER_TIMEOUT.as_secs()
+            )),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                self.log_failed("the log writer stopped".into())
+            }
         }
         self.drain_durable_after_cut(zxid);
     }
