@@ -90,6 +90,10 @@ pub enum Wire {
         valid: bool,
         timeout_ms: i32,
     },
+    /// Leader → learner, before NEWLEADER: the configuration in force on the leader (its
+    /// version, and the text of `/zookeeper/config`), which the learner adopts when it is
+    /// newer than its own (ZooKeeper sends its last-seen QuorumVerifier with NEWLEADER).
+    Config { version: i64, text: String },
 }
 
 /// What a learner forwards to its leader.

@@ -36,6 +36,7 @@
 //! | 66 | `Synced` | id u64, zxid i64 |
 //! | 67 | `Touch` | count u32, session i64 × count |
 //! | 68 | `Revalidated` | id u64, valid bool, timeout_ms i32 |
+//! | 69 | `Config` | version i64, text string (`/zookeeper/config`'s data, see `config::dynamic`) |
 //!
 //! where
 //!
@@ -93,6 +94,7 @@ const KIND_REJECTED: u8 = 65;
 const KIND_SYNCED: u8 = 66;
 const KIND_TOUCH: u8 = 67;
 const KIND_REVALIDATED: u8 = 68;
+const KIND_CONFIG: u8 = 69;
 
 /// Why a body could not be decoded. The transport closes the connection it came on.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -336,6 +338,11 @@ pub fn encode(message: &Wire, out: &mut Vec<u8>) {
             put_bool(out, *valid);
             put_i32(out, *timeout_ms);
         }
+        Wire::Config { version, text } => {
+            put_u8(out, KIND_CONFIG);
+            put_i64(out, *version);
+            put_bytes(out, text.as_bytes());
+        }
     }
 }
 
@@ -553,6 +560,10 @@ pub fn decode(bytes: &[u8]) -> Result<Wire, WireError> {
             id: cursor.u64()?,
             valid: cursor.bool("revalidated valid")?,
             timeout_ms: cursor.i32()?,
+        },
+        KIND_CONFIG => Wire::Config {
+            version: cursor.i64()?,
+            text: cursor.string("config text")?,
         },
         other => return Err(WireError::UnknownKind(other)),
     };
@@ -783,6 +794,10 @@ mod tests {
             Wire::Proposed { id: 3, zxid: 12 },
             Wire::Rejected { id: 4 },
             Wire::Synced { id: 6, zxid: 13 },
+            Wire::Config {
+                version: 0x100000000,
+                text: "server.1=127.0.0.1:1:2:participant\nversion=100000000".into(),
+            },
             Wire::Touch {
                 sessions: vec![1, -1, i64::MAX],
             },
@@ -1169,6 +1184,7 @@ mod tests {
             any::<u64>().prop_map(|id| Wire::Rejected { id }),
             (any::<u64>(), any::<i64>()).prop_map(|(id, zxid)| Wire::Synced { id, zxid }),
             vec(any::<i64>(), 0..8).prop_map(|sessions| Wire::Touch { sessions }),
+            (any::<i64>(), ".{0,40}").prop_map(|(version, text)| Wire::Config { version, text }),
             (any::<u64>(), any::<bool>(), any::<i32>()).prop_map(|(id, valid, timeout_ms)| {
                 Wire::Revalidated {
                     id,

@@ -644,11 +644,13 @@ impl Pipeline {
             );
             return;
         }
+        let view = self.reconfig_view(&request);
         let context = PrepContext {
             session_id,
             auth,
             extended_types_enabled: self.config.extended_types_enabled,
             skip_acl: self.config.skip_acl,
+            reconfig: self.reconfig_gate(view.as_ref()),
         };
         let txn = if self.session_moved(session_id, None) {
             Txn::Error {

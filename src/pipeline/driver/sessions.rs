@@ -9,7 +9,7 @@ use crate::jute::request::Request;
 use crate::session::ConnRef;
 use crate::tree::{NodeKind, Txn};
 
-use super::super::prep::{prep, PrepContext};
+use super::super::prep::{prep, PrepContext, ReconfigGate};
 use super::super::publish::CoreReply;
 use super::super::reply::{connect_reply_frame, refused_reply};
 use super::super::PipelineInput;
@@ -263,6 +263,7 @@ impl Pipeline {
                 auth: &auth,
                 extended_types_enabled: true,
                 skip_acl: true,
+                reconfig: ReconfigGate::Disabled,
             };
             match prep(
                 self.batch.tree(),
