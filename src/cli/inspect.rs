@@ -142,6 +142,10 @@ pub fn txn_text(txn: &Txn, show_data: bool) -> String {
             format!("setACL '{path}' acl={} version={version}", acl_text(acl))
         }
         Txn::Check { path } => format!("check '{path}'"),
+        Txn::Reconfig { data } => format!(
+            "reconfig {}",
+            optional_data(&Some(data.clone()), show_data)
+        ),
         Txn::Error { code } => format!("error {}", code.code()),
         Txn::Multi { ops } => {
             let ops: Vec<String> = ops.iter().map(|op| txn_text(op, show_data)).collect();

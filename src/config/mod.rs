@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+pub mod dynamic;
 pub mod tls;
 
 pub use tls::{ClientAuth, TlsSettings};
@@ -101,6 +102,8 @@ pub struct Config {
     /// zoo.cfg line `enforceQuota=true` sets the same property there (unknown keys become
     /// `zookeeper.`-prefixed properties), so both are read.
     pub enforce_quota: bool,
+    /// `reconfigEnabled` (default false, as ZooKeeper 3.5.3+): the `reconfig` operation.
+    pub reconfig_enabled: bool,
     /// `DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`.
     pub super_digest: Option<String>,
     pub container_check_interval_ms: u64,
@@ -176,6 +179,8 @@ pub struct Config {
     /// Quorum SASL as loaded by [`Config::load_security`] (None unless
     /// `quorum.auth.enableSasl=true`).
     pub quorum_sasl: Option<crate::auth::quorum::QuorumSasl>,
+    /// `dynamicConfigFile`: where the membership was read from, when not from zoo.cfg.
+    pub dynamic_config_file: Option<PathBuf>,
     /// The zoo.cfg text as read, for the AdminServer's `initial_configuration`.
     pub config_text: Option<String>,
     /// The AdminServer (`admin.*`, ZooKeeper's JettyAdminServer).
@@ -267,6 +272,7 @@ impl Default for Config {
             local_sessions_enabled: false,
             local_sessions_upgrading_enabled: false,
             enforce_quota: false,
+            reconfig_enabled: false,
             super_digest: None,
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
@@ -303,6 +309,7 @@ impl Default for Config {
             },
             quorum_auth: crate::auth::quorum::QuorumAuthKeys::default(),
             quorum_sasl: None,
+            dynamic_config_file: None,
         }
     }
 }
@@ -316,9 +323,64 @@ const BUILT_IN_AUTH_PROVIDERS: &[&str] = &[
     "org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
 ];
 
+/// `dynamicConfigFile=<path>` of zoo.cfg (QuorumPeerConfig.parse): the membership lives in
+/// that file, and its version is the file name's `.dynamic.<hex>` suffix. As in ZooKeeper, the
+/// static file may then hold no `server.`/`group`/`weight` lines, and the dynamic file no
+/// `version` line. Returns (path, the file's text, its version).
+fn read_dynamic_config_file(text: &str) -> Result<Option<(PathBuf, String, i64)>, ConfigError> {
+    let key_value = |line: &str| {
+        let line = line.trim();
+        if line.starts_with('#') || line.starts_with('!') {
+            return None;
+        }
+        line.split_once('=')
+            .map(|(key, value)| (key.trim().to_string(), value.trim().to_string()))
+    };
+    let Some(path) = text
+        .lines()
+        .filter_map(key_value)
+        .filter(|(key, _)| key == "dynamicConfigFile")
+        .map(|(_, value)| PathBuf::from(value))
+        .next_back()
+    else {
+        return Ok(None);
+    };
+    for (key, value) in text.lines().filter_map(key_value) {
+        if key.starts_with("server.") || key.starts_with("group") || key.starts_with("weight") {
+            return Err(invalid(
+                &key,
+                &value,
+                "must be in the separate dynamic config file (dynamicConfigFile is set)",
+            ));
+        }
+    }
+    let dynamic_text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    if let Some((key, value)) = dynamic_text
+        .lines()
+        .filter_map(key_value)
+        .find(|(key, _)| key == "version")
+    {
+        return Err(invalid(
+            &key,
+            &value,
+            "the dynamic config file must not have a version inside (it is the file name's suffix)",
+        ));
+    }
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned());
+    let version = name
+        .as_deref()
+        .and_then(dynamic::version_from_filename)
+        .unwrap_or(0);
+    Ok(Some((path, dynamic_text, version)))
+}
+
 /// Keys ZooKeeper knows that the standalone server accepts without acting on them.
 const ACCEPTED_KEYS: &[&str] = &[
-    "reconfigEnabled",
     // Jetty's settings of the AdminServer that have no counterpart here (no HTTPS on it).
     "admin.httpVersion",
     "admin.portUnification",
@@ -327,6 +389,7 @@ const ACCEPTED_KEYS: &[&str] = &[
     // The client's socket class; TLS works with either server factory here.
     "serverCnxnFactory",
     "client.secure",
+    // Read by `Config::from_file_with_properties` before the lines are parsed.
     "dynamicConfigFile",
     "electionPortBindRetry",
     "syncEnabled",
@@ -511,6 +574,9 @@ pub struct QuorumConfig {
     pub init_limit: u64,
     /// `syncLimit`, in ticks: how long a learner may be out of touch with its leader.
     pub sync_limit: u64,
+    /// The configuration's version: the suffix of the `dynamicConfigFile` it was read from
+    /// (`zoo.cfg.dynamic.<hex>`), or 0 for static `server.N` lines (QuorumPeerConfig).
+    pub version: i64,
 }
 
 impl QuorumConfig {
@@ -530,6 +596,14 @@ impl QuorumConfig {
             .filter(|server| server.observer)
             .map(|server| server.id)
             .collect()
+    }
+
+    /// The membership and its version (what `/zookeeper/config` shows).
+    pub fn dynamic(&self) -> dynamic::DynamicConfig {
+        dynamic::DynamicConfig {
+            version: self.version,
+            servers: self.servers.clone(),
+        }
     }
 
     /// This server's own line (always present: loading checks myid is among the servers).
@@ -861,6 +935,7 @@ fn setup_quorum(
         servers,
         init_limit,
         sync_limit,
+        version: 0,
     });
     Ok(())
 }
@@ -919,13 +994,8 @@ impl Config {
     /// Reads a zoo.cfg file. Relative data directories are taken relative to the working
     /// directory, as ZooKeeper does.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut config = Config::from_properties(&text)?;
-        config.config_path = Some(path.to_path_buf());
-        Ok(config)
+        // With its `dynamicConfigFile`, if it names one.
+        Config::from_file_with_properties(path, Vec::new())
     }
 
     /// Parses zoo.cfg text. In ZooKeeper's way, `dataDir/myid` is read when it exists
@@ -960,7 +1030,17 @@ impl Config {
             }
         }
         lines.push_str(&text);
+        let dynamic_file = read_dynamic_config_file(&text)?;
+        if let Some((_, dynamic_text, _)) = &dynamic_file {
+            lines.push('\n');
+            lines.push_str(dynamic_text);
+            lines.push('\n');
+        }
         let mut config = Config::from_properties(&lines)?;
+        if let (Some(quorum), Some((_, _, version))) = (config.quorum.as_mut(), &dynamic_file) {
+            quorum.version = *version;
+        }
+        config.dynamic_config_file = dynamic_file.map(|(path, _, _)| path);
         config.config_path = Some(path.to_path_buf());
         config.config_text = Some(text);
         config.system_properties = properties;
@@ -1071,6 +1151,7 @@ impl Config {
                 }
                 // Boolean.parseBoolean: only "true", in any case.
                 "enforceQuota" => config.enforce_quota = value.eq_ignore_ascii_case("true"),
+                "reconfigEnabled" => config.reconfig_enabled = java_boolean(value),
                 "DigestAuthenticationProvider.superDigest" => {
                     config.super_digest = Some(value.to_string())
                 }
@@ -1326,6 +1407,51 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// QuorumPeerConfig with `dynamicConfigFile`: the members come from that file, the version
+    /// from its name; static server lines beside it, or a version inside it, are refused.
+    #[test]
+    fn dynamic_config_file_holds_the_members_and_names_the_version() {
+        let dir = std::env::temp_dir().join(format!("ringkeeper-dynamic-{}", std::process::id()));
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("myid"), "2\n").unwrap();
+        let dynamic = dir.join("zoo.cfg.dynamic.100000003");
+        std::fs::write(
+            &dynamic,
+            "server.1=127.0.0.1:2001:3001:participant;127.0.0.1:4001\n\
+             server.2=127.0.0.1:2002:3002:participant;127.0.0.1:4002\n\
+             server.3=127.0.0.1:2003:3003:observer;127.0.0.1:4003",
+        )
+        .unwrap();
+        let static_path = dir.join("zoo.cfg");
+        let base = format!(
+            "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\ndynamicConfigFile={}\n",
+            data.display(),
+            dynamic.display()
+        );
+        std::fs::write(&static_path, &base).unwrap();
+        let config = Config::from_file(&static_path).unwrap();
+        let quorum = config.quorum.clone().unwrap();
+        assert_eq!(quorum.version, 0x100000003);
+        assert_eq!(quorum.participants(), vec![1, 2]);
+        assert_eq!(quorum.observers(), vec![3]);
+        assert_eq!(config.client_address, addr("127.0.0.1:4002"));
+        assert_eq!(
+            config.dynamic_config_file.as_deref(),
+            Some(dynamic.as_path())
+        );
+        std::fs::write(
+            &static_path,
+            format!("{base}server.4=127.0.0.1:2004:3004;4004\n"),
+        )
+        .unwrap();
+        assert!(Config::from_file(&static_path).is_err());
+        std::fs::write(&static_path, &base).unwrap();
+        std::fs::write(&dynamic, "server.1=127.0.0.1:2001:3001\nversion=5\n").unwrap();
+        assert!(Config::from_file(&static_path).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn tls_keys_are_read_as_zookeeper_reads_them() {

@@ -3,11 +3,14 @@
 //! `PrepRequestProcessor` does against its outstanding changes. The order of the checks is
 //! ZooKeeper's, since it decides which error a client sees when several apply.
 
+use crate::config::dynamic::{DynamicConfig, ReconfigError};
 use crate::jute::protocol::{perms, CreateMode, ErrorCode, OpCode};
-use crate::jute::records::Id;
+use crate::jute::records::{Id, ReconfigRequest};
 use crate::jute::request::{Create, Request};
 use crate::tree::quota::QuotaVerdict;
-use crate::tree::{acl, path, ttl_owner, NodeKind, TreeVersion, Txn, CONTAINER_OWNER, TTL_MAX_MS};
+use crate::tree::{
+    acl, path, ttl_owner, NodeKind, TreeVersion, Txn, CONFIG_PATH, CONTAINER_OWNER, TTL_MAX_MS,
+};
 
 /// What prep needs to know about the caller and the server.
 #[derive(Debug, Clone, Copy)]
@@ -20,6 +23,38 @@ pub struct PrepContext<'a> {
     pub skip_acl: bool,
     /// `zookeeper.enforceQuota`: hard quota limits refuse writes, soft ones are logged.
     pub enforce_quota: bool,
+    /// Where a reconfig request stands on this server.
+    pub reconfig: ReconfigGate<'a>,
+}
+
+/// PrepRequestProcessor's reconfig case, by server kind.
+#[derive(Debug, Clone, Copy)]
+pub enum ReconfigGate<'a> {
+    /// `reconfigEnabled` is false: ReconfigDisabled.
+    Disabled,
+    /// A standalone server with reconfig enabled: Unimplemented (ZooKeeper's cast to
+    /// LeaderZooKeeperServer fails: "standalone mode - reconfiguration currently not
+    /// supported").
+    Standalone,
+    /// The ensemble's leader, with what the checks need.
+    Leader(&'a ReconfigView),
+}
+
+/// The leader's view of the configuration, for the checks of a reconfig request.
+#[derive(Debug, Clone)]
+pub struct ReconfigView {
+    /// The configuration in force (QuorumPeer.getQuorumVerifier).
+    pub active: DynamicConfig,
+    /// The version of the newest configuration proposed (getLastSeenQuorumVerifier): it
+    /// differs from the active one while a reconfig is in progress.
+    pub last_seen_version: i64,
+    /// Voting members connected and synced with the leader, the leader included
+    /// (Leader.isQuorumSynced: the leader and its forwarding followers).
+    pub synced: Vec<u64>,
+    /// The zxid the reconfig's transaction will get: the new configuration's version.
+    pub next_zxid: i64,
+    /// `standaloneEnabled`: a new configuration needs at least 2 voters when true.
+    pub standalone_enabled: bool,
 }
 
 type PrepResult = Result<Txn, ErrorCode>;
@@ -263,7 +298,7 @@ fn prep_op(
             session_id: context.session_id,
             ephemerals: tree.ephemerals_of(context.session_id),
         }),
-        Request::Reconfig(_) => Err(ErrorCode::ReconfigDisabled),
+        Request::Reconfig(reconfig) => prep_reconfig(tree, reconfig, context),
         // A read op inside a multi fails the whole request (ZooKeeper's prep throws, and the
         // error transaction still takes a zxid).
         Request::Multi(ops) if ops.iter().any(|op| !op.is_write()) => {
@@ -272,6 +307,60 @@ fn prep_op(
         Request::Multi(ops) => Ok(prep_multi(tree, ops, context, notes)),
         _ => Err(ErrorCode::Unimplemented),
     }
+}
+
+/// An empty string is what a null ustring decodes to: the field was not given.
+fn given(text: &str) -> Option<&str> {
+    (!text.is_empty()).then_some(text)
+}
+
+/// PrepRequestProcessor's reconfig case, check by check in ZooKeeper's order (the ACL of
+/// `/zookeeper/config` comes last, after the quorum check).
+fn prep_reconfig(
+    tree: &TreeVersion,
+    request: &ReconfigRequest,
+    context: &PrepContext,
+) -> PrepResult {
+    let view = match context.reconfig {
+        ReconfigGate::Disabled => return Err(ErrorCode::ReconfigDisabled),
+        ReconfigGate::Standalone => return Err(ErrorCode::Unimplemented),
+        ReconfigGate::Leader(view) => view,
+    };
+    if view.last_seen_version != view.active.version {
+        return Err(ErrorCode::ReconfigInProgress);
+    }
+    if request.cur_config_id != -1 && request.cur_config_id != view.last_seen_version {
+        return Err(ErrorCode::BadVersion);
+    }
+    let next = match given(&request.new_members) {
+        Some(members) => {
+            DynamicConfig::non_incremental(members, view.standalone_enabled, view.next_zxid)
+        }
+        None => view.active.incremental(
+            given(&request.joining_servers),
+            given(&request.leaving_servers),
+            view.next_zxid,
+        ),
+    }
+    .and_then(|next| next.check_voters(view.standalone_enabled).map(|()| next))
+    .map_err(|error| match error {
+        ReconfigError::BadArguments(_) => ErrorCode::BadArguments,
+        ReconfigError::Marshalling(_) => ErrorCode::MarshallingError,
+    })?;
+    if !next.contains_quorum(&view.synced) {
+        return Err(ErrorCode::NewConfigNoQuorum);
+    }
+    let node = tree.get(CONFIG_PATH).ok_or(ErrorCode::NoNode)?;
+    check_acl(&node.acl, perms::WRITE, context)?;
+    if next.servers != view.active.servers {
+        // Changing the membership (joining, leaving, a new role, address or client port) is
+        // not implemented: the quorum links and the ZAB core run a fixed membership. A
+        // reconfig that keeps the membership goes through (a new version, as ZooKeeper).
+        return Err(ErrorCode::Unimplemented);
+    }
+    Ok(Txn::Reconfig {
+        data: next.to_znode_text().into_bytes(),
+    })
 }
 
 /// A multi is validated op by op against a scratch copy of the tree that has the earlier
@@ -329,6 +418,7 @@ mod tests {
             extended_types_enabled: true,
             skip_acl: false,
             enforce_quota: true,
+            reconfig: ReconfigGate::Disabled,
         }
     }
 
@@ -468,6 +558,122 @@ mod tests {
                 ErrorCode::RuntimeInconsistency
             ]
         );
+    }
+
+    fn reconfig_view() -> ReconfigView {
+        let active = DynamicConfig::non_incremental(
+            "server.1=127.0.0.1:2001:3001;127.0.0.1:4001\n\
+             server.2=127.0.0.1:2002:3002;127.0.0.1:4002\n\
+             server.3=127.0.0.1:2003:3003;127.0.0.1:4003",
+            true,
+            0x100000000,
+        )
+        .unwrap_or_else(|error| panic!("{error:?}"));
+        ReconfigView {
+            last_seen_version: active.version,
+            active,
+            synced: vec![1, 2, 3],
+            next_zxid: 0x100000005,
+            standalone_enabled: true,
+        }
+    }
+
+    fn reconfig(joining: &str, leaving: &str, members: &str, config_id: i64) -> Request {
+        Request::Reconfig(ReconfigRequest {
+            joining_servers: joining.into(),
+            leaving_servers: leaving.into(),
+            new_members: members.into(),
+            cur_config_id: config_id,
+        })
+    }
+
+    /// PrepRequestProcessor's reconfig checks, in its order: disabled, standalone, in
+    /// progress, curConfigId, the new configuration, voters, the synced quorum, the ACL.
+    #[test]
+    fn reconfig_checks_follow_prep_request_processor_order() {
+        let tree = TreeVersion::new();
+        let super_id = [Id {
+            scheme: "super".into(),
+            id: String::new(),
+        }];
+        let view = reconfig_view();
+        let run = |request: &Request, gate: ReconfigGate, auth: &[Id]| {
+            let context = PrepContext {
+                reconfig: gate,
+                ..context(auth)
+            };
+            prep(&tree, request, &context)
+        };
+        let leave = reconfig("", "3", "", -1);
+        assert_eq!(
+            run(&leave, ReconfigGate::Disabled, &super_id),
+            Err(ErrorCode::ReconfigDisabled)
+        );
+        assert_eq!(
+            run(&leave, ReconfigGate::Standalone, &super_id),
+            Err(ErrorCode::Unimplemented)
+        );
+        let in_progress = ReconfigView {
+            last_seen_version: 0x100000003,
+            ..view.clone()
+        };
+        assert_eq!(
+            run(
+                &reconfig("", "x", "", 99),
+                ReconfigGate::Leader(&in_progress),
+                &[]
+            ),
+            Err(ErrorCode::ReconfigInProgress)
+        );
+        let gate = ReconfigGate::Leader(&view);
+        assert_eq!(
+            run(&reconfig("", "x", "", 99), gate, &[]),
+            Err(ErrorCode::BadVersion)
+        );
+        assert_eq!(
+            run(&reconfig("", "x", "", 0x100000000), gate, &[]),
+            Err(ErrorCode::MarshallingError)
+        );
+        assert_eq!(
+            run(&reconfig("", "2,3", "", -1), gate, &[]),
+            Err(ErrorCode::BadArguments)
+        );
+        let no_quorum = ReconfigView {
+            synced: vec![1],
+            ..view.clone()
+        };
+        assert_eq!(
+            run(&leave, ReconfigGate::Leader(&no_quorum), &[]),
+            Err(ErrorCode::NewConfigNoQuorum)
+        );
+        // Everything else holds: the ACL of /zookeeper/config (world READ) is last.
+        assert_eq!(run(&leave, gate, &[]), Err(ErrorCode::NoAuth));
+        // A membership change is not implemented; keeping the membership is a Reconfig txn
+        // whose text carries the reconfig's zxid as version.
+        assert_eq!(run(&leave, gate, &super_id), Err(ErrorCode::Unimplemented));
+        let same = view.active.to_dynamic_file_text().replace('\n', ",");
+        match run(&reconfig("", "", &same, -1), gate, &super_id) {
+            Ok(Txn::Reconfig { data }) => {
+                let text = String::from_utf8_lossy(&data).into_owned();
+                assert!(text.ends_with("\nversion=100000005"), "{text}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let skip = PrepContext {
+            skip_acl: true,
+            reconfig: gate,
+            ..context(&[])
+        };
+        let rejoin = reconfig(
+            "server.2=127.0.0.1:2002:3002:participant;127.0.0.1:4002",
+            "",
+            "",
+            -1,
+        );
+        assert!(matches!(
+            prep(&tree, &rejoin, &skip),
+            Ok(Txn::Reconfig { .. })
+        ));
     }
 
     #[test]

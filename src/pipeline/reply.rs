@@ -65,6 +65,15 @@ pub fn write_reply(xid: i32, zxid: i64, request: &Request, result: &TxnResult) -
         (Request::SetData(_), TxnResult::DataSet { stat }) => {
             record_frame(xid, zxid, &SetDataResponse { stat: stat.clone() })
         }
+        // FinalRequestProcessor: the new configuration's text and the config node's Stat.
+        (Request::Reconfig(_), TxnResult::Reconfigured { data, stat }) => record_frame(
+            xid,
+            zxid,
+            &GetDataResponse {
+                data: Some(data.clone()),
+                stat: stat.clone(),
+            },
+        ),
         (Request::SetAcl(_), TxnResult::AclSet { stat }) => {
             record_frame(xid, zxid, &SetAclResponse { stat: stat.clone() })
         }

@@ -120,6 +120,10 @@ pub enum Wire {
     /// the leader keeps at most a bounded window of bytes beyond the last acknowledgement in
     /// flight.
     SnapAck { conn: u64, offset: u64 },
+    /// Leader → learner, before NEWLEADER: the configuration in force on the leader (its
+    /// version, and the text of `/zookeeper/config`), which the learner adopts when it is
+    /// newer than its own (ZooKeeper sends its last-seen QuorumVerifier with NEWLEADER).
+    Config { version: i64, text: String },
 }
 
 /// What a learner forwards to its leader.

@@ -38,6 +38,7 @@
 //! | 68 | `Revalidated` | id u64, valid bool, timeout_ms i32 |
 //! | 69 | `SnapChunk` | conn u64, zxid i64, offset u64, length u32, bytes |
 //! | 70 | `SnapAck` | conn u64, offset u64 |
+//! | 71 | `Config` | version i64, text string (`/zookeeper/config`'s data, see `config::dynamic`) |
 //!
 //! where
 //!
@@ -97,6 +98,7 @@ const KIND_TOUCH: u8 = 67;
 const KIND_REVALIDATED: u8 = 68;
 const KIND_SNAP_CHUNK: u8 = 69;
 const KIND_SNAP_ACK: u8 = 70;
+const KIND_CONFIG: u8 = 71;
 
 /// Why a body could not be decoded. The transport closes the connection it came on.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -357,6 +359,11 @@ pub fn encode(message: &Wire, out: &mut Vec<u8>) {
             put_u64(out, *conn);
             put_u64(out, *offset);
         }
+        Wire::Config { version, text } => {
+            put_u8(out, KIND_CONFIG);
+            put_i64(out, *version);
+            put_bytes(out, text.as_bytes());
+        }
     }
 }
 
@@ -584,6 +591,10 @@ pub fn decode(bytes: &[u8]) -> Result<Wire, WireError> {
         KIND_SNAP_ACK => Wire::SnapAck {
             conn: cursor.u64()?,
             offset: cursor.u64()?,
+        },
+        KIND_CONFIG => Wire::Config {
+            version: cursor.i64()?,
+            text: cursor.string("config text")?,
         },
         other => return Err(WireError::UnknownKind(other)),
     };
@@ -814,6 +825,10 @@ mod tests {
             Wire::Proposed { id: 3, zxid: 12 },
             Wire::Rejected { id: 4 },
             Wire::Synced { id: 6, zxid: 13 },
+            Wire::Config {
+                version: 0x100000000,
+                text: "server.1=127.0.0.1:1:2:participant\nversion=100000000".into(),
+            },
             Wire::Touch {
                 sessions: vec![1, -1, i64::MAX],
             },
@@ -935,7 +950,7 @@ mod tests {
             let known = [1u8]
                 .iter()
                 .chain(&[16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29])
-                .chain(&[48, 49, 50, 64, 65, 66, 67, 68, 69, 70])
+                .chain(&[48, 49, 50, 64, 65, 66, 67, 68, 69, 70, 71])
                 .any(|&k| k == kind);
             if !known {
                 assert_eq!(
@@ -1210,6 +1225,7 @@ mod tests {
             any::<u64>().prop_map(|id| Wire::Rejected { id }),
             (any::<u64>(), any::<i64>()).prop_map(|(id, zxid)| Wire::Synced { id, zxid }),
             vec(any::<i64>(), 0..8).prop_map(|sessions| Wire::Touch { sessions }),
+            (any::<i64>(), ".{0,40}").prop_map(|(version, text)| Wire::Config { version, text }),
             (any::<u64>(), any::<bool>(), any::<i32>()).prop_map(|(id, valid, timeout_ms)| {
                 Wire::Revalidated {
                     id,

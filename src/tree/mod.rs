@@ -159,20 +159,38 @@ pub enum Txn {
         session_id: i64,
         ephemerals: Vec<String>,
     },
+    /// A committed reconfig: `/zookeeper/config` becomes `data` (the new configuration's
+    /// text, `config::dynamic`), with version -1 as ZooKeeper's SetDataTxn of the reconfig
+    /// has; every member activates the new configuration when it commits.
+    Reconfig {
+        data: Vec<u8>,
+    },
 }
 
 /// What applying one transaction produced for the client that asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxnResult {
-    Created { path: String, stat: Stat },
+    Created {
+        path: String,
+        stat: Stat,
+    },
     Deleted,
-    DataSet { stat: Stat },
-    AclSet { stat: Stat },
+    DataSet {
+        stat: Stat,
+    },
+    AclSet {
+        stat: Stat,
+    },
     Checked,
     Error(ErrorCode),
     Multi(Vec<TxnResult>),
     SessionCreated,
     SessionClosed,
+    /// The new `/zookeeper/config` and its Stat (the reply of a reconfig).
+    Reconfigured {
+        data: Vec<u8>,
+        stat: Stat,
+    },
 }
 
 /// A watch trigger: the event type, the path, and the ACL of the node it concerns, so that
@@ -251,6 +269,9 @@ fn data_len(node: &Node) -> usize {
     node.data.as_ref().map_or(0, |data| data.len())
 }
 
+/// ZooDefs.CONFIG_NODE.
+pub const CONFIG_PATH: &str = "/zookeeper/config";
+
 impl TreeVersion {
     /// The empty tree of a fresh server: `/`, `/zookeeper`, `/zookeeper/quota` and
     /// `/zookeeper/config` (DataTree's constructor), all with zero stats.
@@ -310,6 +331,26 @@ impl TreeVersion {
             tree.insert_new(&path, node);
         }
         tree
+    }
+
+    /// Sets `/zookeeper/config` to `data` as ZooKeeper's `ZKDatabase.initConfigInZKDatabase`
+    /// and the reconfig's SetDataTxn do: mzxid `zxid` (the configuration's version at
+    /// startup), mtime `time_ms`, version -1. No zxid is taken and no watch fires: a member
+    /// does this on its own tree when it starts serving (the node is not replicated by a
+    /// transaction then, but derived from the configuration in force). None when the node
+    /// is missing.
+    pub fn set_config_node(&mut self, data: &[u8], zxid: i64, time_ms: i64) -> Option<Stat> {
+        let node = self.get(CONFIG_PATH)?;
+        let mut node = Node::clone(&node);
+        self.data_size = self.data_size.saturating_sub(data_len(&node));
+        node.data = Some(Arc::from(data));
+        self.data_size += data_len(&node);
+        node.stat.version = -1;
+        node.stat.mzxid = zxid;
+        node.stat.mtime = time_ms;
+        let stat = node.to_stat();
+        self.replace(CONFIG_PATH, node);
+        Some(stat)
     }
 
     /// The tree as of `snapshot`, read in place: the delta is empty and the derived indexes
@@ -729,6 +770,23 @@ impl TreeVersion {
                 Ok(TxnResult::Multi(results))
             }
             Txn::CreateSession { .. } => Ok(TxnResult::SessionCreated),
+            Txn::Reconfig { data } => {
+                let stat = self
+                    .set_config_node(data, zxid, time_ms)
+                    .ok_or_else(|| fail(format!("reconfig without {CONFIG_PATH}")))?;
+                let acl = self.get(CONFIG_PATH).map(|node| node.acl.clone());
+                triggers.push(WatchTrigger {
+                    path: Arc::from(CONFIG_PATH),
+                    event: EventType::NodeDataChanged,
+                    acl: acl.unwrap_or_else(|| Arc::new(acl::read_acl())),
+                    zxid,
+                    also_child_watches: false,
+                });
+                Ok(TxnResult::Reconfigured {
+                    data: data.clone(),
+                    stat,
+                })
+            }
             Txn::CloseSession {
                 session_id,
                 ephemerals,

@@ -83,6 +83,7 @@ const TAG_ERROR: u8 = 6;
 const TAG_MULTI: u8 = 7;
 const TAG_CREATE_SESSION: u8 = 8;
 const TAG_CLOSE_SESSION: u8 = 9;
+const TAG_RECONFIG: u8 = 10;
 
 fn error_code_from_i32(code: i32) -> Option<ErrorCode> {
     use ErrorCode::*;
@@ -141,6 +142,7 @@ fn write_acl(writer: &mut Writer, acl: &[Acl]) {
 /// | 7 | Multi | count int, then each op's payload |
 /// | 8 | CreateSession | session long, timeout int |
 /// | 9 | CloseSession | session long, ephemerals vector<ustring> |
+/// | 10 | Reconfig | data buffer (the new `/zookeeper/config` text) |
 pub fn encode_txn(writer: &mut Writer, txn: &Txn) {
     match txn {
         Txn::Create {
@@ -208,6 +210,10 @@ pub fn encode_txn(writer: &mut Writer, txn: &Txn) {
             writer.write_i64(*session_id);
             writer.write_string_vec(ephemerals);
         }
+        Txn::Reconfig { data } => {
+            writer.write_bytes(&[TAG_RECONFIG]);
+            writer.write_optional_buffer(Some(data));
+        }
     }
 }
 
@@ -272,6 +278,11 @@ fn decode_txn_at_depth(reader: &mut Reader<'_>, depth: usize) -> Result<Txn, Jut
         TAG_CLOSE_SESSION => Txn::CloseSession {
             session_id: reader.read_i64()?,
             ephemerals: reader.read_string_vec()?,
+        },
+        TAG_RECONFIG => Txn::Reconfig {
+            data: reader
+                .read_optional_buffer()?
+                .ok_or(invalid("reconfig data", -1))?,
         },
         other => return Err(invalid("transaction tag", other as i64)),
     })
@@ -587,6 +598,9 @@ mod tests {
                 version: 2,
             },
             Txn::Check { path: "/a".into() },
+            Txn::Reconfig {
+                data: b"server.1=127.0.0.1:1:2:participant\nversion=100000001".to_vec(),
+            },
             Txn::Error {
                 code: ErrorCode::NodeExists,
             },

@@ -325,6 +325,30 @@ impl Peer {
         Some(figures)
     }
 
+    /// The participants synced with this leader and forwarding (ZooKeeper's
+    /// forwardingFollowers that are synced), the leader itself included; empty unless
+    /// leading an established epoch. What Leader.isQuorumSynced counts for a reconfig.
+    pub fn synced_participants(&self) -> Vec<ServerId> {
+        let State::Leading(leader) = &self.state else {
+            return Vec::new();
+        };
+        if !leader.established {
+            return Vec::new();
+        }
+        let mut ids: Vec<ServerId> = leader
+            .sessions
+            .iter()
+            .filter(|(_, session)| {
+                !session.observer
+                    && matches!(session.phase, SessionPhase::Forwarding { acked: Some(_) })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        ids.push(self.config.id);
+        ids.sort_unstable();
+        ids
+    }
+
     pub fn step(&mut self, now_ms: u64, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
         self.step_into(now_ms, input, &mut out);

@@ -694,12 +694,14 @@ impl Pipeline {
             );
             return;
         }
+        let view = self.reconfig_view(&request);
         let context = PrepContext {
             session_id,
             auth,
             extended_types_enabled: self.config.extended_types_enabled,
             skip_acl: self.config.skip_acl,
             enforce_quota: self.config.enforce_quota,
+            reconfig: self.reconfig_gate(view.as_ref()),
         };
         let local = self.local_sessions.get(session_id).is_some();
         let txn = if !local && self.session_moved(session_id, None) {

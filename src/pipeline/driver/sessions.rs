@@ -9,7 +9,7 @@ use crate::jute::request::Request;
 use crate::session::ConnRef;
 use crate::tree::{NodeKind, Txn};
 
-use super::super::prep::{prep, PrepContext};
+use super::super::prep::{prep, PrepContext, ReconfigGate};
 use super::super::publish::CoreReply;
 use super::super::reply::{connect_reply_frame, refused_reply};
 use super::super::PipelineInput;
@@ -271,6 +271,7 @@ impl Pipeline {
                 skip_acl: true,
                 // Deleting reaped nodes is never refused by a quota.
                 enforce_quota: false,
+                reconfig: ReconfigGate::Disabled,
             };
             match prep(
                 self.batch.tree(),

@@ -42,6 +42,10 @@ impl Pipeline {
             }
         };
         let zxid = record.zxid;
+        if let (Txn::Reconfig { .. }, Some(ensemble)) = (txn, self.ensemble.as_mut()) {
+            // From here until it commits, another reconfig is ReconfigInProgress.
+            ensemble.last_seen_version = zxid;
+        }
         // ZooKeeper's proposal sizes (mntr zk_last/min/max_proposal_size) are the serialized
         // transaction; ours is the record as logged and sent: header and encoded transaction.
         let mut payload = crate::jute::codec::Writer::new();
@@ -166,12 +170,14 @@ impl Pipeline {
                         code: ErrorCode::SessionMoved,
                     }
                 } else {
+                    let view = self.reconfig_view(&request);
                     let context = PrepContext {
                         session_id,
                         auth: &auth,
                         extended_types_enabled: self.config.extended_types_enabled,
                         skip_acl: self.config.skip_acl,
                         enforce_quota: self.config.enforce_quota,
+                        reconfig: self.reconfig_gate(view.as_ref()),
                     };
                     let mut notes = Vec::new();
                     let prepared = prep_noting(self.batch.tree(), &request, &context, &mut notes);

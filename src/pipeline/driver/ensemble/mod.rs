@@ -44,6 +44,7 @@ use crate::pipeline::reply::refused_reply;
 
 mod leader;
 mod learner;
+mod reconfig;
 mod sync;
 
 /// Everything an ensemble member starts with.
@@ -149,6 +150,15 @@ pub(super) struct Ensemble {
     synced_waiting: Vec<(Zxid, u64)>,
     /// The server each session belongs to (ZooKeeper's session owner), for SessionMoved.
     owners: HashMap<i64, ServerId>,
+    // Configuration (see `reconfig`).
+    /// The configuration in force (QuorumPeer's quorumVerifier).
+    active_config: crate::config::dynamic::DynamicConfig,
+    /// The newest configuration's version proposed or in force (lastSeenQuorumVerifier).
+    last_seen_version: i64,
+    /// The leader's configuration, as it sent it before NEWLEADER.
+    leader_config: Option<crate::config::dynamic::DynamicConfig>,
+    /// The version of the configuration on disk (`dynamicConfigFile`), -1 for none.
+    persisted_version: i64,
 }
 
 /// ZAB's clock (`now_ms` of every input): milliseconds, monotonic within a process, and
@@ -228,6 +238,18 @@ impl Pipeline {
     pub fn with_ensemble(mut self, start: QuorumStart) -> Pipeline {
         let me = start.peer.id();
         let clock = ZabClock::start();
+        let active_config = self.config.quorum.as_ref().map_or(
+            crate::config::dynamic::DynamicConfig {
+                version: 0,
+                servers: Default::default(),
+            },
+            |quorum| quorum.dynamic(),
+        );
+        let persisted_version = if self.config.dynamic_config_file.is_some() {
+            active_config.version
+        } else {
+            -1
+        };
         let ensemble = Ensemble {
             peer: start.peer,
             me,
@@ -255,6 +277,10 @@ impl Pipeline {
             pending_syncs: Vec::new(),
             synced_waiting: Vec::new(),
             owners: HashMap::new(),
+            last_seen_version: active_config.version,
+            active_config,
+            leader_config: None,
+            persisted_version,
         };
         self.ensemble = Some(Box::new(ensemble));
         self.stats
@@ -406,6 +432,9 @@ impl Pipeline {
                         Packet::Trunc { zxid } => {
                             info!("Sending TRUNC to server {to} back to zxid {zxid:#x}")
                         }
+                        Packet::NewLeader { epoch, .. } => {
+                            self.send_config_before_new_leader(to, *epoch)
+                        }
                         _ => {}
                     }
                 }
@@ -504,6 +533,7 @@ impl Pipeline {
                 mode,
                 self.batch.zxid()
             );
+            self.install_config_on_serving();
         } else {
             self.stop_serving("this server lost its leader or quorum");
         }
@@ -629,6 +659,7 @@ impl Pipeline {
     /// Everything up to `zxid` is committed: apply what is not applied yet, release what
     /// waits for it, and answer the syncs that wait for it.
     fn commit_up_to(&mut self, zxid: Zxid) {
+        self.activate_committed_configs(zxid);
         loop {
             let Some(ensemble) = self.ensemble.as_mut() else {
                 return;
@@ -832,6 +863,7 @@ impl Pipeline {
                 self.step_peer(Input::Message { from, message })
             }
             Wire::Forward { id, request } => self.leader_forwarded(from, id, request),
+            Wire::Config { version, text } => self.config_from_leader(from, version, &text),
             Wire::Touch { sessions } => {
                 if self.quorum_role_for_clients() == Some(true) {
                     let now = self.monotonic_ms();

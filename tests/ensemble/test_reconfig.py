@@ -1,0 +1,250 @@
+"""Dynamic reconfiguration (ZooKeeper Dynamic Reconfiguration guide; PrepRequestProcessor's
+reconfig case, QuorumMaj.toString, QuorumPeerConfig's dynamic config file), run the same way on a
+ZooKeeper 3.8 ensemble and a ringkeeper ensemble, both with reconfigEnabled=true and a super
+digest given as -Dzookeeper.DigestAuthenticationProvider.superDigest (java.env for ringkeeper).
+
+* `/zookeeper/config` on every member from startup: the `server.N=...` lines and
+  `version=<hex>`, the version being the first epoch's NEWLEADER zxid (0x100000000), with mzxid
+  = version, version -1, aversion -1 and a world READ ACL.
+* The errors and their order: NoAuth (no super), BadVersion (fromConfig), BadArguments
+  (malformed joiner, too few voters, bad new members), MarshallingError (non-numeric leaving
+  id), NewConfigNoQuorum (the new voters' majority is not synced).
+* A reconfig that keeps the membership (non-incremental, and a joiner that restates its own
+  line): the reply carries the new config and its Stat, every member shows it, a data watch on
+  /zookeeper/config fires, zoo.cfg points at zoo.cfg.dynamic.<version>, and it survives a
+  restart of the whole ensemble. zkCli's `reconfig` and Curator's EnsembleTracker follow it.
+* A membership change: ZooKeeper carries it out; ringkeeper answers Unimplemented (README:
+  "Dynamic reconfig").
+"""
+
+import atexit
+import base64
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+from kazoo.exceptions import (BadArgumentsError, BadVersionError, MarshallingError,
+                              NewConfigNoQuorumError, NoAuthError, UnimplementedError)
+
+from .harness import JAVA_DIR, four_letter, wait_until
+
+SERVE_TIMEOUT_S = 60.0
+SUPER_PASSWORD = "reconfig-test"
+ZKCLI = os.environ.get("RINGKEEPER_ZKCLI", "/usr/share/zookeeper/bin/zkCli.sh")
+JAVA_TIMEOUT_S = 90.0
+HERE = Path(__file__).resolve().parent
+
+
+def super_digest():
+    digest = hashlib.sha1(("super:" + SUPER_PASSWORD).encode()).digest()
+    return "super:" + base64.b64encode(digest).decode()
+
+
+def reconfig_ensemble(ensembles, kind):
+    e = ensembles(kind, participants=3, extra_cfg={"reconfigEnabled": "true"})
+    for sid in e.ids:
+        e.configure(sid, jvm_flags=[
+            "-Dzookeeper.DigestAuthenticationProvider.superDigest=" + super_digest()])
+    e.start()
+    e.wait_serving(SERVE_TIMEOUT_S)
+    return e
+
+
+def server_lines(e):
+    """The members as QuorumMaj.toString writes them (the harness's lines name the client
+    host, and every member is a participant)."""
+    return ["server.%d=%s:%d:%d:participant;%s:%d" % (
+        m.sid, m.host, m.quorum_port, m.election_port, m.host, m.client_port)
+        for m in (e.members[s] for s in e.ids)]
+
+
+def config_text(e, version):
+    return "\n".join(server_lines(e)) + "\nversion=%x" % version
+
+
+def read_config(e, sid):
+    c = e.client(sid)
+    try:
+        c.sync("/zookeeper/config")
+        return c.get("/zookeeper/config")
+    finally:
+        c.stop()
+        c.close()
+
+
+def test_config_node_from_startup_and_reconfig_errors(kind, ensembles):
+    e = reconfig_ensemble(ensembles, kind)
+    for sid in e.ids:
+        data, stat = read_config(e, sid)
+        assert data.decode() == config_text(e, 0x100000000), (sid, data)
+        assert (stat.mzxid, stat.version, stat.aversion, stat.czxid) == (
+            0x100000000, -1, -1, 0), (sid, stat)
+    c = ensembles.client(e, e.leader())
+    acl, _ = c.get_acls("/zookeeper/config")
+    assert [(a.perms, a.id.scheme, a.id.id) for a in acl] == [(1, "world", "anyone")]
+
+    # Without super: every other check passes, the ACL of /zookeeper/config (READ) refuses.
+    with pytest.raises(NoAuthError):
+        c.reconfig(joining=None, leaving="3", new_members=None)
+    c.add_auth("digest", "super:" + SUPER_PASSWORD)
+    with pytest.raises(BadVersionError):
+        c.reconfig(joining=None, leaving="3", new_members=None, from_config=0x5)
+    with pytest.raises(BadArgumentsError):  # "Wrong format of server string"
+        c.reconfig(joining="server.5=foo", leaving=None, new_members=None)
+    with pytest.raises(BadArgumentsError):  # no client port: "3 ports specified"
+        c.reconfig(joining="server.5=127.0.0.1:1:2", leaving=None, new_members=None)
+    with pytest.raises(MarshallingError):  # Long.parseLong outside the ConfigException catch
+        c.reconfig(joining=None, leaving="x", new_members=None)
+    with pytest.raises(BadArgumentsError):  # "must include at least 2 followers"
+        c.reconfig(joining=None, leaving="2,3", new_members=None)
+    with pytest.raises(BadArgumentsError):
+        c.reconfig(joining=None, leaving=None, new_members="server.1=garbage")
+
+    # NewConfigNoQuorum: with one follower down, a new configuration whose voters are the
+    # leader, the dead follower and a server that does not run has no synced majority.
+    leader = e.leader()
+    dead = [s for s in e.participant_ids if s != leader][0]
+    e.kill(dead)
+    lines = [l for l in server_lines(e)
+             if l.startswith("server.%d=" % leader) or l.startswith("server.%d=" % dead)]
+    lines.append("server.9=127.0.0.2:1111:1112:participant;127.0.0.2:1113")
+    # The leader counts the follower synced until its link closes (at once on kill -9).
+    m = e.members[leader]
+    wait_until(lambda: "zk_synced_followers\t1" in four_letter(m.host, m.client_port, "mntr"),
+               20.0, "the leader to count one synced follower", interval_s=0.1)
+    c.retry(c.exists, "/")  # the client may have been on the killed server
+    with pytest.raises(NewConfigNoQuorumError):
+        c.reconfig(joining=None, leaving=None, new_members=",".join(lines))
+
+    # A membership change (the dead follower leaves; the other two are synced): ZooKeeper
+    # commits the smaller configuration; ringkeeper does not implement membership changes and
+    # answers Unimplemented, keeping the configuration as it was.
+    if kind == "ringkeeper":
+        with pytest.raises(UnimplementedError):
+            c.reconfig(joining=None, leaving=str(dead), new_members=None)
+        assert read_config(e, leader)[0].decode() == config_text(e, 0x100000000)
+        return
+    data, stat = c.reconfig(joining=None, leaving=str(dead), new_members=None)
+    expected = [l for l in server_lines(e) if not l.startswith("server.%d=" % dead)]
+    assert data.decode() == "\n".join(expected) + "\nversion=%x" % stat.mzxid
+
+
+def test_reconfig_keeping_the_membership_is_committed_everywhere_and_survives_a_restart(
+        kind, ensembles):
+    """Kazoo (both forms), then zkCli's `reconfig -members` and Curator's EnsembleTracker
+    (each skipped when not installed), then the files on disk and a restart of every member."""
+    e = reconfig_ensemble(ensembles, kind)
+    c = ensembles.client(e, 1)
+    c.add_auth("digest", "super:" + SUPER_PASSWORD)
+    fired = threading.Event()
+    _, before = c.get("/zookeeper/config", watch=lambda event: fired.set())
+
+    data, stat = c.reconfig(joining=None, leaving=None, new_members=",".join(server_lines(e)),
+                            from_config=before.mzxid)
+    assert stat.mzxid > before.mzxid and (stat.version, stat.aversion) == (-1, -1)
+    assert data.decode() == config_text(e, stat.mzxid)
+    assert fired.wait(10.0), "no NodeDataChanged on /zookeeper/config"
+
+    # The incremental form: member 2 restating its own line.
+    own = server_lines(e)[1]
+    data2, stat2 = c.reconfig(joining=own, leaving=None, new_members=None,
+                              from_config=stat.mzxid)
+    assert data2.decode() == config_text(e, stat2.mzxid) and stat2.mzxid > stat.mzxid
+    for sid in e.ids:
+        assert read_config(e, sid)[0] == data2, sid
+
+    versions = zkcli_reconfig(e)
+    if versions is not None:
+        assert versions[0] == stat2.mzxid and versions[-1] > stat2.mzxid, versions
+        stat2 = read_config(e, 2)[1]
+        assert stat2.mzxid == versions[-1]
+    tracked = curator_tracker(e, 3)
+    if tracked is not None:
+        before_version, after_version, connect, report = tracked
+        assert before_version == stat2.mzxid and after_version > stat2.mzxid, report
+        # The tracker made Curator's connection string from the config's client addresses.
+        assert sorted(connect.split(",")) == sorted(e.address(s) for s in e.ids), report
+        data2, stat2 = read_config(e, 1)
+        assert stat2.mzxid == after_version and data2.decode() == config_text(e, after_version)
+
+    # On disk, as ZooKeeper keeps it: zoo.cfg names zoo.cfg.dynamic.<version>.
+    for sid in e.ids:
+        d = e.members[sid].dir
+        cfg = (d / "zoo.cfg").read_text()
+        dynamic = d / ("zoo.cfg.dynamic.%x" % stat2.mzxid)
+        assert "dynamicConfigFile=%s" % dynamic.resolve() in cfg, (sid, cfg)
+        assert "server." not in cfg, cfg
+        assert dynamic.read_text().strip() == "\n".join(server_lines(e)), sid
+
+    for sid in e.ids:
+        e.stop(sid)
+    e.start()
+    e.wait_serving(SERVE_TIMEOUT_S)
+    for sid in e.ids:
+        data3, stat3 = read_config(e, sid)
+        assert data3 == data2 and stat3.mzxid == stat2.mzxid, (sid, data3, stat3)
+
+
+def zkcli_reconfig(e):
+    """zkCli's `config` and `reconfig -members`, as an operator runs them. Returns the
+    versions zkCli printed (None when zkCli is not installed)."""
+    if not os.access(ZKCLI, os.X_OK):
+        return None
+    members = ",".join(server_lines(e))
+    script = "addauth digest super:%s\nconfig\nreconfig -members %s\nconfig\nquit\n" % (
+        SUPER_PASSWORD, members)
+    r = subprocess.run([ZKCLI, "-server", e.address(1)], input=script, capture_output=True,
+                       text=True, timeout=JAVA_TIMEOUT_S)
+    out = r.stdout + r.stderr
+    versions = [int(l.split("=", 1)[1], 16) for l in out.splitlines()
+                if l.startswith("version=")]
+    assert len(versions) >= 3, out
+    return versions
+
+
+_TRACKER_BUILD = {}
+
+
+def tracker_build():
+    """Compiles java/EnsembleTrackerCheck.java once per session: (build dir, classpath), or
+    None when no JDK or jar is installed."""
+    if "result" in _TRACKER_BUILD:
+        return _TRACKER_BUILD["result"]
+    result = None
+    javac = shutil.which("javac")
+    jars = ["curator-framework", "curator-client", "zookeeper", "zookeeper-jute", "guava",
+            "slf4j-api", "slf4j-simple"]
+    if javac is not None and all((JAVA_DIR / (j + ".jar")).exists() for j in jars):
+        classpath = ":".join(str(JAVA_DIR / (j + ".jar")) for j in jars)
+        build = Path(tempfile.mkdtemp(prefix="ringkeeper-ensemble-tracker-"))
+        atexit.register(shutil.rmtree, build, True)
+        r = subprocess.run([javac, "-d", str(build), "-cp", classpath,
+                            str(HERE / "java" / "EnsembleTrackerCheck.java")],
+                           capture_output=True, text=True, timeout=JAVA_TIMEOUT_S)
+        assert r.returncode == 0, r.stdout + r.stderr
+        result = (build, classpath)
+    _TRACKER_BUILD["result"] = result
+    return result
+
+
+def curator_tracker(e, sid):
+    """Curator's EnsembleTracker (java/EnsembleTrackerCheck.java) through server `sid`: the
+    versions it saw before and after a reconfig it made, and its connection string (None when
+    no JDK or jar is installed)."""
+    built = tracker_build()
+    if built is None:
+        return None
+    build, classpath = built
+    r = subprocess.run(["java", "-Xshare:auto", "-XX:TieredStopAtLevel=1", "-cp",
+                        "%s:%s" % (build, classpath), "EnsembleTrackerCheck", e.address(sid),
+                        "super:" + SUPER_PASSWORD],
+                       capture_output=True, text=True, timeout=JAVA_TIMEOUT_S)
+    report = r.stdout + "\n".join(r.stderr.splitlines()[-30:])
+    assert r.returncode == 0, report
+    lines = dict(l.split(" ", 1) for l in r.stdout.splitlines() if " " in l)
+    return int(lines["BEFORE"], 16), int(lines["AFTER"], 16), lines["CONNECT"], report
