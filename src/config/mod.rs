@@ -656,6 +656,27 @@ fn parse_server_line(key: &str, value: &str) -> Result<ServerLine, ConfigError> 
     })
 }
 
+/// How `server.N` hosts become addresses: [`resolve`], or IP literals only where no lookup
+/// may happen.
+type Resolver = dyn Fn(&str, &str, &str, u16) -> Result<SocketAddr, ConfigError>;
+
+fn resolve_ip_literal(
+    key: &str,
+    value: &str,
+    host: &str,
+    port: u16,
+) -> Result<SocketAddr, ConfigError> {
+    host.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, port))
+        .map_err(|_| {
+            invalid(
+                key,
+                value,
+                format!("{host:?} is not an IP address (not resolved here)"),
+            )
+        })
+}
+
 /// Resolves `host:port` as Java's `InetSocketAddress` does: the first IPv4 address when there
 /// is one (Java prefers IPv4 by default), else the first address.
 fn resolve(key: &str, value: &str, host: &str, port: u16) -> Result<SocketAddr, ConfigError> {
@@ -693,6 +714,7 @@ fn setup_quorum(
     config: &mut Config,
     keys: QuorumKeys,
     myid_text: Option<String>,
+    resolve: &Resolver,
 ) -> Result<(), ConfigError> {
     let mut lines: BTreeMap<u64, ServerLine> = BTreeMap::new();
     for (key, value) in &keys.server_lines {
@@ -945,6 +967,23 @@ impl Config {
     /// need no files: `read_myid(data_dir)` returns the file's text, or `None` when there
     /// is no such file.
     fn parse(text: &str, read_myid: &MyIdReader) -> Result<Config, ConfigError> {
+        Config::parse_with(text, read_myid, &resolve)
+    }
+
+    /// [pure] zoo.cfg text parsed with `dataDir/myid` read as `myid` and the `server.N` hosts
+    /// taken as IP literals only (any other host is refused, not looked up): the fuzz target
+    /// (`crate::fuzzing::zoo_cfg`) must not touch files or DNS.
+    #[doc(hidden)]
+    pub fn parse_without_io(text: &str, myid: Option<&str>) -> Result<Config, ConfigError> {
+        let myid = myid.map(str::to_string);
+        Config::parse_with(text, &move |_| Ok(myid.clone()), &resolve_ip_literal)
+    }
+
+    fn parse_with(
+        text: &str,
+        read_myid: &MyIdReader,
+        resolve: &Resolver,
+    ) -> Result<Config, ConfigError> {
         let mut config = Config::default();
         let mut quorum_keys = QuorumKeys::default();
         let mut client_port: Option<u16> = None;
@@ -1162,7 +1201,7 @@ impl Config {
             check_tls_settings(&config)?;
         }
         let myid_text = read_myid(&config.data_dir)?;
-        setup_quorum(&mut config, quorum_keys, myid_text)?;
+        setup_quorum(&mut config, quorum_keys, myid_text, resolve)?;
         if config.quorum.is_some() {
             if config.ssl_quorum || config.quorum_port_unification {
                 check_quorum_tls_settings(&config)?;
