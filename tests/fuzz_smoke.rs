@@ -337,3 +337,16 @@ fn write_seed_corpora() {
         println!("{name}: {} seeds", inputs.len());
     }
 }
+
+/// zoo_cfg campaign finding: a tickTime whose default session timeouts (2 and 20 ticks)
+/// overflow an int is refused, not wrapped into negative timeouts.
+#[test]
+fn a_tick_time_whose_timeouts_overflow_is_refused() {
+    let parsed = ringkeeper::config::Config::parse_without_io("tickTime=2002000200\n", None);
+    assert!(parsed.is_err(), "{parsed:?}");
+    let parsed = ringkeeper::config::Config::parse_without_io("tickTime=100000000\n", None);
+    assert_eq!(
+        parsed.map(|config| config.max_session_timeout_ms).ok(),
+        Some(2_000_000_000)
+    );
+}

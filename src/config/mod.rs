@@ -1175,12 +1175,26 @@ impl Config {
                 reason: "must be positive".into(),
             });
         }
-        config.min_session_timeout_ms = min_timeout
-            .filter(|timeout| *timeout > 0)
-            .unwrap_or(2 * config.tick_time_ms as i32);
-        config.max_session_timeout_ms = max_timeout
-            .filter(|timeout| *timeout > 0)
-            .unwrap_or(20 * config.tick_time_ms as i32);
+        // The defaults are 2 and 20 ticks (ZooKeeperServer); a tickTime whose 20 ticks do not
+        // fit an int is refused rather than wrapped (found by the zoo_cfg fuzz target).
+        let ticks = |count: i32| {
+            i32::try_from(config.tick_time_ms)
+                .ok()
+                .and_then(|tick| tick.checked_mul(count))
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: "tickTime".into(),
+                    value: config.tick_time_ms.to_string(),
+                    reason: format!("{count} ticks overflow an int"),
+                })
+        };
+        config.min_session_timeout_ms = match min_timeout.filter(|timeout| *timeout > 0) {
+            Some(timeout) => timeout,
+            None => ticks(2)?,
+        };
+        config.max_session_timeout_ms = match max_timeout.filter(|timeout| *timeout > 0) {
+            Some(timeout) => timeout,
+            None => ticks(20)?,
+        };
         if config.min_session_timeout_ms > config.max_session_timeout_ms {
             return Err(ConfigError::Invalid {
                 key: "minSessionTimeout".into(),
