@@ -17,6 +17,9 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod fourlw;
+// The bodies of the fuzz targets (fuzz/, tests/fuzz_smoke.rs); not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod jute;
 pub mod memory;
 pub mod metrics;

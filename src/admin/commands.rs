@@ -132,6 +132,48 @@ impl CommandResponse {
     }
 }
 
+/// [pure] An Authorization header taken apart as Commands.runCommand does
+/// (`authInfo.split(" ")`): the scheme and the optional credential; None when it has more
+/// than two space-separated parts.
+pub fn authorization_parts(header: &str) -> Option<(&str, Option<&str>)> {
+    let mut parts = header.split(' ');
+    let scheme = parts.next()?;
+    let credential = parts.next();
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((scheme, credential))
+}
+
+/// Where an AdminServer request goes, from its URL (JettyAdminServer's servlet mapping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminPath<'a> {
+    /// `commandURL` or `commandURL/`: the index of the commands.
+    Index,
+    /// `commandURL/<name>`, the query string dropped.
+    Command(&'a str),
+    NotFound,
+}
+
+/// [pure] Routes a request URL under `command_url` (admin.commandURL).
+pub fn route<'a>(command_url: &str, url: &'a str) -> AdminPath<'a> {
+    let path = url.split('?').next().unwrap_or("");
+    let Some(rest) = path.strip_prefix(command_url) else {
+        return AdminPath::NotFound;
+    };
+    match rest.strip_prefix('/') {
+        None if rest.is_empty() => AdminPath::Index,
+        Some("") => AdminPath::Index,
+        Some(name) => AdminPath::Command(name),
+        None => AdminPath::NotFound,
+    }
+}
+
+/// Whether `name` is a command (a primary name or an alias), and its primary name.
+pub fn command_primary_name(name: &str) -> Option<&'static str> {
+    find(name).map(|spec| spec.names[0])
+}
+
 /// Why the Authorization header did not authorise (Commands.runCommand's answers).
 fn authorize(
     context: &AdminContext,
@@ -141,16 +183,14 @@ fn authorize(
     let Some(header) = header else {
         return Err(("Auth info is missing for the command", 401));
     };
-    let parts: Vec<&str> = header.split(' ').collect();
-    if parts.is_empty() || parts.len() > 2 {
+    let Some((scheme, auth)) = authorization_parts(header) else {
         return Err(("Not authenticated", 401));
-    }
-    let auth = parts.get(1).copied();
+    };
     // ProviderRegistry's server providers that authenticate an HTTP request: digest
     // (user:password), ip (the peer address); x509 needs the TLS AdminServer, which is not
     // here, and sasl has no HTTP form.
     let mut ids = Vec::new();
-    match (parts[0], auth) {
+    match (scheme, auth) {
         ("digest", Some(credential)) => {
             let Some(digest) = crate::tree::acl::generate_digest(credential) else {
                 return Err(("Not authenticated", 401));
@@ -579,7 +619,6 @@ pub fn serve(server: tiny_http::Server, context: Arc<AdminContext>) {
     let command_url = context.config.admin.command_url.clone();
     for request in server.incoming_requests() {
         let url = request.url().to_string();
-        let path = url.split('?').next().unwrap_or("").to_string();
         let method = request.method().clone();
         let authorization = request
             .headers()
@@ -587,29 +626,30 @@ pub fn serve(server: tiny_http::Server, context: Arc<AdminContext>) {
             .find(|header| header.field.equiv("Authorization"))
             .map(|header| header.value.as_str().to_string());
         let remote_ip = request.remote_addr().map(|address| address.ip());
-        let (status, content_type, body) = if path == command_url
-            || path == format!("{command_url}/")
-        {
-            let mut page = String::new();
-            for name in primary_names() {
-                page.push_str(&format!(
-                    "<a href=\"{command_url}/{name}\">{name}</a>\n<br/>\n"
-                ));
+        let (status, content_type, body) = match route(&command_url, &url) {
+            AdminPath::Index => {
+                let mut page = String::new();
+                for name in primary_names() {
+                    page.push_str(&format!(
+                        "<a href=\"{command_url}/{name}\">{name}</a>\n<br/>\n"
+                    ));
+                }
+                (200, "text/html", page)
             }
-            (200, "text/html", page)
-        } else if let Some(name) = path.strip_prefix(&format!("{command_url}/")) {
-            let post = method == tiny_http::Method::Post;
-            if method != tiny_http::Method::Get && !post {
-                (405, "text/plain", "method not allowed\n".to_string())
-            } else {
-                let response = run(&context, name, post, authorization.as_deref(), remote_ip);
-                let body = serde_json::to_string_pretty(&response.to_json()).unwrap_or_else(|_| {
-                    "{\"error\": \"Exception writing command response to JSON\"}".into()
-                });
-                (response.status, "application/json", body)
+            AdminPath::Command(name) => {
+                let post = method == tiny_http::Method::Post;
+                if method != tiny_http::Method::Get && !post {
+                    (405, "text/plain", "method not allowed\n".to_string())
+                } else {
+                    let response = run(&context, name, post, authorization.as_deref(), remote_ip);
+                    let body =
+                        serde_json::to_string_pretty(&response.to_json()).unwrap_or_else(|_| {
+                            "{\"error\": \"Exception writing command response to JSON\"}".into()
+                        });
+                    (response.status, "application/json", body)
+                }
             }
-        } else {
-            (404, "text/plain", "not found\n".to_string())
+            AdminPath::NotFound => (404, "text/plain", "not found\n".to_string()),
         };
         let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes());
         let mut reply = tiny_http::Response::from_string(body).with_status_code(status);

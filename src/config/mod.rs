@@ -752,6 +752,27 @@ fn parse_server_line(key: &str, value: &str) -> Result<ServerLine, ConfigError> 
     })
 }
 
+/// How `server.N` hosts become addresses: [`resolve`], or IP literals only where no lookup
+/// may happen.
+type Resolver = dyn Fn(&str, &str, &str, u16) -> Result<SocketAddr, ConfigError>;
+
+fn resolve_ip_literal(
+    key: &str,
+    value: &str,
+    host: &str,
+    port: u16,
+) -> Result<SocketAddr, ConfigError> {
+    host.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, port))
+        .map_err(|_| {
+            invalid(
+                key,
+                value,
+                format!("{host:?} is not an IP address (not resolved here)"),
+            )
+        })
+}
+
 /// Resolves `host:port` as Java's `InetSocketAddress` does: the first IPv4 address when there
 /// is one (Java prefers IPv4 by default), else the first address.
 fn resolve(key: &str, value: &str, host: &str, port: u16) -> Result<SocketAddr, ConfigError> {
@@ -789,6 +810,7 @@ fn setup_quorum(
     config: &mut Config,
     keys: QuorumKeys,
     myid_text: Option<String>,
+    resolve: &Resolver,
 ) -> Result<(), ConfigError> {
     let mut lines: BTreeMap<u64, ServerLine> = BTreeMap::new();
     for (key, value) in &keys.server_lines {
@@ -1051,6 +1073,23 @@ impl Config {
     /// need no files: `read_myid(data_dir)` returns the file's text, or `None` when there
     /// is no such file.
     fn parse(text: &str, read_myid: &MyIdReader) -> Result<Config, ConfigError> {
+        Config::parse_with(text, read_myid, &resolve)
+    }
+
+    /// [pure] zoo.cfg text parsed with `dataDir/myid` read as `myid` and the `server.N` hosts
+    /// taken as IP literals only (any other host is refused, not looked up): the fuzz target
+    /// (`crate::fuzzing::zoo_cfg`) must not touch files or DNS.
+    #[doc(hidden)]
+    pub fn parse_without_io(text: &str, myid: Option<&str>) -> Result<Config, ConfigError> {
+        let myid = myid.map(str::to_string);
+        Config::parse_with(text, &move |_| Ok(myid.clone()), &resolve_ip_literal)
+    }
+
+    fn parse_with(
+        text: &str,
+        read_myid: &MyIdReader,
+        resolve: &Resolver,
+    ) -> Result<Config, ConfigError> {
         let mut config = Config::default();
         let mut quorum_keys = QuorumKeys::default();
         let mut client_port: Option<u16> = None;
@@ -1251,12 +1290,26 @@ impl Config {
                 reason: "must be positive".into(),
             });
         }
-        config.min_session_timeout_ms = min_timeout
-            .filter(|timeout| *timeout > 0)
-            .unwrap_or(2 * config.tick_time_ms as i32);
-        config.max_session_timeout_ms = max_timeout
-            .filter(|timeout| *timeout > 0)
-            .unwrap_or(20 * config.tick_time_ms as i32);
+        // The defaults are 2 and 20 ticks (ZooKeeperServer); a tickTime whose 20 ticks do not
+        // fit an int is refused rather than wrapped (found by the zoo_cfg fuzz target).
+        let ticks = |count: i32| {
+            i32::try_from(config.tick_time_ms)
+                .ok()
+                .and_then(|tick| tick.checked_mul(count))
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: "tickTime".into(),
+                    value: config.tick_time_ms.to_string(),
+                    reason: format!("{count} ticks overflow an int"),
+                })
+        };
+        config.min_session_timeout_ms = match min_timeout.filter(|timeout| *timeout > 0) {
+            Some(timeout) => timeout,
+            None => ticks(2)?,
+        };
+        config.max_session_timeout_ms = match max_timeout.filter(|timeout| *timeout > 0) {
+            Some(timeout) => timeout,
+            None => ticks(20)?,
+        };
         if config.min_session_timeout_ms > config.max_session_timeout_ms {
             return Err(ConfigError::Invalid {
                 key: "minSessionTimeout".into(),
@@ -1277,7 +1330,7 @@ impl Config {
             check_tls_settings(&config)?;
         }
         let myid_text = read_myid(&config.data_dir)?;
-        setup_quorum(&mut config, quorum_keys, myid_text)?;
+        setup_quorum(&mut config, quorum_keys, myid_text, resolve)?;
         if config.quorum.is_some() {
             if config.ssl_quorum || config.quorum_port_unification {
                 check_quorum_tls_settings(&config)?;

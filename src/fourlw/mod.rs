@@ -22,6 +22,40 @@ pub struct WordContext<'a> {
     pub view: Arc<TreeVersion>,
 }
 
+/// The words the client port answers (FourLetterCommands' table; `gtmk`, `stmk` and `hash`
+/// are answered with what ringkeeper cannot do).
+pub const FOUR_LETTER_WORDS: &[&str] = &[
+    "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "dump", "wchs", "wchc",
+    "wchp", "dirs", "isro", "gtmk", "stmk", "hash",
+];
+
+/// What the first four bytes of a client connection are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstBytes<'a> {
+    /// A TLS ClientHello record (content type 22, major version 3) on a plaintext port.
+    TlsHandshake,
+    /// A four-letter word, which takes the place of the first frame's length
+    /// (NIOServerCnxn.checkFourLetterWord): the connection is answered and closed.
+    Word(&'a str),
+    /// Anything else is the first frame's length.
+    Frame,
+}
+
+/// [pure] Classifies the first four bytes a client sent (fewer bytes: a frame, since neither
+/// a word nor a TLS record header can be recognised yet; the caller waits for four).
+pub fn classify_first_bytes(head: &[u8]) -> FirstBytes<'_> {
+    if head.len() < 4 {
+        return FirstBytes::Frame;
+    }
+    if head[0] == crate::net::tls::TLS_HANDSHAKE_RECORD && head[1] == 0x03 {
+        return FirstBytes::TlsHandshake;
+    }
+    match std::str::from_utf8(&head[..4]) {
+        Ok(word) if FOUR_LETTER_WORDS.contains(&word) => FirstBytes::Word(word),
+        _ => FirstBytes::Frame,
+    }
+}
+
 /// The ZooKeeper release whose client-visible behaviour ringkeeper implements; clients read
 /// it from `srvr`/`envi` to decide which features to use.
 pub const ZOOKEEPER_COMPAT_VERSION: &str = "3.9.3";

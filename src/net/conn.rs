@@ -524,7 +524,7 @@ fn reply_zxid(frame: &[u8]) -> i64 {
 
 /// A ConnectRequest, and whether it carried the readOnly byte: clients older than 3.3 omit
 /// it, and ZooKeeper then answers without it too (ServerCnxn's isOldClient).
-fn decode_connect(frame: &[u8]) -> Result<(ConnectRequest, bool), String> {
+pub(crate) fn decode_connect(frame: &[u8]) -> Result<(ConnectRequest, bool), String> {
     match ConnectRequest::from_bytes(frame) {
         Ok(request) => Ok((request, true)),
         Err(first_error) => {
@@ -579,11 +579,6 @@ async fn write_loop<W: futures_lite::AsyncWrite + Unpin>(
     release_slot();
     let _ = writer.close().await;
 }
-
-const FOUR_LETTER_WORDS: &[&str] = &[
-    "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "dump", "wchs", "wchc",
-    "wchp", "dirs", "isro", "gtmk", "stmk", "hash",
-];
 
 /// Runs one connection to its end: a plaintext TCP stream, or a TLS stream after its
 /// handshake, whose verified client certificate gave `identities` (net/tls).
@@ -722,16 +717,17 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
                 continue;
             };
             checked_four_letter_word = true;
-            if head[0] == super::tls::TLS_HANDSHAKE_RECORD && head[1] == 0x03 {
-                // Read as a length this would be hundreds of MiB; say what it is instead.
-                return Err(
-                    "a TLS handshake on a plaintext client port (use secureClientPort, \
-                     or client.portUnification=true)"
-                        .into(),
-                );
-            }
-            if let Ok(word) = std::str::from_utf8(head) {
-                if FOUR_LETTER_WORDS.contains(&word) {
+            match crate::fourlw::classify_first_bytes(head) {
+                crate::fourlw::FirstBytes::TlsHandshake => {
+                    // Read as a length this would be hundreds of MiB; say what it is instead.
+                    return Err(
+                        "a TLS handshake on a plaintext client port (use secureClientPort, \
+                         or client.portUnification=true)"
+                            .into(),
+                    );
+                }
+                crate::fourlw::FirstBytes::Frame => {}
+                crate::fourlw::FirstBytes::Word(word) => {
                     let word = word.to_string();
                     let context = crate::fourlw::WordContext {
                         config: &state.config,

@@ -486,7 +486,11 @@ pub fn scan_segment_after(bytes: &[u8], decode_after: i64) -> Result<Scan, ScanE
             Ok(parsed) => parsed,
             Err(reason) => break Some(reason),
         };
-        let expected_batch = pending_batch.unwrap_or(scan.last_batch + 1);
+        // A batch numbered u64::MAX has no successor (found by the log_records fuzz target:
+        // `last_batch + 1` overflowed); anything after it is damage.
+        let Some(expected_batch) = pending_batch.or(scan.last_batch.checked_add(1)) else {
+            break Some("a batch follows batch u64::MAX".to_string());
+        };
         if parsed.batch != expected_batch && !(scan.last_batch == 0 && pending_batch.is_none()) {
             break Some(format!(
                 "batch {} where batch {expected_batch} was expected",
@@ -531,7 +535,7 @@ pub fn scan_segment_after(bytes: &[u8], decode_after: i64) -> Result<Scan, ScanE
     if let Some(reason) = damage {
         // Is there a valid record of a later batch anywhere after the damage? Then the
         // damaged batch had been synced before it: refuse.
-        let damaged_batch = pending_batch.unwrap_or(scan.last_batch + 1);
+        let damaged_batch = pending_batch.unwrap_or(scan.last_batch.saturating_add(1));
         let mut probe = position.div_ceil(BLOCK_BYTES) * BLOCK_BYTES;
         while probe + RECORD_HEADER_BYTES <= bytes.len() {
             if let Ok(parsed) = parse_record(bytes, probe, i64::MAX) {
