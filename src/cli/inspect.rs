@@ -239,24 +239,57 @@ pub fn dump_log(
     Ok(())
 }
 
-/// `dump-snapshot`: the header, the sessions, and every node with its Stat and ACL.
+/// `dump-snapshot`: the header, the sessions, and every node with its Stat and ACL. A format 2
+/// file is read through `snapshot::format2` (converted in memory, the file left as it is).
 pub fn dump_snapshot(
     path: &Path,
     show_data: bool,
     out: &mut dyn Write,
     progress: &Progress,
 ) -> Result<(), String> {
-    let snapshot =
-        MappedSnapshot::open(path).map_err(|error| format!("{}: {error}", path.display()))?;
+    let failed = |error: crate::snapshot::SnapshotError| format!("{}: {error}", path.display());
+    match MappedSnapshot::open(path) {
+        Ok(snapshot) => dump_view(
+            path,
+            snapshot.zxid(),
+            snapshot.file_bytes(),
+            snapshot.view(),
+            show_data,
+            out,
+            progress,
+        ),
+        Err(crate::snapshot::SnapshotError::PreviousVersion) => {
+            let old =
+                std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))?;
+            let converted = crate::snapshot::format2::convert(&old).map_err(failed)?;
+            let (header, body) =
+                crate::snapshot::format::validate(&converted.file).map_err(failed)?;
+            let acls = crate::snapshot::format::decode_acls(body);
+            let view = crate::snapshot::format::SnapshotView { body, acls: &acls };
+            dump_view(path, header.zxid, old.len(), view, show_data, out, progress)
+        }
+        Err(error) => Err(failed(error)),
+    }
+}
+
+fn dump_view(
+    path: &Path,
+    zxid: i64,
+    file_bytes: usize,
+    snapshot: crate::snapshot::format::SnapshotView<'_>,
+    show_data: bool,
+    out: &mut dyn Write,
+    progress: &Progress,
+) -> Result<(), String> {
     let sessions = snapshot.sessions();
     writeln!(
         out,
         "snapshot {}: zxid {:#x}, {} nodes, {} sessions, {} bytes (checksum verified)",
         path.display(),
-        snapshot.zxid(),
+        zxid,
         snapshot.node_count(),
         sessions.len(),
-        snapshot.file_bytes()
+        file_bytes
     )
     .map_err(write_error)?;
     for session in &sessions {
@@ -359,6 +392,10 @@ impl Storage for DryRunStorage {
 
     fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
         Ok(())
+    }
+
+    fn is_dry_run(&self) -> bool {
+        true
     }
 }
 

@@ -59,13 +59,10 @@
 //!
 //! Versions. 1: `acls` before `nodes`. 2: as 3 with 32-bit pointers (records of 96 bytes,
 //! strings inline up to 8 bytes). rkyv's pointer width is a build-wide feature, so this build
-//! cannot read a version 2 archive in place; it refuses one by name
-//! ([`SnapshotError::PreviousVersion`]) and recovery falls back to older snapshots and the
-//! log, which fails loudly ("the log does not continue the snapshot") when retention has
-//! purged the log those need. The fix is in the message: on an ensemble member, remove the
-//! version 2 snapshots and the log, and the member is synced from its leader (SNAP); a
-//! standalone server needs a version 3 snapshot written first (no converter exists yet;
-//! `version_2_files_are_refused_by_name` pins the refusal).
+//! cannot read a version 2 archive in place: [`Header::decode`] refuses one by name
+//! ([`SnapshotError::PreviousVersion`]), and recovery (`mmap::open_converting`) then reads it
+//! with the hand-written decoder of `format2` and writes a version 3 snapshot of the same zxid,
+//! keeping the original as `snapshot.<zxid>.format2`. Version 1 files are refused.
 //!
 //! Node order. Nodes are sorted by (parent index, name) with parents numbered before their
 //! children, which is breadth-first order: the root is node 0, then its children, then the
@@ -95,9 +92,9 @@ use crate::tree::{Node, NodeStat};
 pub const MAGIC: &[u8; 8] = b"RKSNAPSH";
 /// Version 2 put `nodes` before `acls` in the body, so that it can be written as the tree is
 /// walked (`encode`); version 3 made rkyv's pointers 64-bit (see the module doc). Version 1
-/// files are refused; version 2 files are refused by name with the way to upgrade them.
+/// files are refused; version 2 files are refused by name here and converted by recovery.
 pub const FORMAT_VERSION: u32 = 3;
-/// The format 3 replaced (32-bit pointers), refused by name.
+/// The format 3 replaced (32-bit pointers): refused by name here, read by `format2`.
 pub const FORMAT_VERSION_32_BIT: u32 = 2;
 /// The largest body this server writes or reads: an explicit bound, far above any tree that
 /// fits in memory (format 3's pointers are 64-bit, so the format itself is not the limit).
@@ -152,7 +149,7 @@ pub enum SnapshotError {
     TooLarge(usize),
     #[error("snapshot body of about {0} bytes exceeds the limit of {BODY_BYTES_MAX} bytes")]
     BodyTooLarge(u64),
-    #[error("snapshot format version 2 (32-bit pointers, written before ringkeeper's format 3) cannot be read in place by this build; on an ensemble member remove the version 2 snapshots and the log so that the leader sends a new one (README, \"Snapshots past 2 GiB\")")]
+    #[error("snapshot format version 2 (32-bit pointers, written before ringkeeper's format 3) cannot be read in place by this build; recovery and dump-snapshot convert it (snapshot::format2, README \"Snapshots past 2 GiB\")")]
     PreviousVersion,
 }
 

@@ -22,7 +22,8 @@ use tracing::warn;
 use super::format::{
     self, ArchivedSnapshotBody, Header, SessionRecord, SnapshotError, SnapshotView, HEADER_BYTES,
 };
-use super::writer::list_snapshots;
+use super::format2;
+use super::writer::{self, list_snapshots};
 use crate::jute::records::Acl;
 use crate::tree::Node;
 
@@ -143,19 +144,31 @@ pub struct NewestValid {
     /// Newer snapshots that failed validation, newest first. Recovery from an older snapshot
     /// needs the log from that snapshot's zxid on.
     pub rejected: Vec<Rejected>,
+    /// What was converted from format 2 on the way (one line per snapshot, for the operator).
+    pub converted: Vec<String>,
 }
 
 /// Maps the newest valid snapshot in `dir`, falling back to older ones (each rejection is
-/// logged as a warning and reported). A missing directory holds no snapshot.
+/// logged as a warning and reported). A missing directory holds no snapshot. A format 2
+/// snapshot is converted in place ([`open_converting`]).
 pub fn newest_valid(dir: &Path) -> Result<NewestValid, SnapshotError> {
+    newest_valid_converting(dir, false)
+}
+
+/// As [`newest_valid`]; with `dry_run` a format 2 snapshot is converted into a temporary
+/// file outside `dir`, which is left as it was (`ringkeeper check`).
+pub fn newest_valid_converting(dir: &Path, dry_run: bool) -> Result<NewestValid, SnapshotError> {
     let mut rejected = Vec::new();
+    let mut converted = Vec::new();
     for (_, path) in list_snapshots(dir)?.into_iter().rev() {
-        match MappedSnapshot::open(&path) {
-            Ok(snapshot) => {
+        match open_converting(dir, &path, dry_run) {
+            Ok((snapshot, conversion)) => {
+                converted.extend(conversion);
                 return Ok(NewestValid {
                     snapshot: Some(snapshot),
                     rejected,
-                })
+                    converted,
+                });
             }
             Err(error) => {
                 warn!("skipping snapshot {}: {error}", path.display());
@@ -166,5 +179,66 @@ pub fn newest_valid(dir: &Path) -> Result<NewestValid, SnapshotError> {
     Ok(NewestValid {
         snapshot: None,
         rejected,
+        converted,
     })
+}
+
+/// Opens the snapshot `path` in `dir`; one in format 2 (which this build cannot read in place,
+/// `format2`'s module doc) is decoded, written as a format 3 snapshot of the same zxid (the
+/// original kept as `<name>.format2`, `writer::replace_converted`) and that one is opened, as
+/// if it had been there. Returns the snapshot and, after a conversion, what was converted.
+/// With `dry_run` the format 3 file goes to a temporary directory, removed once mapped.
+pub fn open_converting(
+    dir: &Path,
+    path: &Path,
+    dry_run: bool,
+) -> Result<(MappedSnapshot, Option<String>), SnapshotError> {
+    match MappedSnapshot::open(path) {
+        Err(SnapshotError::PreviousVersion) => {}
+        other => return other.map(|snapshot| (snapshot, None)),
+    }
+    let io = |source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let old = std::fs::read(path).map_err(io)?;
+    let converted = format2::convert(&old)?;
+    drop(old);
+    if dry_run {
+        let temp = std::env::temp_dir().join(format!(
+            "ringkeeper-convert-{}-{:016x}",
+            std::process::id(),
+            converted.zxid as u64
+        ));
+        let temp_path = temp.join(format::snapshot_name(converted.zxid));
+        let temp_io = |source| SnapshotError::Io {
+            path: temp_path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&temp).map_err(temp_io)?;
+        std::fs::write(&temp_path, &converted.file[..]).map_err(temp_io)?;
+        let opened = MappedSnapshot::open(&temp_path);
+        // The mapping keeps the unlinked file alive.
+        let _ = std::fs::remove_dir_all(&temp);
+        let message = format!(
+            "snapshot {} is in format 2: a start converts it to format 3 (zxid {:#x}, {} znodes), keeping the original as {}{}",
+            path.display(),
+            converted.zxid,
+            converted.node_count,
+            path.display(),
+            writer::FORMAT_2_ASIDE_SUFFIX
+        );
+        return Ok((opened?.renamed(path.to_path_buf()), Some(message)));
+    }
+    let (new_path, aside) =
+        writer::replace_converted(dir, path, converted.zxid, &converted.file[..])?;
+    let message = format!(
+        "converted snapshot {} from format 2 to format 3 (zxid {:#x}, {} znodes); the original is kept as {}",
+        new_path.display(),
+        converted.zxid,
+        converted.node_count,
+        aside.display()
+    );
+    warn!("{message}");
+    Ok((MappedSnapshot::open(&new_path)?, Some(message)))
 }

@@ -89,6 +89,36 @@ pub fn install_snapshot(dir: &Path, bytes: &[u8]) -> Result<PathBuf, SnapshotErr
     })
 }
 
+/// The suffix a version 2 snapshot is kept under once converted: its name no longer parses
+/// as a snapshot (`list_snapshots` ignores it), so recovery does not pick it again.
+pub const FORMAT_2_ASIDE_SUFFIX: &str = ".format2";
+
+/// Replaces the version 2 snapshot `path` in `dir` by `converted` (a whole, validated
+/// version 3 file of the same zxid), keeping the original: it is hard-linked to
+/// `<name>.format2` first (its bytes untouched), then the new file is written as
+/// [`write_snapshot`] writes one (temp file, fsync, rename over the old name, directory
+/// fsync). A crash at any point leaves one of the two formats under the snapshot's name.
+/// Returns (new path, where the original is kept).
+pub fn replace_converted(
+    dir: &Path,
+    path: &Path,
+    zxid: i64,
+    converted: &[u8],
+) -> Result<(PathBuf, PathBuf), SnapshotError> {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(FORMAT_2_ASIDE_SUFFIX);
+    let aside = PathBuf::from(aside);
+    // An aside copy from an interrupted earlier conversion is the same file: keep it.
+    if !aside.exists() {
+        fs::hard_link(path, &aside).map_err(io_error(&aside))?;
+        sync_dir(dir)?;
+    }
+    let written = write_durably(dir, zxid, |mut file, temp_path| {
+        file.write_all(converted).map_err(io_error(temp_path))
+    })?;
+    Ok((written, aside))
+}
+
 /// The temporary file a snapshot streamed by a leader is received into (not a snapshot name:
 /// `list_snapshots` ignores it, and a crash leaves only this file, overwritten next time).
 pub const RECEIVING_NAME: &str = "snapshot.receiving.tmp";

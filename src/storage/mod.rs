@@ -46,6 +46,11 @@ pub trait Storage: Send + Sync {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// True for a storage that changes nothing (`ringkeeper check`): recovery then converts
+    /// a format 2 snapshot outside the data directory (`snapshot::open_converting`).
+    fn is_dry_run(&self) -> bool {
+        false
+    }
 }
 
 /// The real filesystem.

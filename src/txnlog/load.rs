@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use tracing::info;
 
-use crate::snapshot::{list_snapshots, newest_valid, MappedSnapshot};
+use crate::snapshot::{list_snapshots, newest_valid_converting, open_converting, MappedSnapshot};
 use crate::storage::Storage;
 use crate::tree::TreeVersion;
 
@@ -70,9 +70,10 @@ pub fn load_state(
                 (recovered, recovering.elapsed())
             });
         let snapshot = match upto {
-            None => newest_valid(data_dir)
+            None => newest_valid_converting(data_dir, storage.is_dry_run())
                 .map_err(|error| error.to_string())
                 .map(|newest| {
+                    repairs.extend(newest.converted);
                     for rejected in &newest.rejected {
                         let message = format!(
                             "snapshot {} is not usable ({}); falling back to an older one",
@@ -83,7 +84,7 @@ pub fn load_state(
                     }
                     newest.snapshot
                 }),
-            Some(limit) => newest_at_or_below(data_dir, limit, &mut repairs),
+            Some(limit) => newest_at_or_below(data_dir, limit, storage.is_dry_run(), &mut repairs),
         };
         let speculative = match speculative {
             Ok(handle) => handle.join().ok(),
@@ -171,6 +172,7 @@ fn newest_candidate(data_dir: &Path, upto: Option<i64>) -> i64 {
 fn newest_at_or_below(
     data_dir: &Path,
     limit: i64,
+    dry_run: bool,
     repairs: &mut Vec<String>,
 ) -> Result<Option<MappedSnapshot>, String> {
     for (zxid, path) in list_snapshots(data_dir)
@@ -185,8 +187,11 @@ fn newest_at_or_below(
             ));
             continue;
         }
-        match MappedSnapshot::open(&path) {
-            Ok(snapshot) => return Ok(Some(snapshot)),
+        match open_converting(data_dir, &path, dry_run) {
+            Ok((snapshot, converted)) => {
+                repairs.extend(converted);
+                return Ok(Some(snapshot));
+            }
             Err(error) => {
                 let message = format!(
                     "snapshot {} is not usable ({error}); falling back to an older one",
