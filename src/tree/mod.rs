@@ -325,11 +325,14 @@ impl TreeVersion {
             ephemerals: HashMap::new(),
             containers: OrdSet::new(),
             ttls: OrdSet::new(),
+            quota_roots: OrdSet::new(),
             zxid,
         };
         for (path, node) in nodes {
             tree.insert_new(&path, node);
         }
+        // ZooKeeper's quota limits nodes come along with its tree (DataTree.setupQuota).
+        tree.rebuild_quota_roots();
         tree
     }
 
