@@ -293,9 +293,9 @@ fn archived_layouts_are_pinned() {
     assert_eq!(std::mem::offset_of!(format::ArchivedAclRecord, scheme), 8);
 }
 
-const GOLDEN_2_PATH: &str = "tests/golden/snapshot-format2.0000000000000020";
-const GOLDEN_2: &[u8] = include_bytes!("../../tests/golden/snapshot-format2.0000000000000020");
-const GOLDEN_2_DUMP: &str = include_str!("../../tests/golden/snapshot-format2.dump.txt");
+const GOLDEN_2_PATH: &str = "tests/snapshots/format2.0000000000000020";
+const GOLDEN_2: &[u8] = include_bytes!("../../tests/snapshots/format2.0000000000000020");
+const GOLDEN_2_DUMP: &str = include_str!("../../tests/snapshots/format2.dump.txt");
 
 fn dump_text(path: &std::path::Path) -> String {
     let mut out = Vec::new();
