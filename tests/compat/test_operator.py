@@ -334,15 +334,21 @@ def test_dump_and_check_subcommands_on_a_data_directory_with_content(tmp_path):
             client.create("/tools/node-%02d" % index, b"value-%d" % index, makepath=True)
         client.set("/tools/node-03", b"changed")
         client.delete("/tools/node-19")
+        # The delete's zxid is /tools's pzxid: the snapshot SIGUSR1 asks for must cover it (a
+        # snapshot taken at startup may already be reported, so "any snapshot" is not enough).
+        last_write = client.exists("/tools").pzxid
         server.proc.send_signal(signal.SIGUSR1)
         deadline = time.monotonic() + 30
-        snapshot_zxid = "-1"
-        while time.monotonic() < deadline and snapshot_zxid == "-1":
+        snapshot_zxid = -1
+        while time.monotonic() < deadline and snapshot_zxid < last_write:
             _, body = http(admin + "/last_snapshot")
-            snapshot_zxid = json.loads(body)["zxid"]
-            if snapshot_zxid == "-1":
+            reported = json.loads(body)["zxid"]
+            # Long.toHexString, as ZooKeeper's LastSnapshotCommand: none is ffffffffffffffff.
+            snapshot_zxid = int(reported, 16)
+            snapshot_zxid = -1 if snapshot_zxid >= 1 << 63 else snapshot_zxid
+            if snapshot_zxid < last_write:
                 time.sleep(0.1)  # the snapshot is written in the background; polled via lsnp
-        assert snapshot_zxid != "-1", "no snapshot within 30 s"
+        assert snapshot_zxid >= last_write, "no snapshot of zxid %#x within 30 s" % last_write
         client.create("/tools/after-snapshot", b"late")
         client.stop()
         client.close()
