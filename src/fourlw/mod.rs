@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::config::{Config, QuorumServer};
+use crate::config::dynamic::server_spec;
+use crate::config::Config;
 use crate::metrics::{ServerMode, ServerStats};
 use crate::tree::TreeVersion;
 
@@ -291,33 +292,6 @@ pub fn not_serving_answer(word: &str) -> Option<String> {
     }
 }
 
-/// `host:quorumPort:electionPort:type[;clientHost:clientPort]`, as ZooKeeper's
-/// `QuorumServer.toString` prints a member (IPv6 hosts in brackets).
-fn member_line(server: &QuorumServer) -> String {
-    let bracketed = |host: &str| {
-        if host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host.to_string()
-        }
-    };
-    let mut line = format!(
-        "{}:{}:{}:{}",
-        bracketed(&server.host),
-        server.quorum_addr.port(),
-        server.election_addr.port(),
-        if server.observer {
-            "observer"
-        } else {
-            "participant"
-        }
-    );
-    if let (Some(host), Some(client)) = (&server.client_host, server.client_addr) {
-        let _ = write!(line, ";{}:{}", bracketed(host), client.port());
-    }
-    line
-}
-
 /// `conf` (ZooKeeperServer.dumpConf, and QuorumZooKeeperServer.dumpConf in an ensemble: the
 /// limits, ports, `peerType` as LearnerType's ordinal (0 participant, 1 observer) and the
 /// membership, which ends without a newline after `version=0`, as ZooKeeper's does).
@@ -353,7 +327,7 @@ pub fn conf_text(config: &Config, data_dir_bytes: u64, data_log_bytes: u64) -> S
     }
     out.push_str("membership: \n");
     for server in quorum.servers.values() {
-        let _ = writeln!(out, "server.{}={}", server.id, member_line(server));
+        let _ = writeln!(out, "server.{}={}", server.id, server_spec(server));
     }
     out.push_str("version=0");
     out
