@@ -245,6 +245,12 @@ def op_add_watch(path, mode):
     return OP["addWatch"], Writer().ustring(path).int(mode).bytes(), _none
 
 
+def op_reconfig(joining=None, leaving=None, new_members=None, from_config=-1):
+    """ReconfigRequest; the reply is a GetDataResponse (the new config and its Stat)."""
+    body = Writer().ustring(joining).ustring(leaving).ustring(new_members).long(from_config)
+    return OP["reconfig"], body.bytes(), lambda r: (r.buffer(), r.stat())
+
+
 def op_who_am_i():
     return OP["whoAmI"], b"", lambda r: [(r.ustring(), r.ustring()) for _ in range(r.int())]
 
