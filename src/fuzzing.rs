@@ -529,7 +529,9 @@ pub fn four_letter_word(data: &[u8]) {
 /// the command lookup, and the header's scheme/credential split with its digest. The input is
 /// `url \n authorization`.
 pub fn admin_request(data: &[u8]) {
-    use crate::admin::commands::{authorization_parts, command_primary_name, route, AdminPath};
+    use crate::admin::commands::{
+        authorization_parts, command_primary_name, query_value, route, AdminPath,
+    };
     let data = bounded(data);
     let text = String::from_utf8_lossy(data);
     let (url, authorization) = text.split_once('\n').unwrap_or((&text, ""));
@@ -544,6 +546,11 @@ pub fn admin_request(data: &[u8]) {
             }
             AdminPath::Index => assert!(url.starts_with(command_url)),
             AdminPath::NotFound => {}
+        }
+    }
+    if let Some((_, query)) = url.split_once('?') {
+        if let Some(value) = query_value(query, "streaming") {
+            assert!(!value.contains('&'));
         }
     }
     if let Some((scheme, credential)) = authorization_parts(authorization) {

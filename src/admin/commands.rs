@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::AdminContext;
 use crate::fourlw::{self, AdminKind, ConnInfo, ZK_NOT_SERVING};
@@ -96,6 +96,11 @@ pub struct CommandResponse {
     pub error: Option<String>,
     pub status: u16,
     pub data: Map<String, Value>,
+    /// Response headers a command adds (CommandResponse.addHeader).
+    pub headers: Vec<(String, String)>,
+    /// A stream in place of the JSON (CommandResponse.setInputStream), sent as
+    /// application/octet-stream.
+    pub body: Option<Vec<u8>>,
 }
 
 impl CommandResponse {
@@ -105,6 +110,8 @@ impl CommandResponse {
             error: None,
             status: 200,
             data: Map::new(),
+            headers: Vec::new(),
+            body: None,
         }
     }
 
@@ -234,6 +241,7 @@ fn authorize(
 pub fn run(
     context: &AdminContext,
     name: &str,
+    query: &str,
     post: bool,
     authorization: Option<&str>,
     remote_ip: Option<std::net::IpAddr>,
@@ -255,8 +263,132 @@ pub fn run(
         let method = if spec.post { "POST" } else { "GET" };
         return CommandResponse::failed(primary, format!("{primary} takes {method}"), 405);
     }
+    if primary == "snapshot" {
+        return snapshot(context, query);
+    }
     futures_lite::future::block_on(run_command(context, primary))
 }
+
+/// [pure] The value of `key` in a URL query string (`a=1&b=2`), as Jetty's getParameter
+/// gives the first one; no percent-decoding (the commands' arguments are plain words).
+pub fn query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(name, _)| *name == key)
+        .map(|(_, value)| value)
+}
+
+/// ZooKeeper's RateLimiter: `rate` permits per interval, the interval starting when the
+/// limiter is made and restarting at the first request after it ends.
+#[derive(Debug)]
+pub struct RateLimiter {
+    interval: std::time::Duration,
+    last_reset: std::time::Instant,
+    remaining: u32,
+    rate: u32,
+}
+
+impl RateLimiter {
+    pub fn new(rate: u32, interval: std::time::Duration) -> RateLimiter {
+        RateLimiter {
+            interval,
+            last_reset: std::time::Instant::now(),
+            remaining: rate,
+            rate,
+        }
+    }
+
+    pub fn allow(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        if now > self.last_reset + self.interval {
+            self.remaining = self.rate;
+            self.last_reset = now;
+        }
+        if self.remaining == 0 {
+            return false;
+        }
+        self.remaining -= 1;
+        true
+    }
+}
+
+/// `snapshot` (Commands.SnapshotCommand, ZooKeeper 3.9): the server's state as a ZooKeeper
+/// snapshot file (`version-2/snapshot.<zxid>` format, with the digest and lastProcessedZxid
+/// trailers), streamed as the body unless `streaming=false`, with the headers `last_zxid`
+/// (0x + hex) and `snapshot_size`. ZooKeeper serializes its in-memory tree to a file in its
+/// dataDir and streams that; ringkeeper takes the newest durable tree version and its
+/// sessions from the pipeline (a consistent state: every write acknowledged before the
+/// command is in it) and encodes it in memory, leaving dataDir alone.
+fn snapshot(context: &AdminContext, query: &str) -> CommandResponse {
+    let mut response = CommandResponse::new("snapshot");
+    if !context.config.admin.snapshot_enabled {
+        warn!("AdminServer: the snapshot command is disabled (admin.snapshot.enabled=false)");
+        response.status = 503;
+        return response;
+    }
+    if !context.config.admin.serialize_last_processed_zxid {
+        warn!("AdminServer: snapshot requires serializeLastProcessedZxid.enabled=true");
+        response.status = 500;
+        return response;
+    }
+    let allowed = context
+        .snapshot_limiter
+        .lock()
+        .map(|mut limiter| limiter.allow())
+        .unwrap_or(false);
+    if !allowed {
+        warn!("AdminServer: snapshot request rate limited");
+        response.status = 429;
+        return response;
+    }
+    let streaming = query_value(query, "streaming").is_none_or(|value| {
+        // Boolean.parseBoolean
+        value.eq_ignore_ascii_case("true")
+    });
+    let (reply, answer) = crossbeam_channel::bounded(1);
+    let asked = context
+        .pipeline
+        .send(crate::pipeline::PipelineInput::DurableState(reply))
+        .is_ok();
+    let state = if asked {
+        answer.recv_timeout(SNAPSHOT_STATE_TIMEOUT).ok().flatten()
+    } else {
+        None
+    };
+    let Some(state) = state else {
+        warn!("AdminServer: snapshot: the pipeline gave no durable state");
+        response.status = 500;
+        return response;
+    };
+    let (nodes, digest) = crate::zkformat::export::zookeeper_nodes(&state.version);
+    let zxid = state.version.zxid;
+    let bytes = crate::zkformat::snapshot::write_snapshot_with_last_zxid(
+        &nodes,
+        &state.sessions,
+        zxid,
+        digest,
+    );
+    info!(
+        "AdminServer: snapshot of {} znodes and {} sessions at zxid {zxid:#x}, {} bytes",
+        nodes.len(),
+        state.sessions.len(),
+        bytes.len()
+    );
+    response
+        .headers
+        .push(("last_zxid".into(), format!("0x{:x}", zxid as u64)));
+    response
+        .headers
+        .push(("snapshot_size".into(), bytes.len().to_string()));
+    if streaming {
+        response.body = Some(bytes);
+    }
+    response
+}
+
+/// How long the snapshot command waits for the pipeline's answer.
+const SNAPSHOT_STATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn connection_json(info: &ConnInfo, brief: bool) -> Value {
     // ServerCnxn.getConnectionInfo(brief); interest_ops is NIO's OP_READ (1) while the
@@ -600,11 +732,12 @@ async fn run_command(context: &AdminContext, primary: &str) -> CommandResponse {
                 "{primary} is not supported by ringkeeper: it has no ZooTrace mask (use RUST_LOG)"
             ));
         }
-        "snapshot" | "restore" => {
-            response.error = Some(format!(
-                "{primary} is not supported by ringkeeper: its snapshots are not in ZooKeeper's \
-                 format (take one with kill -USR1; see `ringkeeper dump-snapshot`)"
-            ));
+        "restore" => {
+            response.error = Some(
+                "restore is not supported by ringkeeper yet (start on a ZooKeeper snapshot \
+                 instead: see \"Migrating from Apache ZooKeeper\")"
+                    .into(),
+            );
             response.status = 501;
         }
         other => {
@@ -641,12 +774,17 @@ pub fn serve(server: tiny_http::Server, context: Arc<AdminContext>) {
                 if method != tiny_http::Method::Get && !post {
                     (405, "text/plain", "method not allowed\n".to_string())
                 } else {
-                    let response = run(&context, name, post, authorization.as_deref(), remote_ip);
-                    let body =
-                        serde_json::to_string_pretty(&response.to_json()).unwrap_or_else(|_| {
-                            "{\"error\": \"Exception writing command response to JSON\"}".into()
-                        });
-                    (response.status, "application/json", body)
+                    let query = url.split_once('?').map_or("", |(_, query)| query);
+                    let response = run(
+                        &context,
+                        name,
+                        query,
+                        post,
+                        authorization.as_deref(),
+                        remote_ip,
+                    );
+                    respond(request, &url, response);
+                    continue;
                 }
             }
             AdminPath::NotFound => (404, "text/plain", "not found\n".to_string()),
@@ -659,5 +797,61 @@ pub fn serve(server: tiny_http::Server, context: Arc<AdminContext>) {
         if let Err(error) = request.respond(reply) {
             warn!("AdminServer: answering {url}: {error}");
         }
+    }
+}
+
+/// Sends a command's answer: its stream as application/octet-stream, or its JSON, with the
+/// headers it added.
+fn respond(request: tiny_http::Request, url: &str, mut response: CommandResponse) {
+    let (content_type, body) = match response.body.take() {
+        Some(bytes) => ("application/octet-stream", bytes),
+        None => (
+            "application/json",
+            serde_json::to_string_pretty(&response.to_json())
+                .unwrap_or_else(|_| {
+                    "{\"error\": \"Exception writing command response to JSON\"}".into()
+                })
+                .into_bytes(),
+        ),
+    };
+    let mut reply = tiny_http::Response::from_data(body).with_status_code(response.status);
+    let headers = std::iter::once(("Content-Type".to_string(), content_type.to_string()))
+        .chain(response.headers.iter().cloned());
+    for (name, value) in headers {
+        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            reply = reply.with_header(header);
+        }
+    }
+    if let Err(error) = request.respond(reply) {
+        warn!("AdminServer: answering {url}: {error}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_as_jetty_gives_the_first() {
+        assert_eq!(query_value("streaming=false", "streaming"), Some("false"));
+        assert_eq!(
+            query_value("a=1&streaming=true&streaming=x", "streaming"),
+            Some("true")
+        );
+        assert_eq!(query_value("streaming", "streaming"), Some(""));
+        assert_eq!(query_value("", "streaming"), None);
+        assert_eq!(query_value("streamingx=1", "streaming"), None);
+    }
+
+    #[test]
+    fn the_rate_limiter_allows_one_per_interval() {
+        let mut limiter = RateLimiter::new(1, std::time::Duration::from_secs(3600));
+        assert!(limiter.allow());
+        assert!(!limiter.allow());
+        let mut unlimited = RateLimiter::new(1, std::time::Duration::ZERO);
+        assert!(unlimited.allow());
+        // A zero interval restarts at the next instant.
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        assert!(unlimited.allow());
     }
 }

@@ -24,6 +24,11 @@ pub struct AdminContext {
     pub stats: Arc<ServerStats>,
     pub hub: AdminHub,
     pub presence: Arc<CorePresence>,
+    /// The pipeline, asked for the durable state by the `snapshot` command.
+    pub pipeline: crossbeam_channel::Sender<crate::pipeline::PipelineInput>,
+    /// The `snapshot` command's rate limit (one per `admin.rateLimiterIntervalInMS`
+    /// microseconds, as ZooKeeper's SnapshotCommand reads the key).
+    pub snapshot_limiter: std::sync::Mutex<commands::RateLimiter>,
 }
 
 impl AdminContext {

@@ -192,7 +192,11 @@ pub struct Config {
 /// `admin.enableServer` (default true, as ZooKeeper), `admin.serverAddress` (default: the
 /// client port's address, so a server on loopback keeps its AdminServer there; ZooKeeper's
 /// default is 0.0.0.0), `admin.serverPort` (8080), `admin.commandURL` (`/commands`),
-/// `admin.idleTimeout` (ms, 30000).
+/// `admin.idleTimeout` (ms, 30000); for the `snapshot` command `admin.snapshot.enabled`
+/// (true), `admin.rateLimiterIntervalInMS` (300000; ZooKeeper reads it for `snapshot` as
+/// microseconds, so one snapshot per 300 ms by default) and
+/// `serializeLastProcessedZxid.enabled` (true; false makes `snapshot` answer 500, as in
+/// ZooKeeper 3.9).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminSettings {
     pub enabled: bool,
@@ -200,6 +204,9 @@ pub struct AdminSettings {
     pub port: u16,
     pub command_url: String,
     pub idle_timeout_ms: u64,
+    pub snapshot_enabled: bool,
+    pub rate_limiter_interval: u64,
+    pub serialize_last_processed_zxid: bool,
 }
 
 impl Default for AdminSettings {
@@ -210,6 +217,9 @@ impl Default for AdminSettings {
             port: 8080,
             command_url: "/commands".into(),
             idle_timeout_ms: 30_000,
+            snapshot_enabled: true,
+            rate_limiter_interval: 300_000,
+            serialize_last_processed_zxid: true,
         }
     }
 }
@@ -1251,6 +1261,13 @@ impl Config {
                     config.admin.command_url = value.trim_end_matches('/').to_string();
                 }
                 "admin.idleTimeout" => config.admin.idle_timeout_ms = parse_number(key, value)?,
+                "admin.snapshot.enabled" => config.admin.snapshot_enabled = java_boolean(value),
+                "admin.rateLimiterIntervalInMS" => {
+                    config.admin.rate_limiter_interval = parse_number(key, value)?
+                }
+                "serializeLastProcessedZxid.enabled" => {
+                    config.admin.serialize_last_processed_zxid = java_boolean(value)
+                }
                 "metricsProvider.className" => {
                     config.metrics.prometheus = match value {
                         PROMETHEUS_PROVIDER => true,

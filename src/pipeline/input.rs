@@ -5,6 +5,14 @@ use crate::jute::request::Request;
 use crate::session::ConnRef;
 use crate::tree::acl::AuthIds;
 
+/// A consistent durable state: what a snapshot taken now would hold.
+#[derive(Debug, Clone)]
+pub struct DurableState {
+    pub version: std::sync::Arc<crate::tree::TreeVersion>,
+    /// Session id to timeout (ms).
+    pub sessions: std::collections::BTreeMap<i64, i32>,
+}
+
 /// What cores send to the pipeline.
 #[derive(Debug)]
 pub enum PipelineInput {
@@ -37,5 +45,8 @@ pub enum PipelineInput {
     },
     /// Take a snapshot now (on demand: SIGUSR1).
     Snapshot,
+    /// The newest durable tree version and the sessions open at it (the AdminServer's
+    /// `snapshot` command); None when this server keeps no snapshots.
+    DurableState(crossbeam_channel::Sender<Option<DurableState>>),
     Shutdown,
 }

@@ -538,6 +538,11 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
         stats: stats.clone(),
         hub: admin.clone(),
         presence: presence.clone(),
+        pipeline: pipeline_sender.clone(),
+        snapshot_limiter: std::sync::Mutex::new(crate::admin::commands::RateLimiter::new(
+            1,
+            std::time::Duration::from_micros(config.admin.rate_limiter_interval),
+        )),
     }))
     .map_err(|error| RuntimeError::Listen {
         address: error.address.to_string(),

@@ -268,6 +268,31 @@ pub fn write_snapshot(
     zxid: i64,
     digest: i64,
 ) -> Vec<u8> {
+    write_snapshot_body(nodes, sessions, zxid, digest).into_bytes()
+}
+
+/// [`write_snapshot`] with ZooKeeper 3.9's lastProcessedZxid trailer (`zxid`, sealed), as
+/// its FileSnap writes with `zookeeper.serializeLastProcessedZxid.enabled` (the default, and
+/// what its `snapshot` and `restore` admin commands require). ZooKeeper 3.6 to 3.8 stop
+/// reading after the digest, so they load it too.
+pub fn write_snapshot_with_last_zxid(
+    nodes: &[(String, ZkNode)],
+    sessions: &BTreeMap<i64, i32>,
+    zxid: i64,
+    digest: i64,
+) -> Vec<u8> {
+    let mut out = write_snapshot_body(nodes, sessions, zxid, digest);
+    out.write_i64(zxid);
+    seal(&mut out);
+    out.into_bytes()
+}
+
+fn write_snapshot_body(
+    nodes: &[(String, ZkNode)],
+    sessions: &BTreeMap<i64, i32>,
+    zxid: i64,
+    digest: i64,
+) -> Writer {
     let mut out = Writer::new();
     out.write_i32(SNAPSHOT_MAGIC);
     out.write_i32(SNAPSHOT_VERSION);
@@ -322,7 +347,7 @@ pub fn write_snapshot(
     out.write_i32(DIGEST_VERSION);
     out.write_i64(digest);
     seal(&mut out);
-    out.into_bytes()
+    out
 }
 
 /// ZooKeeper's name of the snapshot at `zxid` (Util.makeSnapshotName: unpadded hex).

@@ -595,6 +595,9 @@ impl Pipeline {
                 self.local_sessions.detach(session_id, conn);
             }
             PipelineInput::Snapshot => self.snapshot_requested = true,
+            PipelineInput::DurableState(reply) => {
+                let _ = reply.send(self.snapshots.as_ref().map(|s| s.durable_state()));
+            }
             PipelineInput::Shutdown => return true,
         }
         false

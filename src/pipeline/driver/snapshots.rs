@@ -49,6 +49,14 @@ pub struct Snapshots {
 }
 
 impl Snapshots {
+    /// The state the next snapshot would be taken from.
+    pub(super) fn durable_state(&self) -> crate::pipeline::DurableState {
+        crate::pipeline::DurableState {
+            version: self.durable_version.clone(),
+            sessions: self.durable_sessions.clone(),
+        }
+    }
+
     pub fn new(
         data_dir: std::path::PathBuf,
         log_dir: std::path::PathBuf,
