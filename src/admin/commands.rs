@@ -473,7 +473,7 @@ fn server_stats(context: &AdminContext, zxid: i64) -> Value {
     json!({
         "packets_sent": stats.packets_sent.load(Ordering::Relaxed),
         "packets_received": stats.packets_received.load(Ordering::Relaxed),
-        "fsync_threshold_exceed_count": 0,
+        "fsync_threshold_exceed_count": stats.fsync_threshold_exceeded.load(Ordering::Relaxed),
         "client_response_stats": {
             "last_buffer_size": -1, "min_buffer_size": -1, "max_buffer_size": -1
         },

@@ -518,6 +518,13 @@ pub async fn monitor_rows(state: &WordContext<'_>) -> Vec<(&'static str, String)
             "zk_max_file_descriptor_count",
             max_file_descriptors().to_string(),
         ),
+        (
+            "zk_fsync_threshold_exceed_count",
+            stats
+                .fsync_threshold_exceeded
+                .load(Ordering::Relaxed)
+                .to_string(),
+        ),
         ("zk_uptime", stats.started.elapsed().as_millis().to_string()),
         ("zk_last_zxid", format!("{:#x}", view.zxid)),
         // ringkeeper's own: group commits done and records they carried (their ratio

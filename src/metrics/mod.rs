@@ -30,6 +30,9 @@ pub struct ServerStats {
     /// Group-commit batches and records made durable (mntr: the achieved batch size).
     pub log_batches: AtomicU64,
     pub log_records: AtomicU64,
+    /// Log syncs slower than `fsync.warningthresholdms` (ServerStats'
+    /// fsync_threshold_exceed_count).
+    pub fsync_threshold_exceeded: AtomicU64,
     /// Distributions for the Prometheus endpoint, under ZooKeeper's ServerMetrics names:
     /// `readlatency` and `updatelatency` (ms from a request's arrival to its reply; updates are
     /// the requests that go through the write pipeline, as ZooKeeper's FinalRequestProcessor
@@ -71,6 +74,7 @@ impl Default for ServerStats {
             watch_count: AtomicUsize::new(0),
             log_batches: AtomicU64::new(0),
             log_records: AtomicU64::new(0),
+            fsync_threshold_exceeded: AtomicU64::new(0),
             read_latency_ms: Distribution::new(LATENCY_BOUNDS_MS),
             update_latency_ms: Distribution::new(LATENCY_BOUNDS_MS),
             fsync_time_ms: Distribution::new(LATENCY_BOUNDS_MS),
@@ -116,8 +120,14 @@ impl ServerStats {
         }
     }
 
-    /// A group commit of `records` made durable by a sync of `sync_micros`.
-    pub fn record_log_batch(&self, records: usize, sync_micros: u64) {
+    /// A group commit of `records` made durable by a sync of `sync_micros`; a sync of more
+    /// whole milliseconds than `warning_ms` counts as exceeding the threshold
+    /// (FileTxnLog.commit compares milliseconds).
+    pub fn record_log_batch(&self, records: usize, sync_micros: u64, warning_ms: u64) {
+        if sync_micros / 1000 > warning_ms {
+            self.fsync_threshold_exceeded
+                .fetch_add(1, Ordering::Relaxed);
+        }
         self.log_batches.fetch_add(1, Ordering::Relaxed);
         self.log_records
             .fetch_add(records as u64, Ordering::Relaxed);
@@ -401,6 +411,17 @@ impl QuorumStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syncs_over_the_warning_threshold_are_counted_in_whole_milliseconds() {
+        let stats = ServerStats::default();
+        stats.record_log_batch(3, 999, 0); // 0 ms: not over a 0 ms threshold
+        stats.record_log_batch(3, 1_000, 0);
+        stats.record_log_batch(1, 1_000_999, 1000);
+        stats.record_log_batch(1, 1_001_000, 1000);
+        assert_eq!(stats.fsync_threshold_exceeded.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.log_records.load(Ordering::Relaxed), 8);
+    }
 
     #[test]
     fn distribution_buckets_are_upper_bounds_and_the_count_their_sum() {

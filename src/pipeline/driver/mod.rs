@@ -390,7 +390,8 @@ impl Pipeline {
                 records,
                 sync_micros,
             } => {
-                self.stats.record_log_batch(records, sync_micros);
+                self.stats
+                    .record_log_batch(records, sync_micros, self.config.fsync_warning_ms);
                 if self.ensemble.is_some() {
                     // In an ensemble, durability is ZAB's input; what is released is what
                     // ZAB commits.
