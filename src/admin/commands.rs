@@ -468,14 +468,14 @@ fn server_stats(context: &AdminContext, zxid: i64) -> Value {
     let stats = &context.stats;
     let config = &context.config;
     let (min, avg, max) = stats.latency();
-    // ZooKeeper's ServerStats as Jackson writes it (snake case). Response sizes are not
-    // measured here: BufferStats' "no sample" (-1) values.
+    let (last_size, min_size, max_size) = stats.response_sizes();
+    // ZooKeeper's ServerStats as Jackson writes it (snake case).
     json!({
         "packets_sent": stats.packets_sent.load(Ordering::Relaxed),
         "packets_received": stats.packets_received.load(Ordering::Relaxed),
         "fsync_threshold_exceed_count": stats.fsync_threshold_exceeded.load(Ordering::Relaxed),
         "client_response_stats": {
-            "last_buffer_size": -1, "min_buffer_size": -1, "max_buffer_size": -1
+            "last_buffer_size": last_size, "min_buffer_size": min_size, "max_buffer_size": max_size
         },
         "data_dir_size": fourlw::directory_size(&config.data_dir),
         "log_dir_size": fourlw::directory_size(&config.data_log_dir),
@@ -620,10 +620,10 @@ async fn run_command(context: &AdminContext, primary: &str) -> CommandResponse {
             response.put("version", fourlw::version_string());
             response.put("read_only", mode == ServerMode::ReadOnly);
             response.put("server_stats", server_stats(context, zxid));
-            response.put(
-                "client_response",
-                json!({"last_buffer_size": -1, "min_buffer_size": -1, "max_buffer_size": -1}),
-            );
+            response.put("client_response", {
+                let (last, min, max) = stats.response_sizes();
+                json!({"last_buffer_size": last, "min_buffer_size": min, "max_buffer_size": max})
+            });
             if mode == ServerMode::Leader {
                 let quorum = &stats.quorum;
                 response.put(

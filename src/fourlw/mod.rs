@@ -519,11 +519,16 @@ pub async fn monitor_rows(state: &WordContext<'_>) -> Vec<(&'static str, String)
             max_file_descriptors().to_string(),
         ),
         (
-            "zk_fsync_threshold_exceed_count",
-            stats
-                .fsync_threshold_exceeded
-                .load(Ordering::Relaxed)
-                .to_string(),
+            "zk_last_client_response_size",
+            stats.response_sizes().0.to_string(),
+        ),
+        (
+            "zk_max_client_response_size",
+            stats.response_sizes().2.to_string(),
+        ),
+        (
+            "zk_min_client_response_size",
+            stats.response_sizes().1.to_string(),
         ),
         ("zk_uptime", stats.started.elapsed().as_millis().to_string()),
         ("zk_last_zxid", format!("{:#x}", view.zxid)),

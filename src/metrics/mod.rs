@@ -33,6 +33,11 @@ pub struct ServerStats {
     /// Log syncs slower than `fsync.warningthresholdms` (ServerStats'
     /// fsync_threshold_exceed_count).
     pub fsync_threshold_exceeded: AtomicU64,
+    /// Sizes of the frames sent to clients, without their length prefix (BufferStats:
+    /// last/min/max_client_response_size; -1 before the first and after `srst`).
+    pub response_size_last: AtomicI64,
+    pub response_size_min: AtomicI64,
+    pub response_size_max: AtomicI64,
     /// Distributions for the Prometheus endpoint, under ZooKeeper's ServerMetrics names:
     /// `readlatency` and `updatelatency` (ms from a request's arrival to its reply; updates are
     /// the requests that go through the write pipeline, as ZooKeeper's FinalRequestProcessor
@@ -75,6 +80,9 @@ impl Default for ServerStats {
             log_batches: AtomicU64::new(0),
             log_records: AtomicU64::new(0),
             fsync_threshold_exceeded: AtomicU64::new(0),
+            response_size_last: AtomicI64::new(-1),
+            response_size_min: AtomicI64::new(-1),
+            response_size_max: AtomicI64::new(-1),
             read_latency_ms: Distribution::new(LATENCY_BOUNDS_MS),
             update_latency_ms: Distribution::new(LATENCY_BOUNDS_MS),
             fsync_time_ms: Distribution::new(LATENCY_BOUNDS_MS),
@@ -148,8 +156,38 @@ impl ServerStats {
             .unwrap_or_default()
     }
 
+    /// A frame of `size` bytes sent to a client (BufferStats.setLastBufferSize).
+    pub fn record_response_size(&self, size: u64) {
+        let size = size.min(i64::MAX as u64) as i64;
+        self.response_size_last.store(size, Ordering::Relaxed);
+        // Only a new extreme writes the shared counter (-1: none yet).
+        let min = self.response_size_min.load(Ordering::Relaxed);
+        if min < 0 || size < min {
+            let _ = self.response_size_min.fetch_update(
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+                |current| (current < 0 || size < current).then_some(size),
+            );
+        }
+        if size > self.response_size_max.load(Ordering::Relaxed) {
+            self.response_size_max.fetch_max(size, Ordering::Relaxed);
+        }
+    }
+
+    /// (last, min, max) response sizes; -1 where none was sent since the start or `srst`.
+    pub fn response_sizes(&self) -> (i64, i64, i64) {
+        (
+            self.response_size_last.load(Ordering::Relaxed),
+            self.response_size_min.load(Ordering::Relaxed),
+            self.response_size_max.load(Ordering::Relaxed),
+        )
+    }
+
     /// `srst`: resets the request statistics.
     pub fn reset(&self) {
+        self.response_size_last.store(-1, Ordering::Relaxed);
+        self.response_size_min.store(-1, Ordering::Relaxed);
+        self.response_size_max.store(-1, Ordering::Relaxed);
         self.packets_received.store(0, Ordering::Relaxed);
         self.packets_sent.store(0, Ordering::Relaxed);
         self.latency_count.store(0, Ordering::Relaxed);
@@ -411,6 +449,20 @@ impl QuorumStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn response_sizes_keep_the_last_the_smallest_and_the_largest_until_reset() {
+        let stats = ServerStats::default();
+        assert_eq!(stats.response_sizes(), (-1, -1, -1));
+        for size in [16, 4, 300, 20] {
+            stats.record_response_size(size);
+        }
+        assert_eq!(stats.response_sizes(), (20, 4, 300));
+        stats.reset();
+        assert_eq!(stats.response_sizes(), (-1, -1, -1));
+        stats.record_response_size(7);
+        assert_eq!(stats.response_sizes(), (7, 7, 7));
+    }
 
     #[test]
     fn syncs_over_the_warning_threshold_are_counted_in_whole_milliseconds() {

@@ -92,6 +92,8 @@ pub struct Conn {
     /// cannot be heard while its socket is not read; see `CoreState::report_touches`).
     paused: Cell<bool>,
     pub stats: ConnStats,
+    /// The server's counters: every frame sent counts toward the response sizes.
+    server_stats: Arc<crate::metrics::ServerStats>,
 }
 
 impl Conn {
@@ -119,6 +121,18 @@ impl Conn {
     /// Queues a frame for the socket. A client that does not read its replies is cut off
     /// once `outbound_bytes_per_connection_max` is queued.
     pub fn send(&self, frame: Vec<u8>) {
+        if self.closed.get() {
+            return;
+        }
+        // ServerCnxn.serialize counts the reply header and body, not the length prefix.
+        self.server_stats
+            .record_response_size(frame.len().saturating_sub(4) as u64);
+        self.send_unmeasured(frame);
+    }
+
+    /// Queues bytes that are no jute reply (a four-letter word's answer): not counted in the
+    /// response sizes, as ZooKeeper's commands write to the socket directly.
+    pub fn send_unmeasured(&self, frame: Vec<u8>) {
         if self.closed.get() {
             return;
         }
@@ -616,6 +630,7 @@ where
         closed_event: event_listener::Event::new(),
         paused: Cell::new(false),
         stats: ConnStats::default(),
+        server_stats: state.stats.clone(),
     });
     conn.stats.established_ms.set(wall_clock_ms());
     conn.stats.last_op.set("NA");
@@ -736,7 +751,7 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
                         view: state.view(),
                     };
                     let answer = crate::fourlw::answer(&context, &word).await;
-                    conn.send(answer.into_bytes());
+                    conn.send_unmeasured(answer.into_bytes());
                     conn.close("four-letter word answered");
                     return Ok(());
                 }

@@ -113,6 +113,27 @@ def test_mntr_shape(env):
 
 
 @scenario
+def test_mntr_client_response_sizes(env):
+    """zk_last/min/max_client_response_size: the reply header and body of each frame sent,
+    without the length prefix (ServerCnxn.serialize); srst resets them to -1."""
+    c = env.raw()
+    path = env.path("sized")
+    assert c.create(path, b"x" * 100).err == "OK"
+    env.four("srst")
+
+    def sizes():
+        kv = dict(line.split("\t", 1) for line in env.four("mntr").splitlines() if "\t" in line)
+        return tuple(int(kv["zk_%s_client_response_size" % k]) for k in ("last", "min", "max"))
+
+    env.rec("after srst", sizes())
+    assert c.get_data(path).err == "OK"  # header 16 + data 4 + 100 + Stat 68
+    assert c.exists(path).err == "OK"  # header 16 + Stat 68
+    got = sizes()
+    env.rec("after getData and exists", got)
+    assert got == (84, 84, 188), got
+
+
+@scenario
 def test_conf_shape(env):
     s = shape_kv(env.four("conf"), "=")
     env.rec("conf", sorted(s.items()))
