@@ -488,7 +488,7 @@ fn server_stats(context: &AdminContext, zxid: i64) -> Value {
         "min_latency": min,
         "num_alive_client_connections": stats.connections.load(Ordering::Relaxed),
         "uptime": stats.started.elapsed().as_millis() as u64,
-        "auth_failed_count": 0,
+        "auth_failed_count": stats.auth_failed.load(Ordering::Relaxed),
         "non_mtlsremote_conn_count": 0,
         "non_mtlslocal_conn_count": 0,
     })

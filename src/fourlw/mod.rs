@@ -519,6 +519,10 @@ pub async fn monitor_rows(state: &WordContext<'_>) -> Vec<(&'static str, String)
             max_file_descriptors().to_string(),
         ),
         (
+            "zk_auth_failed_count",
+            stats.auth_failed.load(Ordering::Relaxed).to_string(),
+        ),
+        (
             "zk_last_client_response_size",
             stats.response_sizes().0.to_string(),
         ),

@@ -33,6 +33,9 @@ pub struct ServerStats {
     /// Log syncs slower than `fsync.warningthresholdms` (ServerStats'
     /// fsync_threshold_exceed_count).
     pub fsync_threshold_exceeded: AtomicU64,
+    /// Client TLS handshakes that failed or timed out (ServerStats.incrementAuthFailedCount,
+    /// which NettyServerCnxnFactory calls for an unsuccessful handshake).
+    pub auth_failed: AtomicU64,
     /// Sizes of the frames sent to clients, without their length prefix (BufferStats:
     /// last/min/max_client_response_size; -1 before the first and after `srst`).
     pub response_size_last: AtomicI64,
@@ -80,6 +83,7 @@ impl Default for ServerStats {
             log_batches: AtomicU64::new(0),
             log_records: AtomicU64::new(0),
             fsync_threshold_exceeded: AtomicU64::new(0),
+            auth_failed: AtomicU64::new(0),
             response_size_last: AtomicI64::new(-1),
             response_size_min: AtomicI64::new(-1),
             response_size_max: AtomicI64::new(-1),

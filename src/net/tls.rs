@@ -20,6 +20,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -296,10 +297,12 @@ pub async fn serve(
         Some(Ok(stream)) => stream,
         Some(Err(error)) => {
             info!("closing connection from {remote}: TLS handshake failed: {error}");
+            state.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
             state.connection_counts.release(remote.ip());
             return;
         }
         None => {
+            state.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
             info!(
                 "closing connection from {remote}: TLS handshake not done within {} ms",
                 timeout.as_millis()

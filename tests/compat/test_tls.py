@@ -261,9 +261,19 @@ def garbage_is_closed(port):
     return True
 
 
+def auth_failed_count(s):
+    """mntr's zk_auth_failed_count: failed client TLS handshakes (NettyServerCnxnFactory)."""
+    from harness import four_letter
+    for line in four_letter("127.0.0.1", s.port, "mntr").splitlines():
+        if line.startswith("zk_auth_failed_count\t"):
+            return int(line.split("\t", 1)[1])
+    raise AssertionError("no zk_auth_failed_count in mntr")
+
+
 def test_bad_certificates_and_garbage_are_refused_without_disturbing_others(tls_server):
     s = tls_server
     alice = kazoo(s.secure_port, s.certs, "alice")
+    failed_before = auth_failed_count(s)
     try:
         path = "/tls-undisturbed-" + s.name
         alice.create(path, b"still here")
@@ -275,6 +285,8 @@ def test_bad_certificates_and_garbage_are_refused_without_disturbing_others(tls_
         # A plaintext client on the TLS-only port does not get a session either.
         assert refused(s.secure_port, s.certs, None, use_ssl=False)
         assert alice.get(path)[0] == b"still here"
+        # Each refused handshake counts (Kazoo retries, so at least one per refusal above).
+        assert auth_failed_count(s) >= failed_before + 4
         alice.delete(path)
     finally:
         alice.stop()
