@@ -266,6 +266,29 @@ pub fn run(
     if primary == "snapshot" {
         return snapshot(context, query);
     }
+    if primary == "set_trace_mask" {
+        // SetTraceMaskCommand: `traceMask` parsed as a Java long.
+        let mut response = CommandResponse::new(primary);
+        match query_value(query, "traceMask") {
+            None => {
+                response.put("error", "setTraceMask requires long traceMask argument");
+            }
+            Some(text) => match text.parse::<i64>() {
+                Ok(mask) => {
+                    context
+                        .stats
+                        .trace_mask
+                        .store(mask as u64, Ordering::Relaxed);
+                    response.put("tracemask", mask);
+                }
+                Err(_) => response.put(
+                    "error",
+                    format!("setTraceMask requires long traceMask argument, got {text}"),
+                ),
+            },
+        }
+        return response;
+    }
     futures_lite::future::block_on(run_command(context, primary))
 }
 
@@ -727,10 +750,8 @@ async fn run_command(context: &AdminContext, primary: &str) -> CommandResponse {
                 "hash is not supported by ringkeeper: it keeps no ZooKeeper tree digests".into(),
             );
         }
-        "get_trace_mask" | "set_trace_mask" => {
-            response.error = Some(format!(
-                "{primary} is not supported by ringkeeper: it has no ZooTrace mask (use RUST_LOG)"
-            ));
+        "get_trace_mask" => {
+            response.put("tracemask", stats.trace_mask.load(Ordering::Relaxed) as i64);
         }
         "restore" => {
             response.error = Some(

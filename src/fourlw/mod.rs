@@ -23,8 +23,8 @@ pub struct WordContext<'a> {
     pub view: Arc<TreeVersion>,
 }
 
-/// The words the client port answers (FourLetterCommands' table; `gtmk`, `stmk` and `hash`
-/// are answered with what ringkeeper cannot do).
+/// The words the client port answers (FourLetterCommands' table; `hash` is answered with
+/// what ringkeeper cannot do).
 pub const FOUR_LETTER_WORDS: &[&str] = &[
     "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "dump", "wchs", "wchc",
     "wchp", "dirs", "isro", "gtmk", "stmk", "hash",
@@ -590,6 +590,15 @@ pub fn environment_rows() -> Vec<(&'static str, String)> {
 }
 
 /// The whole answer to a four-letter word, sent before the connection closes.
+/// `stmk` with its argument: sets the trace mask and answers it (SetTraceMaskCommand).
+pub fn set_trace_mask(state: &WordContext<'_>, mask: i64) -> String {
+    if !state.config.four_letter_word_enabled("stmk") {
+        return "stmk is not executed because it is not in the whitelist.\n".into();
+    }
+    state.stats.trace_mask.store(mask as u64, Ordering::Relaxed);
+    format!("{mask}")
+}
+
 pub async fn answer(state: &WordContext<'_>, word: &str) -> String {
     let config = state.config;
     if !config.four_letter_word_enabled(word) {
@@ -747,6 +756,10 @@ pub async fn answer(state: &WordContext<'_>, word: &str) -> String {
             for (key, value) in monitor_rows(state).await {
                 let _ = writeln!(out, "{key}\t{value}");
             }
+        }
+        // TraceMaskCommand: the mask in decimal, no newline.
+        "gtmk" => {
+            let _ = write!(out, "{}", state.stats.trace_mask.load(Ordering::Relaxed));
         }
         _ => {
             let _ = writeln!(out, "{word} is not supported by this server.");

@@ -36,6 +36,10 @@ pub struct ServerStats {
     /// Client TLS handshakes that failed or timed out (ServerStats.incrementAuthFailedCount,
     /// which NettyServerCnxnFactory calls for an unsuccessful handshake).
     pub auth_failed: AtomicU64,
+    /// ZooTrace's text trace mask (`gtmk`/`stmk`, get/set_trace_mask): which request trace
+    /// lines are written when the log level is TRACE. The process's one mask, as ZooKeeper's
+    /// is static.
+    pub trace_mask: AtomicU64,
     /// Sizes of the frames sent to clients, without their length prefix (BufferStats:
     /// last/min/max_client_response_size; -1 before the first and after `srst`).
     pub response_size_last: AtomicI64,
@@ -84,6 +88,7 @@ impl Default for ServerStats {
             log_records: AtomicU64::new(0),
             fsync_threshold_exceeded: AtomicU64::new(0),
             auth_failed: AtomicU64::new(0),
+            trace_mask: AtomicU64::new(TRACE_MASK_DEFAULT),
             response_size_last: AtomicI64::new(-1),
             response_size_min: AtomicI64::new(-1),
             response_size_max: AtomicI64::new(-1),
@@ -178,6 +183,11 @@ impl ServerStats {
         }
     }
 
+    /// Whether a trace line of `kind` (a ZooTrace mask bit) is to be written.
+    pub fn traces(&self, kind: u64) -> bool {
+        self.trace_mask.load(Ordering::Relaxed) & kind != 0
+    }
+
     /// (last, min, max) response sizes; -1 where none was sent since the start or `srst`.
     pub fn response_sizes(&self) -> (i64, i64, i64) {
         (
@@ -200,6 +210,12 @@ impl ServerStats {
         self.latency_max_ms.store(0, Ordering::Relaxed);
     }
 }
+
+/// ZooTrace's mask bits that ringkeeper's trace lines follow: client requests, client pings.
+pub const TRACE_CLIENT_REQUEST: u64 = 1 << 1;
+pub const TRACE_CLIENT_PING: u64 = 1 << 3;
+/// ZooTrace's default: CLIENT_REQUEST | SERVER_PACKET | SESSION | WARNING (306).
+pub const TRACE_MASK_DEFAULT: u64 = (1 << 1) | (1 << 4) | (1 << 5) | (1 << 8);
 
 /// Upper bounds (ms) of the latency buckets: ZooKeeper reports whole milliseconds.
 pub const LATENCY_BOUNDS_MS: &[u64] = &[0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];

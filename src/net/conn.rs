@@ -441,6 +441,24 @@ impl Conn {
         if let Some(session) = Some(self.session_id.get()).filter(|id| *id != 0) {
             state.touched.borrow_mut().insert(session);
         }
+        if tracing::enabled!(tracing::Level::TRACE) {
+            // ZooTrace.logRequest: requests and pings as the trace mask (gtmk/stmk) says.
+            let kind = if header.xid == xid::PING {
+                crate::metrics::TRACE_CLIENT_PING
+            } else {
+                crate::metrics::TRACE_CLIENT_REQUEST
+            };
+            if state.stats.traces(kind) {
+                tracing::trace!(
+                    "connection {:#x} session {:#x}: request xid {} opcode {}, {} bytes",
+                    self.id,
+                    self.session_id.get(),
+                    header.xid,
+                    header.op_type,
+                    frame.len()
+                );
+            }
+        }
         let request = match Request::decode(header.op_type, &mut reader) {
             Ok(request) => request,
             Err(RequestError::UnknownOpCode(op)) => {
@@ -744,13 +762,33 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
                 crate::fourlw::FirstBytes::Frame => {}
                 crate::fourlw::FirstBytes::Word(word) => {
                     let word = word.to_string();
+                    // stmk is followed by the new mask, a big-endian long
+                    // (NIOServerCnxn.checkFourLetterWord reads 8 more bytes).
+                    let argument = if word == "stmk" {
+                        match decoder.peek(12) {
+                            Some(bytes) => {
+                                let mut long = [0u8; 8];
+                                long.copy_from_slice(&bytes[4..12]);
+                                Some(i64::from_be_bytes(long))
+                            }
+                            None => {
+                                checked_four_letter_word = false;
+                                continue;
+                            }
+                        }
+                    } else {
+                        None
+                    };
                     let context = crate::fourlw::WordContext {
                         config: &state.config,
                         stats: &state.stats,
                         admin: &state.admin,
                         view: state.view(),
                     };
-                    let answer = crate::fourlw::answer(&context, &word).await;
+                    let answer = match argument {
+                        Some(mask) => crate::fourlw::set_trace_mask(&context, mask),
+                        None => crate::fourlw::answer(&context, &word).await,
+                    };
                     conn.send_unmeasured(answer.into_bytes());
                     conn.close("four-letter word answered");
                     return Ok(());

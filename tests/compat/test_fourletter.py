@@ -133,6 +133,32 @@ def test_mntr_client_response_sizes(env):
     assert got == (84, 84, 188), got
 
 
+def word_with_argument(env, word, argument=b""):
+    import socket
+    with socket.create_connection((env.host, env.port), timeout=5.0) as s:
+        s.sendall(word + argument)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                return out.decode()
+            out += chunk
+
+
+@scenario
+def test_gtmk_and_stmk(env):
+    """gtmk answers ZooTrace's mask (306 by default) in decimal; stmk takes the new mask as an
+    8-byte big-endian long after the word and answers it."""
+    import struct
+    answers = [word_with_argument(env, b"gtmk"),
+               word_with_argument(env, b"stmk", struct.pack(">q", 2)),
+               word_with_argument(env, b"gtmk"),
+               word_with_argument(env, b"stmk", struct.pack(">q", 306))]
+    env.rec("gtmk, stmk 2, gtmk, stmk 306", answers)
+    assert answers == ["306", "2", "2", "306"], answers
+
+
 @scenario
 def test_conf_shape(env):
     s = shape_kv(env.four("conf"), "=")
