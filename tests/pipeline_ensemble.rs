@@ -36,6 +36,10 @@ struct Net {
     /// Forwarded client requests are refused by the links (a full queue), everything else
     /// goes through.
     refuse_forwards: Arc<AtomicBool>,
+    /// The next ZAB message this server sends blocks for this long: its pipeline thread
+    /// stalls there (as it does in any long synchronous step, e.g. a rebase on a large
+    /// snapshot).
+    stall: Arc<Mutex<Option<(ServerId, Duration)>>>,
 }
 
 struct Links {
@@ -45,6 +49,19 @@ struct Links {
 
 impl QuorumLinks for Links {
     fn send(&self, to: ServerId, message: &Wire) -> bool {
+        // Only on ZAB traffic (the leader's pings, from its timers): a stall that ends right
+        // before the loop's housekeeping, as a rebase or a slow disk call does.
+        let stall = self
+            .net
+            .stall
+            .lock()
+            .ok()
+            .filter(|_| matches!(message, Wire::Zab(_)))
+            .and_then(|mut stall| stall.take_if(|(who, _)| *who == self.me));
+        if let Some((_, pause)) = stall {
+            // The fault itself: a pipeline thread that does not run for `pause`.
+            thread::sleep(pause);
+        }
         if matches!(message, Wire::Forward { .. })
             && self.net.refuse_forwards.load(Ordering::SeqCst)
         {
@@ -271,6 +288,17 @@ impl Ensemble {
 
     /// An ensemble whose members run with `config` (zoo.cfg settings).
     fn start_with(servers: u64, proposals_max: usize, config: Config) -> Ensemble {
+        Ensemble::start_with_sync_limit(servers, proposals_max, config, 4)
+    }
+
+    /// As `start_with`, with followers that wait `sync_limit_ticks` ticks (50 ms) for their
+    /// leader before they give it up.
+    fn start_with_sync_limit(
+        servers: u64,
+        proposals_max: usize,
+        config: Config,
+        sync_limit_ticks: u64,
+    ) -> Ensemble {
         let config = Arc::new(config);
         let mut inboxes = Vec::new();
         let mut receivers = Vec::new();
@@ -283,6 +311,7 @@ impl Ensemble {
             inboxes: Arc::new(inboxes),
             cut: Arc::new(Mutex::new(HashSet::new())),
             refuse_forwards: Arc::new(AtomicBool::new(false)),
+            stall: Arc::new(Mutex::new(None)),
         };
         let ids: Vec<ServerId> = (1..=servers).collect();
         let mut nodes = Vec::new();
@@ -291,7 +320,7 @@ impl Ensemble {
             let mut zab_config = zab::Config::new(id, &ids, &[]);
             zab_config.tick_ms = 50;
             zab_config.init_limit_ticks = 10;
-            zab_config.sync_limit_ticks = 4;
+            zab_config.sync_limit_ticks = sync_limit_ticks;
             zab_config.finalize_wait_ms = 50;
             zab_config.outstanding_proposals_max = proposals_max;
             let stats = Arc::new(ServerStats::default());
@@ -828,5 +857,69 @@ fn a_sync_behind_writes_on_a_follower_is_answered_after_them() {
                 CoreReply::Connected { .. } => {}
             }
         }
+    }
+}
+
+/// A session whose client keeps being heard is not expired because the session owner's
+/// pipeline stalled: the touch reports its core sent meanwhile wait in the pipeline's input,
+/// and they are taken in before any expiry is decided. ZooKeeper touches a session on the
+/// thread that receives its packet (ZooKeeperServer.touch from the connection, the
+/// LearnerHandler for a learner's PING), independently of the request processors, so a
+/// stalled commit path expires nobody who is heard. The leader's loop used to pick one ready
+/// channel at random and then expire: after a stall longer than the session timeout, with the
+/// learners' messages ready too, it expired the session about every other time.
+#[test]
+fn a_session_heard_during_a_stall_of_its_leaders_pipeline_is_not_expired() {
+    const TIMEOUT_MS: i32 = 1000;
+    const STALL: Duration = Duration::from_millis(1500);
+    const TOUCH_EVERY: Duration = Duration::from_millis(25);
+    const ROUNDS: usize = 6;
+    // Deadlines are rounded up to the tick (SessionTable::touch, as ZooKeeper's ExpiryQueue):
+    // a short tick keeps them near the timeout.
+    let config = Config {
+        tick_time_ms: 50,
+        min_session_timeout_ms: TIMEOUT_MS / 2,
+        max_session_timeout_ms: TIMEOUT_MS,
+        ..Config::default()
+    };
+    // The followers keep their stalled leader (10 s): only the session's fate is at stake.
+    let mut ensemble = Ensemble::start_with_sync_limit(
+        3,
+        zab::Config::new(1, &[1], &[]).outstanding_proposals_max,
+        config,
+        200,
+    );
+    let leader = ensemble.wait_for_leader(&[1, 2, 3]);
+    let (session, _) = session_of(&ensemble.node(leader).connect(1, 0, Vec::new()));
+    let mut xid = 0;
+    for round in 0..ROUNDS {
+        *ensemble.net.stall.lock().unwrap() = Some((leader, STALL));
+        // The client is heard all along: its core reports it every TOUCH_EVERY, through the
+        // stall and for a while after it.
+        let until = Instant::now() + STALL + Duration::from_millis(500);
+        let node = ensemble.node(leader);
+        while Instant::now() < until {
+            let sent = node.input.send(PipelineInput::Touch {
+                sessions: vec![session],
+            });
+            assert!(sent.is_ok());
+            thread::sleep(TOUCH_EVERY);
+            node.pump();
+            for reply in node.replies.drain(..) {
+                if let CoreReply::Close { reason, .. } | CoreReply::CloseAll { reason } = reply {
+                    panic!("round {round}: the leader closed the session's connection: {reason}");
+                }
+            }
+        }
+        assert!(
+            ensemble.net.stall.lock().unwrap().is_none(),
+            "round {round}: the leader's pipeline never stalled"
+        );
+        xid += 1;
+        let header =
+            ensemble
+                .node(leader)
+                .write(1, session, xid, create(&format!("/heard{round}")));
+        assert_eq!(header.err, 0, "round {round}: the session's write failed");
     }
 }

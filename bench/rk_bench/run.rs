@@ -66,9 +66,14 @@ pub struct Report {
 
 pub fn run(options: &Options, server: SocketAddr) -> Result<Report, String> {
     let layout = Layout::new(&options.root, options.znodes);
+    // The setup session lives only as long as the setup: SyncClient sends no pings, so kept
+    // open through a run longer than the session timeout it expired, and the cleanup then
+    // failed with "server closed the connection" (the session expiry seen in long runs; the
+    // server was right to expire it, as ZooKeeper does). Cleanup opens a session of its own.
     let mut client = SyncClient::connect(server, options.session_timeout_ms())?;
     let populate_start = Instant::now();
     setup::populate(&mut client, &layout, options.value_bytes)?;
+    client.close();
     eprintln!(
         "rk-bench: populated {} keys of {} bytes under {} in {:.2} s",
         options.znodes,
@@ -94,7 +99,13 @@ pub fn run(options: &Options, server: SocketAddr) -> Result<Report, String> {
     }
     if options.cleanup {
         let cleanup_start = Instant::now();
-        match setup::cleanup(&mut client, &shared.layout, &created) {
+        let cleaned =
+            SyncClient::connect(server, options.session_timeout_ms()).and_then(|mut client| {
+                let outcome = setup::cleanup(&mut client, &shared.layout, &created);
+                client.close();
+                outcome
+            });
+        match cleaned {
             Ok(0) => eprintln!(
                 "rk-bench: removed {} in {:.2} s",
                 shared.layout.root,
@@ -104,7 +115,6 @@ pub fn run(options: &Options, server: SocketAddr) -> Result<Report, String> {
             Err(error) => eprintln!("rk-bench: cleanup: {error}"),
         }
     }
-    client.close();
     Ok(Report {
         server: server.to_string(),
         workload: options.workload.name().to_owned(),

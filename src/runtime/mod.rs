@@ -23,7 +23,7 @@ use crate::pipeline::{CoreBatch, CorePresence, CoreReply, PipelineInput};
 use crate::quorum::member::{MemberDisk, TcpLinks};
 use crate::quorum::transport::TransportLimits;
 use crate::session::SessionSecrets;
-use crate::storage::uring::UringStorage;
+use crate::storage::direct::DirectStorage;
 use crate::storage::{load_or_create_secret, DiskStorage, Storage};
 use crate::txnlog::load::{load_state, LoadedState};
 use crate::txnlog::writer::{LogWriter, WriterSettings};
@@ -321,7 +321,7 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     let (appends, append_receiver) = crossbeam_channel::unbounded();
     let (event_sender, events) = crossbeam_channel::unbounded();
     // The log writer gets a core of its own when the serving cores leave one free. Its files
-    // are opened on its own thread, where their io_uring lives.
+    // are opened and written on its own thread.
     let writer_core = (cores < available).then_some(cores);
     let (opened_sender, opened) = std::sync::mpsc::channel::<Result<(), String>>();
     let writer_thread = std::thread::Builder::new()
@@ -330,7 +330,7 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
             if let Some(core) = writer_core {
                 core_affinity::set_for_current(core_affinity::CoreId { id: core });
             }
-            match LogWriter::new(Arc::new(UringStorage), settings, tail) {
+            match LogWriter::new(Arc::new(DirectStorage), settings, tail) {
                 Ok(writer) => {
                     let _ = opened_sender.send(Ok(()));
                     writer.run(append_receiver, event_sender);

@@ -6,8 +6,8 @@
 //! durable only after `sync_data` on that file returns Ok; a file's existence, size changes
 //! and renames are durable only after `sync_dir` on its directory returns Ok.
 
+pub mod direct;
 pub mod sim;
-pub mod uring;
 
 /// The unit of O_DIRECT I/O: offsets and lengths of direct writes are multiples of it (the
 /// logical block size of every device and filesystem the server runs on, rounded up to the
@@ -20,7 +20,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// An open file that is written at explicit offsets. Not `Send`: a file is used by the
-/// thread that opened it (the io_uring implementation is bound to that thread's ring).
+/// thread that opened it (the log writer opens and writes its segments on its own thread).
 pub trait StorageFile {
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()>;
     /// fdatasync: everything written so far is durable when this returns Ok.

@@ -504,7 +504,7 @@ impl LogWriter {
             .max(bytes.len() as u64)
             .max(rewritten.len() as u64);
         // The prepared spare when it is ready: creating a segment zero-fills it (see
-        // `storage::uring`), 64 MiB written and synced, hundreds of milliseconds that a learner
+        // `storage::direct`), 64 MiB written and synced, hundreds of milliseconds that a learner
         // would spend after its TRUNC before it can follow its new leader. The spare is zeros
         // past what is written here, as the segment's tail must be.
         let mut file = match self.take_spare(&temporary) {

@@ -57,3 +57,28 @@ def test_rk_bench_workload_verifies_every_answer(server, workload, tmp_path):
     ops = {row["op"] for row in report["latencies"]}
     expected = {"set": {"set"}, "get": {"get"}, "mixed": {"get", "set"}}[workload]
     assert expected <= ops, output
+
+
+def test_rk_bench_run_longer_than_its_session_timeout_still_cleans_up(server, tmp_path):
+    """8 KB sets at 64 outstanding per session for longer than the session timeout (the
+    minimum, 2 x tickTime = 4 s): the load sessions ping and live; the setup and cleanup use a
+    session of their own each. rk-bench used to keep its setup session open, idle and
+    without pings, through the run: the server expired it after the timeout (both servers do,
+    as they must) and the cleanup failed with "server closed the connection"."""
+    binary = rk_bench_binary()
+    if binary is None:
+        pytest.skip("rk-bench not built (cargo build --release --bins, or set RINGKEEPER_BIN "
+                    "to a binary with rk-bench beside it)")
+    report_path = tmp_path / ("%s-long.json" % server.name)
+    cmd = [str(binary), "--server", "%s:%d" % (server.host, server.port),
+           "--workload", "set", "--value-size", "8192", "--znodes", "100", "--sessions", "2",
+           "--outstanding", "64", "--session-timeout", "4s", "--duration", "6s",
+           "--warmup", "0s", "--json", str(report_path)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    output = "%s\n%s\n%s" % (" ".join(cmd), r.stdout, r.stderr)
+    assert r.returncode == 0, output
+    report = json.loads(report_path.read_text())
+    assert report["errors"] == 0 and report["verification_errors"] == 0, output
+    assert report["sessions_lost"] == 0 and report["connect_failures"] == 0, output
+    assert "rk-bench: removed " in r.stderr, output
+    assert "cleanup:" not in r.stderr, output

@@ -31,11 +31,15 @@ SKIP_REASON = ("zk-load not built (cargo build --release --workspace --bins, or 
 
 def run(addresses, report_path, pids=(), timeout_s=120, **options):
     """Runs zk-load against `addresses` ("host:port" strings; sessions are dealt over them)
-    with `options` (`sessions=8` becomes `--sessions 8`). Returns (exit status, report or None,
-    the command and its output for an assertion message)."""
+    with `options` (`sessions=8` becomes `--sessions 8`; `no_cleanup=True` becomes the flag
+    `--no-cleanup`). Returns (exit status, report or None, the command and its output for an
+    assertion message)."""
     cmd = [str(binary()), "--servers", ",".join(addresses)]
     for key, value in options.items():
-        cmd += ["--" + key.replace("_", "-"), str(value)]
+        if value is True:
+            cmd.append("--" + key.replace("_", "-"))
+        else:
+            cmd += ["--" + key.replace("_", "-"), str(value)]
     for pid in pids:
         cmd += ["--server-pid", str(pid)]
     cmd += ["--json", str(report_path)]

@@ -32,11 +32,12 @@ use crate::jute::records::*;
 use crate::jute::request::Request;
 use crate::jute::response::{header_frame, record_frame};
 use crate::metrics::ServerStats;
+use crate::quorum::Wire;
 use crate::session::{ConnRef, SessionSecrets, SessionTable};
 use crate::tree::{TreeVersion, Txn, TxnResult};
 use crate::txnlog::format::LogRecord;
 use crate::txnlog::writer::{AfterDurable, WriterEvent, WriterInput};
-use crate::zab::RejectReason;
+use crate::zab::{RejectReason, ServerId};
 
 use super::apply::Batch;
 use super::prep::{prep_noting, PrepContext};
@@ -370,6 +371,7 @@ impl Pipeline {
             }
             self.quorum_timers();
             self.rebase_on_written_snapshot();
+            shutdown |= self.take_in_reports_before_expiry(&input, &inbound);
             self.housekeeping();
             self.admit_held();
             self.seal();
@@ -381,6 +383,41 @@ impl Pipeline {
             }
         }
         info!("pipeline stopped at zxid {:#x}", self.batch.zxid());
+    }
+
+    /// When a session deadline has passed, takes in everything already queued on the client
+    /// and quorum channels (at most what is there now) before `housekeeping` decides expiries:
+    /// they hold the cores' touch reports and the learners' pings of sessions that were heard.
+    /// The select above takes one ready channel per round, so after a stall of this thread
+    /// (a long rebase, a slow disk call) it could expire a session whose report was waiting
+    /// in the other one. ZooKeeper touches a session on the thread that receives its packet
+    /// (ZooKeeperServer.touch, LearnerHandler on a PING), independently of the request
+    /// processors, so a received ping always counts; this keeps that rule. Returns whether a
+    /// Shutdown was among the inputs taken.
+    fn take_in_reports_before_expiry(
+        &mut self,
+        input: &Receiver<PipelineInput>,
+        inbound: &Receiver<(ServerId, Wire)>,
+    ) -> bool {
+        let now = self.monotonic_ms();
+        let due = |deadline: Option<i64>| deadline.is_some_and(|deadline| deadline <= now);
+        if !due(self.sessions.next_deadline_ms()) && !due(self.local_sessions.next_deadline_ms()) {
+            return false;
+        }
+        let mut shutdown = false;
+        for _ in 0..inbound.len() {
+            match inbound.try_recv() {
+                Ok((from, message)) => self.on_quorum_message(from, message),
+                Err(_) => break,
+            }
+        }
+        for _ in 0..input.len() {
+            match input.try_recv() {
+                Ok(message) => shutdown |= self.handle(message),
+                Err(_) => break,
+            }
+        }
+        shutdown
     }
 
     fn on_writer_event(&mut self, event: WriterEvent) {

@@ -60,9 +60,10 @@ impl Pipeline {
         if log.appends.send(command(done)).is_err() {
             self.log_failed("the log writer stopped".into());
         }
-        // Bounded: a writer that never answers (seen once in a soak: an io_uring write whose
-        // completion never arrived) would otherwise leave this member stalled for good,
-        // serving nothing and timing nothing out. Stopping loudly turns it into a restart.
+        // Bounded: a writer that never answers would otherwise leave this member stalled for
+        // good, serving nothing and timing nothing out. Stopping loudly turns it into a
+        // restart. (The stall seen in soaks, a glommio executor that parked with the write's
+        // task runnable, is gone with the io_uring log writer: see `storage::direct`.)
         match result.recv_timeout(LOG_CUT_ANSWER_TIMEOUT) {
             Ok(Ok(())) => {}
             Ok(Err(reason)) => self.log_failed(format!("{what} the log failed: {reason}")),
