@@ -49,16 +49,16 @@ pub enum Effect {
     Closed(ServerId),
     /// Send a notification body to `to` on the election port.
     Notify { to: ServerId, body: Vec<u8> },
-    /// Open a connection to `leader`'s quorum port for link `conn` (closing any other) and
-    /// send `first` on it.
+    /// Open TCP connection `conn` (this translator's number, not ZAB's link id) to `leader`'s
+    /// quorum port, closing any other, and send `first` on it.
     Connect {
         leader: ServerId,
         conn: u64,
         first: QuorumPacket,
     },
-    /// Send a packet on link `conn`.
+    /// Send a packet on TCP connection `conn`.
     Send { conn: u64, packet: QuorumPacket },
-    /// Close link `conn`.
+    /// Close TCP connection `conn`.
     Close { conn: u64 },
 }
 
@@ -78,7 +78,10 @@ enum Phase {
 #[derive(Debug)]
 struct Link {
     leader: ServerId,
+    /// ZAB's link id (renamed by a FollowerInfo retry, see `outbound_link`).
     conn: u64,
+    /// The TCP connection's number (stable for its life).
+    tcp: u64,
     /// The sequence number of the next packet handed to ZAB.
     next_seq: u64,
     phase: Phase,
@@ -107,6 +110,7 @@ pub struct Translator {
     config_text: Vec<u8>,
     config_version: i64,
     link: Option<Link>,
+    next_tcp: u64,
     /// Session timeouts, learned from the sessions this server forwards and the session
     /// txns it sees: a PING's touches carry each session's timeout (SessionTrackerImpl
     /// .touchSession uses it for the next expiry).
@@ -133,6 +137,7 @@ impl Translator {
             config_text,
             config_version,
             link: None,
+            next_tcp: 0,
             timeouts: HashMap::new(),
             default_timeout_ms,
             touched: BTreeSet::new(),
@@ -196,8 +201,10 @@ impl Translator {
                         link.accepted_epoch = *accepted_epoch;
                         return true;
                     }
-                    out.push(Effect::Close { conn: link.conn });
+                    out.push(Effect::Close { conn: link.tcp });
                 }
+                self.next_tcp += 1;
+                let tcp = self.next_tcp;
                 let info = LearnerInfo {
                     sid: self.me as i64,
                     protocol_version: LEARNER_PROTOCOL_VERSION,
@@ -215,6 +222,7 @@ impl Translator {
                 self.link = Some(Link {
                     leader: to,
                     conn,
+                    tcp,
                     next_seq: 0,
                     phase: Phase::Registering,
                     accepted_epoch: *accepted_epoch,
@@ -228,7 +236,7 @@ impl Translator {
                 });
                 out.push(Effect::Connect {
                     leader: to,
-                    conn,
+                    conn: tcp,
                     first,
                 });
                 true
@@ -265,7 +273,10 @@ impl Translator {
                     Packet::Ping => return true,
                     _ => return false,
                 };
-                out.push(Effect::Send { conn, packet });
+                out.push(Effect::Send {
+                    conn: link.tcp,
+                    packet,
+                });
                 true
             }
         }
@@ -323,7 +334,7 @@ impl Translator {
             auth: Some(auth),
         };
         out.push(Effect::Send {
-            conn: link.conn,
+            conn: link.tcp,
             packet,
         });
         true
@@ -346,7 +357,7 @@ impl Translator {
     /// Link `conn` closed (EOF, error, or the shell gave up connecting).
     pub fn closed(&mut self, conn: u64, out: &mut Vec<Effect>) {
         if let Some(link) = &self.link {
-            if link.conn == conn {
+            if link.tcp == conn {
                 out.push(Effect::Closed(link.leader));
                 self.link = None;
             }
@@ -356,7 +367,7 @@ impl Translator {
     fn fail(&mut self, reason: String, out: &mut Vec<Effect>) {
         tracing::warn!("closing the link to the leader: {reason}");
         if let Some(link) = self.link.take() {
-            out.push(Effect::Close { conn: link.conn });
+            out.push(Effect::Close { conn: link.tcp });
             out.push(Effect::Closed(link.leader));
         }
         self.last_error = Some(reason);
@@ -373,13 +384,21 @@ impl Translator {
         let Some(link) = &mut self.link else {
             return;
         };
-        if link.conn != conn {
+        if link.tcp != conn {
             return;
         }
         let leader = link.leader;
+        let zab_conn = link.conn;
         let mut zab: Vec<Packet> = Vec::new();
         let mut wires: Vec<Wire> = Vec::new();
         match (link.phase, packet.kind) {
+            (phase, kind::PING) if phase != Phase::Broadcast => {
+                // Learner.syncWithLeader ignores pings until UPTODATE, and the leader takes
+                // nothing but the ACK of NEWLEADER as the learner's next packet after the
+                // sync (LearnerHandler: "Next packet was supposed to be an ACK"): a ping
+                // answered while the synced state is still being made durable ends the sync.
+                zab.push(Packet::Ping);
+            }
             (_, kind::PING) => {
                 let touches: Vec<(i64, i32)> = std::mem::take(&mut self.touched)
                     .into_iter()
@@ -553,7 +572,11 @@ impl Translator {
             link.next_seq += 1;
             out.push(Effect::Deliver(
                 leader,
-                Wire::Zab(Message::Link { conn, seq, packet }),
+                Wire::Zab(Message::Link {
+                    conn: zab_conn,
+                    seq,
+                    packet,
+                }),
             ));
         }
     }
@@ -670,7 +693,7 @@ mod tests {
         assert!(translator.outbound(3, &retry, &mut out));
         assert!(out.is_empty());
         translator.inbound(
-            8,
+            1,
             QuorumPacket::new(kind::LEADERINFO, 0x1_0000_0000, Some(encode_int(0x10000))),
             None,
             &mut out,
@@ -694,19 +717,19 @@ mod tests {
         assert_eq!(ackepoch.data.as_deref(), Some(&0i32.to_be_bytes()[..]));
         out.clear();
         translator.inbound(
-            8,
+            1,
             QuorumPacket::new(kind::DIFF, 0x1_0000_0002, None),
             None,
             &mut out,
         );
         translator.inbound(
-            8,
+            1,
             QuorumPacket::new(kind::NEWLEADER, 0x1_0000_0000, None),
             None,
             &mut out,
         );
         translator.inbound(
-            8,
+            1,
             QuorumPacket::new(kind::UPTODATE, -1, None),
             None,
             &mut out,
@@ -754,7 +777,7 @@ mod tests {
             &mut out,
         );
         translator.inbound(
-            8,
+            1,
             QuorumPacket::new(kind::PING, 0x1_0000_0002, None),
             None,
             &mut out,
@@ -774,12 +797,12 @@ mod tests {
         register(&mut translator, &mut out);
         out.clear();
         translator.inbound(
-            7,
+            1,
             QuorumPacket::new(kind::UPTODATE, -1, None),
             None,
             &mut out,
         );
-        assert_eq!(out, vec![Effect::Close { conn: 7 }, Effect::Closed(3)]);
+        assert_eq!(out, vec![Effect::Close { conn: 1 }, Effect::Closed(3)]);
         assert_eq!(translator.leader(), None);
     }
 }
