@@ -84,6 +84,18 @@ def test_ringkeeper_observer_of_a_zookeeper_ensemble(ensembles):
     at_java.create(root + "/from-java", b"java")
     at_rk.sync(root)
     assert at_rk.get(root + "/from-java")[0] == b"java"
+    # Sequentials, a multi, a delete and an ACL change through the observer.
+    seq = at_rk.create(root + "/seq-", b"rk", sequence=True)
+    tx = at_rk.transaction()
+    tx.create(root + "/multi-a", b"a")
+    tx.set_data(root + "/from-ringkeeper", b"rk2")
+    tx.check(root, 1)
+    results = tx.commit()
+    assert results[0] == root + "/multi-a" and results[2] is True, results
+    at_rk.delete(seq)
+    from kazoo.security import make_acl, make_digest_acl
+    at_rk.set_acls(root + "/multi-a", [make_acl("world", "anyone", read=True),
+                                       make_digest_acl("u", "p", all=True)])
     # A failing write is answered with ZooKeeper's error (the leader's error txn).
     from kazoo.exceptions import NodeExistsError
     with pytest.raises(NodeExistsError):
@@ -99,10 +111,35 @@ def test_ringkeeper_observer_of_a_zookeeper_ensemble(ensembles):
     at_java.sync(root)
     stat = at_java.exists(root + "/short-lived-session")
     assert stat is not None and stat.ephemeralOwner == owner
+    # Its closeSession, forwarded too, deletes the ephemeral everywhere.
     short.stop()
     short.close()
+    at_java.sync(root)
+    assert at_java.exists(root + "/short-lived-session") is None
+    at_rk.sync(root)
+    assert at_rk.exists(root + "/short-lived-session") is None
 
     # Every znode, its data and Stat are the same on the ringkeeper observer and a Java member.
+    assert nodes(at_rk, root) == nodes(at_java, root)
+
+    # A failing multi is answered with the error of its failing op.
+    from kazoo.exceptions import BadVersionError, NoNodeError
+    tx = at_rk.transaction()
+    tx.create(root + "/never", b"")
+    tx.check(root, 12345)
+    results = tx.commit()
+    assert isinstance(results[1], BadVersionError), results
+    with pytest.raises(NoNodeError):
+        at_rk.delete(root + "/no-such-node")
+
+    # The observer restarts on its own state and syncs again (DIFF: its log is in the leader's
+    # committed log), with the writes it missed.
+    e.stop(observer)
+    at_java.create(root + "/while-observer-down", b"x")
+    e.start_server(observer)
+    wait_until(lambda: e.mode(observer) == "observer", SERVE_TIMEOUT_S,
+               "the restarted ringkeeper observer to serve")
+    at_rk = ensembles.client(e, observer)
     assert nodes(at_rk, root) == nodes(at_java, root)
 
     # The ZooKeeper leader is killed: the observer finds the new leader and serves again.

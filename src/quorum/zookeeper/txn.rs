@@ -98,12 +98,32 @@ fn convert(op: i32, client_id: i64, txn: &ZkTxn) -> Result<Txn, TxnError> {
         ZkTxn::Error { code } => Txn::Error {
             code: error_code_from_i32(*code).unwrap_or(ErrorCode::SystemError),
         },
-        ZkTxn::Multi { ops } => Txn::Multi {
-            ops: ops
-                .iter()
-                .map(|sub| convert(crate::zkformat::txn::op_of(sub), client_id, sub))
-                .collect::<Result<_, _>>()?,
-        },
+        ZkTxn::Multi { ops } => {
+            // A multi that failed at prep holds the sub-txns before the failing op as they
+            // are, the failing op's error, and RUNTIMEINCONSISTENCY errors after it;
+            // DataTree.processTxn applies none of them (the others become ErrorTxn(OK)).
+            // ringkeeper records a failed multi as a multi of errors: the same.
+            let failed = ops.iter().any(|op| matches!(op, ZkTxn::Error { .. }));
+            let mut converted = Vec::with_capacity(ops.len());
+            let mut after_failure = false;
+            for sub in ops {
+                converted.push(match sub {
+                    ZkTxn::Error { .. } => {
+                        after_failure = true;
+                        convert(opcode::ERROR, client_id, sub)?
+                    }
+                    _ if failed => Txn::Error {
+                        code: if after_failure {
+                            ErrorCode::RuntimeInconsistency
+                        } else {
+                            ErrorCode::Ok
+                        },
+                    },
+                    _ => convert(crate::zkformat::txn::op_of(sub), client_id, sub)?,
+                });
+            }
+            Txn::Multi { ops: converted }
+        }
         ZkTxn::CreateSession { timeout_ms } => Txn::CreateSession {
             session_id: client_id,
             timeout_ms: *timeout_ms,
