@@ -1736,6 +1736,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn quorum_protocol_chooses_the_server_to_server_wire() {
+        let default = ok(ENSEMBLE, Some("3\n"));
+        assert_eq!(default.quorum_protocol, QuorumProtocol::Ringkeeper);
+        let zookeeper = ok(
+            &format!("{ENSEMBLE}quorum.protocol=zookeeper\n"),
+            Some("3\n"),
+        );
+        assert_eq!(zookeeper.quorum_protocol, QuorumProtocol::Zookeeper);
+        assert!(
+            zookeeper.unknown_keys.is_empty(),
+            "{:?}",
+            zookeeper.unknown_keys
+        );
+        let wrong = error(&format!("{ENSEMBLE}quorum.protocol=zab\n"), Some("3\n"));
+        assert!(wrong.contains("quorum.protocol"), "{wrong}");
+    }
+
     fn addr(text: &str) -> SocketAddr {
         text.parse()
             .unwrap_or_else(|_| panic!("bad address in test: {text}"))

@@ -405,6 +405,17 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                         reason: error.to_string(),
                     })?,
                 ),
+                crate::config::QuorumProtocol::Zookeeper
+                    if link_security.tls.is_some() || link_security.sasl.is_some() =>
+                {
+                    // Plain sockets only so far: refuse rather than connect without the
+                    // security the configuration asks for.
+                    return Err(RuntimeError::Tls(
+                        "quorum.protocol=zookeeper does not support sslQuorum, \
+                         portUnification or quorum SASL yet"
+                            .into(),
+                    ));
+                }
                 crate::config::QuorumProtocol::Zookeeper => Box::new(
                     crate::quorum::zookeeper::links::ZkLinks::start(
                         &quorum,

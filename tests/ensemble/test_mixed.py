@@ -153,3 +153,29 @@ def test_ringkeeper_observer_of_a_zookeeper_ensemble(ensembles):
     at_survivor.sync(root)
     assert at_survivor.get(root + "/after-failover")[0] == b"ok"
     assert nodes(at_rk, root) == nodes(at_survivor, root)
+
+
+def test_ringkeeper_observer_with_the_lowest_id_is_connected_back(ensembles):
+    """QuorumCnxManager keeps only the election connection the higher sid opened: an observer
+    whose id is below every participant's has its own connections closed and must accept the
+    participants' connections back (the other path of the initiator rule)."""
+    e = ensembles("zookeeper", cls=MixedEnsemble, participants=3, observers=1,
+                  ringkeeper_ids=[1])
+    # Make server 1 the observer and server 4 a participant (the harness numbers observers
+    # last), then rewrite every zoo.cfg.
+    e.members[1].observer, e.members[4].observer = True, False
+    for sid in e.ids:
+        e._write_config(e.members[sid])
+    e.configure(1, extra_lines=["quorum.protocol=zookeeper"])
+    participants = [2, 3, 4]
+    e.start(participants)
+    e.wait_serving(SERVE_TIMEOUT_S, sids=participants)
+    e.start_server(1)
+    wait_until(lambda: e.mode(1) == "observer", SERVE_TIMEOUT_S,
+               "the ringkeeper observer with id 1 to serve")
+    root = "/low-%s" % uuid.uuid4().hex[:8]
+    at_rk = ensembles.client(e, 1)
+    at_rk.create(root, b"through the low observer")
+    at_java = ensembles.client(e, 2)
+    at_java.sync(root)
+    assert at_java.get(root)[0] == b"through the low observer"
