@@ -257,6 +257,7 @@ smoke_tests!(
     jute_records,
     request,
     quorum_wire,
+    zookeeper_quorum,
     txn,
     log_segment,
     log_records,

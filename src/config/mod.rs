@@ -121,6 +121,11 @@ pub struct Config {
     /// down so that a new epoch starts (ZooKeeper: 0xffffffff, not configurable). Lowering it
     /// exercises the rollover; None keeps the default.
     pub zxid_counter_max: Option<u32>,
+    /// `quorum.protocol`: the server-to-server protocol of this ensemble. `ringkeeper` (the
+    /// default) is ringkeeper's own (`quorum::wire`); `zookeeper` is Apache ZooKeeper's, so
+    /// that this server can sit in an ensemble whose other members are ZooKeeper 3.8/3.9
+    /// (`quorum::zookeeper`; only as an observer so far, see README "Mixed ensembles").
+    pub quorum_protocol: QuorumProtocol,
     /// `autopurge.snapRetainCount` (at least 3) and `autopurge.purgeInterval` (hours; 0 =
     /// never purge, ZooKeeper's default). When purging is on, it runs after each snapshot.
     pub snap_retain_count: usize,
@@ -289,6 +294,7 @@ impl Default for Config {
             log_segment_bytes: 64 << 20,
             snap_count: 100_000,
             zxid_counter_max: None,
+            quorum_protocol: QuorumProtocol::Ringkeeper,
             snap_retain_count: 3,
             purge_interval_hours: 0,
             force_sync: true,
@@ -471,6 +477,16 @@ fn check_quorum_tls_settings(config: &Config) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+/// The server-to-server protocol of an ensemble (`quorum.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QuorumProtocol {
+    /// ringkeeper's own quorum wire (`quorum::wire`).
+    #[default]
+    Ringkeeper,
+    /// Apache ZooKeeper's: election handshake and notifications, QuorumPackets.
+    Zookeeper,
 }
 
 fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
@@ -1216,6 +1232,13 @@ impl Config {
                     config.log_segment_bytes = kib.max(64) * 1024;
                 }
                 "snapCount" => config.snap_count = parse_number::<u64>(key, value)?.max(2),
+                "quorum.protocol" => {
+                    config.quorum_protocol = match value.trim() {
+                        "ringkeeper" => QuorumProtocol::Ringkeeper,
+                        "zookeeper" => QuorumProtocol::Zookeeper,
+                        _ => return Err(invalid(key, value, "not ringkeeper or zookeeper")),
+                    }
+                }
                 "ringkeeper.zxidCounterMax" => {
                     config.zxid_counter_max = Some(parse_number::<u32>(key, value)?.max(2))
                 }
@@ -1728,6 +1751,24 @@ mod tests {
             Ok(config) => panic!("accepted: {text}\n{:?}", config.quorum),
             Err(error) => error.to_string(),
         }
+    }
+
+    #[test]
+    fn quorum_protocol_chooses_the_server_to_server_wire() {
+        let default = ok(ENSEMBLE, Some("3\n"));
+        assert_eq!(default.quorum_protocol, QuorumProtocol::Ringkeeper);
+        let zookeeper = ok(
+            &format!("{ENSEMBLE}quorum.protocol=zookeeper\n"),
+            Some("3\n"),
+        );
+        assert_eq!(zookeeper.quorum_protocol, QuorumProtocol::Zookeeper);
+        assert!(
+            zookeeper.unknown_keys.is_empty(),
+            "{:?}",
+            zookeeper.unknown_keys
+        );
+        let wrong = error(&format!("{ENSEMBLE}quorum.protocol=zab\n"), Some("3\n"));
+        assert!(wrong.contains("quorum.protocol"), "{wrong}");
     }
 
     fn addr(text: &str) -> SocketAddr {

@@ -70,6 +70,11 @@ impl<'a> Reader<'a> {
         Ok(slice)
     }
 
+    /// The next `count` bytes as they are (a field with no length prefix).
+    pub fn read_fixed(&mut self, count: usize) -> Result<&'a [u8], JuteError> {
+        self.take(count)
+    }
+
     pub fn read_i32(&mut self) -> Result<i32, JuteError> {
         let bytes = self.take(4)?;
         Ok(i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))

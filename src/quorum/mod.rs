@@ -21,6 +21,7 @@ pub mod epochs;
 pub mod member;
 pub mod transport;
 pub mod wire;
+pub mod zookeeper;
 
 use crate::jute::records::Id;
 use crate::jute::request::Request;

@@ -388,22 +388,53 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                 .store(zab_config.participants.len(), Ordering::Relaxed);
             let (inbound_sender, inbound) = crossbeam_channel::unbounded();
             let (closed_sender, closed) = crossbeam_channel::unbounded();
-            let links = TcpLinks::start(
-                &quorum,
-                TransportLimits::default(),
-                inbound_sender,
-                closed_sender,
-                link_security,
-            )
-            .map_err(|error| RuntimeError::Listen {
-                address: format!("the quorum and election ports of server.{}", quorum.my_id),
-                reason: error.to_string(),
-            })?;
+            let links: Box<dyn crate::quorum::QuorumLinks> = match config.quorum_protocol {
+                crate::config::QuorumProtocol::Ringkeeper => Box::new(
+                    TcpLinks::start(
+                        &quorum,
+                        TransportLimits::default(),
+                        inbound_sender,
+                        closed_sender,
+                        link_security,
+                    )
+                    .map_err(|error| RuntimeError::Listen {
+                        address: format!(
+                            "the quorum and election ports of server.{}",
+                            quorum.my_id
+                        ),
+                        reason: error.to_string(),
+                    })?,
+                ),
+                crate::config::QuorumProtocol::Zookeeper
+                    if link_security.tls.is_some() || link_security.sasl.is_some() =>
+                {
+                    // Plain sockets only so far: refuse rather than connect without the
+                    // security the configuration asks for.
+                    return Err(RuntimeError::Tls(
+                        "quorum.protocol=zookeeper does not support sslQuorum, \
+                         portUnification or quorum SASL yet"
+                            .into(),
+                    ));
+                }
+                crate::config::QuorumProtocol::Zookeeper => Box::new(
+                    crate::quorum::zookeeper::links::ZkLinks::start(
+                        &quorum,
+                        zab_config.tick_ms,
+                        config.max_session_timeout_ms,
+                        inbound_sender,
+                        closed_sender,
+                    )
+                    .map_err(|error| RuntimeError::Listen {
+                        address: format!("the election port of server.{}", quorum.my_id),
+                        reason: error.to_string(),
+                    })?,
+                ),
+            };
             let tick_ms = zab_config.tick_ms;
             pipeline.with_ensemble(QuorumStart {
                 peer: Peer::new(zab_config),
                 durable,
-                links: Box::new(links),
+                links,
                 disk: Arc::new(MemberDisk {
                     storage: storage.clone(),
                     data_dir: config.data_dir.clone(),

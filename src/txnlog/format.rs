@@ -85,7 +85,7 @@ const TAG_CREATE_SESSION: u8 = 8;
 const TAG_CLOSE_SESSION: u8 = 9;
 const TAG_RECONFIG: u8 = 10;
 
-fn error_code_from_i32(code: i32) -> Option<ErrorCode> {
+pub(crate) fn error_code_from_i32(code: i32) -> Option<ErrorCode> {
     use ErrorCode::*;
     [
         Ok,

@@ -566,12 +566,56 @@ pub fn all(repo: &Path) -> Vec<Corpus> {
         b"RULE:[2:$1;$2](^.*;admin$)s/;admin$///L\nbob/admin@OTHER.ORG".to_vec(),
     ];
 
+    // Apache ZooKeeper's server-to-server frames captured by scripts/capture-zk-quorum.py, with
+    // the selector byte of `fuzzing::zookeeper_quorum`.
+    let mut zookeeper_quorum = Vec::new();
+    let mut zk_dir: Vec<_> = std::fs::read_dir(repo.join("tests").join("golden").join("zkquorum"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .collect();
+    zk_dir.sort();
+    for path in zk_dir {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let election = path.file_name().is_some_and(|name| name == "election.txt");
+        let mut leader_side = vec![4u8];
+        let mut note = "";
+        for line in text.lines() {
+            if let Some(comment) = line.strip_prefix("# ") {
+                note = comment;
+                continue;
+            }
+            let Some((side, hex)) = line.split_once(' ') else {
+                continue;
+            };
+            let bytes: Vec<u8> = (0..hex.len() / 2)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+                .collect();
+            let selector = match (election, side) {
+                (true, _) if note.contains("handshake") => 1,
+                (true, _) => 2,
+                (false, "R") => 3,
+                _ => 0,
+            };
+            if zookeeper_quorum.len() < 24 || selector == 3 {
+                zookeeper_quorum.push(with_prefix(selector, &bytes));
+            }
+            if !election && side == "Z" {
+                leader_side.extend_from_slice(&bytes);
+            }
+        }
+        if !election {
+            zookeeper_quorum.push(leader_side);
+        }
+    }
+
     vec![
         ("client_frames", client_frames),
         ("connect_request", connect_request),
         ("jute_records", jute_records),
         ("request", request),
         ("quorum_wire", quorum_wire),
+        ("zookeeper_quorum", zookeeper_quorum),
         ("txn", txn),
         ("log_segment", log_segment),
         ("log_records", log_records),

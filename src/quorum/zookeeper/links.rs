@@ -1,0 +1,580 @@
+//! [io] The sockets of ZooKeeper's server-to-server protocol, as [`crate::quorum::QuorumLinks`]:
+//! the election port (one connection per pair of servers, QuorumCnxManager's rules) and one
+//! connection to the leader's quorum port. Plain threads and blocking sockets, each with a
+//! bounded timeout; what the bytes mean is [`super::translate`]'s business.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use tracing::{info, warn};
+
+use crate::config::QuorumConfig;
+use crate::quorum::{QuorumLinks, Wire};
+use crate::zab::ServerId;
+
+use super::snapstream::read_snapshot_stream;
+use super::translate::{Effect, Translator};
+use super::wire::{kind, read_packet, InitialMessage, QuorumPacket, ELECTION_MESSAGE_BYTES_MAX};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an accepted election connection may take to send its initial message.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Election messages queued per peer while its connection is being made (older ones are
+/// dropped: FLE repeats its notification every tick).
+const ELECTION_QUEUE_MAX: usize = 64;
+/// Quorum packets queued for the leader connection before sends are refused.
+const QUORUM_QUEUE_MAX: usize = 100_000;
+
+/// One election connection, with a generation so that a reader that ends only clears its own.
+struct ElectionConn {
+    stream: TcpStream,
+    generation: u64,
+}
+
+struct Peer {
+    queue: Sender<Vec<u8>>,
+    conn: Mutex<Option<ElectionConn>>,
+}
+
+struct QuorumConn {
+    conn: u64,
+    queue: Sender<QuorumPacket>,
+    stream: Arc<Mutex<Option<TcpStream>>>,
+}
+
+struct Shared {
+    me: ServerId,
+    my_election_address: String,
+    election_addrs: BTreeMap<ServerId, SocketAddr>,
+    quorum_addrs: BTreeMap<ServerId, SocketAddr>,
+    translator: Mutex<Translator>,
+    inbound: Sender<(ServerId, Wire)>,
+    closed: Sender<ServerId>,
+    peers: Mutex<HashMap<ServerId, Arc<Peer>>>,
+    quorum: Mutex<Option<QuorumConn>>,
+    generations: AtomicU64,
+    stop: AtomicBool,
+    /// The quorum connection's read timeout: initLimit ticks, as the learner's socket has
+    /// during sync (and the leader pings every half tick after it).
+    read_timeout: Duration,
+}
+
+/// ZooKeeper's wire for this member's quorum traffic.
+pub struct ZkLinks {
+    shared: Arc<Shared>,
+}
+
+/// The configuration text a ZooKeeper server sends with its notifications and NEWLEADER
+/// (QuorumMaj.toString: `server.N=...` lines, then `version=<hex>`).
+pub fn config_text(config: &QuorumConfig) -> String {
+    let mut text = String::new();
+    for (id, server) in &config.servers {
+        text.push_str(&format!(
+            "server.{id}={}\n",
+            crate::config::dynamic::server_spec(server)
+        ));
+    }
+    text.push_str(&format!("version={:x}", config.version));
+    text
+}
+
+impl ZkLinks {
+    pub fn start(
+        config: &QuorumConfig,
+        tick_ms: u64,
+        default_timeout_ms: i32,
+        inbound: Sender<(ServerId, Wire)>,
+        closed: Sender<ServerId>,
+    ) -> std::io::Result<ZkLinks> {
+        let me = config.my_id;
+        let Some(own) = config.servers.get(&me) else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("myid {me} has no server.{me} line"),
+            ));
+        };
+        let observer = own.observer;
+        let listener = TcpListener::bind(own.election_addr)?;
+        let translator = Translator::new(
+            me,
+            observer,
+            config_text(config).into_bytes(),
+            config.version,
+            default_timeout_ms,
+        );
+        let shared = Arc::new(Shared {
+            me,
+            my_election_address: format!("{}:{}", own.host, own.election_addr.port()),
+            election_addrs: config
+                .servers
+                .iter()
+                .map(|(id, server)| (*id, server.election_addr))
+                .collect(),
+            quorum_addrs: config
+                .servers
+                .iter()
+                .map(|(id, server)| (*id, server.quorum_addr))
+                .collect(),
+            translator: Mutex::new(translator),
+            inbound,
+            closed,
+            peers: Mutex::new(HashMap::new()),
+            quorum: Mutex::new(None),
+            generations: AtomicU64::new(1),
+            stop: AtomicBool::new(false),
+            read_timeout: Duration::from_millis(
+                tick_ms.saturating_mul(config.init_limit.max(config.sync_limit).max(1)),
+            ),
+        });
+        if !observer {
+            // A ringkeeper participant has no ZooKeeper leader side yet: it would vote and be
+            // elected without being able to lead. Refuse rather than half-join.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "quorum.protocol=zookeeper: only an observer (peerType=observer) is \
+                 implemented so far",
+            ));
+        }
+        let accepting = shared.clone();
+        std::thread::Builder::new()
+            .name("zk-election-accept".into())
+            .spawn(move || accept_loop(accepting, listener))?;
+        info!(
+            "quorum.protocol=zookeeper: Apache ZooKeeper's server-to-server protocol on {} \
+             (election) as server {me} ({})",
+            own.election_addr,
+            if observer { "observer" } else { "participant" }
+        );
+        Ok(ZkLinks { shared })
+    }
+}
+
+impl QuorumLinks for ZkLinks {
+    fn send(&self, to: ServerId, message: &Wire) -> bool {
+        let mut effects = Vec::new();
+        let Ok(mut translator) = self.shared.translator.lock() else {
+            return false;
+        };
+        let sent = translator.outbound(to, message, &mut effects);
+        perform(&self.shared, effects);
+        sent
+    }
+
+    fn shutdown(self: Box<Self>) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Ok(mut quorum) = self.shared.quorum.lock() {
+            if let Some(conn) = quorum.take() {
+                shut(&conn.stream);
+            }
+        }
+        if let Ok(peers) = self.shared.peers.lock() {
+            for peer in peers.values() {
+                if let Ok(conn) = peer.conn.lock() {
+                    if let Some(conn) = conn.as_ref() {
+                        let _ = conn.stream.shutdown(Shutdown::Both);
+                    }
+                }
+            }
+        }
+        // The accept loop wakes on a connection of its own.
+        if let Some(addr) = self.shared.election_addrs.get(&self.shared.me) {
+            let _ = TcpStream::connect_timeout(addr, Duration::from_millis(200));
+        }
+    }
+}
+
+fn shut(stream: &Arc<Mutex<Option<TcpStream>>>) {
+    if let Ok(stream) = stream.lock() {
+        if let Some(stream) = stream.as_ref() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// Performs the translator's effects, in order (called with the translator locked, so that
+/// effects of different calls never interleave; every one of them is non-blocking).
+fn perform(shared: &Arc<Shared>, effects: Vec<Effect>) {
+    for effect in effects {
+        match effect {
+            Effect::Deliver(from, wire) => {
+                let _ = shared.inbound.send((from, wire));
+            }
+            Effect::Closed(leader) => {
+                let _ = shared.closed.send(leader);
+            }
+            Effect::Notify { to, body } => election_send(shared, to, body),
+            Effect::Connect {
+                leader,
+                conn,
+                first,
+            } => connect_leader(shared, leader, conn, first),
+            Effect::Send { conn, packet } => {
+                if let Ok(quorum) = shared.quorum.lock() {
+                    if let Some(current) = quorum.as_ref().filter(|q| q.conn == conn) {
+                        if current.queue.try_send(packet).is_err() {
+                            warn!("the queue to the leader is full: closing the link");
+                            shut(&current.stream);
+                        }
+                    }
+                }
+            }
+            Effect::Close { conn } => {
+                if let Ok(mut quorum) = shared.quorum.lock() {
+                    if quorum.as_ref().is_some_and(|q| q.conn == conn) {
+                        if let Some(current) = quorum.take() {
+                            shut(&current.stream);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ election port
+
+fn peer_of(shared: &Arc<Shared>, sid: ServerId) -> Option<Arc<Peer>> {
+    if sid == shared.me || !shared.election_addrs.contains_key(&sid) {
+        return None;
+    }
+    let mut peers = shared.peers.lock().ok()?;
+    if let Some(peer) = peers.get(&sid) {
+        return Some(peer.clone());
+    }
+    let (queue, messages) = crossbeam_channel::bounded(ELECTION_QUEUE_MAX);
+    let peer = Arc::new(Peer {
+        queue,
+        conn: Mutex::new(None),
+    });
+    peers.insert(sid, peer.clone());
+    let sending = shared.clone();
+    let sender_peer = peer.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("zk-election-send-{sid}"))
+        .spawn(move || send_loop(sending, sid, sender_peer, messages));
+    if let Err(error) = spawned {
+        warn!("cannot start the election sender to server {sid}: {error}");
+    }
+    Some(peer)
+}
+
+fn election_send(shared: &Arc<Shared>, to: ServerId, body: Vec<u8>) {
+    if let Some(peer) = peer_of(shared, to) {
+        // A full queue drops this notification: the peer's connection is down, and ZAB
+        // sends a fresh one every tick.
+        let _ = peer.queue.try_send(body);
+    }
+}
+
+/// Sends `to`'s queued notifications, connecting as QuorumCnxManager.connectOne does: the
+/// higher sid keeps the connection it opens; a lower sid's connection is closed by the other
+/// side, which connects back (and [`accept_loop`] keeps that one).
+fn send_loop(shared: Arc<Shared>, to: ServerId, peer: Arc<Peer>, messages: Receiver<Vec<u8>>) {
+    while !shared.stop.load(Ordering::SeqCst) {
+        let Ok(body) = messages.recv_timeout(Duration::from_millis(500)) else {
+            continue;
+        };
+        let stream = current_stream(&peer).or_else(|| dial_election(&shared, to, &peer));
+        let Some(mut stream) = stream else {
+            continue;
+        };
+        let mut frame = Vec::with_capacity(4 + body.len());
+        frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
+        frame.extend_from_slice(&body);
+        if stream.write_all(&frame).is_err() {
+            if let Ok(mut conn) = peer.conn.lock() {
+                *conn = None;
+            }
+        }
+    }
+}
+
+fn current_stream(peer: &Peer) -> Option<TcpStream> {
+    let conn = peer.conn.lock().ok()?;
+    conn.as_ref().and_then(|conn| conn.stream.try_clone().ok())
+}
+
+fn dial_election(shared: &Arc<Shared>, to: ServerId, peer: &Arc<Peer>) -> Option<TcpStream> {
+    let addr = shared.election_addrs.get(&to)?;
+    let mut stream = TcpStream::connect_timeout(addr, CONNECT_TIMEOUT).ok()?;
+    let _ = stream.set_nodelay(true);
+    let hello = InitialMessage::v1(shared.me, &shared.my_election_address).encode();
+    stream.write_all(&hello).ok()?;
+    if shared.me > to {
+        adopt(shared, to, peer, stream.try_clone().ok()?);
+        return Some(stream);
+    }
+    // The other side closes this connection and connects back: wait (bounded) for it.
+    drop(stream);
+    for _ in 0..40 {
+        if let Some(stream) = current_stream(peer) {
+            return Some(stream);
+        }
+        std::thread::sleep(Duration::from_millis(50)); // polls for the accept thread's work
+    }
+    None
+}
+
+/// Makes `stream` the connection with `sid` and reads its notifications.
+fn adopt(shared: &Arc<Shared>, sid: ServerId, peer: &Arc<Peer>, stream: TcpStream) {
+    let generation = shared.generations.fetch_add(1, Ordering::SeqCst);
+    let Ok(reader) = stream.try_clone() else {
+        return;
+    };
+    if let Ok(mut conn) = peer.conn.lock() {
+        if let Some(old) = conn.replace(ElectionConn { stream, generation }) {
+            let _ = old.stream.shutdown(Shutdown::Both);
+        }
+    }
+    let reading = shared.clone();
+    let reading_peer = peer.clone();
+    let _ = std::thread::Builder::new()
+        .name(format!("zk-election-recv-{sid}"))
+        .spawn(move || {
+            read_notifications(&reading, sid, reader);
+            if let Ok(mut conn) = reading_peer.conn.lock() {
+                if conn.as_ref().is_some_and(|c| c.generation == generation) {
+                    *conn = None;
+                }
+            }
+        });
+}
+
+fn read_notifications(shared: &Arc<Shared>, from: ServerId, stream: TcpStream) {
+    let mut reader = BufReader::new(stream);
+    while !shared.stop.load(Ordering::SeqCst) {
+        let mut length = [0u8; 4];
+        if reader.read_exact(&mut length).is_err() {
+            return;
+        }
+        let length = i32::from_be_bytes(length);
+        if length <= 0 || length as usize > ELECTION_MESSAGE_BYTES_MAX {
+            warn!("election message of {length} bytes from server {from}: closing");
+            return;
+        }
+        let mut body = vec![0u8; length as usize];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let mut effects = Vec::new();
+        let Ok(mut translator) = shared.translator.lock() else {
+            return;
+        };
+        translator.notification(from, &body, &mut effects);
+        perform(shared, effects);
+    }
+}
+
+fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    for stream in listener.incoming() {
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(stream) = stream else { continue };
+        let handling = shared.clone();
+        let _ = std::thread::Builder::new()
+            .name("zk-election-handshake".into())
+            .spawn(move || handshake(handling, stream));
+    }
+}
+
+/// QuorumCnxManager.handleConnection: read the initial message; keep a connection from a
+/// higher sid, close one from a lower sid and connect back.
+fn handshake(shared: Arc<Shared>, stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
+    let mut reader = match stream.try_clone() {
+        Ok(reader) => reader,
+        Err(_) => return,
+    };
+    let mut bytes = Vec::new();
+    let message = loop {
+        match InitialMessage::decode(&bytes) {
+            Ok(Some((message, used))) if used == bytes.len() => break message,
+            Ok(Some(_)) => {
+                // The initial message is followed by a notification only after the
+                // handshake; anything sent along in the same read is not expected.
+                warn!("bytes after an election handshake: closing");
+                return;
+            }
+            Ok(None) => {}
+            Err(error) => {
+                warn!("election handshake refused: {error}");
+                return;
+            }
+        }
+        // Read only what the next field needs, so nothing after the message is consumed.
+        let want = match bytes.len() {
+            n if n < 8 => 8 - n,
+            n if n < 20 => 20 - n,
+            _ => {
+                let length = i32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
+                (20 + length.max(0) as usize)
+                    .saturating_sub(bytes.len())
+                    .max(1)
+            }
+        };
+        let mut chunk = vec![0u8; want];
+        if reader.read_exact(&mut chunk).is_err() {
+            return;
+        }
+        bytes.extend_from_slice(&chunk);
+    };
+    let _ = stream.set_read_timeout(None);
+    let sid = message.sid;
+    let Some(peer) = peer_of(&shared, sid) else {
+        warn!("election connection from unknown server {sid}: closing");
+        return;
+    };
+    if sid < shared.me {
+        drop(stream);
+        // Connect back now: the peer has something to tell us (it connected).
+        let _ = dial_election(&shared, sid, &peer);
+        return;
+    }
+    adopt(&shared, sid, &peer, stream);
+}
+
+// ------------------------------------------------------------------ quorum port
+
+fn connect_leader(shared: &Arc<Shared>, leader: ServerId, conn: u64, first: QuorumPacket) {
+    let Some(addr) = shared.quorum_addrs.get(&leader).copied() else {
+        // ZAB only follows configured servers; its initLimit ends the attempt.
+        warn!("no quorum address for server {leader}");
+        return;
+    };
+    let (queue, packets) = crossbeam_channel::bounded(QUORUM_QUEUE_MAX);
+    let stream_slot = Arc::new(Mutex::new(None));
+    if let Ok(mut quorum) = shared.quorum.lock() {
+        if let Some(old) = quorum.replace(QuorumConn {
+            conn,
+            queue,
+            stream: stream_slot.clone(),
+        }) {
+            shut(&old.stream);
+        }
+    }
+    let connecting = shared.clone();
+    let _ = std::thread::Builder::new()
+        .name("zk-learner".into())
+        .spawn(move || {
+            let outcome = learner_connection(&connecting, addr, conn, first, packets, &stream_slot);
+            if let Err(reason) = outcome {
+                info!("link {conn} to leader {leader} at {addr} ended: {reason}");
+            }
+            shut(&stream_slot);
+            if let Ok(mut translator) = connecting.translator.lock() {
+                let mut effects = Vec::new();
+                translator.closed(conn, &mut effects);
+                perform(&connecting, effects);
+            }
+        });
+}
+
+fn learner_connection(
+    shared: &Arc<Shared>,
+    addr: SocketAddr,
+    conn: u64,
+    first: QuorumPacket,
+    packets: Receiver<QuorumPacket>,
+    slot: &Arc<Mutex<Option<TcpStream>>>,
+) -> Result<(), String> {
+    let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    stream
+        .set_read_timeout(Some(shared.read_timeout))
+        .map_err(|e| e.to_string())?;
+    let reader = stream.try_clone().map_err(|e| e.to_string())?;
+    let writer_stream = stream.try_clone().map_err(|e| e.to_string())?;
+    if let Ok(mut slot) = slot.lock() {
+        *slot = Some(stream);
+    }
+    if shared
+        .quorum
+        .lock()
+        .map_or(true, |q| q.as_ref().map(|q| q.conn) != Some(conn))
+    {
+        return Err("superseded before it connected".into());
+    }
+    let writing = shared.clone();
+    let writer_slot = slot.clone();
+    std::thread::Builder::new()
+        .name("zk-learner-send".into())
+        .spawn(move || {
+            let mut out = BufWriter::new(writer_stream);
+            let mut send =
+                |packet: &QuorumPacket| -> std::io::Result<()> { out.write_all(&packet.encode()) };
+            if send(&first).and_then(|_| out.flush()).is_err() {
+                shut(&writer_slot);
+                return;
+            }
+            loop {
+                let packet = match packets.recv_timeout(Duration::from_millis(500)) {
+                    Ok(packet) => packet,
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                        if writing.stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        continue;
+                    }
+                    Err(_) => return,
+                };
+                let mut result = out.write_all(&packet.encode());
+                // Write whatever else is queued before flushing (group the writes).
+                while result.is_ok() {
+                    match packets.try_recv() {
+                        Ok(packet) => result = out.write_all(&packet.encode()),
+                        Err(_) => break,
+                    }
+                }
+                if result.and_then(|_| out.flush()).is_err() {
+                    shut(&writer_slot);
+                    return;
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    let mut input = BufReader::with_capacity(256 * 1024, reader);
+    loop {
+        let packet = read_packet(&mut input).map_err(|e| e.to_string())?;
+        let snapshot = if packet.kind == kind::SNAP {
+            let tree = read_snapshot_stream(&mut input, packet.zxid).map_err(|e| e.to_string())?;
+            let sessions: Vec<(i64, i32)> = tree
+                .sessions
+                .iter()
+                .map(|(id, timeout)| (*id, *timeout))
+                .collect();
+            let nodes = tree.len();
+            let (version, records) = crate::zkformat::import::to_ringkeeper(tree);
+            let bytes = crate::snapshot::encode_snapshot(&version, &records)
+                .map_err(|e| format!("encoding the leader's snapshot: {e}"))?;
+            info!(
+                "snapshot from the ZooKeeper leader at {:#x}: {nodes} znodes, {} sessions",
+                packet.zxid,
+                sessions.len()
+            );
+            if let Ok(mut translator) = shared.translator.lock() {
+                translator.learn_sessions(&sessions);
+            }
+            Some(bytes)
+        } else {
+            None
+        };
+        let Ok(mut translator) = shared.translator.lock() else {
+            return Err("translator poisoned".into());
+        };
+        let mut effects = Vec::new();
+        translator.inbound(conn, packet, snapshot, &mut effects);
+        perform(shared, effects);
+        if translator.leader().is_none() {
+            return Err(translator
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "the link closed".into()));
+        }
+    }
+}

@@ -1,0 +1,808 @@
+//! [pure] Between ZAB's messages ([`crate::quorum::Wire`], what the pipeline's ensemble shell
+//! and [`crate::zab::Peer`] speak) and ZooKeeper's packets, for a ringkeeper **learner** of a
+//! ZooKeeper leader. The shell ([`super::links`]) moves bytes; this decides what they mean.
+//!
+//! ZAB's link model (a connection id and per-direction sequence numbers) maps onto one TCP
+//! connection to the leader's quorum port: the learner's `FollowerInfo` on a fresh ZAB
+//! connection opens a fresh TCP connection, and the packets read from it are numbered 0, 1,
+//! 2... in order. Where ZooKeeper's Zab 1.0 differs from the ZAB core's packets, this module
+//! adapts, so that the core and its simulator stay one:
+//!
+//! | ZooKeeper (Learner.syncWithLeader, Observer.processPacket) | ZAB core |
+//! | --- | --- |
+//! | LEADERINFO zxid = newEpoch << 32, data = int 0x10000 | `LeaderInfo { epoch }` |
+//! | ACKEPOCH zxid = last zxid, data = int current epoch (-1 if the epoch was accepted before) | from `AckEpoch` |
+//! | DIFF zxid = the leader's last zxid | `Diff { zxid: the learner's last zxid }` |
+//! | TRUNC zxid, SNAP zxid + stream | `Trunc`, `Snap` (the stream converted to ringkeeper's snapshot by the shell) |
+//! | PROPOSAL / COMMIT pairs before NEWLEADER | `Proposal`s; the commits are held and given after `NewLeader` |
+//! | NEWLEADER zxid = newEpoch << 32, data = config | `NewLeader { epoch, zxid: the last zxid synced }` |
+//! | ACK zxid = newEpoch << 32 (of NEWLEADER, and again after UPTODATE) | from `AckNewLeader` |
+//! | UPTODATE zxid = -1 | `UpToDate { zxid: the last commit }` |
+//! | INFORM data = txn | `Proposed` (when it answers a forwarded request) then `Inform` |
+//! | PING zxid = last proposed, answered at once with touches | `Ping` |
+//! | SYNC (no id: answers the learner's syncs in order) | `Synced { id, zxid }` |
+//! | REVALIDATE data = session, valid | `Revalidated` |
+//!
+//! A forwarded write is matched to the INFORM (or PROPOSAL) that carries it by its session
+//! and cxid in the txn header, as ZooKeeper's CommitProcessor matches it; every request
+//! ZooKeeper's leader takes produces a txn, failures included (an error txn).
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use crate::quorum::{Forwarded, Wire};
+use crate::txnlog::format::LogRecord;
+use crate::zab::{epoch_of, make_zxid, Epoch, Message, Packet, ServerId, Zxid};
+use crate::zkformat::opcode;
+
+use super::txn::{learner_packet, record_of};
+use super::wire::{
+    decode_int, decode_revalidated, encode_int, encode_touches, kind, LearnerInfo, QuorumPacket,
+    ZkNotification, LEARNER_PROTOCOL_VERSION,
+};
+
+/// What the shell must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Hand a message to the pipeline as if `from` had sent it.
+    Deliver(ServerId, Wire),
+    /// Tell the pipeline that the connection from `leader` closed.
+    Closed(ServerId),
+    /// Send a notification body to `to` on the election port.
+    Notify { to: ServerId, body: Vec<u8> },
+    /// Open TCP connection `conn` (this translator's number, not ZAB's link id) to `leader`'s
+    /// quorum port, closing any other, and send `first` on it.
+    Connect {
+        leader: ServerId,
+        conn: u64,
+        first: QuorumPacket,
+    },
+    /// Send a packet on TCP connection `conn`.
+    Send { conn: u64, packet: QuorumPacket },
+    /// Close TCP connection `conn`.
+    Close { conn: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// FOLLOWERINFO/OBSERVERINFO sent, nothing received yet.
+    Registering,
+    /// LEADERINFO received, ACKEPOCH sent.
+    Epoch,
+    /// DIFF, TRUNC or SNAP received: proposals until NEWLEADER.
+    Syncing,
+    /// NEWLEADER received: until UPTODATE.
+    NewLeader,
+    Broadcast,
+}
+
+#[derive(Debug)]
+struct Link {
+    leader: ServerId,
+    /// ZAB's link id (renamed by a FollowerInfo retry, see `outbound_link`).
+    conn: u64,
+    /// The TCP connection's number (stable for its life).
+    tcp: u64,
+    /// The sequence number of the next packet handed to ZAB.
+    next_seq: u64,
+    phase: Phase,
+    accepted_epoch: Epoch,
+    epoch: Epoch,
+    /// The learner's last zxid, as its ACKEPOCH said.
+    learner_zxid: Zxid,
+    /// The last zxid of the history being synced.
+    synced_zxid: Zxid,
+    /// The highest zxid committed so far on this link.
+    committed_zxid: Zxid,
+    /// Forwarded requests by (session, cxid) -> forward id.
+    forwarded: HashMap<(i64, i32), u64>,
+    /// Forwarded syncs, in the order sent.
+    syncs: VecDeque<u64>,
+    /// Forwarded revalidations by session, in the order sent: (forward id, timeout).
+    revalidations: HashMap<i64, VecDeque<(u64, i32)>>,
+}
+
+/// Bounds: requests a learner may have outstanding with its leader.
+const FORWARDED_MAX: usize = 1 << 20;
+
+pub struct Translator {
+    me: ServerId,
+    observer: bool,
+    config_text: Vec<u8>,
+    config_version: i64,
+    link: Option<Link>,
+    next_tcp: u64,
+    /// Session timeouts, learned from the sessions this server forwards and the session
+    /// txns it sees: a PING's touches carry each session's timeout (SessionTrackerImpl
+    /// .touchSession uses it for the next expiry).
+    timeouts: HashMap<i64, i32>,
+    /// The timeout sent for a session not seen yet (the configured maximum: a touch never
+    /// shortens a session).
+    default_timeout_ms: i32,
+    touched: BTreeSet<i64>,
+    /// Why the last link was closed by this side, for the log.
+    pub last_error: Option<String>,
+}
+
+impl Translator {
+    pub fn new(
+        me: ServerId,
+        observer: bool,
+        config_text: Vec<u8>,
+        config_version: i64,
+        default_timeout_ms: i32,
+    ) -> Translator {
+        Translator {
+            me,
+            observer,
+            config_text,
+            config_version,
+            link: None,
+            next_tcp: 0,
+            timeouts: HashMap::new(),
+            default_timeout_ms,
+            touched: BTreeSet::new(),
+            last_error: None,
+        }
+    }
+
+    /// The leader of the current link, if any.
+    pub fn leader(&self) -> Option<ServerId> {
+        self.link.as_ref().map(|link| link.leader)
+    }
+
+    /// Sessions and their timeouts (from a snapshot the shell installed).
+    pub fn learn_sessions(&mut self, sessions: &[(i64, i32)]) {
+        for (id, timeout) in sessions {
+            self.timeouts.insert(*id, *timeout);
+        }
+    }
+
+    /// A message the pipeline sends `to`. Returns false when it cannot be sent (no link).
+    pub fn outbound(&mut self, to: ServerId, message: &Wire, out: &mut Vec<Effect>) -> bool {
+        match message {
+            Wire::Zab(Message::Notification(notification)) => {
+                let body = ZkNotification::from_zab(notification, &self.config_text).encode();
+                out.push(Effect::Notify { to, body });
+                true
+            }
+            Wire::Zab(Message::Link { conn, packet, .. }) => {
+                self.outbound_link(to, *conn, packet, out)
+            }
+            Wire::Forward { id, request } => self.forward(to, *id, request, out),
+            Wire::Touch { sessions } => {
+                self.touched.extend(sessions.iter().copied());
+                true
+            }
+            // ringkeeper's own extensions (streamed snapshots, configuration messages) and the
+            // leader's side: nothing a ZooKeeper leader understands.
+            _ => false,
+        }
+    }
+
+    fn outbound_link(
+        &mut self,
+        to: ServerId,
+        conn: u64,
+        packet: &Packet,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        match packet {
+            Packet::FollowerInfo {
+                accepted_epoch,
+                observer,
+            } => {
+                if let Some(link) = &mut self.link {
+                    if link.leader == to && link.phase == Phase::Registering && link.next_seq == 0 {
+                        // ZAB retries its FollowerInfo every tick while the leader has not
+                        // answered; ZooKeeper's leader answers LEADERINFO only once it has a
+                        // quorum for the epoch. Keep the TCP connection and its place in the
+                        // leader's queue: the retry only renames the link.
+                        link.conn = conn;
+                        link.accepted_epoch = *accepted_epoch;
+                        return true;
+                    }
+                    out.push(Effect::Close { conn: link.tcp });
+                }
+                self.next_tcp += 1;
+                let tcp = self.next_tcp;
+                let info = LearnerInfo {
+                    sid: self.me as i64,
+                    protocol_version: LEARNER_PROTOCOL_VERSION,
+                    config_version: self.config_version,
+                };
+                let first = QuorumPacket::new(
+                    if *observer {
+                        kind::OBSERVERINFO
+                    } else {
+                        kind::FOLLOWERINFO
+                    },
+                    make_zxid(*accepted_epoch, 0),
+                    Some(info.encode()),
+                );
+                self.link = Some(Link {
+                    leader: to,
+                    conn,
+                    tcp,
+                    next_seq: 0,
+                    phase: Phase::Registering,
+                    accepted_epoch: *accepted_epoch,
+                    epoch: 0,
+                    learner_zxid: 0,
+                    synced_zxid: 0,
+                    committed_zxid: 0,
+                    forwarded: HashMap::new(),
+                    syncs: VecDeque::new(),
+                    revalidations: HashMap::new(),
+                });
+                out.push(Effect::Connect {
+                    leader: to,
+                    conn: tcp,
+                    first,
+                });
+                true
+            }
+            _ => {
+                let Some(link) = &mut self.link else {
+                    return false;
+                };
+                if link.leader != to || link.conn != conn {
+                    return false;
+                }
+                let packet = match packet {
+                    Packet::AckEpoch {
+                        current_epoch,
+                        last_zxid,
+                    } => {
+                        link.learner_zxid = *last_zxid;
+                        link.synced_zxid = *last_zxid;
+                        // Learner.registerWithLeader: -1 says "this epoch was accepted before,
+                        // do not count this as an ack of it".
+                        let epoch_field = if link.epoch == link.accepted_epoch {
+                            -1
+                        } else {
+                            *current_epoch as i32
+                        };
+                        QuorumPacket::new(kind::ACKEPOCH, *last_zxid, Some(encode_int(epoch_field)))
+                    }
+                    Packet::AckNewLeader { .. } => {
+                        QuorumPacket::new(kind::ACK, make_zxid(link.epoch, 0), None)
+                    }
+                    Packet::Ack { zxid } => QuorumPacket::new(kind::ACK, *zxid, None),
+                    // The learner's own pings: ZooKeeper's learner only answers the leader's
+                    // (see `inbound`), which carries the touches.
+                    Packet::Ping => return true,
+                    _ => return false,
+                };
+                out.push(Effect::Send {
+                    conn: link.tcp,
+                    packet,
+                });
+                true
+            }
+        }
+    }
+
+    fn forward(
+        &mut self,
+        to: ServerId,
+        id: u64,
+        request: &Forwarded,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        let Some(link) = &mut self.link else {
+            return false;
+        };
+        if link.leader != to || link.forwarded.len() >= FORWARDED_MAX {
+            return false;
+        }
+        match request {
+            Forwarded::CreateSession {
+                session_id,
+                timeout_ms,
+            } => {
+                self.timeouts.insert(*session_id, *timeout_ms);
+                link.forwarded.insert((*session_id, 0), id);
+            }
+            Forwarded::Revalidate {
+                session_id,
+                timeout_ms,
+            } => {
+                self.timeouts.insert(*session_id, *timeout_ms);
+                link.revalidations
+                    .entry(*session_id)
+                    .or_default()
+                    .push_back((id, *timeout_ms));
+            }
+            Forwarded::Request {
+                session_id,
+                xid,
+                request,
+                ..
+            } => {
+                if request.op_type() == crate::jute::protocol::OpCode::Sync as i32 {
+                    link.syncs.push_back(id);
+                } else {
+                    link.forwarded.insert((*session_id, *xid), id);
+                }
+            }
+        }
+        let (packet_kind, data, auth) = learner_packet(request);
+        let packet = QuorumPacket {
+            kind: packet_kind,
+            zxid: -1,
+            data: Some(data),
+            auth: Some(auth),
+        };
+        out.push(Effect::Send {
+            conn: link.tcp,
+            packet,
+        });
+        true
+    }
+
+    /// A notification from `from` on the election port.
+    pub fn notification(&mut self, from: ServerId, body: &[u8], out: &mut Vec<Effect>) {
+        match ZkNotification::decode(body) {
+            Ok(notification) => {
+                if let Some(zab) = notification.to_zab() {
+                    out.push(Effect::Deliver(from, Wire::Zab(Message::Notification(zab))));
+                }
+            }
+            Err(error) => {
+                tracing::warn!("notification from server {from} dropped: {error}");
+            }
+        }
+    }
+
+    /// Link `conn` closed (EOF, error, or the shell gave up connecting).
+    pub fn closed(&mut self, conn: u64, out: &mut Vec<Effect>) {
+        if let Some(link) = &self.link {
+            if link.tcp == conn {
+                out.push(Effect::Closed(link.leader));
+                self.link = None;
+            }
+        }
+    }
+
+    fn fail(&mut self, reason: String, out: &mut Vec<Effect>) {
+        tracing::warn!("closing the link to the leader: {reason}");
+        if let Some(link) = self.link.take() {
+            out.push(Effect::Close { conn: link.tcp });
+            out.push(Effect::Closed(link.leader));
+        }
+        self.last_error = Some(reason);
+    }
+
+    /// A packet read from link `conn`; `snapshot` is the converted stream after a SNAP.
+    pub fn inbound(
+        &mut self,
+        conn: u64,
+        packet: QuorumPacket,
+        snapshot: Option<Vec<u8>>,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(link) = &mut self.link else {
+            return;
+        };
+        if link.tcp != conn {
+            return;
+        }
+        let leader = link.leader;
+        let zab_conn = link.conn;
+        let mut zab: Vec<Packet> = Vec::new();
+        let mut wires: Vec<Wire> = Vec::new();
+        match (link.phase, packet.kind) {
+            (phase, kind::PING) if phase != Phase::Broadcast => {
+                // Learner.syncWithLeader ignores pings until UPTODATE, and the leader takes
+                // nothing but the ACK of NEWLEADER as the learner's next packet after the
+                // sync (LearnerHandler: "Next packet was supposed to be an ACK"): a ping
+                // answered while the synced state is still being made durable ends the sync.
+                zab.push(Packet::Ping);
+            }
+            (_, kind::PING) => {
+                let touches: Vec<(i64, i32)> = std::mem::take(&mut self.touched)
+                    .into_iter()
+                    .map(|session| {
+                        let timeout = self.timeouts.get(&session).copied();
+                        (session, timeout.unwrap_or(self.default_timeout_ms))
+                    })
+                    .collect();
+                let reply = QuorumPacket {
+                    kind: kind::PING,
+                    zxid: packet.zxid,
+                    data: Some(encode_touches(&touches)),
+                    auth: packet.auth.clone(),
+                };
+                out.push(Effect::Send {
+                    conn,
+                    packet: reply,
+                });
+                zab.push(Packet::Ping);
+            }
+            (Phase::Registering, kind::LEADERINFO) => {
+                if let Err(error) = decode_int(packet.data.as_deref()) {
+                    return self.fail(format!("LEADERINFO: {error}"), out);
+                }
+                link.epoch = epoch_of(packet.zxid);
+                link.phase = Phase::Epoch;
+                zab.push(Packet::LeaderInfo { epoch: link.epoch });
+            }
+            (Phase::Epoch, kind::DIFF) => {
+                link.phase = Phase::Syncing;
+                link.committed_zxid = link.learner_zxid;
+                zab.push(Packet::Diff {
+                    zxid: link.learner_zxid,
+                });
+            }
+            (Phase::Epoch, kind::TRUNC) => {
+                link.phase = Phase::Syncing;
+                link.synced_zxid = packet.zxid;
+                link.committed_zxid = packet.zxid;
+                zab.push(Packet::Trunc { zxid: packet.zxid });
+            }
+            (Phase::Epoch, kind::SNAP) => {
+                let Some(payload) = snapshot else {
+                    return self.fail("SNAP without its snapshot".into(), out);
+                };
+                link.phase = Phase::Syncing;
+                link.synced_zxid = packet.zxid;
+                link.committed_zxid = packet.zxid;
+                zab.push(Packet::Snap {
+                    zxid: packet.zxid,
+                    payload,
+                });
+            }
+            (Phase::Syncing | Phase::NewLeader | Phase::Broadcast, kind::PROPOSAL) => {
+                let record = match self.txn_of(&packet, &mut wires) {
+                    Ok(record) => record,
+                    Err(error) => return self.fail(error, out),
+                };
+                let Some(link) = &mut self.link else { return };
+                link.synced_zxid = link.synced_zxid.max(record.zxid);
+                zab.push(Packet::Proposal(record));
+            }
+            (Phase::Syncing, kind::COMMIT) => {
+                // ZAB's learner takes commits only after NEWLEADER: held until then.
+                if packet.zxid > link.synced_zxid {
+                    return self.fail(
+                        format!("COMMIT {:#x} of nothing proposed", packet.zxid),
+                        out,
+                    );
+                }
+                link.committed_zxid = link.committed_zxid.max(packet.zxid);
+            }
+            (Phase::NewLeader | Phase::Broadcast, kind::COMMIT) => {
+                link.committed_zxid = link.committed_zxid.max(packet.zxid);
+                zab.push(Packet::Commit { zxid: packet.zxid });
+            }
+            (Phase::Syncing | Phase::NewLeader | Phase::Broadcast, kind::INFORM) => {
+                let syncing = link.phase == Phase::Syncing;
+                let record = match self.txn_of(&packet, &mut wires) {
+                    Ok(record) => record,
+                    Err(error) => return self.fail(error, out),
+                };
+                let Some(link) = &mut self.link else { return };
+                link.synced_zxid = link.synced_zxid.max(record.zxid);
+                link.committed_zxid = link.committed_zxid.max(record.zxid);
+                if syncing {
+                    // Learner.syncWithLeader takes an INFORM before NEWLEADER as a committed
+                    // proposal.
+                    zab.push(Packet::Proposal(record));
+                } else {
+                    zab.push(Packet::Inform(record));
+                }
+            }
+            (Phase::Syncing, kind::NEWLEADER) => {
+                link.phase = Phase::NewLeader;
+                link.epoch = epoch_of(packet.zxid);
+                zab.push(Packet::NewLeader {
+                    epoch: link.epoch,
+                    zxid: link.synced_zxid,
+                });
+                zab.push(Packet::Commit {
+                    zxid: link.committed_zxid,
+                });
+            }
+            (Phase::NewLeader, kind::UPTODATE) => {
+                link.phase = Phase::Broadcast;
+                zab.push(Packet::UpToDate {
+                    zxid: link.committed_zxid,
+                });
+                // Learner.syncWithLeader acknowledges UPTODATE with the new epoch's zxid.
+                out.push(Effect::Send {
+                    conn,
+                    packet: QuorumPacket::new(kind::ACK, make_zxid(link.epoch, 0), None),
+                });
+            }
+            (Phase::NewLeader | Phase::Broadcast, kind::SYNC) => {
+                let Some(id) = link.syncs.pop_front() else {
+                    return self.fail("SYNC answers no sync".into(), out);
+                };
+                wires.push(Wire::Synced {
+                    id,
+                    zxid: link.committed_zxid,
+                });
+            }
+            (_, kind::REVALIDATE) => {
+                let (session, valid) =
+                    match decode_revalidated(packet.data.as_deref().unwrap_or(&[])) {
+                        Ok(answer) => answer,
+                        Err(error) => return self.fail(format!("REVALIDATE: {error}"), out),
+                    };
+                let pending = link
+                    .revalidations
+                    .get_mut(&session)
+                    .and_then(|queue| queue.pop_front());
+                if let Some((id, timeout_ms)) = pending {
+                    wires.push(Wire::Revalidated {
+                        id,
+                        valid,
+                        timeout_ms,
+                    });
+                }
+                if link
+                    .revalidations
+                    .get(&session)
+                    .is_some_and(VecDeque::is_empty)
+                {
+                    link.revalidations.remove(&session);
+                }
+            }
+            (_, kind::COMMITANDACTIVATE | kind::INFORMANDACTIVATE) => {
+                return self.fail(
+                    "a reconfig committed by the ZooKeeper leader: membership changes are \
+                     not supported in a mixed ensemble"
+                        .into(),
+                    out,
+                );
+            }
+            (phase, other) => {
+                return self.fail(
+                    format!("unexpected {} in phase {phase:?}", kind::name(other)),
+                    out,
+                );
+            }
+        }
+        let Some(link) = &mut self.link else { return };
+        for wire in wires {
+            out.push(Effect::Deliver(leader, wire));
+        }
+        for packet in zab {
+            let seq = link.next_seq;
+            link.next_seq += 1;
+            out.push(Effect::Deliver(
+                leader,
+                Wire::Zab(Message::Link {
+                    conn: zab_conn,
+                    seq,
+                    packet,
+                }),
+            ));
+        }
+    }
+
+    /// The record of a PROPOSAL or INFORM; a forwarded request it answers goes to `wires`
+    /// (`Proposed`, ahead of the record).
+    fn txn_of(
+        &mut self,
+        packet: &QuorumPacket,
+        wires: &mut Vec<Wire>,
+    ) -> Result<LogRecord, String> {
+        let data = packet
+            .data
+            .as_deref()
+            .ok_or_else(|| format!("{} without data", kind::name(packet.kind)))?;
+        let (entry, record) =
+            record_of(data).map_err(|error| format!("{}: {error}", kind::name(packet.kind)))?;
+        if packet.kind == kind::PROPOSAL || packet.kind == kind::INFORM {
+            // The packet's zxid is the txn's (Leader.propose, sendObserverPacket).
+            if packet.zxid != entry.header.zxid {
+                return Err(format!(
+                    "{} zxid {:#x} carries txn {:#x}",
+                    kind::name(packet.kind),
+                    packet.zxid,
+                    entry.header.zxid
+                ));
+            }
+        }
+        match entry.header.op {
+            opcode::CREATE_SESSION => {
+                if let crate::tree::Txn::CreateSession { timeout_ms, .. } = &record.txn {
+                    self.timeouts.insert(entry.header.client_id, *timeout_ms);
+                }
+            }
+            opcode::CLOSE_SESSION => {
+                self.timeouts.remove(&entry.header.client_id);
+            }
+            _ => {}
+        }
+        if let Some(link) = &mut self.link {
+            if let Some(id) = link
+                .forwarded
+                .remove(&(entry.header.client_id, entry.header.cxid))
+            {
+                wires.push(Wire::Proposed {
+                    id,
+                    zxid: record.zxid,
+                });
+            }
+        }
+        Ok(record)
+    }
+
+    /// Whether this translator plays an observer.
+    pub fn is_observer(&self) -> bool {
+        self.observer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link_packets(effects: &[Effect]) -> Vec<Packet> {
+        effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Deliver(_, Wire::Zab(Message::Link { packet, .. })) => Some(packet.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn sent(effects: &[Effect]) -> Vec<QuorumPacket> {
+        effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Send { packet, .. } => Some(packet.clone()),
+                Effect::Connect { first, .. } => Some(first.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn register(translator: &mut Translator, out: &mut Vec<Effect>) {
+        let info = Wire::Zab(Message::Link {
+            conn: 7,
+            seq: 0,
+            packet: Packet::FollowerInfo {
+                accepted_epoch: 0,
+                observer: true,
+            },
+        });
+        assert!(translator.outbound(3, &info, out));
+    }
+
+    #[test]
+    fn a_diff_sync_holds_commits_until_newleader_and_numbers_packets_in_order() {
+        let mut translator = Translator::new(4, true, b"version=0".to_vec(), 0, 40_000);
+        let mut out = Vec::new();
+        register(&mut translator, &mut out);
+        let first = sent(&out);
+        assert_eq!(first[0].kind, kind::OBSERVERINFO);
+        // A retry of FollowerInfo while the leader has not answered renames the link only.
+        out.clear();
+        let retry = Wire::Zab(Message::Link {
+            conn: 8,
+            seq: 0,
+            packet: Packet::FollowerInfo {
+                accepted_epoch: 0,
+                observer: true,
+            },
+        });
+        assert!(translator.outbound(3, &retry, &mut out));
+        assert!(out.is_empty());
+        translator.inbound(
+            1,
+            QuorumPacket::new(kind::LEADERINFO, 0x1_0000_0000, Some(encode_int(0x10000))),
+            None,
+            &mut out,
+        );
+        assert_eq!(link_packets(&out), vec![Packet::LeaderInfo { epoch: 1 }]);
+        out.clear();
+        let ack = Wire::Zab(Message::Link {
+            conn: 8,
+            seq: 1,
+            packet: Packet::AckEpoch {
+                current_epoch: 0,
+                last_zxid: 0x1_0000_0002,
+            },
+        });
+        assert!(translator.outbound(3, &ack, &mut out));
+        let ackepoch = &sent(&out)[0];
+        assert_eq!(
+            (ackepoch.kind, ackepoch.zxid),
+            (kind::ACKEPOCH, 0x1_0000_0002)
+        );
+        assert_eq!(ackepoch.data.as_deref(), Some(&0i32.to_be_bytes()[..]));
+        out.clear();
+        translator.inbound(
+            1,
+            QuorumPacket::new(kind::DIFF, 0x1_0000_0002, None),
+            None,
+            &mut out,
+        );
+        translator.inbound(
+            1,
+            QuorumPacket::new(kind::NEWLEADER, 0x1_0000_0000, None),
+            None,
+            &mut out,
+        );
+        translator.inbound(
+            1,
+            QuorumPacket::new(kind::UPTODATE, -1, None),
+            None,
+            &mut out,
+        );
+        assert_eq!(
+            link_packets(&out),
+            vec![
+                Packet::Diff {
+                    zxid: 0x1_0000_0002
+                },
+                Packet::NewLeader {
+                    epoch: 1,
+                    zxid: 0x1_0000_0002
+                },
+                Packet::Commit {
+                    zxid: 0x1_0000_0002
+                },
+                Packet::UpToDate {
+                    zxid: 0x1_0000_0002
+                },
+            ]
+        );
+        let seqs: Vec<u64> = out
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Deliver(_, Wire::Zab(Message::Link { seq, conn, .. })) => {
+                    assert_eq!(*conn, 8);
+                    Some(*seq)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4]);
+        // UPTODATE is acknowledged with the epoch's zxid, as Learner.syncWithLeader does.
+        assert!(sent(&out)
+            .iter()
+            .any(|p| p.kind == kind::ACK && p.zxid == 0x1_0000_0000));
+        // A leader's PING is answered at once with the touches and their timeouts.
+        out.clear();
+        translator.outbound(
+            3,
+            &Wire::Touch {
+                sessions: vec![0x55],
+            },
+            &mut out,
+        );
+        translator.inbound(
+            1,
+            QuorumPacket::new(kind::PING, 0x1_0000_0002, None),
+            None,
+            &mut out,
+        );
+        let ping = &sent(&out)[0];
+        assert_eq!(ping.kind, kind::PING);
+        assert_eq!(
+            super::super::wire::decode_touches(ping.data.as_deref().unwrap()).unwrap(),
+            vec![(0x55, 40_000)]
+        );
+    }
+
+    #[test]
+    fn a_packet_out_of_protocol_closes_the_link() {
+        let mut translator = Translator::new(4, true, Vec::new(), 0, 40_000);
+        let mut out = Vec::new();
+        register(&mut translator, &mut out);
+        out.clear();
+        translator.inbound(
+            1,
+            QuorumPacket::new(kind::UPTODATE, -1, None),
+            None,
+            &mut out,
+        );
+        assert_eq!(out, vec![Effect::Close { conn: 1 }, Effect::Closed(3)]);
+        assert_eq!(translator.leader(), None);
+    }
+}

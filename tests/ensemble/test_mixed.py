@@ -1,0 +1,184 @@
+"""Mixed ensembles (issue 13, item 3): a ringkeeper server with `quorum.protocol=zookeeper` as the
+observer of a 3-server Apache ZooKeeper 3.8 ensemble. It finds the leader through ZooKeeper's
+election notifications, syncs with OBSERVERINFO / LEADERINFO / ACKEPOCH / DIFF or SNAP /
+NEWLEADER / UPTODATE, applies INFORMs, answers PINGs with its sessions, serves Kazoo reads and
+forwards writes as REQUEST. Runs once (not per kind): the ensemble is both kinds."""
+
+import time
+import uuid
+
+import pytest
+
+from . import harness
+from .harness import wait_until
+
+SERVE_TIMEOUT_S = 60.0
+
+
+class MixedEnsemble(harness.Ensemble):
+    """ZooKeeper servers, except those in `ringkeeper_ids`, which run ringkeeper with
+    `quorum.protocol=zookeeper` (their own zoo.cfg lines are otherwise the same)."""
+
+    def __init__(self, kind, tmpdir, ringkeeper_ids=(), **kw):
+        self.ringkeeper_ids = set(ringkeeper_ids)
+        super().__init__(kind, tmpdir, **kw)
+        for sid in self.ringkeeper_ids:
+            self.configure(sid, extra_lines=["quorum.protocol=zookeeper"])
+
+    def _command(self, m):
+        if m.sid in self.ringkeeper_ids:
+            return [str(harness.ringkeeper_binary()), "--config", str(m.dir / "zoo.cfg")]
+        return super()._command(m)
+
+
+def nodes(client, root):
+    """{path: (data, stat minus nothing)} of `root` and below, after a sync."""
+    client.sync(root)
+    out = {}
+    stack = [root]
+    while stack:
+        path = stack.pop()
+        data, stat = client.get(path)
+        out[path] = (data, tuple(stat))
+        for child in client.get_children(path):
+            stack.append(path.rstrip("/") + "/" + child)
+    return out
+
+
+def test_ringkeeper_observer_of_a_zookeeper_ensemble(ensembles):
+    e = ensembles("zookeeper", cls=MixedEnsemble, participants=3, observers=1,
+                  ringkeeper_ids=[4])
+    if harness.ringkeeper_binary().exists() is False:
+        pytest.skip("no ringkeeper binary")
+    observer = 4
+    e.start(e.participant_ids)
+    e.wait_serving(SERVE_TIMEOUT_S, sids=e.participant_ids)
+    leader = e.leader()
+    java = [s for s in e.participant_ids if s != leader][0]
+    root = "/mixed-%s" % uuid.uuid4().hex[:8]
+    at_java = ensembles.client(e, java)
+    at_java.create(root, b"before the observer")
+    for i in range(5):
+        at_java.create(root + "/seq-", b"%d" % i, sequence=True)
+
+    # The observer joins: SNAP (it has nothing), then INFORMs.
+    e.start_server(observer)
+    wait_until(lambda: e.mode(observer) == "observer", SERVE_TIMEOUT_S,
+               "the ringkeeper observer to serve")
+    # It synced at the first attempt: the leader did not drop it (a ping answered before the
+    # ACK of NEWLEADER ends a sync: "Next packet was supposed to be an ACK").
+    leader_log = e.members[leader].log.read_text()
+    assert "closing socket to learner %d" % observer not in leader_log, e.log_tail(leader)
+    at_rk = ensembles.client(e, observer)
+    at_rk.sync(root)
+    assert at_rk.get(root)[0] == b"before the observer"
+
+    # Writes through the observer are forwarded to the ZooKeeper leader (REQUEST) and answered
+    # when their INFORM arrives; a client on a Java member sees them, and the reverse.
+    at_rk.create(root + "/from-ringkeeper", b"rk")
+    at_rk.set(root, b"set through ringkeeper")
+    at_rk.create(root + "/eph", b"e", ephemeral=True)
+    at_java.sync(root)
+    assert at_java.get(root + "/from-ringkeeper")[0] == b"rk"
+    assert at_java.get(root)[0] == b"set through ringkeeper"
+    at_java.create(root + "/from-java", b"java")
+    at_rk.sync(root)
+    assert at_rk.get(root + "/from-java")[0] == b"java"
+    # Sequentials, a multi, a delete and an ACL change through the observer.
+    seq = at_rk.create(root + "/seq-", b"rk", sequence=True)
+    tx = at_rk.transaction()
+    tx.create(root + "/multi-a", b"a")
+    tx.set_data(root + "/from-ringkeeper", b"rk2")
+    tx.check(root, 1)
+    results = tx.commit()
+    assert results[0] == root + "/multi-a" and results[2] is True, results
+    at_rk.delete(seq)
+    from kazoo.security import make_acl, make_digest_acl
+    at_rk.set_acls(root + "/multi-a", [make_acl("world", "anyone", read=True),
+                                       make_digest_acl("u", "p", all=True)])
+    # A failing write is answered with ZooKeeper's error (the leader's error txn).
+    from kazoo.exceptions import NodeExistsError
+    with pytest.raises(NodeExistsError):
+        at_rk.create(root + "/from-java", b"again")
+
+    # A session on the observer lives on through the leader's session tracker: the observer
+    # answers the leader's PINGs with its sessions and their timeouts (Learner.ping). Its
+    # ephemeral outlives three session timeouts on the Java members.
+    short = ensembles.client(e, observer, timeout=1.0)
+    short.create(root + "/short-lived-session", b"", ephemeral=True)
+    owner = short.client_id[0]
+    time.sleep(3.0)  # nothing to await: the check is that the leader does not expire it
+    at_java.sync(root)
+    stat = at_java.exists(root + "/short-lived-session")
+    assert stat is not None and stat.ephemeralOwner == owner
+    # Its closeSession, forwarded too, deletes the ephemeral everywhere.
+    short.stop()
+    short.close()
+    at_java.sync(root)
+    assert at_java.exists(root + "/short-lived-session") is None
+    at_rk.sync(root)
+    assert at_rk.exists(root + "/short-lived-session") is None
+
+    # Every znode, its data and Stat are the same on the ringkeeper observer and a Java member.
+    assert nodes(at_rk, root) == nodes(at_java, root)
+
+    # A failing multi is answered with the error of its failing op.
+    from kazoo.exceptions import BadVersionError, NoNodeError
+    tx = at_rk.transaction()
+    tx.create(root + "/never", b"")
+    tx.check(root, 12345)
+    results = tx.commit()
+    assert isinstance(results[1], BadVersionError), results
+    with pytest.raises(NoNodeError):
+        at_rk.delete(root + "/no-such-node")
+
+    # The observer restarts on its own state and syncs again (DIFF: its log is in the leader's
+    # committed log), with the writes it missed.
+    e.stop(observer)
+    at_java.create(root + "/while-observer-down", b"x")
+    e.start_server(observer)
+    wait_until(lambda: e.mode(observer) == "observer", SERVE_TIMEOUT_S,
+               "the restarted ringkeeper observer to serve")
+    at_rk = ensembles.client(e, observer)
+    assert nodes(at_rk, root) == nodes(at_java, root)
+
+    # The ZooKeeper leader is killed: the observer finds the new leader and serves again.
+    killed_at = time.monotonic()
+    e.kill(leader)
+    new_leader = e.wait_leader(SERVE_TIMEOUT_S, exclude=(leader,))
+    wait_until(lambda: e.mode(observer) == "observer", SERVE_TIMEOUT_S,
+               "the ringkeeper observer to follow leader %d" % new_leader)
+    survivor = [s for s in e.participant_ids if s not in (leader,)][0]
+    at_survivor = ensembles.client(e, survivor)
+    at_rk.retry(at_rk.create, root + "/after-failover", b"ok")
+    print("a write through the ringkeeper observer succeeded %.2f s after the ZooKeeper "
+          "leader was killed (new leader %d)" % (time.monotonic() - killed_at, new_leader))
+    at_survivor.sync(root)
+    assert at_survivor.get(root + "/after-failover")[0] == b"ok"
+    assert nodes(at_rk, root) == nodes(at_survivor, root)
+
+
+def test_ringkeeper_observer_with_the_lowest_id_is_connected_back(ensembles):
+    """QuorumCnxManager keeps only the election connection the higher sid opened: an observer
+    whose id is below every participant's has its own connections closed and must accept the
+    participants' connections back (the other path of the initiator rule)."""
+    e = ensembles("zookeeper", cls=MixedEnsemble, participants=3, observers=1,
+                  ringkeeper_ids=[1])
+    # Make server 1 the observer and server 4 a participant (the harness numbers observers
+    # last), then rewrite every zoo.cfg.
+    e.members[1].observer, e.members[4].observer = True, False
+    for sid in e.ids:
+        e._write_config(e.members[sid])
+    e.configure(1, extra_lines=["quorum.protocol=zookeeper"])
+    participants = [2, 3, 4]
+    e.start(participants)
+    e.wait_serving(SERVE_TIMEOUT_S, sids=participants)
+    e.start_server(1)
+    wait_until(lambda: e.mode(1) == "observer", SERVE_TIMEOUT_S,
+               "the ringkeeper observer with id 1 to serve")
+    root = "/low-%s" % uuid.uuid4().hex[:8]
+    at_rk = ensembles.client(e, 1)
+    at_rk.create(root, b"through the low observer")
+    at_java = ensembles.client(e, 2)
+    at_java.sync(root)
+    assert at_java.get(root)[0] == b"through the low observer"
