@@ -1045,9 +1045,7 @@ impl Peer {
                 if record.zxid <= self.log.last_zxid() {
                     return Next::Looking;
                 }
-                if let Some(membership) = Membership::of_record(&record) {
-                    self.pending.push(membership);
-                }
+                self.note_reconfig(&record);
                 self.log.append(record, out);
             }
             (LearnerPhase::Syncing, Packet::NewLeader { epoch, zxid }) => {
@@ -1078,9 +1076,7 @@ impl Peer {
                 Packet::Inform(record),
             ) => {
                 if record.zxid > self.log.last_zxid() {
-                    if let Some(membership) = Membership::of_record(&record) {
-                        self.pending.push(membership);
-                    }
+                    self.note_reconfig(&record);
                     self.log.append(record.clone(), out);
                 }
                 if !self.log.commit(record.zxid, out) {
@@ -1092,6 +1088,21 @@ impl Peer {
             _ => return Next::Looking,
         }
         Next::Stay
+    }
+
+    /// A record about to be logged: a reconfig above the configuration in force is pending.
+    /// One at or below it (resent by a leader in a DIFF after this server put it in force)
+    /// is not: counting its older configuration again would ask elections and commits for a
+    /// quorum that may no longer exist.
+    fn note_reconfig(&mut self, record: &LogRecord) {
+        if record.zxid <= self.active.version
+            || self.pending.iter().any(|m| m.version == record.zxid)
+        {
+            return;
+        }
+        if let Some(membership) = Membership::of_record(record) {
+            self.pending.push(membership);
+        }
     }
 
     /// Reconfigs committed through the commit point come into force; true if any did.
@@ -1235,8 +1246,11 @@ impl Peer {
             ) => {
                 // Zab phase 1: the leader's history must be at least as recent as that of
                 // every member of its quorum (ZooKeeper's "Follower is ahead of the leader").
+                // A non-voting follower (a joiner) is in no quorum of this leader's.
                 let own = (self.epochs.current_epoch, self.log.last_zxid());
-                if !session.observer && (current_epoch, last_zxid) > own {
+                let voter = self.active.participants.contains(&from)
+                    || self.pending.iter().any(|m| m.participants.contains(&from));
+                if !session.observer && voter && (current_epoch, last_zxid) > own {
                     return Next::Looking;
                 }
                 session.phase = SessionPhase::AckedEpoch { last_zxid };
@@ -1552,9 +1566,7 @@ impl Peer {
             make_zxid(epoch, 1)
         };
         let record = LogRecord { zxid, time_ms, txn };
-        if let Some(membership) = Membership::of_record(&record) {
-            self.pending.push(membership);
-        }
+        self.note_reconfig(&record);
         self.log.append(record.clone(), out);
         let State::Leading(leader) = &mut self.state else {
             return;
