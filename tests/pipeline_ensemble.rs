@@ -344,6 +344,7 @@ impl Ensemble {
                     epochs: Epochs::default(),
                     base_zxid: 0,
                     recent: Vec::new(),
+                    reconfigs: Vec::new(),
                 },
                 links: Box::new(Links {
                     me: id,

@@ -21,10 +21,23 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 /// Runs the seeds; returns the summed reports. Panics listing every failing seed.
 fn run_seeds(participants: usize, observers: usize, seeds: std::ops::Range<u64>) -> Report {
+    run_seeds_with(participants, observers, 0, seeds)
+}
+
+/// `run_seeds` with reconfigs when `spares` > 0 (that many joiners besides the members).
+fn run_seeds_with(
+    participants: usize,
+    observers: usize,
+    spares: usize,
+    seeds: std::ops::Range<u64>,
+) -> Report {
     let mut failures = Vec::new();
     let mut total = Report::default();
     for seed in seeds {
-        match sim::run(Options::new(seed, participants, observers)) {
+        let mut options = Options::new(seed, participants, observers);
+        options.reconfigs = spares > 0;
+        options.spares = spares;
+        match sim::run(options) {
             Ok(report) => {
                 total.steps += report.steps;
                 total.committed_records += report.committed_records;
@@ -35,6 +48,8 @@ fn run_seeds(participants: usize, observers: usize, seeds: std::ops::Range<u64>)
                 total.snapshots += report.snapshots;
                 total.truncations += report.truncations;
                 total.rollovers += report.rollovers;
+                total.reconfigs_submitted += report.reconfigs_submitted;
+                total.reconfigs_committed += report.reconfigs_committed;
                 total.time_to_commit_after_heal_ms = total
                     .time_to_commit_after_heal_ms
                     .max(report.time_to_commit_after_heal_ms);
@@ -54,6 +69,12 @@ fn run_seeds(participants: usize, observers: usize, seeds: std::ops::Range<u64>)
     // kind that changes a log, and epoch changes on counter rollover.
     assert!(total.committed_records > 0 && total.leaders > 0 && total.crashes > 0);
     assert!(total.snapshots > 0 && total.truncations > 0 && total.rollovers > 0);
+    if spares > 0 {
+        assert!(
+            total.reconfigs_committed > 0,
+            "no reconfig committed: {total:?}"
+        );
+    }
     total
 }
 
@@ -82,6 +103,20 @@ fn seeds_seven_participants_one_observer() {
     run_seeds(7, 1, 0..default_seeds() / 2);
 }
 
+/// Reconfigs under the same faults (ZooKeeper's dynamic reconfiguration, Shraer et al., ATC
+/// 2012): joiners added as participants and observers, members removed, roles changed; every
+/// committed record was durable on a quorum of each configuration in force when it was
+/// proposed (the simulator's checker, `sim` module doc).
+#[test]
+fn seeds_three_participants_with_reconfigs() {
+    run_seeds_with(3, 0, 2, 0..default_seeds() / 2);
+}
+
+#[test]
+fn seeds_three_participants_one_observer_with_reconfigs() {
+    run_seeds_with(3, 1, 2, 0..default_seeds() / 2);
+}
+
 /// Replays one seed (see the module doc).
 #[ignore]
 #[test]
@@ -92,6 +127,8 @@ fn replay() {
         env_u64("SIM_OBSERVERS", 0) as usize,
     );
     options.trace = env_u64("SIM_TRACE", 0) == 1;
+    options.spares = env_u64("SIM_SPARES", 0) as usize;
+    options.reconfigs = options.spares > 0;
     match sim::run(options) {
         Ok(report) => eprintln!("{report:?}"),
         Err(violation) => panic!("{violation}"),
@@ -105,9 +142,10 @@ fn replay() {
 fn sweep() {
     let start = env_u64("SIM_SEED_START", 0);
     let count = env_u64("SIM_SEED_COUNT", 10_000);
-    run_seeds(
+    run_seeds_with(
         env_u64("SIM_PARTICIPANTS", 3) as usize,
         env_u64("SIM_OBSERVERS", 0) as usize,
+        env_u64("SIM_SPARES", 0) as usize,
         start..start + count,
     );
 }

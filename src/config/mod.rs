@@ -642,6 +642,7 @@ impl QuorumConfig {
     pub fn zab_config(&self, tick_ms: u64) -> crate::zab::Config {
         let mut zab = crate::zab::Config::new(self.my_id, &self.participants(), &self.observers());
         zab.tick_ms = tick_ms;
+        zab.version = self.version;
         zab.init_limit_ticks = self.init_limit;
         zab.sync_limit_ticks = self.sync_limit;
         zab

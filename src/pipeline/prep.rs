@@ -352,14 +352,33 @@ fn prep_reconfig(
     }
     let node = tree.get(CONFIG_PATH).ok_or(ErrorCode::NoNode)?;
     check_acl(&node.acl, perms::WRITE, context)?;
-    if next.servers != view.active.servers {
-        // Changing the membership (joining, leaving, a new role, address or client port) is
-        // not implemented: the quorum links and the ZAB core run a fixed membership. A
-        // reconfig that keeps the membership goes through (a new version, as ZooKeeper).
+    if changes_an_address(&view.active, &next) {
+        // Joining, leaving and role changes are carried out; a member that stays with another
+        // quorum, election or client address is not (its listeners would have to move).
         return Err(ErrorCode::Unimplemented);
     }
     Ok(Txn::Reconfig {
         data: next.to_znode_text().into_bytes(),
+    })
+}
+
+/// Whether a member of both configurations has another host, quorum, election or client
+/// address in `next` (its role may change).
+fn changes_an_address(active: &DynamicConfig, next: &DynamicConfig) -> bool {
+    next.servers.iter().any(|(id, new)| {
+        active.servers.get(id).is_some_and(|old| {
+            (
+                &old.host,
+                old.quorum_addr,
+                old.election_addr,
+                old.client_addr,
+            ) != (
+                &new.host,
+                new.quorum_addr,
+                new.election_addr,
+                new.client_addr,
+            )
+        })
     })
 }
 
@@ -648,9 +667,34 @@ mod tests {
         );
         // Everything else holds: the ACL of /zookeeper/config (world READ) is last.
         assert_eq!(run(&leave, gate, &[]), Err(ErrorCode::NoAuth));
-        // A membership change is not implemented; keeping the membership is a Reconfig txn
-        // whose text carries the reconfig's zxid as version.
-        assert_eq!(run(&leave, gate, &super_id), Err(ErrorCode::Unimplemented));
+        // A membership change is a Reconfig txn whose text carries the reconfig's zxid as
+        // version, and so is keeping the membership; moving a member's client port is not
+        // implemented.
+        match run(&leave, gate, &super_id) {
+            Ok(Txn::Reconfig { data }) => {
+                let text = String::from_utf8_lossy(&data).into_owned();
+                assert!(!text.contains("server.3="), "{text}");
+                assert!(text.ends_with("\nversion=100000005"), "{text}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let moved = reconfig(
+            "server.2=127.0.0.1:2002:3002:participant;127.0.0.1:4999",
+            "",
+            "",
+            -1,
+        );
+        assert_eq!(run(&moved, gate, &super_id), Err(ErrorCode::Unimplemented));
+        let observes = reconfig(
+            "server.3=127.0.0.1:2003:3003:observer;127.0.0.1:4003",
+            "",
+            "",
+            -1,
+        );
+        assert!(matches!(
+            run(&observes, gate, &super_id),
+            Ok(Txn::Reconfig { .. })
+        ));
         let same = view.active.to_dynamic_file_text().replace('\n', ",");
         match run(&reconfig("", "", &same, -1), gate, &super_id) {
             Ok(Txn::Reconfig { data }) => {

@@ -56,6 +56,9 @@ impl TcpLinks {
         // Both ports are secured alike: ZooKeeper's QuorumCnxManager (election) and
         // Leader/Learner (quorum) both use QuorumX509Util's sockets under sslQuorum and
         // authenticate with quorum.auth.* SASL.
+        // With reconfig, each transport announces its own address in the handshake (a member
+        // that does not know this server yet answers there).
+        let announce = |address: SocketAddr| security.accept_joiners.then_some(address);
         let election = Transport::start_secured(
             "election",
             me,
@@ -63,7 +66,10 @@ impl TcpLinks {
             election_members,
             limits.clone(),
             inbound.clone(),
-            security.clone(),
+            LinkSecurity {
+                announce: announce(own.election_addr),
+                ..security.clone()
+            },
         )?;
         let quorum = Transport::start_secured(
             "quorum",
@@ -72,7 +78,10 @@ impl TcpLinks {
             quorum_members,
             limits,
             inbound,
-            security,
+            LinkSecurity {
+                announce: announce(own.quorum_addr),
+                ..security
+            },
         )?;
         // The leader–learner connection closing is what ZooKeeper's learners act on.
         quorum.notify_closed(closed);
@@ -83,8 +92,24 @@ impl TcpLinks {
 impl QuorumLinks for TcpLinks {
     fn send(&self, to: ServerId, message: &Wire) -> bool {
         match message {
-            Wire::Zab(Message::Notification(_)) => self.election.send(to, message),
+            Wire::Zab(Message::Notification(_) | Message::Config(_)) => {
+                self.election.send(to, message)
+            }
             _ => self.quorum.send(to, message),
+        }
+    }
+
+    fn set_members(&self, members: &[(ServerId, SocketAddr, SocketAddr)], removed: &[ServerId]) {
+        for &(id, election, quorum) in members {
+            for (transport, address) in [(&self.election, election), (&self.quorum, quorum)] {
+                if let Err(error) = transport.set_peer(id, address) {
+                    tracing::warn!(peer = id, %address, %error, "cannot start a link to a new member");
+                }
+            }
+        }
+        for &id in removed {
+            self.election.remove_peer(id);
+            self.quorum.remove_peer(id);
         }
     }
 
@@ -128,6 +153,8 @@ pub fn link_security(config: &crate::config::Config) -> Result<LinkSecurity, Str
             .iter()
             .map(|(id, server)| (*id, server.host.clone()))
             .collect(),
+        announce: None,
+        accept_joiners: config.reconfig_enabled,
     })
 }
 

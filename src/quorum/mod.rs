@@ -37,6 +37,15 @@ pub trait QuorumLinks: Send {
     /// Queues `message` for `to`; false when it was dropped at once (link down, queue full,
     /// too large). A queued message can still be lost with its connection, which ZAB sees.
     fn send(&self, to: ServerId, message: &Wire) -> bool;
+    /// The membership changed (a reconfig is in force): links to `members` (id, election
+    /// address, quorum address), none any more to `removed`.
+    fn set_members(
+        &self,
+        members: &[(ServerId, std::net::SocketAddr, std::net::SocketAddr)],
+        removed: &[ServerId],
+    ) {
+        let _ = (members, removed);
+    }
     /// Stops the links (bounded).
     fn shutdown(self: Box<Self>) {}
 }

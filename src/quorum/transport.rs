@@ -101,6 +101,13 @@ const AUTH_ERROR: i8 = -1;
 /// Packets one side reads in a SASL exchange (DIGEST-MD5 takes 2).
 const AUTH_PACKETS_MAX: u32 = crate::auth::quorum::SERVER_STEPS_MAX + 2;
 pub const HANDSHAKE_BYTES: usize = 20;
+/// Versions 1 and 2 followed by the dialer's own listening address on this port (u16 length,
+/// then `ip:port` in ASCII), so that a member that does not know the dialer yet (a server
+/// joining by reconfig) can dial back. Sent only with `reconfigEnabled`.
+pub const PROTOCOL_VERSION_ADDRESS: u32 = 3;
+pub const PROTOCOL_VERSION_SASL_ADDRESS: u32 = 4;
+/// Longest announced address (`[v6]:port` is at most 47 bytes).
+const ANNOUNCED_ADDRESS_BYTES_MAX: usize = 64;
 /// First redial delay after a failure; doubles up to `reconnect_backoff_max`.
 const BACKOFF_INITIAL: Duration = Duration::from_millis(10);
 /// A write that makes no progress for this long (a peer that stopped reading) closes the
@@ -169,6 +176,13 @@ pub struct LinkSecurity {
     /// Every member's host as its `server.N` line gives it: the name its certificate may
     /// carry, and SaslQuorumServerCallbackHandler's authorized hosts.
     pub hosts: BTreeMap<ServerId, String>,
+    /// With `reconfigEnabled`: this transport's listening address, announced in the
+    /// handshake (protocol versions 3 and 4).
+    pub announce: Option<SocketAddr>,
+    /// With `reconfigEnabled`: a dialer that is not a member but announces its address is
+    /// taken as a peer (a joiner; ZooKeeper's QuorumCnxManager learns a server's address
+    /// from its initial message likewise).
+    pub accept_joiners: bool,
 }
 
 impl LinkSecurity {
@@ -227,8 +241,6 @@ pub struct Transport {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
     listener: Option<TcpListener>,
-    queues: BTreeMap<ServerId, Sender<Vec<u8>>>,
-    threads: Vec<JoinHandle<()>>,
     /// Disconnected once every thread of this transport has ended (each holds a sender).
     done: Option<Receiver<()>>,
 }
@@ -240,8 +252,16 @@ struct Shared {
     frame_bytes_max: usize,
     stop: AtomicBool,
     inbound: Sender<(ServerId, Wire)>,
-    /// The current inbound connection of each other member.
-    inbound_links: BTreeMap<ServerId, Mutex<InboundLink>>,
+    /// The current inbound connection of each other member. Members come and go with
+    /// reconfigs ([`Transport::set_peer`], [`Transport::remove_peer`]).
+    inbound_links: Mutex<BTreeMap<ServerId, Arc<Mutex<InboundLink>>>>,
+    /// Each other member's address and send queue (its writer thread holds the receiver).
+    queues: Mutex<BTreeMap<ServerId, PeerQueue>>,
+    /// Every thread started (joined at shutdown), and the sender each thread holds of `done`
+    /// (None once shutdown began).
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    done_sender: Mutex<Option<Sender<()>>>,
+    next_generation: AtomicU64,
     /// Every open socket, so that shutdown can close them all.
     sockets: Mutex<HashMap<u64, TcpStream>>,
     next_token: AtomicU64,
@@ -253,10 +273,13 @@ struct Shared {
     security: LinkSecurity,
 }
 
+/// A peer's address and the queue its writer thread takes frames from.
+type PeerQueue = (SocketAddr, Sender<Vec<u8>>);
+
 #[derive(Default)]
 struct InboundLink {
-    /// Bumped for each accepted connection from the member; a reader delivers only while its
-    /// generation is current.
+    /// Set (from a transport-wide counter) for each accepted connection from the member; a
+    /// reader delivers only while its generation is current.
     generation: u64,
     token: Option<u64>,
 }
@@ -295,6 +318,53 @@ impl Shared {
     fn close_all(&self) {
         for (_, stream) in lock(&self.sockets).drain() {
             let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn inbound_link(&self, peer: ServerId) -> Option<Arc<Mutex<InboundLink>>> {
+        lock(&self.inbound_links).get(&peer).cloned()
+    }
+
+    /// Makes `peer` (at `address`) a peer: its send queue and writer thread, and a slot for
+    /// its inbound connection. A peer already known at that address is left as it is; at
+    /// another address its writer is replaced.
+    fn set_peer(self: &Arc<Self>, peer: ServerId, address: SocketAddr) -> io::Result<()> {
+        if peer == self.me || self.stopped() {
+            return Ok(());
+        }
+        let mut queues = lock(&self.queues);
+        if queues
+            .get(&peer)
+            .is_some_and(|(known, _)| *known == address)
+        {
+            return Ok(());
+        }
+        let Some(done) = lock(&self.done_sender).clone() else {
+            return Ok(());
+        };
+        let (queue, frames) = crossbeam_channel::bounded(self.limits.queue_frames_max.max(1));
+        let thread_shared = Arc::clone(self);
+        let handle = std::thread::Builder::new()
+            .name(format!("{}-tx-{peer}", self.name))
+            .spawn(move || {
+                run_writer(&thread_shared, peer, address, frames);
+                drop(done);
+            })?;
+        lock(&self.threads).push(handle);
+        // Replacing the old queue disconnects the old writer, which closes its link.
+        queues.insert(peer, (address, queue));
+        lock(&self.inbound_links).entry(peer).or_default();
+        Ok(())
+    }
+
+    /// Forgets `peer`: its writer stops (closing the outbound link) and its inbound
+    /// connection is closed.
+    fn remove_peer(&self, peer: ServerId) {
+        lock(&self.queues).remove(&peer);
+        if let Some(link) = lock(&self.inbound_links).remove(&peer) {
+            if let Some(token) = lock(&link).token.take() {
+                self.close(token);
+            }
         }
     }
 }
@@ -355,6 +425,7 @@ impl Transport {
         let local_addr = listener.local_addr()?;
         let peers: BTreeMap<ServerId, SocketAddr> =
             members.into_iter().filter(|&(id, _)| id != me).collect();
+        let (done_sender, done) = crossbeam_channel::bounded::<()>(0);
         let shared = Arc::new(Shared {
             name,
             me,
@@ -362,44 +433,32 @@ impl Transport {
             limits,
             stop: AtomicBool::new(false),
             inbound,
-            inbound_links: peers
-                .keys()
-                .map(|&id| (id, Mutex::new(InboundLink::default())))
-                .collect(),
+            inbound_links: Mutex::new(BTreeMap::new()),
+            queues: Mutex::new(BTreeMap::new()),
+            threads: Mutex::new(Vec::new()),
+            done_sender: Mutex::new(Some(done_sender.clone())),
+            next_generation: AtomicU64::new(0),
             sockets: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(0),
             pending_handshakes: AtomicUsize::new(0),
             closed: Mutex::new(None),
             security,
         });
-        let (done_sender, done) = crossbeam_channel::bounded::<()>(0);
-        let mut transport = Transport {
+        let transport = Transport {
             shared: Arc::clone(&shared),
             local_addr,
             listener: Some(listener.try_clone()?),
-            queues: BTreeMap::new(),
-            threads: Vec::new(),
             done: Some(done),
         };
         // From here on, an error drops `transport`, which stops what was started.
         for (&peer, &address) in &peers {
-            let (queue, frames) = crossbeam_channel::bounded(shared.limits.queue_frames_max.max(1));
-            let thread_shared = Arc::clone(&shared);
-            let thread_done = done_sender.clone();
-            let handle = std::thread::Builder::new()
-                .name(format!("{name}-tx-{peer}"))
-                .spawn(move || {
-                    run_writer(&thread_shared, peer, address, frames);
-                    drop(thread_done);
-                })?;
-            transport.queues.insert(peer, queue);
-            transport.threads.push(handle);
+            shared.set_peer(peer, address)?;
         }
         let thread_shared = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
             .name(format!("{name}-accept"))
             .spawn(move || run_acceptor(&thread_shared, listener, done_sender))?;
-        transport.threads.push(handle);
+        lock(&shared.threads).push(handle);
         info!(
             transport = name,
             me,
@@ -414,7 +473,10 @@ impl Transport {
     /// link is down or its queue is full, the message is dropped (ZAB treats a lost link
     /// message like a TCP reset: the sequence numbers in `Message::Link` detect the gap).
     pub fn send(&self, to: ServerId, message: &Wire) -> bool {
-        let Some(queue) = self.queues.get(&to) else {
+        let queue = lock(&self.shared.queues)
+            .get(&to)
+            .map(|(_, queue)| queue.clone());
+        let Some(queue) = queue else {
             debug!(
                 transport = self.shared.name,
                 to, "dropping a message to a server that is not another member"
@@ -466,6 +528,16 @@ impl Transport {
         self.local_addr
     }
 
+    /// A member added by a reconfig (or one whose address changed).
+    pub fn set_peer(&self, peer: ServerId, address: SocketAddr) -> io::Result<()> {
+        self.shared.set_peer(peer, address)
+    }
+
+    /// A member a reconfig removed: its links close and nothing more is sent to it.
+    pub fn remove_peer(&self, peer: ServerId) {
+        self.shared.remove_peer(peer)
+    }
+
     /// Stops every thread and closes every socket. Bounded: threads blocked on a socket are
     /// woken by closing it; a thread still running after `connect_timeout` plus a grace
     /// period (a dial in progress) is left to finish on its own and logged.
@@ -482,8 +554,9 @@ impl Transport {
             },
             None => true,
         };
+        let threads = std::mem::take(&mut *lock(&self.shared.threads));
         if all_ended {
-            for handle in self.threads.drain(..) {
+            for handle in threads {
                 let _ = handle.join();
             }
         } else {
@@ -491,7 +564,6 @@ impl Transport {
                 transport = self.shared.name,
                 "transport threads still running at the shutdown deadline; detaching them"
             );
-            self.threads.clear();
         }
     }
 
@@ -512,7 +584,8 @@ impl Transport {
             }
             let _ = TcpStream::connect_timeout(&wake, Duration::from_millis(100));
         }
-        self.queues.clear();
+        lock(&self.shared.done_sender).take();
+        lock(&self.shared.queues).clear();
         self.shared.close_all();
     }
 }
@@ -676,13 +749,19 @@ fn secure_dialled(
         .as_deref()
         .filter(|sasl| sasl.learner_require_sasl);
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, link);
-    let version = if learner.is_some() {
-        PROTOCOL_VERSION_SASL
-    } else {
-        PROTOCOL_VERSION
+    let version = match (learner.is_some(), security.announce.is_some()) {
+        (true, false) => PROTOCOL_VERSION_SASL,
+        (false, false) => PROTOCOL_VERSION,
+        (true, true) => PROTOCOL_VERSION_SASL_ADDRESS,
+        (false, true) => PROTOCOL_VERSION_ADDRESS,
     };
     // Buffered: without SASL it goes out with the first frame, in one segment.
     writer.write_all(&handshake_version(shared.me, version))?;
+    if let Some(address) = security.announce {
+        let text = address.to_string();
+        writer.write_all(&(text.len() as u16).to_be_bytes())?;
+        writer.write_all(text.as_bytes())?;
+    }
     if let Some(sasl) = learner {
         authenticate_as_learner(&mut writer, sasl)
             .map_err(|reason| refused(format!("quorum SASL: {reason}")))?;
@@ -839,7 +918,13 @@ fn run_acceptor(shared: &Arc<Shared>, listener: TcpListener, done: Sender<()>) {
                 let accepted = accept_link(&thread_shared, stream, remote);
                 drop(pending);
                 match accepted {
-                    Some((peer, link)) => {
+                    Some((peer, link, joiner)) => {
+                        if let Some(address) = joiner {
+                            info!(transport = thread_shared.name, peer, %address, "a server that is not a member connected (a joiner); answering it at its announced address");
+                            if let Err(error) = thread_shared.set_peer(peer, address) {
+                                warn!(transport = thread_shared.name, peer, %error, "cannot start a link to the joiner");
+                            }
+                        }
                         start_reader(&thread_shared, peer, link, token, thread_done)
                     }
                     None => thread_shared.close(token),
@@ -856,11 +941,13 @@ fn run_acceptor(shared: &Arc<Shared>, listener: TcpListener, done: Sender<()>) {
 
 /// An accepted connection's TLS (per [`AcceptMode`]), handshake and SASL exchange: the
 /// dialer's id and the link to read its frames from, or None (logged) when it is refused.
+/// The dialer's id, its link, and (for a joiner: a dialer that is not a member) the address
+/// it announced.
 fn accept_link(
     shared: &Shared,
     stream: TcpStream,
     remote: Option<SocketAddr>,
-) -> Option<(ServerId, LinkStream)> {
+) -> Option<(ServerId, LinkStream, Option<SocketAddr>)> {
     let name = shared.name;
     let timeout = shared.limits.connect_timeout.max(Duration::from_millis(1));
     if let Err(error) = stream
@@ -910,7 +997,7 @@ fn accept_link(
     } else {
         LinkStream::Plain(stream)
     };
-    let (peer, version) = read_handshake(shared, &mut link, remote)?;
+    let (peer, version, joiner) = read_handshake(shared, &mut link, remote)?;
     if let (LinkStream::Server(tls_stream), Some(tls), Some(remote)) =
         (&link, &security.tls, remote)
     {
@@ -924,6 +1011,11 @@ fn accept_link(
             return None;
         }
     }
+    let version = match version {
+        PROTOCOL_VERSION_SASL_ADDRESS => PROTOCOL_VERSION_SASL,
+        PROTOCOL_VERSION_ADDRESS => PROTOCOL_VERSION,
+        other => other,
+    };
     match (version, security.sasl.as_deref()) {
         (PROTOCOL_VERSION_SASL, Some(sasl)) => {
             match authenticate_learner(&mut link, sasl, &security.hosts()) {
@@ -954,7 +1046,7 @@ fn accept_link(
     if link.tcp().set_read_timeout(None).is_err() {
         return None;
     }
-    Some((peer, link))
+    Some((peer, link, joiner))
 }
 
 /// SaslQuorumAuthServer.authenticate: the learner's tokens in, challenges out, until it is
@@ -988,12 +1080,12 @@ fn authenticate_learner(
 }
 
 /// The dialer's id and protocol version if its handshake is well formed and names another
-/// member.
+/// member, or a joiner (with the address it announced) when joiners are accepted.
 fn read_handshake(
     shared: &Shared,
     link: &mut LinkStream,
     remote: Option<SocketAddr>,
-) -> Option<(ServerId, u32)> {
+) -> Option<(ServerId, u32, Option<SocketAddr>)> {
     let name = shared.name;
     let mut bytes = [0u8; HANDSHAKE_BYTES];
     if let Err(error) = link.read_exact(&mut bytes) {
@@ -1011,7 +1103,13 @@ fn read_handshake(
         return None;
     }
     let version = u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != PROTOCOL_VERSION && version != PROTOCOL_VERSION_SASL {
+    if !matches!(
+        version,
+        PROTOCOL_VERSION
+            | PROTOCOL_VERSION_SASL
+            | PROTOCOL_VERSION_ADDRESS
+            | PROTOCOL_VERSION_SASL_ADDRESS
+    ) {
         warn!(
             transport = name,
             ?remote,
@@ -1023,7 +1121,58 @@ fn read_handshake(
     let mut id = [0u8; 8];
     id.copy_from_slice(&bytes[12..20]);
     let peer = u64::from_be_bytes(id);
-    if !shared.inbound_links.contains_key(&peer) {
+    let announced = if matches!(
+        version,
+        PROTOCOL_VERSION_ADDRESS | PROTOCOL_VERSION_SASL_ADDRESS
+    ) {
+        let mut length = [0u8; 2];
+        if link.read_exact(&mut length).is_err() {
+            warn!(
+                transport = name,
+                ?remote,
+                "closing a connection: no announced address"
+            );
+            return None;
+        }
+        let length = u16::from_be_bytes(length) as usize;
+        if length > ANNOUNCED_ADDRESS_BYTES_MAX {
+            warn!(
+                transport = name,
+                ?remote,
+                length,
+                "closing a connection: announced address too long"
+            );
+            return None;
+        }
+        let mut text = vec![0u8; length];
+        if link.read_exact(&mut text).is_err() {
+            warn!(
+                transport = name,
+                ?remote,
+                "closing a connection: truncated announced address"
+            );
+            return None;
+        }
+        match std::str::from_utf8(&text)
+            .ok()
+            .and_then(|t| t.parse::<SocketAddr>().ok())
+        {
+            Some(address) => Some(address),
+            None => {
+                warn!(
+                    transport = name,
+                    ?remote,
+                    "closing a connection: malformed announced address"
+                );
+                return None;
+            }
+        }
+    } else {
+        None
+    };
+    let member = lock(&shared.inbound_links).contains_key(&peer);
+    let joiner = shared.security.accept_joiners && announced.is_some();
+    if peer == shared.me || !(member || joiner) {
         warn!(
             transport = name,
             ?remote,
@@ -1032,7 +1181,7 @@ fn read_handshake(
         );
         return None;
     }
-    Some((peer, version))
+    Some((peer, version, announced.filter(|_| !member)))
 }
 
 /// Makes this connection the member's current one (closing the previous one) and reads it
@@ -1044,16 +1193,16 @@ fn start_reader(
     token: u64,
     done: Sender<()>,
 ) {
-    let Some(link) = shared.inbound_links.get(&peer) else {
+    let Some(link) = shared.inbound_link(peer) else {
         shared.close(token);
         return;
     };
     let generation = {
-        let mut link = lock(link);
+        let mut link = lock(&link);
         if let Some(previous) = link.token.replace(token) {
             shared.close(previous);
         }
-        link.generation += 1;
+        link.generation = shared.next_generation.fetch_add(1, Ordering::Relaxed) + 1;
         link.generation
     };
     info!(transport = shared.name, peer, "inbound link up");
@@ -1083,9 +1232,8 @@ fn report_closed(shared: &Shared, peer: ServerId, generation: u64) {
         return;
     }
     let current = shared
-        .inbound_links
-        .get(&peer)
-        .is_some_and(|link| lock(link).generation == generation);
+        .inbound_link(peer)
+        .is_some_and(|link| lock(&link).generation == generation);
     if !current {
         return;
     }
@@ -1159,12 +1307,12 @@ fn read_body(reader: &mut impl Read, length: usize, body: &mut Vec<u8>) -> io::R
 /// Hands a message to `inbound` if this connection is still the member's current one.
 /// False when the reader should stop (superseded, shut down, or nobody receives).
 fn deliver(shared: &Shared, peer: ServerId, generation: u64, message: Wire) -> bool {
-    let Some(link) = shared.inbound_links.get(&peer) else {
+    let Some(link) = shared.inbound_link(peer) else {
         return false;
     };
     // Held while handing over, so that a newer connection of the same member cannot deliver
     // in between the check and the send (FIFO across reconnections).
-    let link = lock(link);
+    let link = lock(&link);
     if link.generation != generation {
         return false;
     }

@@ -13,7 +13,9 @@
 //!
 //! | kind | message | fields after the kind byte |
 //! | --- | --- | --- |
-//! | 1 | `Zab(Notification)` | leader u64, zxid i64, epoch u32, round u64, state u8 (0 looking, 1 following, 2 leading, 3 observing) |
+//! | 1 | `Zab(Notification)` with config_version 0 | leader u64, zxid i64, epoch u32, round u64, state u8 (0 looking, 1 following, 2 leading, 3 observing) |
+//! | 2 | `Zab(Notification)` with config_version ≠ 0 | the fields of kind 1, then config_version i64 (never 0) |
+//! | 3 | `Zab(Config)` | membership |
 //! | 16 | `Zab(Link(FollowerInfo))` | link, accepted_epoch u32, observer bool |
 //! | 17 | `Zab(Link(LeaderInfo))` | link, epoch u32 |
 //! | 18 | `Zab(Link(AckEpoch))` | link, current_epoch u32, last_zxid i64 |
@@ -28,6 +30,7 @@
 //! | 27 | `Zab(Link(Commit))` | link, zxid i64 |
 //! | 28 | `Zab(Link(Inform))` | link, record |
 //! | 29 | `Zab(Link(Ping))` | link |
+//! | 30 | `Zab(Link(Configs))` | link, membership (the active one), count u32, membership × count (the pending ones) |
 //! | 48 | `Forward(CreateSession)` | id u64, session_id i64, timeout_ms i32 |
 //! | 49 | `Forward(Revalidate)` | id u64, session_id i64, timeout_ms i32 |
 //! | 50 | `Forward(Request)` | id u64, session_id i64, xid i32, auth count u32, auth × count (scheme string, id string), op_type i32, body length u32, body (jute, `Request::encode`) |
@@ -46,6 +49,8 @@
 //! link    conn u64, seq u64                      (Message::Link's connection id and sequence)
 //! record  zxid i64, time_ms i64, txn length u32, txn (crate::txnlog::format::encode_txn, the
 //!         same payload the transaction log stores)
+//! membership  version i64, count u32, participant u64 × count, count u32, observer u64 × count
+//!         (ascending ids; a decoded set is rebuilt, so order and duplicates do not matter)
 //! bool    u8, 0 or 1; any other value is refused, so every message has one encoding
 //! string  length u32, UTF-8 bytes (strict: invalid UTF-8 is refused)
 //! ```
@@ -69,11 +74,15 @@ use crate::jute::codec::{JuteError, Reader, Writer};
 use crate::jute::records::Id;
 use crate::jute::request::{Request, RequestError};
 use crate::txnlog::format::{decode_txn, encode_txn, LogRecord};
-use crate::zab::{Message, Notification, Packet, PeerState, Vote};
+use crate::zab::{Membership, Message, Notification, Packet, PeerState, Vote};
 
 pub const FORMAT_VERSION: u8 = 1;
 
 const KIND_NOTIFICATION: u8 = 1;
+/// A notification with its sender's configuration version (see `zab::Notification`).
+const KIND_NOTIFICATION_VERSIONED: u8 = 2;
+/// `zab::Message::Config`: a configuration in force, for a server that runs an older one.
+const KIND_MEMBERSHIP: u8 = 3;
 const KIND_FOLLOWER_INFO: u8 = 16;
 const KIND_LEADER_INFO: u8 = 17;
 const KIND_ACK_EPOCH: u8 = 18;
@@ -88,6 +97,8 @@ const KIND_ACK: u8 = 26;
 const KIND_COMMIT: u8 = 27;
 const KIND_INFORM: u8 = 28;
 const KIND_PING: u8 = 29;
+/// Sent only once a reconfig was logged (see `zab::Packet::Configs`).
+const KIND_CONFIGS: u8 = 30;
 const KIND_FORWARD_CREATE_SESSION: u8 = 48;
 const KIND_FORWARD_REVALIDATE: u8 = 49;
 const KIND_FORWARD_REQUEST: u8 = 50;
@@ -176,6 +187,16 @@ fn put_record(out: &mut Vec<u8>, record: &LogRecord) {
     put_bytes(out, &txn.into_bytes());
 }
 
+fn put_membership(out: &mut Vec<u8>, membership: &Membership) {
+    put_i64(out, membership.version);
+    for ids in [&membership.participants, &membership.observers] {
+        put_u32(out, ids.len() as u32);
+        for id in ids {
+            put_u64(out, *id);
+        }
+    }
+}
+
 fn put_link(out: &mut Vec<u8>, kind: u8, conn: u64, seq: u64) {
     put_u8(out, kind);
     put_u64(out, conn);
@@ -196,12 +217,29 @@ pub fn encode(message: &Wire, out: &mut Vec<u8>) {
     put_u8(out, FORMAT_VERSION);
     match message {
         Wire::Zab(Message::Notification(notification)) => {
-            put_u8(out, KIND_NOTIFICATION);
+            // Kind 1 while the configuration was never reconfigured (what a member of an
+            // earlier release reads), kind 2 with the configuration's version after.
+            let versioned = notification.config_version != 0;
+            put_u8(
+                out,
+                if versioned {
+                    KIND_NOTIFICATION_VERSIONED
+                } else {
+                    KIND_NOTIFICATION
+                },
+            );
             put_u64(out, notification.vote.leader);
             put_i64(out, notification.vote.zxid);
             put_u32(out, notification.vote.epoch);
             put_u64(out, notification.round);
             put_u8(out, state_code(notification.state));
+            if versioned {
+                put_i64(out, notification.config_version);
+            }
+        }
+        Wire::Zab(Message::Config(membership)) => {
+            put_u8(out, KIND_MEMBERSHIP);
+            put_membership(out, membership);
         }
         Wire::Zab(Message::Link { conn, seq, packet }) => {
             let (conn, seq) = (*conn, *seq);
@@ -269,6 +307,14 @@ pub fn encode(message: &Wire, out: &mut Vec<u8>) {
                     put_record(out, record);
                 }
                 Packet::Ping => put_link(out, KIND_PING, conn, seq),
+                Packet::Configs { active, pending } => {
+                    put_link(out, KIND_CONFIGS, conn, seq);
+                    put_membership(out, active);
+                    put_u32(out, pending.len() as u32);
+                    for membership in pending {
+                        put_membership(out, membership);
+                    }
+                }
             }
         }
         Wire::Forward { id, request } => match request {
@@ -430,6 +476,26 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    fn membership(&mut self) -> Result<Membership, WireError> {
+        let version = self.i64()?;
+        let mut membership = Membership {
+            version,
+            ..Membership::default()
+        };
+        for observers in [false, true] {
+            let count = self.count("membership ids", 8)?;
+            for _ in 0..count {
+                let id = self.u64()?;
+                if observers {
+                    membership.observers.insert(id);
+                } else {
+                    membership.participants.insert(id);
+                }
+            }
+        }
+        Ok(membership)
+    }
+
     /// A u32 count of elements at least `element_bytes_min` long each, checked against the
     /// bytes left before the caller allocates for it.
     fn count(&mut self, field: &'static str, element_bytes_min: usize) -> Result<usize, WireError> {
@@ -500,7 +566,7 @@ pub fn decode(bytes: &[u8]) -> Result<Wire, WireError> {
     }
     let kind = cursor.u8()?;
     let message = match kind {
-        KIND_NOTIFICATION => {
+        KIND_NOTIFICATION | KIND_NOTIFICATION_VERSIONED => {
             let vote = Vote {
                 leader: cursor.u64()?,
                 zxid: cursor.i64()?,
@@ -508,9 +574,28 @@ pub fn decode(bytes: &[u8]) -> Result<Wire, WireError> {
             };
             let round = cursor.u64()?;
             let state = state_from_code(cursor.u8()?)?;
-            Wire::Zab(Message::Notification(Notification { vote, round, state }))
+            let config_version = if kind == KIND_NOTIFICATION_VERSIONED {
+                let version = cursor.i64()?;
+                if version == 0 {
+                    // One encoding per message: version 0 is kind 1.
+                    return Err(WireError::InvalidValue {
+                        field: "notification config version",
+                        value: 0,
+                    });
+                }
+                version
+            } else {
+                0
+            };
+            Wire::Zab(Message::Notification(Notification {
+                vote,
+                round,
+                state,
+                config_version,
+            }))
         }
-        KIND_FOLLOWER_INFO..=KIND_PING => {
+        KIND_MEMBERSHIP => Wire::Zab(Message::Config(cursor.membership()?)),
+        KIND_FOLLOWER_INFO..=KIND_CONFIGS => {
             let conn = cursor.u64()?;
             let seq = cursor.u64()?;
             let packet = decode_packet(kind, &mut cursor)?;
@@ -644,6 +729,16 @@ fn decode_packet(kind: u8, cursor: &mut Cursor<'_>) -> Result<Packet, WireError>
         },
         KIND_INFORM => Packet::Inform(cursor.record()?),
         KIND_PING => Packet::Ping,
+        KIND_CONFIGS => {
+            let active = cursor.membership()?;
+            // A membership is at least its version and two counts.
+            let count = cursor.count("pending configurations", 16)?;
+            let mut pending = Vec::with_capacity(count);
+            for _ in 0..count {
+                pending.push(cursor.membership()?);
+            }
+            Packet::Configs { active, pending }
+        }
         other => return Err(WireError::UnknownKind(other)),
     })
 }
@@ -716,6 +811,7 @@ mod tests {
                 },
                 round: 42,
                 state: PeerState::Looking,
+                config_version: 0,
             })),
             link(Packet::FollowerInfo {
                 accepted_epoch: 7,
@@ -862,6 +958,7 @@ mod tests {
                 },
                 round: 4,
                 state,
+                config_version: 0,
             })));
         }
         messages
@@ -894,6 +991,7 @@ mod tests {
             },
             round: 5,
             state: PeerState::Leading,
+            config_version: 0,
         }));
         let mut expected = vec![1, 1];
         expected.extend_from_slice(&2u64.to_be_bytes());
@@ -947,9 +1045,9 @@ mod tests {
         );
         assert_eq!(decode(&[2, 65]), Err(WireError::UnknownVersion(2)));
         for kind in 0..=u8::MAX {
-            let known = [1u8]
+            let known = [1u8, 2, 3]
                 .iter()
-                .chain(&[16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29])
+                .chain(&[16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30])
                 .chain(&[48, 49, 50, 64, 65, 66, 67, 68, 69, 70, 71])
                 .any(|&k| k == kind);
             if !known {
@@ -1142,6 +1240,22 @@ mod tests {
             any::<i64>().prop_map(|zxid| Packet::Commit { zxid }),
             record.prop_map(Packet::Inform),
             Just(Packet::Ping),
+            (
+                any::<i64>(),
+                proptest::collection::btree_set(any::<u64>(), 0..4),
+                proptest::collection::btree_set(any::<u64>(), 0..3),
+            )
+                .prop_map(|(version, participants, observers)| {
+                    let active = Membership {
+                        version,
+                        participants,
+                        observers,
+                    };
+                    Packet::Configs {
+                        pending: vec![active.clone()],
+                        active,
+                    }
+                }),
         ]
     }
 
@@ -1184,7 +1298,8 @@ mod tests {
                             epoch
                         },
                         round,
-                        state
+                        state,
+                        config_version: 0,
                     })
                 )),
             (any::<u64>(), any::<u64>(), packet())

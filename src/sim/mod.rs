@@ -20,9 +20,20 @@
 //! strictly increase per server and along the chain (primary order). Then the network heals,
 //! crashes stop, and a write submitted after healing must commit within `liveness_bound_ms`.
 //!
+//! **Reconfiguration** (`Options::reconfigs`): spare servers run from the start as joiners
+//! (a configuration listing the members and themselves); now and then the leader is given a
+//! reconfig (ZooKeeper's incremental form, checked as PrepRequestProcessor does: none in
+//! progress, a synced quorum of the new voters, at least two voters) that adds a spare as a
+//! participant or an observer, removes a member, or changes a member's role. A server keeps
+//! the configuration its peer has in force as its "dynamic file" for restarts; a server a
+//! reconfig removed is restarted by the "operator" as a joiner again. The checker adds: every
+//! committed record was durable, when it first committed, on a quorum of each configuration
+//! in force when it was proposed (the one before it in the committed chain, and every
+//! reconfig committed with it up to and including it).
+//!
 //! Not modelled: message corruption (the wire encoding has checksums of its own, later),
 //! disk faults (covered by `storage::sim`), clock skew between servers (every server sees
-//! the same `now`), dynamic membership.
+//! the same `now`).
 
 // The simulator is test machinery: its own bookkeeping failing is a bug to stop at, with
 // the seed, not input to handle.
@@ -34,8 +45,8 @@ use std::fmt;
 use crate::tree::Txn;
 use crate::txnlog::format::LogRecord;
 use crate::zab::{
-    epoch_of, Action, Config, DurableState, Epoch, Epochs, Input, Message, Packet, Peer, Role,
-    ServerId, Zxid,
+    epoch_of, Action, Config, DurableState, Epoch, Epochs, Input, Membership, Message, Packet,
+    Peer, Role, ServerId, Zxid,
 };
 
 /// xorshift64* seeded through splitmix64, so that nearby seeds give unrelated streams.
@@ -80,6 +91,10 @@ pub struct Options {
     pub liveness_bound_ms: u64,
     /// Print every event and action (to replay a failing seed).
     pub trace: bool,
+    /// Drive reconfigs during the chaos (see the module doc).
+    pub reconfigs: bool,
+    /// Servers outside the initial configuration, running as joiners (with `reconfigs`).
+    pub spares: usize,
 }
 
 impl Options {
@@ -91,6 +106,8 @@ impl Options {
             chaos_ms: 4_000,
             liveness_bound_ms: 6_000,
             trace: false,
+            reconfigs: false,
+            spares: 0,
         }
     }
 }
@@ -125,6 +142,9 @@ pub struct Report {
     pub truncations: u64,
     pub rollovers: u64,
     pub time_to_commit_after_heal_ms: u64,
+    /// Reconfigs submitted to a leader, and those committed.
+    pub reconfigs_submitted: u64,
+    pub reconfigs_committed: u64,
 }
 
 #[derive(Debug)]
@@ -148,6 +168,7 @@ enum Event {
     },
     Restart(ServerId),
     Write,
+    Reconfig,
     Partition,
     Heal,
     /// End of the run: the liveness deadline.
@@ -197,6 +218,8 @@ pub struct Sim {
     healed_at_ms: Option<u64>,
     // checker state
     chain: Vec<LogRecord>,
+    /// The configuration in force after `chain`.
+    chain_membership: Membership,
     proposed: BTreeMap<Zxid, LogRecord>,
     leaders: BTreeMap<Epoch, ServerId>,
     snapshots: Vec<Vec<LogRecord>>,
@@ -229,9 +252,32 @@ impl Sim {
             u32::MAX - 1
         };
         let outstanding = rng.range(2, 50) as usize;
+        let spares: Vec<ServerId> = if options.reconfigs {
+            let first = (options.participants + options.observers) as u64 + 1;
+            (first..first + options.spares as u64).collect()
+        } else {
+            Vec::new()
+        };
+        let initial = Membership {
+            version: 0,
+            participants: participants.iter().copied().collect(),
+            observers: observers.iter().copied().collect(),
+        };
         let mut servers = BTreeMap::new();
-        for &id in participants.iter().chain(observers.iter()) {
+        for &id in participants
+            .iter()
+            .chain(observers.iter())
+            .chain(spares.iter())
+        {
             let mut config = Config::new(id, &participants, &observers);
+            if spares.contains(&id) {
+                // A joiner: the members and itself.
+                if rng.permille(500) {
+                    config.participants.insert(id);
+                } else {
+                    config.observers.insert(id);
+                }
+            }
             config.tick_ms = 50;
             config.init_limit_ticks = 10;
             config.sync_limit_ticks = 5;
@@ -275,6 +321,7 @@ impl Sim {
             link_last_ms: BTreeMap::new(),
             healed_at_ms: None,
             chain: Vec::new(),
+            chain_membership: initial,
             proposed: BTreeMap::new(),
             leaders: BTreeMap::new(),
             snapshots: Vec::new(),
@@ -309,6 +356,10 @@ impl Sim {
         let chaos = self.options.chaos_ms;
         let write_at = self.rng.range(10, 200);
         self.schedule(write_at, Event::Write);
+        if self.options.reconfigs {
+            let reconfig_at = self.rng.range(100, 600);
+            self.schedule(reconfig_at, Event::Reconfig);
+        }
         let crash_at = self.rng.range(100, 1000);
         self.schedule(crash_at, Event::Crash);
         let partition_at = self.rng.range(100, 1000);
@@ -422,9 +473,25 @@ impl Sim {
                 }
             }
             Event::Restart(id) => {
+                let joiner_as_participant = self.rng.permille(500);
+                let newest = self.chain_membership.clone();
                 let s = self.servers.get_mut(&id).expect("server");
                 if s.peer.is_some() {
                     return Ok(());
+                }
+                let listed =
+                    s.config.participants.contains(&id) || s.config.observers.contains(&id);
+                if !listed {
+                    // Removed by a reconfig: the operator starts it again as a joiner, with the
+                    // configuration in force and itself (static lines: version 0).
+                    s.config.participants = newest.participants.clone();
+                    s.config.observers = newest.observers.clone();
+                    s.config.version = 0;
+                    if joiner_as_participant {
+                        s.config.participants.insert(id);
+                    } else {
+                        s.config.observers.insert(id);
+                    }
                 }
                 let limit = s.config.history_limit;
                 let start = s.log.len().saturating_sub(limit);
@@ -432,6 +499,7 @@ impl Sim {
                     epochs: s.epochs,
                     base_zxid: if start == 0 { 0 } else { s.log[start - 1].zxid },
                     recent: s.log[start..].to_vec(),
+                    reconfigs: s.log.iter().filter_map(Membership::of_record).collect(),
                 };
                 s.peer = Some(Peer::new(s.config.clone()));
                 s.applied = 0;
@@ -460,6 +528,14 @@ impl Sim {
                 };
                 let time_ms = self.now_ms as i64;
                 self.input(id, Input::Write { txn, time_ms })?;
+            }
+            Event::Reconfig => {
+                if self.healed_at_ms.is_some() {
+                    return Ok(());
+                }
+                let next = self.rng.range(150, 900);
+                self.schedule(self.now_ms + next, Event::Reconfig);
+                self.submit_reconfig()?;
             }
             Event::Partition => {
                 if self.healed_at_ms.is_some() {
@@ -535,7 +611,87 @@ impl Sim {
         for action in actions {
             self.perform(id, action)?;
         }
+        // The shell keeps the configuration in force on disk (the dynamic file): a restart
+        // starts from it.
+        let s = self.servers.get_mut(&id).expect("server");
+        if let Some(peer) = s.peer.as_ref() {
+            let membership = peer.membership();
+            if membership.version != s.config.version
+                || membership.participants != s.config.participants
+                || membership.observers != s.config.observers
+            {
+                if self.options.trace {
+                    eprintln!(
+                        "    {id}: configuration in force {membership:?}, pending {:?}",
+                        peer.pending_memberships()
+                    );
+                }
+                s.config.participants = membership.participants.clone();
+                s.config.observers = membership.observers.clone();
+                s.config.version = membership.version;
+            }
+        }
         Ok(())
+    }
+
+    /// Gives the broadcasting leader a reconfig, if it takes one now (PrepRequestProcessor's
+    /// checks: none in progress, at least two voters, a synced quorum of the new voters).
+    fn submit_reconfig(&mut self) -> Result<(), Violation> {
+        let Some((&id, leader)) = self
+            .servers
+            .iter()
+            .find(|(_, s)| s.peer.as_ref().is_some_and(|p| p.is_broadcasting()))
+        else {
+            return Ok(());
+        };
+        let peer = leader.peer.as_ref().expect("peer");
+        if !peer.pending_memberships().is_empty() {
+            return Ok(());
+        }
+        let mut next = peer.membership().clone();
+        let synced = peer.synced_participants();
+        let all: Vec<ServerId> = self.servers.keys().copied().collect();
+        let candidate = all[self.rng.range(0, all.len() as u64 - 1) as usize];
+        let change = self.rng.range(0, 2);
+        if !next.is_member(candidate) {
+            // A joiner (connected or not) is added.
+            if change == 0 {
+                next.observers.insert(candidate);
+            } else {
+                next.participants.insert(candidate);
+            }
+        } else if change == 0 {
+            next.participants.remove(&candidate);
+            next.observers.remove(&candidate);
+        } else if next.participants.remove(&candidate) {
+            next.observers.insert(candidate);
+        } else {
+            next.observers.remove(&candidate);
+            next.participants.insert(candidate);
+        }
+        if next.participants.len() < 2 || !next.is_quorum(&synced) {
+            return Ok(());
+        }
+        let mut text = String::new();
+        for server in next.participants.union(&next.observers) {
+            let role = if next.observers.contains(server) {
+                "observer"
+            } else {
+                "participant"
+            };
+            text.push_str(&format!(
+                "server.{server}=127.0.0.1:{}:{}:{role}\n",
+                2000 + server,
+                3000 + server
+            ));
+        }
+        text.push_str("version=0");
+        self.report.reconfigs_submitted += 1;
+        let txn = Txn::Reconfig {
+            data: text.into_bytes(),
+        };
+        let time_ms = self.now_ms as i64;
+        self.input(id, Input::Write { txn, time_ms })
     }
 
     fn perform(&mut self, id: ServerId, action: Action) -> Result<(), Violation> {
@@ -678,6 +834,8 @@ impl Sim {
         }
         let mut applied = s.applied;
         let mut new_records = Vec::new();
+        // The configurations a record committed in this step had to be acknowledged by.
+        let mut in_force = vec![self.chain_membership.clone()];
         while applied < s.log.len() && s.log[applied].zxid <= zxid {
             new_records.push((applied, s.log[applied].clone()));
             applied += 1;
@@ -709,6 +867,28 @@ impl Sim {
                             record.zxid,
                             epoch_of(record.zxid)
                         )));
+                    }
+                    let reconfig = Membership::of_record(&record);
+                    if let Some(membership) = &reconfig {
+                        in_force.push(membership.clone());
+                    }
+                    let holders: BTreeSet<ServerId> = self
+                        .servers
+                        .iter()
+                        .filter(|(_, s)| s.log[..s.durable_len].contains(&record))
+                        .map(|(&id, _)| id)
+                        .collect();
+                    for membership in &in_force {
+                        if !membership.is_quorum(&holders) {
+                            return Err(self.violation(format!(
+                                "{id} commits {:#x}, durable only on {holders:?}, not on a quorum of configuration {:#x} {:?}",
+                                record.zxid, membership.version, membership.participants
+                            )));
+                        }
+                    }
+                    if let Some(membership) = reconfig {
+                        self.chain_membership = membership;
+                        self.report.reconfigs_committed += 1;
                     }
                     self.chain.push(record.clone());
                 }

@@ -102,12 +102,19 @@ pub fn counter_of(zxid: Zxid) -> u32 {
     (zxid as u64 & 0xffff_ffff) as u32
 }
 
-/// Static membership and timing. ZooKeeper's `tickTime`, `initLimit`, `syncLimit`.
+/// The membership a server starts with, and timing. ZooKeeper's `tickTime`, `initLimit`,
+/// `syncLimit`. `participants`, `observers` and `version` are the configuration in force at
+/// start (the dynamic file's, or the static `server.N` lines' with version 0); committed
+/// reconfigs replace it at run time (see [`Membership`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub id: ServerId,
     pub participants: BTreeSet<ServerId>,
     pub observers: BTreeSet<ServerId>,
+    /// The zxid of the reconfig that made this membership (0: static lines). A reconfig
+    /// record in the log at or below it is already in force; one above it is not confirmed
+    /// (it was logged, its commit is not known) and counts as pending.
+    pub version: Zxid,
     pub tick_ms: u64,
     pub init_limit_ticks: u64,
     pub sync_limit_ticks: u64,
@@ -130,6 +137,7 @@ impl Config {
             id,
             participants: participants.iter().copied().collect(),
             observers: observers.iter().copied().collect(),
+            version: 0,
             tick_ms: 2000,
             init_limit_ticks: 10,
             sync_limit_ticks: 5,
@@ -158,6 +166,99 @@ impl Config {
     }
 }
 
+/// Who votes and who observes in one configuration, and the zxid of the reconfig that made
+/// it (ZooKeeper's QuorumVerifier, majority form QuorumMaj).
+///
+/// # Reconfiguration (Shraer, Reed, Malkhi, Junqueira: "Dynamic Reconfiguration of
+/// Primary/Backup Clusters", USENIX ATC 2012; ZooKeeper's Leader.propose and
+/// Proposal.addQuorumVerifier, QuorumPeer.processReconfig)
+///
+/// A reconfig is a record in the log ([`Txn::Reconfig`], whose data is the new
+/// `/zookeeper/config` text). From the moment a server logs it until it commits, the record
+/// is *pending*, and every quorum this server counts (votes in an election, the epoch
+/// acknowledgements, NEWLEADER acknowledgements, acks of every proposal from the reconfig on,
+/// the liveness check of a leader) must be a quorum of the configuration in force **and** of
+/// each pending one. When the reconfig commits, its configuration is in force on that server
+/// (every member activates it at the same zxid: ZooKeeper's COMMITANDACTIVATE and
+/// INFORMANDACTIVATE). Then:
+///
+/// - a learner whose role changed (observer ↔ participant) rejoins in its new role, and one
+///   whose leader is no longer a participant looks for a new leader;
+/// - a server that is no longer a member stops: it looks for no leader, votes for nobody and
+///   serves nobody until it is restarted with a configuration that lists it;
+/// - a leader that is not a participant of the new configuration steps down after the
+///   commit, and the new configuration elects (ZooKeeper designates a successor instead);
+/// - a leader forgets the learners that were removed.
+///
+/// A server that is not a member of the leader's configuration yet (a joiner, started with a
+/// configuration listing the members and itself) finds the leader through the members'
+/// answers to its election notifications and connects to it: as an observer, or as a
+/// non-voting follower whose acks count only for configurations that list it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Membership {
+    pub version: Zxid,
+    pub participants: BTreeSet<ServerId>,
+    pub observers: BTreeSet<ServerId>,
+}
+
+impl Membership {
+    pub fn of_config(config: &Config) -> Membership {
+        Membership {
+            version: config.version,
+            participants: config.participants.clone(),
+            observers: config.observers.clone(),
+        }
+    }
+
+    /// Whether `ids` holds a majority of the participants (QuorumMaj.containsQuorum).
+    pub fn is_quorum<'a>(&self, ids: impl IntoIterator<Item = &'a ServerId>) -> bool {
+        let present = ids
+            .into_iter()
+            .filter(|id| self.participants.contains(id))
+            .count();
+        present > self.participants.len() / 2
+    }
+
+    pub fn is_member(&self, id: ServerId) -> bool {
+        self.participants.contains(&id) || self.observers.contains(&id)
+    }
+
+    /// The membership a reconfig record asks for: the `server.N=...` lines of its data (as
+    /// `/zookeeper/config` shows them: `host:port:port:participant|observer[;client]`), with
+    /// the record's zxid as version. None for any other record, or data without a member.
+    pub fn of_record(record: &LogRecord) -> Option<Membership> {
+        let Txn::Reconfig { data } = &record.txn else {
+            return None;
+        };
+        let text = std::str::from_utf8(data).ok()?;
+        let mut membership = Membership {
+            version: record.zxid,
+            ..Membership::default()
+        };
+        for line in text.lines() {
+            let Some((key, spec)) = line.trim().split_once('=') else {
+                continue;
+            };
+            let Some(id) = key.trim().strip_prefix("server.") else {
+                continue;
+            };
+            let Ok(id) = id.trim().parse::<ServerId>() else {
+                continue;
+            };
+            let quorum_part = spec.split(';').next().unwrap_or("").trim();
+            if quorum_part.ends_with(":observer") {
+                membership.observers.insert(id);
+            } else {
+                membership.participants.insert(id);
+            }
+        }
+        if membership.participants.is_empty() {
+            return None;
+        }
+        Some(membership)
+    }
+}
+
 /// The epochs a server persists (ZooKeeper's `acceptedEpoch` and `currentEpoch` files, plus
 /// the leader the accepted epoch came from).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -175,6 +276,10 @@ pub struct DurableState {
     pub base_zxid: Zxid,
     /// The newest durable log records, in zxid order; at most `history_limit` are kept.
     pub recent: Vec<LogRecord>,
+    /// The configurations of every reconfig record in the durable log after the snapshot,
+    /// `recent` or not: those above the configuration the server starts with are pending
+    /// (a reconfig may fall out of the window before it commits).
+    pub reconfigs: Vec<Membership>,
 }
 
 impl DurableState {
@@ -199,6 +304,7 @@ impl DurableState {
             epochs,
             base_zxid,
             recent: records[first_kept..].to_vec(),
+            reconfigs: records.iter().filter_map(Membership::of_record).collect(),
         }
     }
 }
@@ -272,12 +378,19 @@ pub struct Notification {
     /// Election round (ZooKeeper's `electionEpoch` / `logicalclock`).
     pub round: u64,
     pub state: PeerState,
+    /// The version of the sender's configuration in force: a member with a newer one answers
+    /// with it ([`Message::Config`]), as ZooKeeper's notifications carry the sender's
+    /// QuorumVerifier and a receiver adopts a newer one.
+    pub config_version: Zxid,
 }
 
 /// Everything one server sends another.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     Notification(Notification),
+    /// The configuration in force on the sender (committed), to a server whose notification
+    /// showed an older one. Adopted if it lists the receiver.
+    Config(Membership),
     /// A packet on a leader–learner connection (see "Links" in the module doc).
     Link {
         conn: u64,
@@ -318,6 +431,14 @@ pub enum Packet {
         payload: Vec<u8>,
     },
     Proposal(LogRecord),
+    /// Leader → learner, before NewLeader, once a reconfig has ever been logged: the
+    /// configuration in force on the leader and the pending ones (reconfigs in the history
+    /// just sent, not committed). A learner synced by SNAP has not seen the reconfig records
+    /// the snapshot covers; this tells it.
+    Configs {
+        active: Membership,
+        pending: Vec<Membership>,
+    },
     /// Leader → learner: your history now equals mine through `zxid`; adopt `epoch`.
     NewLeader {
         epoch: Epoch,

@@ -1,11 +1,11 @@
 //! The ZAB state machine of one server. See the module doc of `zab` for the protocol.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::{
     counter_of, epoch_of, make_zxid, Action, Config, DurableState, Epoch, Epochs, Input,
-    LeaderFigures, Message, Notification, Packet, PeerState, RejectReason, Role, ServerId, Vote,
-    Zxid,
+    LeaderFigures, Membership, Message, Notification, Packet, PeerState, RejectReason, Role,
+    ServerId, Vote, Zxid,
 };
 use crate::txnlog::format::LogRecord;
 
@@ -145,6 +145,9 @@ enum LearnerPhase {
 
 #[derive(Debug)]
 struct Learner {
+    /// Connected as an observer (OBSERVERINFO) rather than a follower: fixed per connection,
+    /// so a role change by reconfig makes the learner rejoin.
+    as_observer: bool,
     vote: Vote,
     round: u64,
     leader: ServerId,
@@ -215,6 +218,11 @@ enum Next {
 #[derive(Debug)]
 pub struct Peer {
     config: Config,
+    /// The configuration in force (see [`Membership`]).
+    active: Membership,
+    /// Reconfigs in the log above the commit point, ascending by zxid: until one commits,
+    /// every quorum must also be a quorum of it.
+    pending: Vec<Membership>,
     epochs: Epochs,
     log: LocalLog,
     round: u64,
@@ -229,10 +237,11 @@ pub struct Peer {
 impl Peer {
     /// A peer that has not started: the first input must be [`Input::Restart`].
     pub fn new(config: Config) -> Self {
-        assert!(config.participants.contains(&config.id) || config.is_observer());
         assert!(config.history_limit > 0 && config.outstanding_proposals_max > 0);
         let limit = config.history_limit;
         Peer {
+            active: Membership::of_config(&config),
+            pending: Vec::new(),
             config,
             epochs: Epochs::default(),
             log: LocalLog {
@@ -277,6 +286,35 @@ impl Peer {
 
     pub fn epochs(&self) -> Epochs {
         self.epochs
+    }
+
+    /// The configuration in force on this server.
+    pub fn membership(&self) -> &Membership {
+        &self.active
+    }
+
+    /// Reconfigs logged and not committed (see [`Membership`]).
+    pub fn pending_memberships(&self) -> &[Membership] {
+        &self.pending
+    }
+
+    fn is_participant(&self) -> bool {
+        self.active.participants.contains(&self.config.id)
+    }
+
+    /// False for a server a committed reconfig removed: it stays out of everything.
+    fn is_member(&self) -> bool {
+        self.active.is_member(self.config.id)
+    }
+
+    /// Participants of the configuration in force and of the pending ones: whose votes count,
+    /// and whom election notifications go to.
+    fn voters(&self) -> BTreeSet<ServerId> {
+        let mut voters = self.active.participants.clone();
+        for membership in &self.pending {
+            voters.extend(membership.participants.iter().copied());
+        }
+        voters
     }
 
     /// How many more proposals a leader may have in flight before `Input::Write` is rejected
@@ -375,6 +413,7 @@ impl Peer {
             Input::Write { txn, time_ms } => self.write(now_ms, txn, time_ms, out),
             Input::Message { from, message } => match message {
                 Message::Notification(n) => self.on_notification(now_ms, from, n, out),
+                Message::Config(membership) => self.on_config(now_ms, membership, out),
                 Message::Link { conn, seq, packet } => {
                     self.on_link(now_ms, from, conn, seq, packet, out)
                 }
@@ -395,6 +434,20 @@ impl Peer {
         }
         let last = records.back().map_or(base, |r| r.zxid);
         self.epochs = durable.epochs;
+        // A reconfig logged after the configuration this server starts with is not known to
+        // have committed (ZooKeeper keeps it as zoo.cfg.dynamic.next): pending, not in force.
+        let version = self.active.version;
+        let mut pending: BTreeMap<Zxid, Membership> = BTreeMap::new();
+        for membership in durable
+            .reconfigs
+            .into_iter()
+            .chain(records.iter().filter_map(Membership::of_record))
+        {
+            if membership.version > version {
+                pending.insert(membership.version, membership);
+            }
+        }
+        self.pending = pending.into_values().collect();
         self.log.records = records;
         self.log.base_zxid = base;
         self.log.durable_zxid = last;
@@ -426,20 +479,23 @@ impl Peer {
                 vote: e.proposal,
                 round: self.round,
                 state: PeerState::Looking,
+                config_version: self.active.version,
             },
             State::Learning(l) => Notification {
                 vote: l.vote,
                 round: l.round,
-                state: if self.config.is_observer() {
+                state: if l.as_observer {
                     PeerState::Observing
                 } else {
                     PeerState::Following
                 },
+                config_version: self.active.version,
             },
             State::Leading(l) => Notification {
                 vote: l.vote,
                 round: l.round,
                 state: PeerState::Leading,
+                config_version: self.active.version,
             },
         }
     }
@@ -450,9 +506,10 @@ impl Peer {
         self.round += 1;
         let proposal = self.own_vote();
         let mut received = BTreeMap::new();
-        if !self.config.is_observer() {
+        if self.is_participant() {
             received.insert(self.config.id, proposal);
         }
+
         self.state = State::Looking(Election {
             proposal,
             received,
@@ -466,8 +523,11 @@ impl Peer {
     }
 
     fn broadcast_notification(&self, out: &mut Vec<Action>) {
+        if !self.is_member() {
+            return;
+        }
         let n = self.current_notification();
-        for &to in &self.config.participants {
+        for to in self.voters() {
             if to != self.config.id {
                 out.push(Action::Send {
                     to,
@@ -491,10 +551,25 @@ impl Peer {
         n: Notification,
         out: &mut Vec<Action>,
     ) {
-        let from_participant = self.config.participants.contains(&from);
-        if !from_participant {
-            // Observers never vote; tell them what we know (ZooKeeper's WorkerReceiver).
-            if self.config.observers.contains(&from) && n.state == PeerState::Looking {
+        if n.config_version < self.active.version {
+            // The sender runs an older configuration (it missed a reconfig's commit, or is a
+            // joiner started before it): tell it the one in force.
+            out.push(Action::Send {
+                to: from,
+                message: Message::Config(self.active.clone()),
+            });
+        }
+        if !self.is_member() {
+            return;
+        }
+        if !self.voters().contains(&from) {
+            // Observers never vote, and neither does a server that is not a member yet (a
+            // joiner started with the members and itself in its configuration): tell them what
+            // we know, so that they find the leader (ZooKeeper's WorkerReceiver answers a
+            // non-voter with its current vote). Only once this server knows a leader: a
+            // looking server's vote is of no use to a non-voter, and a joiner that votes
+            // would answer it back (it counts this server), round after round.
+            if n.state == PeerState::Looking && !matches!(self.state, State::Looking(_)) {
                 self.reply_notification(from, out);
             }
             return;
@@ -528,14 +603,16 @@ impl Peer {
             });
             if n.round > leader.round && synced {
                 leader.sessions.remove(&from);
-                if leader.established && !Self::synced_quorum(leader, self.config.quorum()) {
+                if leader.established
+                    && !Self::synced_quorum(leader, self.config.id, &self.active, &self.pending)
+                {
                     // Looking from here on, and this notification is the first of the
                     // election: taken in below.
                     self.go_looking(now_ms, out);
                 }
             }
         }
-        let observer = self.config.is_observer();
+        let observer = !self.is_participant();
         let own_vote = self.own_vote();
         let round = self.round;
         let State::Looking(election) = &mut self.state else {
@@ -576,12 +653,13 @@ impl Peer {
                     return;
                 };
                 election.received.insert(from, n.vote);
-                let agreeing = election
+                let agreeing: BTreeSet<ServerId> = election
                     .received
-                    .values()
-                    .filter(|v| **v == election.proposal)
-                    .count();
-                if agreeing >= self.config.quorum() {
+                    .iter()
+                    .filter(|(_, v)| **v == election.proposal)
+                    .map(|(id, _)| *id)
+                    .collect();
+                if joint_quorum(&self.active, &self.pending, &agreeing) {
                     if election.decide_at_ms.is_none() {
                         election.decide_at_ms = Some(now_ms + self.config.finalize_wait_ms);
                     }
@@ -592,16 +670,17 @@ impl Peer {
             PeerState::Following | PeerState::Leading => {
                 election.out_of_election.insert(from, n);
                 let vote = n.vote;
-                let agreeing = election
+                let agreeing: BTreeSet<ServerId> = election
                     .out_of_election
-                    .values()
-                    .filter(|o| o.vote == vote)
-                    .count();
+                    .iter()
+                    .filter(|(_, o)| o.vote == vote)
+                    .map(|(id, _)| *id)
+                    .collect();
                 let leader_says_leading = election
                     .out_of_election
                     .get(&vote.leader)
                     .is_some_and(|o| o.state == PeerState::Leading && o.vote == vote);
-                if agreeing >= self.config.quorum()
+                if joint_quorum(&self.active, &self.pending, &agreeing)
                     && leader_says_leading
                     && vote.leader != self.config.id
                 {
@@ -611,6 +690,20 @@ impl Peer {
             }
             PeerState::Observing => {}
         }
+    }
+
+    /// A newer configuration in force elsewhere (committed, since a server puts a
+    /// configuration in force only at its commit): this server takes part with it from now
+    /// on, if it lists this server (a joiner is not removed by a configuration from before it
+    /// joined).
+    fn on_config(&mut self, now_ms: u64, membership: Membership, out: &mut Vec<Action>) {
+        if membership.version <= self.active.version || !membership.is_member(self.config.id) {
+            return;
+        }
+        let version = membership.version;
+        self.active = membership;
+        self.pending.retain(|pending| pending.version > version);
+        self.go_looking(now_ms, out);
     }
 
     /// Whether `n`, from `from`, says that the server this peer is connecting to as its
@@ -632,7 +725,7 @@ impl Peer {
     /// candidate after `finalize_wait_ms`, and the candidate, still looking, then adopts a
     /// better vote and follows that one instead.
     fn refuse_follower_info(&self, to: ServerId, out: &mut Vec<Action>) {
-        if self.config.others().any(|id| id == to) {
+        if to != self.config.id {
             self.reply_notification(to, out);
         }
     }
@@ -644,6 +737,9 @@ impl Peer {
         let Some(at) = election.decide_at_ms else {
             return;
         };
+        if !self.is_member() {
+            return;
+        }
         if now_ms < at {
             return;
         }
@@ -662,7 +758,9 @@ impl Peer {
             _ => BTreeMap::new(),
         };
         let conn = self.fresh_conn();
+        let as_observer = !self.is_participant();
         let mut learner = Learner {
+            as_observer,
             vote,
             round,
             leader: vote.leader,
@@ -678,7 +776,7 @@ impl Peer {
         };
         let info = Packet::FollowerInfo {
             accepted_epoch: self.epochs.accepted_epoch,
-            observer: self.config.is_observer(),
+            observer: as_observer,
         };
         learner_send(&mut learner, info, out);
         self.state = State::Learning(learner);
@@ -716,16 +814,24 @@ impl Peer {
         }
     }
 
-    /// Whether the leader and the participants synced with it are a quorum.
-    fn synced_quorum(leader: &Leader, quorum: usize) -> bool {
-        let synced = 1 + leader
+    /// Whether the leader and the participants synced with it are a quorum (of the
+    /// configuration in force and of each pending one).
+    fn synced_quorum(
+        leader: &Leader,
+        me: ServerId,
+        active: &Membership,
+        pending: &[Membership],
+    ) -> bool {
+        let synced: BTreeSet<ServerId> = leader
             .sessions
-            .values()
-            .filter(|s| {
+            .iter()
+            .filter(|(_, s)| {
                 !s.observer && matches!(s.phase, SessionPhase::Forwarding { acked: Some(_) })
             })
-            .count();
-        synced >= quorum
+            .map(|(id, _)| *id)
+            .chain(std::iter::once(me))
+            .collect();
+        joint_quorum(active, pending, &synced)
     }
 
     fn fresh_conn(&mut self) -> u64 {
@@ -749,7 +855,7 @@ impl Peer {
         let tick_ms = self.config.tick_ms;
         let init_ms = self.config.init_limit_ticks * tick_ms;
         let sync_ms = self.config.sync_limit_ticks * tick_ms;
-        let quorum = self.config.quorum();
+        let me = self.config.id;
         let next = match &mut self.state {
             State::Looking(_) => {
                 // Notifications may be lost: repeat ours every tick.
@@ -768,7 +874,7 @@ impl Peer {
                         learner.recv_next = 0;
                         let info = Packet::FollowerInfo {
                             accepted_epoch: self.epochs.accepted_epoch,
-                            observer: self.config.is_observer(),
+                            observer: learner.as_observer,
                         };
                         learner_send(learner, info, out);
                         Next::Stay
@@ -795,7 +901,7 @@ impl Peer {
                     }
                 }
                 if leader.established {
-                    if Self::synced_quorum(leader, quorum) {
+                    if Self::synced_quorum(leader, me, &self.active, &self.pending) {
                         Next::Stay
                     } else {
                         Next::Looking
@@ -853,10 +959,10 @@ impl Peer {
         packet: Packet,
         out: &mut Vec<Action>,
     ) -> Next {
-        let observer = self.config.is_observer();
         let State::Learning(learner) = &mut self.state else {
             return Next::Stay;
         };
+        let observer = learner.as_observer;
         if from != learner.leader && seq == 0 && matches!(packet, Packet::FollowerInfo { .. }) {
             // Another server takes this one for its leader; it is not (see
             // `refuse_follower_info`).
@@ -912,9 +1018,25 @@ impl Peer {
                     return Next::Looking;
                 }
             }
-            (LearnerPhase::Syncing, Packet::Trunc { zxid }) => self.log.truncate(zxid, out),
+            (LearnerPhase::Syncing, Packet::Trunc { zxid }) => {
+                self.log.truncate(zxid, out);
+                self.pending.retain(|membership| membership.version <= zxid);
+            }
             (LearnerPhase::Syncing, Packet::Snap { zxid, payload }) => {
-                self.log.install(zxid, payload, out)
+                self.log.install(zxid, payload, out);
+                // The leader's Configs, before NewLeader, says what the snapshot covers.
+                self.pending.clear();
+            }
+            (LearnerPhase::Syncing, Packet::Configs { active, pending }) => {
+                // A joiner keeps the configuration that lists it until a reconfig adds it.
+                if active.version > self.active.version && active.is_member(self.config.id) {
+                    self.active = active;
+                }
+                let version = self.active.version;
+                self.pending = pending
+                    .into_iter()
+                    .filter(|membership| membership.version > version)
+                    .collect();
             }
             (
                 LearnerPhase::Syncing | LearnerPhase::AwaitDurable { .. } | LearnerPhase::Broadcast,
@@ -923,6 +1045,7 @@ impl Peer {
                 if record.zxid <= self.log.last_zxid() {
                     return Next::Looking;
                 }
+                self.note_reconfig(&record);
                 self.log.append(record, out);
             }
             (LearnerPhase::Syncing, Packet::NewLeader { epoch, zxid }) => {
@@ -946,17 +1069,20 @@ impl Peer {
                 if matches!(packet, Packet::UpToDate { .. }) {
                     learner.up_to_date = true;
                 }
+                return self.learner_activate();
             }
             (
                 LearnerPhase::AwaitDurable { .. } | LearnerPhase::Broadcast,
                 Packet::Inform(record),
             ) => {
                 if record.zxid > self.log.last_zxid() {
+                    self.note_reconfig(&record);
                     self.log.append(record.clone(), out);
                 }
                 if !self.log.commit(record.zxid, out) {
                     return Next::Looking;
                 }
+                return self.learner_activate();
             }
             // Anything else is out of protocol: drop the connection.
             _ => return Next::Looking,
@@ -964,12 +1090,67 @@ impl Peer {
         Next::Stay
     }
 
+    /// A record about to be logged: a reconfig above the configuration in force is pending.
+    /// One at or below it (resent by a leader in a DIFF after this server put it in force)
+    /// is not: counting its older configuration again would ask elections and commits for a
+    /// quorum that may no longer exist.
+    fn note_reconfig(&mut self, record: &LogRecord) {
+        if record.zxid <= self.active.version
+            || self.pending.iter().any(|m| m.version == record.zxid)
+        {
+            return;
+        }
+        if let Some(membership) = Membership::of_record(record) {
+            self.pending.push(membership);
+        }
+    }
+
+    /// Reconfigs committed through the commit point come into force; true if any did.
+    fn activate_committed(&mut self) -> bool {
+        let committed = self.log.committed_zxid;
+        let mut changed = false;
+        while self
+            .pending
+            .first()
+            .is_some_and(|membership| membership.version <= committed)
+        {
+            self.active = self.pending.remove(0);
+            changed = true;
+        }
+        changed
+    }
+
+    /// After a commit on a learner: a new configuration in force may end this connection
+    /// (QuorumPeer.processReconfig's "major change"): the learner left the membership, its
+    /// role changed, or its leader is no longer a participant.
+    fn learner_activate(&mut self) -> Next {
+        if !self.activate_committed() {
+            return Next::Stay;
+        }
+        let State::Learning(learner) = &self.state else {
+            return Next::Stay;
+        };
+        let id = self.config.id;
+        let role_changed = if learner.as_observer {
+            !self.active.observers.contains(&id) && self.active.participants.contains(&id)
+        } else {
+            self.active.observers.contains(&id)
+        };
+        if !self.active.is_member(id)
+            || role_changed
+            || !self.active.participants.contains(&learner.leader)
+        {
+            return Next::Looking;
+        }
+        Next::Stay
+    }
+
     fn learner_durable(&mut self, out: &mut Vec<Action>) {
-        let observer = self.config.is_observer();
         let durable = self.log.durable_zxid;
         let State::Learning(learner) = &mut self.state else {
             return;
         };
+        let observer = learner.as_observer;
         match learner.phase {
             LearnerPhase::AwaitDurable { zxid } if durable >= zxid => {
                 if let Some(epoch) = learner.epoch {
@@ -1015,13 +1196,13 @@ impl Peer {
             observer,
         } = packet
         {
+            // Any server may connect, a member or not: one that is not a member yet is a
+            // joiner (an observer, or a non-voting follower whose acks count only for the
+            // configurations that list it), as ZooKeeper's leader takes them (Leader's
+            // nonVotingFollowers), so that a reconfig can find the new members synced.
             let known = leader.sessions.get(&from).is_some_and(|s| s.conn >= conn);
-            let member = if observer {
-                self.config.observers.contains(&from)
-            } else {
-                self.config.participants.contains(&from)
-            };
-            if seq != 0 || known || !member {
+            let _ = observer;
+            if seq != 0 || known {
                 return Next::Stay;
             }
             let mut session = Session {
@@ -1065,8 +1246,11 @@ impl Peer {
             ) => {
                 // Zab phase 1: the leader's history must be at least as recent as that of
                 // every member of its quorum (ZooKeeper's "Follower is ahead of the leader").
+                // A non-voting follower (a joiner) is in no quorum of this leader's.
                 let own = (self.epochs.current_epoch, self.log.last_zxid());
-                if !session.observer && (current_epoch, last_zxid) > own {
+                let voter = self.active.participants.contains(&from)
+                    || self.pending.iter().any(|m| m.participants.contains(&from));
+                if !session.observer && voter && (current_epoch, last_zxid) > own {
                     return Next::Looking;
                 }
                 session.phase = SessionPhase::AckedEpoch { last_zxid };
@@ -1143,14 +1327,21 @@ impl Peer {
         for record in log.after(send_from) {
             session_send(id, session, Packet::Proposal(record.clone()), out);
         }
+        // Only once a reconfig was ever logged: a member of an earlier release does not know
+        // this packet, and an ensemble without reconfig never sends it.
+        if self.active.version > 0 || !self.pending.is_empty() {
+            let configs = Packet::Configs {
+                active: self.active.clone(),
+                pending: self.pending.clone(),
+            };
+            session_send(id, session, configs, out);
+        }
         session_send(id, session, Packet::NewLeader { epoch, zxid: last }, out);
         session.phase = SessionPhase::Forwarding { acked: None };
     }
 
     /// Moves the leader forward: choose the epoch, reach the epoch quorum, establish, commit.
     fn leader_progress(&mut self, now_ms: u64, out: &mut Vec<Action>) {
-        let _ = now_ms;
-        let quorum = self.config.quorum();
         let me = self.config.id;
         let State::Leading(leader) = &mut self.state else {
             return;
@@ -1162,7 +1353,14 @@ impl Peer {
                 .filter(|s| !s.observer)
                 .map(|s| s.accepted_epoch)
                 .collect();
-            if infos.len() + 1 < quorum {
+            let informed: BTreeSet<ServerId> = leader
+                .sessions
+                .iter()
+                .filter(|(_, s)| !s.observer)
+                .map(|(id, _)| *id)
+                .chain(std::iter::once(me))
+                .collect();
+            if !joint_quorum(&self.active, &self.pending, &informed) {
                 return;
             }
             // Epochs come from the network: an exhausted epoch space (a peer claiming the
@@ -1188,12 +1386,14 @@ impl Peer {
         }
         let Some(epoch) = leader.epoch else { return };
         if !leader.epoch_acked {
-            let acked = leader
+            let acked: BTreeSet<ServerId> = leader
                 .sessions
-                .values()
-                .filter(|s| !s.observer && matches!(s.phase, SessionPhase::AckedEpoch { .. }))
-                .count();
-            if acked + 1 < quorum {
+                .iter()
+                .filter(|(_, s)| !s.observer && matches!(s.phase, SessionPhase::AckedEpoch { .. }))
+                .map(|(id, _)| *id)
+                .chain(std::iter::once(me))
+                .collect();
+            if !joint_quorum(&self.active, &self.pending, &acked) {
                 return;
             }
             leader.epoch_acked = true;
@@ -1221,35 +1421,43 @@ impl Peer {
             if self.log.durable_zxid < leader.initial_last_zxid {
                 return;
             }
-            let acked = leader
-                .sessions
-                .values()
-                .filter(|s| {
-                    !s.observer && matches!(s.phase, SessionPhase::Forwarding { acked: Some(_) })
-                })
-                .count();
-            if acked + 1 < quorum {
+            if !Self::synced_quorum(leader, me, &self.active, &self.pending) {
                 return;
             }
             leader.established = true;
         }
         // Commit the highest zxid a quorum has made durable (the leader's durability is its
         // own ack). Acks are cumulative over the leader's history, so this is in zxid order.
-        let mut acks: Vec<Zxid> = leader
+        let acks: Vec<(ServerId, Zxid)> = leader
             .sessions
-            .values()
-            .filter(|s| !s.observer)
-            .filter_map(|s| match s.phase {
-                SessionPhase::Forwarding { acked } => acked,
+            .iter()
+            .filter(|(_, s)| !s.observer)
+            .filter_map(|(id, s)| match s.phase {
+                SessionPhase::Forwarding { acked } => acked.map(|zxid| (*id, zxid)),
                 _ => None,
             })
-            .chain(std::iter::once(self.log.durable_zxid))
+            .chain(std::iter::once((me, self.log.durable_zxid)))
             .collect();
-        if acks.len() < quorum {
+        let Some(mut commit) = ack_point(&self.active, &acks) else {
             return;
+        };
+        // From a pending reconfig on, a record commits only when a quorum of the new
+        // configuration has it too (ZooKeeper's Proposal with two QuorumVerifiers).
+        for membership in &self.pending {
+            if membership.version > commit {
+                break;
+            }
+            match ack_point(membership, &acks) {
+                Some(point) if point >= membership.version => commit = commit.min(point),
+                _ => {
+                    commit = self
+                        .log
+                        .floor(membership.version - 1)
+                        .unwrap_or(self.log.committed_zxid);
+                    break;
+                }
+            }
         }
-        acks.sort_unstable_by(|a, b| b.cmp(a));
-        let commit = acks[quorum - 1];
         let previous = self.log.committed_zxid;
         if commit <= previous {
             // Still tell learners that acked NewLeader before establishment.
@@ -1280,6 +1488,26 @@ impl Peer {
             }
         }
         self.send_uptodate(out);
+        self.leader_activate(now_ms, out);
+    }
+
+    /// After a commit on the leader: a reconfig that committed is in force; the learners it
+    /// removed are forgotten, and a leader that is no longer a participant steps down so that
+    /// the new configuration elects (ZooKeeper designates a successor instead).
+    fn leader_activate(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        let before = self.active.clone();
+        if !self.activate_committed() {
+            return;
+        }
+        if let State::Leading(leader) = &mut self.state {
+            let active = &self.active;
+            leader
+                .sessions
+                .retain(|id, _| active.is_member(*id) || !before.is_member(*id));
+        }
+        if !self.is_participant() {
+            self.go_looking(now_ms, out);
+        }
     }
 
     /// UpToDate to every learner that acknowledged NewLeader and has not had it yet. Sent
@@ -1338,6 +1566,7 @@ impl Peer {
             make_zxid(epoch, 1)
         };
         let record = LogRecord { zxid, time_ms, txn };
+        self.note_reconfig(&record);
         self.log.append(record.clone(), out);
         let State::Leading(leader) = &mut self.state else {
             return;
@@ -1350,6 +1579,27 @@ impl Peer {
         // A one-server ensemble commits on its own durability.
         self.leader_progress(now_ms, out);
     }
+}
+
+/// Whether `ids` is a quorum of the configuration in force and of every pending one.
+fn joint_quorum(active: &Membership, pending: &[Membership], ids: &BTreeSet<ServerId>) -> bool {
+    active.is_quorum(ids) && pending.iter().all(|membership| membership.is_quorum(ids))
+}
+
+/// The highest zxid a quorum of `membership`'s participants acknowledged (acks are
+/// cumulative), or None without a quorum of acks.
+fn ack_point(membership: &Membership, acks: &[(ServerId, Zxid)]) -> Option<Zxid> {
+    let mut zxids: Vec<Zxid> = acks
+        .iter()
+        .filter(|(id, _)| membership.participants.contains(id))
+        .map(|(_, zxid)| *zxid)
+        .collect();
+    let quorum = membership.participants.len() / 2 + 1;
+    if zxids.len() < quorum {
+        return None;
+    }
+    zxids.sort_unstable_by(|a, b| b.cmp(a));
+    Some(zxids[quorum - 1])
 }
 
 fn learner_send(learner: &mut Learner, packet: Packet, out: &mut Vec<Action>) {

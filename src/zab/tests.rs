@@ -37,6 +37,7 @@ fn history(epoch: Epoch, zxids: &[Zxid]) -> DurableState {
         },
         base_zxid: 0,
         recent: zxids.iter().map(|&z| record(z)).collect(),
+        reconfigs: Vec::new(),
     }
 }
 
@@ -504,4 +505,203 @@ fn a_leader_hearing_its_followers_in_a_later_election_steps_down_at_once() {
         actions.contains(&Action::RoleChanged(Role::Looking)),
         "no quorum left: looking at once, without waiting for a tick"
     );
+}
+
+// ---------------------------------------------------------------- reconfiguration
+
+/// The data of a reconfig record for these members (as `/zookeeper/config` shows them).
+fn reconfig_txn(participants: &[ServerId], observers: &[ServerId]) -> Txn {
+    let mut text = String::new();
+    for id in participants {
+        text.push_str(&format!(
+            "server.{id}=127.0.0.1:{}:{}:participant;127.0.0.1:{}\n",
+            2000 + id,
+            3000 + id,
+            4000 + id
+        ));
+    }
+    for id in observers {
+        text.push_str(&format!(
+            "server.{id}=127.0.0.1:{}:{}:observer;127.0.0.1:{}\n",
+            2000 + id,
+            3000 + id,
+            4000 + id
+        ));
+    }
+    text.push_str("version=0");
+    Txn::Reconfig {
+        data: text.into_bytes(),
+    }
+}
+
+impl Harness {
+    /// Starts server `id` as a joiner: its configuration lists `participants` and
+    /// `observers` (itself among them), which the others' does not.
+    fn add_joiner(&mut self, id: ServerId, participants: &[ServerId], observers: &[ServerId]) {
+        let mut config = Config::new(id, participants, observers);
+        config.tick_ms = 100;
+        config.finalize_wait_ms = 50;
+        self.peers.insert(id, Peer::new(config));
+        self.queue
+            .push_back((id, Input::Restart(DurableState::default())));
+        self.run();
+    }
+
+    fn propose(&mut self, leader: ServerId, txn: Txn) -> Zxid {
+        self.queue
+            .push_back((leader, Input::Write { txn, time_ms: 0 }));
+        self.run();
+        self.peers[&leader].last_zxid()
+    }
+
+    /// Ticks until `done` holds (bounded).
+    fn tick_until(&mut self, what: &str, done: impl Fn(&Harness) -> bool) {
+        for _ in 0..100 {
+            if done(self) {
+                return;
+            }
+            self.now_ms += 100;
+            let ids: Vec<ServerId> = self
+                .peers
+                .keys()
+                .copied()
+                .filter(|id| !self.down.contains(id))
+                .collect();
+            for id in ids {
+                self.queue.push_back((id, Input::Tick));
+            }
+            self.run();
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    fn leader(&self) -> Option<ServerId> {
+        self.peers
+            .iter()
+            .find(|(_, p)| p.is_broadcasting())
+            .map(|(&id, _)| id)
+    }
+}
+
+/// A joiner finds the leader through the members' answers to its notifications and syncs as
+/// a non-voting follower (ZooKeeper: "the leader allows the new server to connect as a
+/// non-voting follower"); the reconfig that adds it commits and every server puts the new
+/// configuration in force at that zxid; from then on its acks count and the quorum is 3 of 4.
+#[test]
+fn a_joiner_syncs_before_it_is_added_and_votes_after() {
+    let mut h = Harness::new(&[1, 2, 3], vec![DurableState::default(); 3], |_| {});
+    let leader = h.settle();
+    h.add_joiner(4, &[1, 2, 3, 4], &[]);
+    h.tick_until("the joiner to follow", |h| {
+        matches!(h.peers[&4].role(), Some(Role::Following { .. }))
+    });
+    assert!(h.peers[&leader].synced_participants().contains(&4));
+    let zxid = h.propose(leader, reconfig_txn(&[1, 2, 3, 4], &[]));
+    for (id, peer) in &h.peers {
+        assert_eq!(peer.membership().version, zxid, "server {id}");
+        assert_eq!(
+            peer.membership().participants,
+            [1, 2, 3, 4].into_iter().collect(),
+            "server {id}"
+        );
+        assert!(peer.pending_memberships().is_empty());
+    }
+    // Two followers that do not ack: 2 of 4 is no quorum any more.
+    let followers: Vec<ServerId> = [1, 2, 3].into_iter().filter(|&id| id != leader).collect();
+    h.slow_disks = followers.clone();
+    let held = h.propose(leader, Txn::Check { path: "/w".into() });
+    assert!(!h.commits(leader).contains(&held));
+    // The joiner's ack makes the quorum (leader, joiner, one follower).
+    h.slow_disks = vec![followers[1]];
+    h.queue.push_back((followers[0], Input::Durable(held)));
+    h.run();
+    assert!(h.commits(leader).contains(&held));
+}
+
+/// ZooKeeper's Proposal with two QuorumVerifiers: a reconfig (and what follows it) commits
+/// only with a quorum of the old configuration and of the new one.
+#[test]
+fn a_reconfig_needs_a_quorum_of_the_new_configuration_too() {
+    let mut h = Harness::new(&[1, 2, 3], vec![DurableState::default(); 3], |_| {});
+    let leader = h.settle();
+    h.add_joiner(4, &[1, 2, 3, 4], &[]);
+    h.add_joiner(5, &[1, 2, 3, 5], &[]);
+    h.tick_until("the joiners to follow", |h| {
+        [4, 5]
+            .iter()
+            .all(|id| matches!(h.peers[id].role(), Some(Role::Following { .. })))
+    });
+    let removed = [1, 2, 3].into_iter().find(|&id| id != leader).unwrap_or(1);
+    let stays = [1, 2, 3]
+        .into_iter()
+        .find(|&id| id != leader && id != removed)
+        .unwrap_or(2);
+    let mut next = vec![leader, stays, 4, 5];
+    next.sort_unstable();
+    h.slow_disks = vec![4, 5];
+    let zxid = h.propose(leader, reconfig_txn(&next, &[]));
+    // The old quorum (all of 1, 2, 3) has it; the new one (3 of 4) has only two.
+    assert!(!h.commits(leader).contains(&zxid));
+    assert_eq!(h.peers[&leader].pending_memberships().len(), 1);
+    h.slow_disks.clear();
+    h.queue.push_back((4, Input::Durable(zxid)));
+    h.run();
+    assert!(h.commits(leader).contains(&zxid));
+    assert_eq!(h.peers[&leader].membership().version, zxid);
+    // The removed follower took no part any more once it saw the commit.
+    h.tick_until("the removed server to stop", |h| {
+        matches!(h.peers[&removed].role(), Some(Role::Looking))
+    });
+    assert!(!h.peers[&removed].is_serving());
+}
+
+/// A leader that the reconfig leaves out commits it, then steps down; the new configuration
+/// elects among its participants (ZooKeeper designates a successor instead).
+#[test]
+fn a_removed_leader_steps_down_and_the_new_configuration_elects() {
+    let mut h = Harness::new(&[1, 2, 3], vec![DurableState::default(); 3], |_| {});
+    let leader = h.settle();
+    let rest: Vec<ServerId> = [1, 2, 3].into_iter().filter(|&id| id != leader).collect();
+    let zxid = h.propose(leader, reconfig_txn(&rest, &[leader]));
+    assert!(h.commits(leader).contains(&zxid));
+    h.tick_until("a leader of the new configuration", |h| {
+        h.leader().is_some_and(|id| rest.contains(&id))
+            && matches!(h.peers[&leader].role(), Some(Role::Observing { .. }))
+    });
+    let next = h.leader().unwrap_or(0);
+    let write = h.propose(
+        next,
+        Txn::Check {
+            path: "/after".into(),
+        },
+    );
+    assert!(h.commits(next).contains(&write));
+}
+
+/// A reconfig logged but not known to have committed when the server stopped is pending
+/// after a restart, not in force (ZooKeeper keeps it as zoo.cfg.dynamic.next).
+#[test]
+fn a_logged_reconfig_is_pending_after_a_restart() {
+    let reconfig = LogRecord {
+        zxid: make_zxid(1, 2),
+        time_ms: 0,
+        txn: reconfig_txn(&[1, 2], &[3]),
+    };
+    let mut state = history(1, &[make_zxid(1, 1)]);
+    state.recent.push(reconfig.clone());
+    state.reconfigs = vec![Membership::of_record(&reconfig).unwrap_or_default()];
+    let mut peer = Peer::new(Config::new(1, &[1, 2, 3], &[]));
+    peer.step(0, Input::Restart(state.clone()));
+    assert_eq!(peer.membership().version, 0);
+    assert_eq!(peer.pending_memberships().len(), 1);
+    assert_eq!(
+        peer.pending_memberships()[0].observers,
+        [3].into_iter().collect()
+    );
+    // With the configuration that reconfig made in force (its dynamic file), nothing is.
+    let mut config = Config::new(1, &[1, 2], &[3]);
+    config.version = reconfig.zxid;
+    let mut peer = Peer::new(config);
+    peer.step(0, Input::Restart(state));
+    assert!(peer.pending_memberships().is_empty());
 }

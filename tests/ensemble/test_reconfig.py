@@ -13,8 +13,12 @@ digest given as -Dzookeeper.DigestAuthenticationProvider.superDigest (java.env f
   line): the reply carries the new config and its Stat, every member shows it, a data watch on
   /zookeeper/config fires, zoo.cfg points at zoo.cfg.dynamic.<version>, and it survives a
   restart of the whole ensemble. zkCli's `reconfig` and Curator's EnsembleTracker follow it.
-* A membership change: ZooKeeper carries it out; ringkeeper answers Unimplemented (README:
-  "Dynamic reconfig").
+* Membership changes, on both servers: an observer and a participant join (each started with
+  a configuration listing the members and itself, before the reconfig that adds it), a role
+  changes both ways, a participant and an observer leave; after each change a write through
+  every member is read back from every member, and `/zookeeper/config` is the same on every
+  member; a restarted member keeps the new configuration. Changing a member's address or
+  client port: ringkeeper answers Unimplemented.
 """
 
 import atexit
@@ -31,7 +35,7 @@ import pytest
 from kazoo.exceptions import (BadArgumentsError, BadVersionError, MarshallingError,
                               NewConfigNoQuorumError, NoAuthError, UnimplementedError)
 
-from .harness import JAVA_DIR, four_letter, wait_until
+from .harness import JAVA_DIR, Ensemble, four_letter, wait_until
 
 SERVE_TIMEOUT_S = 60.0
 SUPER_PASSWORD = "reconfig-test"
@@ -121,14 +125,18 @@ def test_config_node_from_startup_and_reconfig_errors(kind, ensembles):
     with pytest.raises(NewConfigNoQuorumError):
         c.reconfig(joining=None, leaving=None, new_members=",".join(lines))
 
-    # A membership change (the dead follower leaves; the other two are synced): ZooKeeper
-    # commits the smaller configuration; ringkeeper does not implement membership changes and
-    # answers Unimplemented, keeping the configuration as it was.
+    # Moving a member's client port: ZooKeeper does it; ringkeeper answers Unimplemented
+    # (README: "Dynamic reconfig").
     if kind == "ringkeeper":
+        other = [s for s in e.participant_ids if s not in (leader, dead)][0]
+        m = e.members[other]
+        moved = "server.%d=%s:%d:%d:participant;%s:%d" % (
+            other, m.host, m.quorum_port, m.election_port, m.host, m.client_port + 1000)
         with pytest.raises(UnimplementedError):
-            c.reconfig(joining=None, leaving=str(dead), new_members=None)
+            c.reconfig(joining=moved, leaving=None, new_members=None)
         assert read_config(e, leader)[0].decode() == config_text(e, 0x100000000)
-        return
+    # A membership change (the dead follower leaves; the other two are synced): the smaller
+    # configuration commits.
     data, stat = c.reconfig(joining=None, leaving=str(dead), new_members=None)
     expected = [l for l in server_lines(e) if not l.startswith("server.%d=" % dead)]
     assert data.decode() == "\n".join(expected) + "\nversion=%x" % stat.mzxid
@@ -248,3 +256,138 @@ def curator_tracker(e, sid):
     assert r.returncode == 0, report
     lines = dict(l.split(" ", 1) for l in r.stdout.splitlines() if " " in l)
     return int(lines["BEFORE"], 16), int(lines["AFTER"], 16), lines["CONNECT"], report
+
+
+# ---------------------------------------------------------------- membership changes
+
+def joiner_ensemble(ensembles, kind, listed):
+    """Five servers, 1-3 participants started as the ensemble, 4 a participant and 5 an
+    observer that are not members yet: server N's zoo.cfg lists the servers `listed[N]`
+    (ZooKeeper Dynamic Reconfiguration, "Adding servers": a joiner starts with the members and
+    itself)."""
+
+    class Joiners(Ensemble):
+        def _write_config(self, m):
+            members = self.members
+            self.members = {s: members[s] for s in listed.get(m.sid, members)}
+            try:
+                super()._write_config(m)
+            finally:
+                self.members = members
+
+    e = ensembles(kind, cls=Joiners, participants=4, observers=1,
+                  extra_cfg={"reconfigEnabled": "true"})
+    for sid in e.ids:
+        e.configure(sid, jvm_flags=[
+            "-Dzookeeper.DigestAuthenticationProvider.superDigest=" + super_digest()])
+    return e
+
+
+def member_line(e, sid, role):
+    m = e.members[sid]
+    return "server.%d=%s:%d:%d:%s;%s:%d" % (
+        sid, m.host, m.quorum_port, m.election_port, role, m.host, m.client_port)
+
+
+def expected_config(e, roles, version):
+    return "\n".join(member_line(e, s, roles[s]) for s in sorted(roles)) + "\nversion=%x" % version
+
+
+def check_members(ensembles, e, roles, tag):
+    """Every member of `roles` ({sid: role}) shows the same /zookeeper/config with exactly these
+    lines, and a write through each member is read back from every member."""
+    configs = {}
+    for sid in sorted(roles):
+        data, stat = wait_until(
+            lambda: (lambda r: r if all(l in r[0].decode() for l in
+                                        [member_line(e, s, roles[s]) for s in roles])
+                     and r[0].decode().count("server.") == len(roles) else None)(
+                read_config(e, sid)),
+            30.0, "server %d to show %s" % (sid, sorted(roles.items())), interval_s=0.2)
+        configs[sid] = (data, stat.mzxid)
+    assert len(set(configs.values())) == 1, configs
+    data, version = next(iter(configs.values()))
+    assert data.decode() == expected_config(e, roles, version), data
+    clients = {sid: ensembles.client(e, sid) for sid in sorted(roles)}
+    for sid, c in clients.items():
+        c.retry(c.create, "/%s-%d" % (tag, sid), b"via %d" % sid, makepath=True)
+    for sid, c in clients.items():
+        c.retry(c.sync, "/")
+        for writer in roles:
+            value, _ = c.retry(c.get, "/%s-%d" % (tag, writer))
+            assert value == b"via %d" % writer, (sid, writer, value)
+    return version
+
+
+def wait_mode(e, sid, modes, timeout_s=SERVE_TIMEOUT_S):
+    return wait_until(lambda: e.mode(sid) in modes and e.mode(sid), timeout_s,
+                      "server %d to be %s (srvr: %s)" % (sid, modes, e.mode(sid)),
+                      interval_s=0.1)
+
+
+def test_membership_changes_take_effect_everywhere_and_survive_a_restart(kind, ensembles):
+    """Add an observer, add a participant (3 -> 4 voters), change roles both ways, remove a
+    participant and an observer; then restart a member (ZooKeeper's ReconfigTest and the
+    Dynamic Reconfiguration guide's incremental mode)."""
+    core = [1, 2, 3]
+    e = joiner_ensemble(ensembles, kind, {1: core, 2: core, 3: core, 4: core + [4],
+                                          5: core + [5]})
+    e.start(core)
+    e.wait_serving(SERVE_TIMEOUT_S, sids=core)
+    admin = ensembles.client(e, hosts=e.connect_string(core))
+    admin.add_auth("digest", "super:" + SUPER_PASSWORD)
+    roles = {1: "participant", 2: "participant", 3: "participant"}
+
+    # An observer joins: it syncs before the reconfig lists it, then the reconfig adds it.
+    # (ZooKeeper 3.8's joiner takes the leader's configuration, which does not list it, and
+    # syncs as a non-voting follower: srvr says follower until the reconfig makes it observe.)
+    e.start([5])
+    wait_mode(e, 5, ("observer", "follower"))
+    admin.retry(admin.reconfig, joining=member_line(e, 5, "observer"), leaving=None,
+                new_members=None)
+    roles[5] = "observer"
+    wait_mode(e, 5, ("observer",))
+    check_members(ensembles, e, roles, "observer-joined")
+
+    # A participant joins: 4 voters, quorum 3.
+    e.start([4])
+    wait_mode(e, 4, ("follower",))
+    admin.retry(admin.reconfig, joining=member_line(e, 4, "participant"), leaving=None,
+                new_members=None)
+    roles[4] = "participant"
+    check_members(ensembles, e, roles, "participant-joined")
+    for sid in (1, 2, 3, 4):
+        assert e.mode(sid) in ("leader", "follower"), (sid, e.modes())
+
+    # Roles change: the observer votes, then the new participant observes.
+    admin.retry(admin.reconfig, joining=member_line(e, 5, "participant"), leaving=None,
+                new_members=None)
+    roles[5] = "participant"
+    wait_mode(e, 5, ("leader", "follower"))
+    check_members(ensembles, e, roles, "observer-votes")
+    admin.retry(admin.reconfig, joining=member_line(e, 4, "observer"), leaving=None,
+                new_members=None)
+    roles[4] = "observer"
+    wait_mode(e, 4, ("observer",))
+    check_members(ensembles, e, roles, "participant-observes")
+
+    # A participant leaves, then an observer.
+    admin.retry(admin.reconfig, joining=None, leaving="5", new_members=None)
+    del roles[5]
+    check_members(ensembles, e, roles, "participant-left")
+    admin.retry(admin.reconfig, joining=None, leaving="4", new_members=None)
+    del roles[4]
+    version = check_members(ensembles, e, roles, "observer-left")
+    if kind == "ringkeeper":
+        # A removed server takes no part: it serves no client as a member.
+        for sid in (4, 5):
+            wait_until(lambda: e.mode(sid) is None, 30.0,
+                       "removed server %d to stop serving" % sid, interval_s=0.1)
+
+    # A member restarted after the changes runs the configuration in force.
+    e.stop(1)
+    e.start([1])
+    e.wait_serving(SERVE_TIMEOUT_S, sids=core)
+    data, stat = read_config(e, 1)
+    assert stat.mzxid == version and data.decode() == expected_config(e, roles, version), data
+    check_members(ensembles, e, roles, "after-restart")

@@ -205,6 +205,7 @@ fn wire_messages() -> Vec<Wire> {
             },
             round: 2,
             state: PeerState::Looking,
+            config_version: 0,
         })),
         link(Packet::FollowerInfo {
             accepted_epoch: 1,

@@ -157,6 +157,9 @@ pub(super) struct Ensemble {
     last_seen_version: i64,
     /// The leader's configuration, as it sent it before NEWLEADER.
     leader_config: Option<crate::config::dynamic::DynamicConfig>,
+    /// Servers a configuration put in force removed, whose links close once the actions of
+    /// the step are performed.
+    links_to_close: Vec<ServerId>,
     /// The version of the configuration on disk (`dynamicConfigFile`), -1 for none.
     persisted_version: i64,
 }
@@ -280,6 +283,7 @@ impl Pipeline {
             last_seen_version: active_config.version,
             active_config,
             leader_config: None,
+            links_to_close: Vec::new(),
             persisted_version,
         };
         self.ensemble = Some(Box::new(ensemble));
@@ -418,6 +422,7 @@ impl Pipeline {
         for action in actions {
             self.perform_one(action);
         }
+        self.close_removed_links();
         self.after_actions();
     }
 

@@ -38,9 +38,16 @@ impl Pipeline {
             return None;
         }
         let ensemble = self.ensemble.as_ref()?;
+        // A reconfig in this leader's initial history that has not committed yet (logged
+        // under an earlier leader) is in progress too.
+        let pending = ensemble
+            .peer
+            .pending_memberships()
+            .last()
+            .map(|membership| membership.version);
         Some(ReconfigView {
             active: ensemble.active_config.clone(),
-            last_seen_version: ensemble.last_seen_version,
+            last_seen_version: pending.unwrap_or(ensemble.last_seen_version),
             synced: ensemble.peer.synced_participants(),
             next_zxid: ensemble.peer.last_zxid() + 1,
             standalone_enabled: self.config.standalone_enabled,
@@ -119,9 +126,14 @@ impl Pipeline {
                         leader.version, ensemble.active_config.version
                     );
                 }
-                ensemble.active_config = leader;
+                let previous = std::mem::replace(&mut ensemble.active_config, leader);
+                let next = ensemble.active_config.clone();
+                self.update_links(&previous, &next);
             }
         }
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return;
+        };
         if ensemble.active_config.version == 0 {
             let epoch = ensemble.peer.epochs().current_epoch;
             ensemble.active_config.version = crate::zab::make_zxid(epoch, 0);
@@ -175,13 +187,70 @@ impl Pipeline {
                 }
             };
             config.version = at;
-            info!("configuration version {at:#x} is in force");
+            info!(
+                "configuration version {at:#x} is in force: participants {:?}, observers {:?}",
+                config.participants(),
+                config.observers()
+            );
+            let mut previous = None;
             if let Some(ensemble) = self.ensemble.as_mut() {
-                ensemble.active_config = config.clone();
+                previous = Some(std::mem::replace(
+                    &mut ensemble.active_config,
+                    config.clone(),
+                ));
                 ensemble.last_seen_version = ensemble.last_seen_version.max(at);
+            }
+            if let Some(previous) = previous {
+                self.update_links(&previous, &config);
+            }
+            let me = self.config.quorum.as_ref().map(|quorum| quorum.my_id);
+            if me.is_some_and(|me| !config.servers.contains_key(&me)) {
+                warn!(
+                    "this server is not a member of configuration {at:#x}: it stops taking part and serves no client; restart it with a configuration that lists it to join again"
+                );
             }
             self.persist_config(&config);
         }
+    }
+
+    /// The quorum links follow the membership: links to members `next` adds, none to those it
+    /// removes (their connections close: a removed learner is not served any more).
+    fn update_links(&mut self, previous: &DynamicConfig, next: &DynamicConfig) {
+        let Some(ensemble) = self.ensemble.as_ref() else {
+            return;
+        };
+        let me = ensemble.me;
+        let members: Vec<(ServerId, std::net::SocketAddr, std::net::SocketAddr)> = next
+            .servers
+            .values()
+            .filter(|server| server.id != me)
+            .map(|server| (server.id, server.election_addr, server.quorum_addr))
+            .collect();
+        let removed: Vec<ServerId> = previous
+            .servers
+            .keys()
+            .copied()
+            .filter(|id| *id != me && !next.servers.contains_key(id))
+            .collect();
+        ensemble.links.set_members(&members, &[]);
+        if let Some(ensemble) = self.ensemble.as_mut() {
+            // Closed after this step's sends: the COMMIT or INFORM of the reconfig is how a
+            // removed learner learns that it was removed.
+            ensemble.links_to_close.extend(removed);
+        }
+    }
+
+    /// Closes the links that a configuration put in force in this step removed.
+    pub(super) fn close_removed_links(&mut self) {
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return;
+        };
+        if ensemble.links_to_close.is_empty() {
+            return;
+        }
+        let removed = std::mem::take(&mut ensemble.links_to_close);
+        info!("closing the quorum links to the servers the configuration removed: {removed:?}");
+        ensemble.links.set_members(&[], &removed);
     }
 
     /// Keeps `config` on disk (with `reconfigEnabled`), once per version.
@@ -191,6 +260,12 @@ impl Pipeline {
             .as_ref()
             .is_some_and(|ensemble| ensemble.persisted_version == config.version);
         if persisted || !self.config.reconfig_enabled {
+            return;
+        }
+        let me = self.config.quorum.as_ref().map(|quorum| quorum.my_id);
+        if me.is_some_and(|me| !config.servers.contains_key(&me)) {
+            // A configuration without this server (it was removed, or joins and the leader's
+            // does not list it yet) would not start it again: the files stay as they are.
             return;
         }
         let Some(path) = self.config.config_path.clone() else {
