@@ -298,6 +298,9 @@ impl ZkNotification {
             },
             round: self.round as u64,
             state,
+            // ZooKeeper's configuration is not taken over from its notifications (reconfig in
+            // a mixed ensemble is not built): 0, the static configuration's version.
+            config_version: 0,
         })
     }
 
