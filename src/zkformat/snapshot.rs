@@ -297,6 +297,22 @@ fn write_snapshot_body(
     out.write_i32(SNAPSHOT_MAGIC);
     out.write_i32(SNAPSHOT_VERSION);
     out.write_i64(-1);
+    write_tree_body(&mut out, nodes, sessions);
+    seal(&mut out);
+    out.write_i64(zxid);
+    out.write_i32(DIGEST_VERSION);
+    out.write_i64(digest);
+    seal(&mut out);
+    out
+}
+
+/// SerializeUtils.serializeSnapshot: the sessions, the ACL cache and the nodes (parents
+/// first), ended by the path "/". A snapshot file and a leader's SNAP stream both carry it.
+pub fn write_tree_body(
+    out: &mut Writer,
+    nodes: &[(String, ZkNode)],
+    sessions: &BTreeMap<i64, i32>,
+) {
     out.write_i32(sessions.len() as i32);
     for (id, timeout) in sessions {
         out.write_i64(*id);
@@ -342,12 +358,6 @@ fn write_snapshot_body(
         out.write_i64(stat.pzxid);
     }
     out.write_string("/");
-    seal(&mut out);
-    out.write_i64(zxid);
-    out.write_i32(DIGEST_VERSION);
-    out.write_i64(digest);
-    seal(&mut out);
-    out
 }
 
 /// ZooKeeper's name of the snapshot at `zxid` (Util.makeSnapshotName: unpadded hex).

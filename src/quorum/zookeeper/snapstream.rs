@@ -184,43 +184,12 @@ pub fn read_snapshot_stream<R: Read>(reader: &mut R, zxid: i64) -> Result<ZkTree
 
 /// Writes `tree` as a leader streams it (for tests, and for a ringkeeper leader later).
 pub fn write_snapshot_stream(tree: &ZkTree, out: &mut crate::jute::codec::Writer) {
-    out.write_i32(tree.sessions.len() as i32);
-    for (id, timeout_ms) in &tree.sessions {
-        out.write_i64(*id);
-        out.write_i32(*timeout_ms);
-    }
-    // One ACL cache entry per node keeps this simple; ZooKeeper shares them.
-    let paths = tree.paths_preorder();
-    let mut indexed = Vec::with_capacity(paths.len());
-    for (index, path) in paths.iter().enumerate() {
-        if let Some(node) = tree.get(path) {
-            indexed.push((index as i64, path, node));
-        }
-    }
-    out.write_i32(indexed.len() as i32);
-    for (index, _, node) in &indexed {
-        out.write_i64(*index);
-        out.write_vec(&node.acl, |writer, entry| {
-            use crate::jute::codec::Record;
-            entry.encode(writer)
-        });
-    }
-    for (index, path, node) in &indexed {
-        out.write_string(if path.as_str() == "/" { "" } else { path });
-        out.write_optional_buffer(node.data.as_deref());
-        out.write_i64(*index);
-        let stat = &node.stat;
-        out.write_i64(stat.czxid);
-        out.write_i64(stat.mzxid);
-        out.write_i64(stat.ctime);
-        out.write_i64(stat.mtime);
-        out.write_i32(stat.version);
-        out.write_i32(stat.cversion);
-        out.write_i32(stat.aversion);
-        out.write_i64(stat.ephemeral_owner);
-        out.write_i64(stat.pzxid);
-    }
-    out.write_string("/");
+    let nodes: Vec<(String, ZkNode)> = tree
+        .paths_preorder()
+        .into_iter()
+        .filter_map(|path| tree.get(&path).cloned().map(|node| (path, node)))
+        .collect();
+    crate::zkformat::snapshot::write_tree_body(out, &nodes, &tree.sessions);
     out.write_string(SIGNATURE);
 }
 
