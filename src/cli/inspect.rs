@@ -12,6 +12,8 @@ use crate::snapshot::mmap::MappedSnapshot;
 use crate::storage::{DiskStorage, Storage, StorageFile};
 use crate::tree::Txn;
 use crate::txnlog::format::{parse_segment_name, scan_segment, Ending, LogRecord};
+use crate::zkformat::import::ZOOKEEPER_SUBDIR;
+use crate::zkformat::txn::ZkTxn;
 
 /// A progress line on stderr for long work, when stderr is a terminal (redrawn in place at
 /// most every [`PROGRESS_INTERVAL`]); nothing otherwise, so pipes and files get only the
@@ -173,28 +175,175 @@ fn record_line(record: &LogRecord, show_data: bool) -> String {
     )
 }
 
-/// The segments to dump: the file itself, or a directory's `log.<zxid>` files in zxid order.
+/// The segments to dump: the file itself, or a directory's `log.<zxid>` files in zxid order:
+/// ringkeeper's (`log.<16 hex>`), else Apache ZooKeeper's (`log.<hex>`, in the directory or in
+/// its `version-2`).
 fn segments(path: &Path) -> Result<Vec<PathBuf>, String> {
     if !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let entries =
-        std::fs::read_dir(path).map_err(|error| format!("{}: {error}", path.display()))?;
-    let mut found: Vec<(i64, PathBuf)> = entries
-        .flatten()
-        .filter_map(|entry| {
-            let name = entry.file_name().to_string_lossy().to_string();
-            parse_segment_name(&name).map(|zxid| (zxid, entry.path()))
-        })
-        .collect();
-    found.sort();
-    if found.is_empty() {
-        return Err(format!(
-            "{}: no transaction log segments (log.<zxid>)",
-            path.display()
-        ));
+    let listed = |dir: &Path, parse: fn(&str) -> Option<i64>| -> Result<Vec<PathBuf>, String> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound && dir != path => {
+                return Ok(Vec::new())
+            }
+            Err(error) => return Err(format!("{}: {error}", dir.display())),
+        };
+        let mut found: Vec<(i64, PathBuf)> = entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().to_string();
+                parse(&name).map(|zxid| (zxid, entry.path()))
+            })
+            .collect();
+        found.sort();
+        Ok(found.into_iter().map(|(_, path)| path).collect())
+    };
+    let own = listed(path, parse_segment_name)?;
+    if !own.is_empty() {
+        return Ok(own);
     }
-    Ok(found.into_iter().map(|(_, path)| path).collect())
+    for dir in [path.to_path_buf(), path.join(ZOOKEEPER_SUBDIR)] {
+        let zookeeper = listed(&dir, crate::zkformat::log::parse_log_name)?;
+        if !zookeeper.is_empty() {
+            return Ok(zookeeper);
+        }
+    }
+    Err(format!(
+        "{}: no transaction log segments (log.<zxid>, or Apache ZooKeeper's in version-2)",
+        path.display()
+    ))
+}
+
+/// Whether `bytes` begin with `magic` (a big-endian int, as jute writes it).
+fn starts_with_magic(bytes: &[u8], magic: i32) -> bool {
+    bytes.get(..4) == Some(&magic.to_be_bytes()[..])
+}
+
+/// One of ZooKeeper's txns, in the words of its TxnLogToolkit.
+pub fn zk_txn_text(op: i32, txn: &ZkTxn, show_data: bool) -> String {
+    use crate::zkformat::opcode;
+    match txn {
+        ZkTxn::Create {
+            op,
+            path,
+            data,
+            acl,
+            ephemeral,
+            parent_cversion,
+        } => format!(
+            "{} '{path}'{} acl={} ephemeral={ephemeral} parentCVersion={parent_cversion}",
+            if *op == opcode::CREATE2 {
+                "create2"
+            } else {
+                "create"
+            },
+            optional_data(data, show_data),
+            acl_text(acl)
+        ),
+        ZkTxn::CreateContainer {
+            path,
+            data,
+            acl,
+            parent_cversion,
+        } => format!(
+            "createContainer '{path}'{} acl={} parentCVersion={parent_cversion}",
+            optional_data(data, show_data),
+            acl_text(acl)
+        ),
+        ZkTxn::CreateTtl {
+            path,
+            data,
+            acl,
+            parent_cversion,
+            ttl_ms,
+        } => format!(
+            "createTTL '{path}'{} acl={} parentCVersion={parent_cversion} ttl={ttl_ms}",
+            optional_data(data, show_data),
+            acl_text(acl)
+        ),
+        ZkTxn::Delete { path } if op == opcode::DELETE_CONTAINER => {
+            format!("deleteContainer '{path}'")
+        }
+        ZkTxn::Delete { path } => format!("delete '{path}'"),
+        ZkTxn::SetData {
+            path,
+            data,
+            version,
+        } => format!(
+            "{} '{path}'{} version={version}",
+            if op == opcode::RECONFIG {
+                "reconfig"
+            } else {
+                "setData"
+            },
+            optional_data(data, show_data)
+        ),
+        ZkTxn::SetAcl { path, acl, version } => {
+            format!("setACL '{path}' acl={} version={version}", acl_text(acl))
+        }
+        ZkTxn::Check { path, version } => format!("check '{path}' version={version}"),
+        ZkTxn::Error { code } => format!("error {code}"),
+        ZkTxn::Multi { ops } => {
+            let ops: Vec<String> = ops
+                .iter()
+                .map(|sub| zk_txn_text(crate::zkformat::txn::op_of(sub), sub, show_data))
+                .collect();
+            format!("multi [{}]", ops.join("; "))
+        }
+        ZkTxn::CreateSession { timeout_ms } => format!("createSession timeout={timeout_ms}"),
+        ZkTxn::CloseSession { paths: None } => "closeSession".into(),
+        ZkTxn::CloseSession { paths: Some(paths) } => format!("closeSession ephemerals={paths:?}"),
+    }
+}
+
+/// `dump-log` of one of Apache ZooKeeper's `log.<zxid>` files (TxnLogToolkit's listing).
+fn dump_zk_log(
+    segment: &Path,
+    bytes: &[u8],
+    show_data: bool,
+    out: &mut dyn Write,
+    progress: &Progress,
+) -> Result<usize, String> {
+    let file = crate::zkformat::log::read_log(bytes)
+        .map_err(|error| format!("{}: {error}", segment.display()))?;
+    writeln!(
+        out,
+        "Apache ZooKeeper log {}: {} txns",
+        segment.display(),
+        file.entries.len()
+    )
+    .map_err(write_error)?;
+    for (index, entry) in file.entries.iter().enumerate() {
+        let header = &entry.header;
+        let digest = entry.digest.map_or(String::new(), |digest| {
+            format!(
+                " digest={:#x} (version {})",
+                digest.tree_digest, digest.version
+            )
+        });
+        writeln!(
+            out,
+            "{} session {:#x} cxid {:#x} zxid {:#x} {}{digest}",
+            crate::fourlw::java_date(header.time_ms),
+            header.client_id,
+            header.cxid,
+            header.zxid,
+            zk_txn_text(header.op, &entry.txn, show_data)
+        )
+        .map_err(write_error)?;
+        progress.update("txns", index + 1, file.entries.len());
+    }
+    match &file.partial_tail {
+        None => writeln!(out, "end of log"),
+        Some(tail) => writeln!(
+            out,
+            "end of log: {tail} (ZooKeeper's recovery stops there too)"
+        ),
+    }
+    .map_err(write_error)?;
+    Ok(file.entries.len())
 }
 
 /// `dump-log`: every record of a segment (or of every segment of a directory), one a line,
@@ -209,6 +358,10 @@ pub fn dump_log(
     for segment in segments(path)? {
         let bytes =
             std::fs::read(&segment).map_err(|error| format!("{}: {error}", segment.display()))?;
+        if starts_with_magic(&bytes, crate::zkformat::log::LOG_MAGIC) {
+            total += dump_zk_log(&segment, &bytes, show_data, out, progress)?;
+            continue;
+        }
         let scan =
             scan_segment(&bytes).map_err(|error| format!("{}: {error}", segment.display()))?;
         writeln!(
@@ -248,6 +401,9 @@ pub fn dump_snapshot(
     progress: &Progress,
 ) -> Result<(), String> {
     let failed = |error: crate::snapshot::SnapshotError| format!("{}: {error}", path.display());
+    if let Some(bytes) = zookeeper_snapshot_bytes(path)? {
+        return dump_zk_snapshot(path, &bytes, show_data, out, progress);
+    }
     match MappedSnapshot::open(path) {
         Ok(snapshot) => dump_view(
             path,
@@ -270,6 +426,104 @@ pub fn dump_snapshot(
         }
         Err(error) => Err(failed(error)),
     }
+}
+
+/// The decompressed bytes of `path` when it is one of Apache ZooKeeper's snapshots (named
+/// `snapshot.<hex>[.gz|.snappy]` and, once decompressed, starting with "ZKSN"); None for
+/// anything else (ringkeeper's own snapshots among them).
+fn zookeeper_snapshot_bytes(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().to_string())
+        .unwrap_or_default();
+    if crate::zkformat::log::parse_zxid_name(&name, "snapshot").is_none() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))?;
+    let compressed = name.ends_with(".gz") || name.ends_with(".snappy");
+    if !compressed && !starts_with_magic(&bytes, crate::zkformat::snapshot::SNAPSHOT_MAGIC) {
+        return Ok(None);
+    }
+    let bytes = crate::zkformat::snapshot::decompress(&name, &bytes)
+        .map_err(|error| format!("{}: {error}", path.display()))?;
+    Ok(Some(bytes))
+}
+
+/// `dump-snapshot` of one of Apache ZooKeeper's snapshots (SnapshotFormatter's listing: the
+/// nodes with their Stat, ACL and data length, the sessions, the digest trailers).
+fn dump_zk_snapshot(
+    path: &Path,
+    bytes: &[u8],
+    show_data: bool,
+    out: &mut dyn Write,
+    progress: &Progress,
+) -> Result<(), String> {
+    let snapshot = crate::zkformat::snapshot::read_snapshot(bytes)
+        .map_err(|error| format!("{}: {error}", path.display()))?;
+    let tree = &snapshot.tree;
+    writeln!(
+        out,
+        "Apache ZooKeeper snapshot {}: {} nodes, {} sessions, {} bytes decompressed (checksums verified)",
+        path.display(),
+        tree.len(),
+        tree.sessions.len(),
+        bytes.len()
+    )
+    .map_err(write_error)?;
+    match snapshot.digest {
+        Some(digest) => {
+            let computed = if digest.version == crate::zkformat::model::DIGEST_VERSION {
+                if tree.digest() == digest.digest {
+                    ", equal to the nodes' digest"
+                } else {
+                    ", the nodes' digest differs (a fuzzy snapshot: the log after it settles it)"
+                }
+            } else {
+                ""
+            };
+            writeln!(
+                out,
+                "digest {:#x} at zxid {:#x} (version {}){computed}",
+                digest.digest, digest.zxid, digest.version
+            )
+        }
+        None => writeln!(out, "no digest"),
+    }
+    .map_err(write_error)?;
+    if let Some(zxid) = snapshot.last_processed_zxid {
+        writeln!(out, "lastProcessedZxid {zxid:#x}").map_err(write_error)?;
+    }
+    for (session, timeout_ms) in &tree.sessions {
+        writeln!(out, "session {session:#x} timeout {timeout_ms} ms").map_err(write_error)?;
+    }
+    let paths = tree.paths_preorder();
+    for (index, node_path) in paths.iter().enumerate() {
+        let Some(node) = tree.get(node_path) else {
+            continue;
+        };
+        let stat = &node.stat;
+        writeln!(
+            out,
+            "{node_path}\n  cZxid={:#x} mZxid={:#x} pZxid={:#x} ctime={} mtime={} version={} \
+             cversion={} aversion={} ephemeralOwner={:#x} numChildren={}{} acl={}",
+            stat.czxid,
+            stat.mzxid,
+            stat.pzxid,
+            stat.ctime,
+            stat.mtime,
+            stat.version,
+            stat.cversion,
+            stat.aversion,
+            stat.ephemeral_owner,
+            node.children.len(),
+            optional_data(&node.data, show_data),
+            acl_text(&node.acl)
+        )
+        .map_err(write_error)?;
+        progress.update("nodes", index + 1, paths.len());
+    }
+    progress.finish();
+    Ok(())
 }
 
 fn dump_view(
@@ -413,6 +667,11 @@ pub fn check(
             return Err(format!("{}: not a directory", dir.display()));
         }
     }
+    let own_state = crate::zkformat::import::has_own_state(data_dir, log_dir)
+        .map_err(|error| format!("{}: {error}", data_dir.display()))?;
+    if !own_state && crate::zkformat::import::has_zookeeper_files(data_dir, log_dir)? {
+        return check_zookeeper(data_dir, log_dir, out, progress);
+    }
     progress.update("recovering", 0, 1);
     let started = Instant::now();
     let loaded = crate::txnlog::load::load_state(&DryRunStorage, data_dir, log_dir, 4 << 20, None);
@@ -451,6 +710,63 @@ pub fn check(
         }
         writeln!(out, "OK: a start would recover after the repairs above").map_err(write_error)?;
     }
+    Ok(true)
+}
+
+/// `check` of a directory that holds only Apache ZooKeeper's files: the import a start would
+/// make (newest valid snapshot, the log after it replayed, digests compared), read only.
+fn check_zookeeper(
+    data_dir: &Path,
+    log_dir: &Path,
+    out: &mut dyn Write,
+    progress: &Progress,
+) -> Result<bool, String> {
+    progress.update("reading Apache ZooKeeper's files", 0, 1);
+    let started = Instant::now();
+    let loaded = crate::zkformat::import::load_zookeeper(data_dir, log_dir);
+    progress.finish();
+    let state = match loaded {
+        Ok(state) => state,
+        Err(reason) => {
+            writeln!(
+                out,
+                "FAILED: a start would refuse to import Apache ZooKeeper's files: {reason}"
+            )
+            .map_err(write_error)?;
+            return Ok(false);
+        }
+    };
+    let snapshot = match &state.snapshot {
+        Some((path, zxid)) => format!("snapshot {} (zxid {zxid:#x})", path.display()),
+        None => "no snapshot".into(),
+    };
+    let epoch = |epoch: Option<i64>| epoch.map_or("none".to_string(), |epoch| epoch.to_string());
+    writeln!(
+        out,
+        "dataDir {} dataLogDir {}: no ringkeeper state, Apache ZooKeeper's files in {ZOOKEEPER_SUBDIR}\n\
+         a start would import: {snapshot}, {} txns replayed from {} log files, zxid {:#x}\n\
+         {} nodes, {} sessions, {} digests checked, currentEpoch {} acceptedEpoch {}, read in {} ms",
+        data_dir.display(),
+        log_dir.display(),
+        state.txns_replayed,
+        state.logs_read.len(),
+        state.tree.last_zxid,
+        state.tree.len(),
+        state.tree.sessions.len(),
+        state.digests_checked,
+        epoch(state.current_epoch),
+        epoch(state.accepted_epoch),
+        started.elapsed().as_millis()
+    )
+    .map_err(write_error)?;
+    for note in &state.notes {
+        writeln!(out, "note: {note}").map_err(write_error)?;
+    }
+    writeln!(
+        out,
+        "OK: a start would import this state (ZooKeeper's files stay untouched)"
+    )
+    .map_err(write_error)?;
     Ok(true)
 }
 

@@ -185,6 +185,45 @@ def assert_same_tree(expected, actual, what):
     assert not differing, "%s: %d nodes differ, e.g. %s" % (what, len(differing), differing[:3])
 
 
+def run_tool(*args):
+    r = subprocess.run([str(BINARY), *map(str, args)], capture_output=True, text=True,
+                       timeout=TIMEOUT_S)
+    return r.returncode, r.stdout, r.stderr
+
+
+def check_zookeeper_files_with_the_dump_tools(directory, zk_tree):
+    """`check`, `dump-log` and `dump-snapshot` read Apache ZooKeeper's own files (what its
+    zkTxnLogToolkit and zkSnapShotToolkit print): every node ZooKeeper served is in the newest
+    snapshot or created by a txn of the logs, and `check` predicts the import's zxid."""
+    version2 = directory / "data" / "version-2"
+    code, out, err = run_tool("check", "--config", directory / "zoo.cfg")
+    assert code == 0, out + err
+    assert "a start would import" in out and "OK:" in out, out
+    assert "digests checked" in out, out
+    code, log_out, err = run_tool("dump-log", version2, "--data")
+    assert code == 0, err
+    assert log_out.count("Apache ZooKeeper log ") == len(list(version2.glob("log.*"))), log_out[:500]
+    created = set(re.findall(r"create(?:2|Container|TTL)? '([^']+)'", log_out))
+    newest = max(version2.glob("snapshot.*"), key=lambda p: int(p.name.split(".")[1], 16))
+    code, snap_out, err = run_tool("dump-snapshot", newest)
+    assert code == 0, err
+    assert snap_out.startswith("Apache ZooKeeper snapshot "), snap_out[:300]
+    in_snapshot = set(line for line in snap_out.splitlines() if line.startswith("/"))
+    missing = sorted(path for path in zk_tree
+                     if path not in in_snapshot and path not in created)
+    assert not missing, missing[:10]
+    # The txn zxids are ascending within a file, and the last one is the zxid check predicts.
+    zxids = [int(z, 16) for z in re.findall(r" zxid (0x[0-9a-f]+) ", log_out)]
+    predicted = re.search(r"txns replayed from \d+ log files, zxid (0x[0-9a-f]+)", out)
+    assert predicted and zxids and int(predicted.group(1), 16) == max(zxids), (out, zxids[-3:])
+    # A damaged ZooKeeper log is named, not a crash.
+    damaged = directory / "damaged"
+    damaged.mkdir()
+    (damaged / "log.1").write_bytes(b"ZKLG" + b"\x00\x00\x00\x07" + b"\xff" * 40)
+    code, out, err = run_tool("dump-log", damaged / "log.1")
+    assert code != 0 and "log.1" in err and "panicked" not in err, (code, out, err)
+
+
 @pytest.mark.parametrize("stop", ["clean", "kill9"])
 def test_ringkeeper_serves_zookeepers_tree_and_exports_it_back(stop):
     with tempfile.TemporaryDirectory(prefix="rk-zkmig-") as scratch:
@@ -208,6 +247,7 @@ def test_ringkeeper_serves_zookeepers_tree_and_exports_it_back(stop):
         logs = sorted(version2.glob("log.*"))
         assert len(snapshots) >= 3 and len(logs) >= 3, (snapshots, logs)
         before = {p.name: p.stat().st_mtime_ns for p in version2.iterdir()}
+        check_zookeeper_files_with_the_dump_tools(directory, zk_tree)
 
         rk = Ringkeeper(directory, port)
         try:
@@ -285,6 +325,8 @@ def test_ringkeeper_imports_compressed_snapshots(method):
             log = rk.log.read_text()
             assert "imported Apache ZooKeeper's state" in log, log[-3000:]
             assert compressed[-1].name in log, log[-3000:]
+            code, out, err = run_tool("dump-snapshot", compressed[-1])
+            assert code == 0 and out.startswith("Apache ZooKeeper snapshot "), out[:300] + err
             assert_same_tree(zk_tree, read_tree(port), "ringkeeper on %s snapshots" % method)
         finally:
             rk.stop()
