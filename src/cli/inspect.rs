@@ -110,6 +110,10 @@ fn perms_text(perms: i32) -> String {
 }
 
 fn optional_data(data: &Option<Vec<u8>>, show: bool) -> String {
+    data_field(data.as_deref(), show)
+}
+
+fn data_field(data: Option<&[u8]>, show: bool) -> String {
     match data {
         None => " data=null".into(),
         Some(bytes) if show => format!(" data={}", data_text(bytes)),
@@ -449,6 +453,33 @@ fn zookeeper_snapshot_bytes(path: &Path) -> Result<Option<Vec<u8>>, String> {
     Ok(Some(bytes))
 }
 
+/// One node of a snapshot listing: its path, then its Stat, data and ACL on an indented line
+/// (the same for ringkeeper's snapshots and ZooKeeper's).
+fn node_line(
+    path: &str,
+    stat: &crate::tree::NodeStat,
+    children: usize,
+    data: Option<&[u8]>,
+    show_data: bool,
+    acl: &[Acl],
+) -> String {
+    format!(
+        "{path}\n  cZxid={:#x} mZxid={:#x} pZxid={:#x} ctime={} mtime={} version={} \
+         cversion={} aversion={} ephemeralOwner={:#x} numChildren={children}{} acl={}",
+        stat.czxid,
+        stat.mzxid,
+        stat.pzxid,
+        stat.ctime,
+        stat.mtime,
+        stat.version,
+        stat.cversion,
+        stat.aversion,
+        stat.ephemeral_owner,
+        data_field(data, show_data),
+        acl_text(acl)
+    )
+}
+
 /// `dump-snapshot` of one of Apache ZooKeeper's snapshots (SnapshotFormatter's listing: the
 /// nodes with their Stat, ACL and data length, the sessions, the digest trailers).
 fn dump_zk_snapshot(
@@ -501,25 +532,15 @@ fn dump_zk_snapshot(
         let Some(node) = tree.get(node_path) else {
             continue;
         };
-        let stat = &node.stat;
-        writeln!(
-            out,
-            "{node_path}\n  cZxid={:#x} mZxid={:#x} pZxid={:#x} ctime={} mtime={} version={} \
-             cversion={} aversion={} ephemeralOwner={:#x} numChildren={}{} acl={}",
-            stat.czxid,
-            stat.mzxid,
-            stat.pzxid,
-            stat.ctime,
-            stat.mtime,
-            stat.version,
-            stat.cversion,
-            stat.aversion,
-            stat.ephemeral_owner,
+        let line = node_line(
+            node_path,
+            &node.stat,
             node.children.len(),
-            optional_data(&node.data, show_data),
-            acl_text(&node.acl)
-        )
-        .map_err(write_error)?;
+            node.data.as_deref(),
+            show_data,
+            &node.acl,
+        );
+        writeln!(out, "{line}").map_err(write_error)?;
         progress.update("nodes", index + 1, paths.len());
     }
     progress.finish();
@@ -556,29 +577,15 @@ fn dump_view(
     }
     let count = snapshot.node_count();
     for (index, (node_path, node)) in snapshot.iter().enumerate() {
-        let stat = &node.stat;
-        let data = match &node.data {
-            None => "data=null".to_string(),
-            Some(bytes) if show_data => format!("data={}", data_text(bytes)),
-            Some(bytes) => format!("dataLength={}", bytes.len()),
-        };
-        writeln!(
-            out,
-            "{node_path}\n  cZxid={:#x} mZxid={:#x} pZxid={:#x} ctime={} mtime={} version={} \
-             cversion={} aversion={} ephemeralOwner={:#x} numChildren={} {data} acl={}",
-            stat.czxid,
-            stat.mzxid,
-            stat.pzxid,
-            stat.ctime,
-            stat.mtime,
-            stat.version,
-            stat.cversion,
-            stat.aversion,
-            stat.ephemeral_owner,
+        let line = node_line(
+            &node_path,
+            &node.stat,
             node.child_count,
-            acl_text(&node.acl)
-        )
-        .map_err(write_error)?;
+            node.data.as_deref(),
+            show_data,
+            &node.acl,
+        );
+        writeln!(out, "{line}").map_err(write_error)?;
         progress.update("nodes", index + 1, count);
     }
     progress.finish();
