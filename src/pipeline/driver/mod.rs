@@ -157,7 +157,10 @@ pub struct Pipeline {
     durable_zxid: i64,
     log: Option<LogChannels>,
     snapshots: Option<Snapshots>,
-    snapshot_requested: bool,
+    /// A snapshot asked for (SIGUSR1), with the zxid it must cover: the newest transaction
+    /// when it was asked, which a client may already have had acknowledged (the log writer
+    /// answers clients before it reports the sync to this thread).
+    snapshot_requested: Option<i64>,
     started: Instant,
     next_container_check_ms: i64,
     next_session_dump_ms: i64,
@@ -239,7 +242,7 @@ impl Pipeline {
             durable_zxid,
             log,
             snapshots,
-            snapshot_requested: false,
+            snapshot_requested: None,
             next_container_check_ms: config.container_check_interval_ms as i64,
             next_session_dump_ms: 0,
             published: Arc::new(tree.clone()),
@@ -632,7 +635,10 @@ impl Pipeline {
                 self.sessions.detach(session_id, conn);
                 self.local_sessions.detach(session_id, conn);
             }
-            PipelineInput::Snapshot => self.snapshot_requested = true,
+            PipelineInput::Snapshot => {
+                let covering = self.batch.zxid().max(self.snapshot_requested.unwrap_or(0));
+                self.snapshot_requested = Some(covering);
+            }
             PipelineInput::DurableState(reply) => {
                 let _ = reply.send(self.snapshots.as_ref().map(|s| s.durable_state()));
             }

@@ -226,7 +226,12 @@ impl Pipeline {
     /// have been made durable since the last one, or when asked. The version is immutable,
     /// so writes go on while it is written; the snapshot is never fuzzy.
     pub(super) fn maybe_snapshot(&mut self) {
-        let requested = self.snapshot_requested;
+        // A requested snapshot waits until what it must cover is durable here (standalone:
+        // reported by the log writer; in an ensemble it is taken of the newest committed
+        // version, as before).
+        let requested = self
+            .snapshot_requested
+            .is_some_and(|covering| self.ensemble.is_some() || self.durable_zxid >= covering);
         let Some(snapshots) = self.snapshots.as_mut() else {
             return;
         };
@@ -238,7 +243,9 @@ impl Pipeline {
         if snapshots.running.swap(true, Ordering::SeqCst) {
             return;
         }
-        self.snapshot_requested = false;
+        if requested {
+            self.snapshot_requested = None;
+        }
         snapshots.since_last = 0;
         let version = snapshots.durable_version.clone();
         let written = snapshots.written.0.clone();
