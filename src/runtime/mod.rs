@@ -574,6 +574,10 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
             1,
             std::time::Duration::from_micros(config.admin.rate_limiter_interval),
         )),
+        restore_limiter: std::sync::Mutex::new(crate::admin::commands::RateLimiter::new(
+            1,
+            std::time::Duration::from_millis(config.admin.rate_limiter_interval),
+        )),
     }))
     .map_err(|error| RuntimeError::Listen {
         address: error.address.to_string(),

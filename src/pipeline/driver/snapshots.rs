@@ -108,6 +108,19 @@ impl Snapshots {
     }
 }
 
+impl Snapshots {
+    /// The state was replaced (`restore`): it is what the next snapshot holds.
+    pub(super) fn restored(
+        &mut self,
+        version: Arc<TreeVersion>,
+        sessions: std::collections::BTreeMap<i64, i32>,
+    ) {
+        self.durable_version = version;
+        self.durable_sessions = sessions;
+        self.since_last = 0;
+    }
+}
+
 impl Pipeline {
     /// autopurge.purgeInterval: purges on its clock, on a background thread.
     pub(super) fn purge_on_clock(&mut self) {
