@@ -185,6 +185,7 @@ pub fn load_zookeeper(data_dir: &Path, log_dir: &Path) -> Result<ZooKeeperState,
     let mut logs_read = Vec::new();
     let mut txns_replayed = 0;
     let mut highest = snapshot_zxid;
+    let mut going_back = false;
     for (_, path) in logs.into_iter().skip(first) {
         let bytes =
             fs::read(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
@@ -202,20 +203,29 @@ pub fn load_zookeeper(data_dir: &Path, log_dir: &Path) -> Result<ZooKeeperState,
             if entry.header.zxid < wanted {
                 continue;
             }
-            if entry.header.zxid < highest && highest != 0 {
+            // A log can repeat a range of txns (a ZooKeeper 3.8 learner logs again what a
+            // DIFF sync had it log already). FileTxnSnapLog.fastForwardFromEdits reports the
+            // step back and applies every txn as logged; so does this. A repeated txn's digest
+            // describes the tree of the first pass, so digests are compared again only once
+            // the log passes the highest zxid before the step back.
+            let again = highest != 0 && entry.header.zxid <= highest;
+            if again && !going_back {
                 let note = format!(
-                    "ZooKeeper log {} goes back from zxid {highest:#x} to {:#x}",
+                    "ZooKeeper log {} goes back from zxid {highest:#x} to {:#x}: its txns are applied again as ZooKeeper does, their digests compared once the log passes {highest:#x}",
                     path.display(),
                     entry.header.zxid
                 );
                 warn!("{note}");
                 notes.push(note);
-            } else {
+            }
+            going_back = again;
+            if !again {
                 highest = entry.header.zxid;
             }
             tree.process(&entry.header, &entry.txn);
             txns_replayed += 1;
-            digests.after(entry.header.zxid, tree.digest(), entry.digest, &mut notes)?;
+            let logged = if again { None } else { entry.digest };
+            digests.after(entry.header.zxid, tree.digest(), logged, &mut notes)?;
         }
         logs_read.push(path);
     }
