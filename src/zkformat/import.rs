@@ -28,8 +28,9 @@ use crate::tree::{Node, TreeVersion};
 use crate::txnlog::format::parse_segment_name;
 
 use super::log::{parse_log_name, parse_zxid_name, read_log};
-use super::model::{ZkTree, DIGEST_VERSION};
+use super::model::ZkTree;
 use super::snapshot::{decompress, read_snapshot, ZxidDigest};
+use crate::tree::digest::DIGEST_VERSION;
 
 /// The marker a successful import leaves in dataDir.
 pub const MARKER_FILE: &str = "zookeeper-import";
@@ -303,6 +304,7 @@ pub fn to_ringkeeper(tree: ZkTree) -> (TreeVersion, Vec<SessionRecord>) {
                 acl,
                 stat: node.stat,
                 child_count: node.children.len(),
+                digest_cached: None,
             };
             (path, converted)
         })

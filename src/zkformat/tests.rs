@@ -3,11 +3,12 @@
 //! tests/compat/test_zk_migration.py.
 
 use super::log::{read_log, write_log};
-use super::model::{ZkTree, DIGEST_VERSION};
+use super::model::ZkTree;
 use super::opcode::*;
 use super::snapshot::{decompress, read_snapshot, write_snapshot};
 use super::txn::{TxnDigest, TxnHeader, ZkEntry, ZkTxn};
 use crate::tree::acl::open_acl;
+use crate::tree::digest::DIGEST_VERSION;
 
 fn header(zxid: i64, op: i32, client_id: i64) -> TxnHeader {
     TxnHeader {
