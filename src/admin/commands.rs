@@ -879,6 +879,38 @@ mod tests {
         assert_eq!(query_value("streamingx=1", "streaming"), None);
     }
 
+    /// Commands.DigestCommand as ZooKeeper 3.8 answers it (Jackson: the ZxidDigest fields in
+    /// declaration order, snake_case), then `command` and `error`, and the 4lw text of the
+    /// same history (DigestCommand: `Long.toHexString(zxid) + ": " + digest`).
+    #[test]
+    fn hash_answers_in_zookeepers_shapes() {
+        let mut tree = crate::tree::TreeVersion::new();
+        let error = crate::tree::Txn::Error {
+            code: crate::jute::protocol::ErrorCode::BadVersion,
+        };
+        for zxid in 1..=300 {
+            assert!(tree.apply(zxid, 0, &error, &mut Vec::new()).is_ok());
+        }
+        let mut response = CommandResponse::new("hash");
+        response.put("digests", digests_json(tree.digest_log()));
+        let text = response.to_json().to_string();
+        let digest = 0x51c6_d660_i64;
+        assert_eq!(
+            text,
+            format!(
+                "{{\"digests\":[{{\"zxid\":128,\"digest\":{digest},\"digest_version\":2}},\
+                 {{\"zxid\":256,\"digest\":{digest},\"digest_version\":2}}],\
+                 \"command\":\"hash\",\"error\":null}}"
+            )
+        );
+        assert_eq!(
+            crate::tree::digest::digest_log_text(tree.digest_log()),
+            format!("80: {digest}\n100: {digest}\n")
+        );
+        let empty = digests_json(crate::tree::TreeVersion::new().digest_log());
+        assert_eq!(empty.to_string(), "[]");
+    }
+
     #[test]
     fn the_rate_limiter_allows_one_per_interval() {
         let mut limiter = RateLimiter::new(1, std::time::Duration::from_secs(3600));

@@ -838,6 +838,8 @@ mod tests {
             );
         }
         assert_eq!(not_serving_answer("isro").as_deref(), Some("null"));
+        // DigestCommand: pw.print, no newline.
+        assert_eq!(not_serving_answer("hash").as_deref(), Some(ZK_NOT_SERVING));
         assert_eq!(not_serving_answer("ruok"), None);
         assert_eq!(not_serving_answer("envi"), None);
         assert_eq!(
