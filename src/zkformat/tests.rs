@@ -53,6 +53,11 @@ fn a_snapshot_round_trips_with_its_digest() {
         },
     );
     let digest = tree.digest();
+    // The live tree made of ZooKeeper's state (an import, a SNAP from a ZooKeeper leader)
+    // digests it to the same number.
+    let (live, _) = super::import::to_ringkeeper(tree.clone());
+    assert_eq!(live.digest(), digest);
+    assert_eq!(live.digest_recomputed(), digest);
     let sessions = tree.sessions.clone();
     let nodes = tree.clone().into_nodes();
     let bytes = write_snapshot(&nodes, &sessions, 4, digest);
