@@ -651,6 +651,22 @@ fn last_snapshot(context: &AdminContext) -> Option<(i64, i64)> {
         .max()
 }
 
+/// The `digests` of the `hash` command: `[{"zxid":128,"digest":...,"digest_version":2}, ...]`,
+/// oldest first.
+pub fn digests_json(log: &crate::tree::digest::DigestLog) -> Value {
+    Value::Array(
+        log.entries()
+            .map(|entry| {
+                json!({
+                    "zxid": entry.zxid,
+                    "digest": entry.digest,
+                    "digest_version": entry.digest_version,
+                })
+            })
+            .collect(),
+    )
+}
+
 async fn run_command(context: &AdminContext, primary: &str) -> CommandResponse {
     let mut response = CommandResponse::new(primary);
     let config = &context.config;
@@ -860,11 +876,10 @@ async fn run_command(context: &AdminContext, primary: &str) -> CommandResponse {
                 response.put("zabstate", "");
             }
         },
-        // What ringkeeper cannot answer, in ZooKeeper's error form.
+        // Commands.DigestCommand: DataTree.getDigestLog, each ZxidDigest as Jackson writes
+        // it (fields in declaration order, snake_case names).
         "hash" => {
-            response.error = Some(
-                "hash is not supported by ringkeeper: it keeps no ZooKeeper tree digests".into(),
-            );
+            response.put("digests", digests_json(view.digest_log()));
         }
         "get_trace_mask" => {
             response.put("tracemask", stats.trace_mask.load(Ordering::Relaxed) as i64);
@@ -972,6 +987,38 @@ mod tests {
         assert_eq!(query_value("streaming", "streaming"), Some(""));
         assert_eq!(query_value("", "streaming"), None);
         assert_eq!(query_value("streamingx=1", "streaming"), None);
+    }
+
+    /// Commands.DigestCommand as ZooKeeper 3.8 answers it (Jackson: the ZxidDigest fields in
+    /// declaration order, snake_case), then `command` and `error`, and the 4lw text of the
+    /// same history (DigestCommand: `Long.toHexString(zxid) + ": " + digest`).
+    #[test]
+    fn hash_answers_in_zookeepers_shapes() {
+        let mut tree = crate::tree::TreeVersion::new();
+        let error = crate::tree::Txn::Error {
+            code: crate::jute::protocol::ErrorCode::BadVersion,
+        };
+        for zxid in 1..=300 {
+            assert!(tree.apply(zxid, 0, &error, &mut Vec::new()).is_ok());
+        }
+        let mut response = CommandResponse::new("hash");
+        response.put("digests", digests_json(tree.digest_log()));
+        let text = response.to_json().to_string();
+        let digest = 0x51c6_d660_i64;
+        assert_eq!(
+            text,
+            format!(
+                "{{\"digests\":[{{\"zxid\":128,\"digest\":{digest},\"digest_version\":2}},\
+                 {{\"zxid\":256,\"digest\":{digest},\"digest_version\":2}}],\
+                 \"command\":\"hash\",\"error\":null}}"
+            )
+        );
+        assert_eq!(
+            crate::tree::digest::digest_log_text(tree.digest_log()),
+            format!("80: {digest}\n100: {digest}\n")
+        );
+        let empty = digests_json(crate::tree::TreeVersion::new().digest_log());
+        assert_eq!(empty.to_string(), "[]");
     }
 
     #[test]

@@ -28,9 +28,10 @@ use crate::tree::{Node, TreeVersion};
 use crate::txnlog::format::parse_segment_name;
 
 use super::log::{parse_log_name, parse_zxid_name, read_log};
-use super::model::{ZkTree, DIGEST_VERSION};
+use super::model::ZkTree;
 use super::snapshot::{decompress, read_snapshot, ZxidDigest};
 use super::txn::TxnDigest;
+use crate::tree::digest::DIGEST_VERSION;
 
 /// The marker a successful import leaves in dataDir.
 pub const MARKER_FILE: &str = "zookeeper-import";
@@ -418,6 +419,7 @@ pub fn to_ringkeeper(tree: ZkTree) -> (TreeVersion, Vec<SessionRecord>) {
                 acl,
                 stat: node.stat,
                 child_count: node.children.len(),
+                digest_cached: None,
             };
             (path, converted)
         })

@@ -3,11 +3,12 @@
 //! tests/compat/test_zk_migration.py.
 
 use super::log::{read_log, write_log};
-use super::model::{ZkTree, DIGEST_VERSION};
+use super::model::ZkTree;
 use super::opcode::*;
 use super::snapshot::{decompress, read_snapshot, write_snapshot};
 use super::txn::{TxnDigest, TxnHeader, ZkEntry, ZkTxn};
 use crate::tree::acl::open_acl;
+use crate::tree::digest::DIGEST_VERSION;
 
 fn header(zxid: i64, op: i32, client_id: i64) -> TxnHeader {
     TxnHeader {
@@ -52,6 +53,11 @@ fn a_snapshot_round_trips_with_its_digest() {
         },
     );
     let digest = tree.digest();
+    // The live tree made of ZooKeeper's state (an import, a SNAP from a ZooKeeper leader)
+    // digests it to the same number.
+    let (live, _) = super::import::to_ringkeeper(tree.clone());
+    assert_eq!(live.digest(), digest);
+    assert_eq!(live.digest_recomputed(), digest);
     let sessions = tree.sessions.clone();
     let nodes = tree.clone().into_nodes();
     let bytes = write_snapshot(&nodes, &sessions, 4, digest);

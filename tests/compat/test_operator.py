@@ -225,7 +225,7 @@ def test_admin_snapshot_needs_auth_as_zookeeper_3_9(pair):
 # kept, since ZooKeeper dashboards query them by these names.
 ZOOKEEPER_COUNT_GAUGES = {
     "znode_count", "watch_count", "ephemerals_count", "open_file_descriptor_count",
-    "max_file_descriptor_count", "auth_failed_count",
+    "max_file_descriptor_count", "auth_failed_count", "digest_mismatches_count",
 }
 
 

@@ -192,17 +192,24 @@ impl Pipeline {
             triggers.clear();
             replayed += 1;
         }
-        if tree.zxid != live.zxid || tree.node_count() != live.node_count() {
+        if tree.zxid != live.zxid
+            || tree.node_count() != live.node_count()
+            || tree.digest() != live.digest()
+        {
             warn!(
-                "not rebasing on {}: the replayed tree (zxid {:#x}, {} znodes) differs from the live one (zxid {:#x}, {} znodes)",
+                "not rebasing on {}: the replayed tree (zxid {:#x}, {} znodes, digest {:#x}) differs from the live one (zxid {:#x}, {} znodes, digest {:#x})",
                 path.display(),
                 tree.zxid,
                 tree.node_count(),
+                tree.digest(),
                 live.zxid,
-                live.node_count()
+                live.node_count(),
+                live.digest()
             );
             return;
         }
+        // The `hash` history is the live tree's: the replay above logged only its tail.
+        tree.take_digest_log_of(live);
         info!(
             "live tree rebased on {} ({replayed} transactions replayed, {} ms)",
             path.display(),
