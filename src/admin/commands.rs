@@ -480,7 +480,7 @@ fn restore(context: &AdminContext, body: Option<&mut dyn std::io::Read>) -> Comm
     // mismatch (a snapshot ZooKeeper wrote while txns applied may lag its nodes by one txn).
     if let Some(digest) = snapshot.digest {
         if digest.zxid == last_zxid
-            && digest.version == crate::zkformat::model::DIGEST_VERSION
+            && digest.version == crate::tree::digest::DIGEST_VERSION
             && digest.digest != tree.digest()
         {
             warn!(
