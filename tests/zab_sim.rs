@@ -123,13 +123,16 @@ fn seeds_three_participants_one_observer_with_reconfigs() {
 /// the best candidate was a joiner that only a pending reconfig makes a participant, and
 /// members lacking that reconfig followed it without ever sending it a LOOKING vote (3+1:
 /// 2272, 3752; 5+1: 144, 3031, 4110). See `follow_quorum` and the FOLLOWING/LEADING case of
-/// the election in `zab::peer`. One more broke safety (3+0: 6358): a joiner restarted with
-/// the members and itself as its configuration led with a quorum of that configuration, not
-/// of the ensemble's (see `Peer::outside` in `zab::peer`).
+/// the election in `zab::peer`. Two more broke safety: a joiner restarted with the members
+/// and itself as its configuration led with a quorum of that configuration, not of the
+/// ensemble's (3+0: 6358; see `Peer::outside` in `zab::peer`); a learner whose connection
+/// broke after a Snap, before the leader's Configs, lost the reconfig pending in the
+/// snapshot and led without its quorum (3+0: 36154; see `sync_one`).
 #[test]
 fn reconfig_regression_seeds() {
-    let cases: [(usize, usize, u64); 10] = [
+    let cases: [(usize, usize, u64); 11] = [
         (3, 0, 6358),
+        (3, 0, 36154),
         (3, 0, 2644),
         (3, 0, 2939),
         (3, 0, 3604),

@@ -444,7 +444,8 @@ pub enum Packet {
     /// Leader → learner, before NewLeader, once a reconfig has ever been logged: the
     /// configuration in force on the leader and the pending ones (reconfigs in the history
     /// just sent, not committed). A learner synced by SNAP has not seen the reconfig records
-    /// the snapshot covers; this tells it.
+    /// the snapshot covers; this tells it. Sent ahead of a `Snap` too, so that a learner
+    /// whose connection breaks between the two still knows what the snapshot holds pending.
     Configs {
         active: Membership,
         pending: Vec<Membership>,

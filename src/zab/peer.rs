@@ -159,6 +159,11 @@ struct Learner {
     last_heard_ms: u64,
     started_ms: u64,
     acked_zxid: Zxid,
+    /// The pending reconfigs of the leader's `Configs` that came ahead of its `Snap`: what
+    /// the snapshot's history holds pending (see `sync_one`).
+    snap_pending: Option<Vec<Membership>>,
+    /// Diff, Trunc or Snap received on this connection.
+    sync_begun: bool,
     /// UPTODATE received: the leader is broadcasting and this learner may serve clients.
     up_to_date: bool,
 }
@@ -844,6 +849,8 @@ impl Peer {
             last_heard_ms: now_ms,
             started_ms: now_ms,
             acked_zxid: 0,
+            snap_pending: None,
+            sync_begun: false,
             up_to_date: false,
         };
         let info = Packet::FollowerInfo {
@@ -1091,18 +1098,30 @@ impl Peer {
                 self.set_role(role, out);
             }
             (LearnerPhase::Syncing, Packet::Diff { zxid }) => {
+                learner.sync_begun = true;
                 if zxid != self.log.last_zxid() {
                     return Next::Looking;
                 }
             }
             (LearnerPhase::Syncing, Packet::Trunc { zxid }) => {
+                learner.sync_begun = true;
                 self.log.truncate(zxid, out);
                 self.pending.retain(|membership| membership.version <= zxid);
             }
             (LearnerPhase::Syncing, Packet::Snap { zxid, payload }) => {
+                learner.sync_begun = true;
                 self.log.install(zxid, payload, out);
-                // The leader's Configs, before NewLeader, says what the snapshot covers.
-                self.pending.clear();
+                // The reconfigs pending in the snapshot's history are the leader's, from the
+                // Configs sent ahead of the Snap (a leader of an earlier release sends none:
+                // its Configs before NewLeader says it, if the connection lasts that long).
+                let version = quorum_config(&self.active, &self.outside).version;
+                self.pending = learner
+                    .snap_pending
+                    .take()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|membership| membership.version > version && membership.version <= zxid)
+                    .collect();
             }
             (LearnerPhase::Syncing, Packet::Configs { active, pending }) => {
                 // A joiner keeps the configuration that lists it until a reconfig adds it.
@@ -1115,10 +1134,24 @@ impl Peer {
                     }
                 }
                 let version = quorum_config(&self.active, &self.outside).version;
-                self.pending = pending
-                    .into_iter()
-                    .filter(|membership| membership.version > version)
-                    .collect();
+                if learner.snap_pending.is_none() && !learner.sync_begun {
+                    // Ahead of a Snap: until the snapshot is installed this server's own log
+                    // stands, so its own pending reconfigs stay counted, with the leader's.
+                    learner.snap_pending = Some(pending.clone());
+                    for membership in pending {
+                        if membership.version > version
+                            && !self.pending.iter().any(|m| m.version == membership.version)
+                        {
+                            self.pending.push(membership);
+                        }
+                    }
+                    self.pending.sort_by_key(|membership| membership.version);
+                } else {
+                    self.pending = pending
+                        .into_iter()
+                        .filter(|membership| membership.version > version)
+                        .collect();
+                }
             }
             (
                 LearnerPhase::Syncing | LearnerPhase::AwaitDurable { .. } | LearnerPhase::Broadcast,
@@ -1408,6 +1441,19 @@ impl Peer {
                 } else {
                     last
                 };
+                // The snapshot may cover reconfigs that are pending (while establishing it
+                // covers the whole initial history): tell the learner ahead of it, so that a
+                // learner whose connection breaks after the Snap, before the Configs that
+                // precedes NewLeader, does not go on without them (it would count quorums of
+                // the configuration in force only, and could lead with them).
+                let in_force = quorum_config(&self.active, &self.outside);
+                if in_force.version > 0 || !self.pending.is_empty() {
+                    let configs = Packet::Configs {
+                        active: in_force.clone(),
+                        pending: self.pending.clone(),
+                    };
+                    session_send(id, session, configs, out);
+                }
                 out.push(Action::SendSnapshot {
                     to: id,
                     conn: session.conn,
