@@ -604,6 +604,21 @@ impl Sim {
             }
         }
         if self.options.trace {
+            if let Input::Tick = input {
+                eprintln!(
+                    "    {id}: state {:?} {:?} last {:#x} committed {:#x} in force {:#x} {:?} pending {:?}",
+                    peer.role(),
+                    peer.epochs(),
+                    peer.last_zxid(),
+                    peer.committed_zxid(),
+                    peer.membership().version,
+                    peer.membership().participants,
+                    peer.pending_memberships()
+                        .iter()
+                        .map(|m| (m.version, m.participants.clone()))
+                        .collect::<Vec<_>>()
+                );
+            }
             for action in &actions {
                 eprintln!("    {id}: {action:?}");
             }

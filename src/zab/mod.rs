@@ -14,8 +14,11 @@
 //!    restarts the tally, a better vote in the same round is adopted and re-broadcast. When a
 //!    quorum of participants in this round agree with our vote and no better vote arrives for
 //!    `finalize_wait_ms`, the vote is decided. A peer that finds a quorum already following or
-//!    leading (their notifications say so) joins that leader directly. Observers never vote:
-//!    they ask the participants and join the leader a quorum of them follows.
+//!    leading (their notifications say so) joins that leader directly; a candidate that a
+//!    quorum in its own round follows takes those notifications as votes for it and leads
+//!    (ZooKeeper's checkLeader: "if everyone else thinks I'm the leader, I must be the
+//!    leader"). Observers never vote: they ask the participants and join the leader a quorum
+//!    of them follows.
 //! 1. **Discovery** (§IV.B phase 1). Each learner sends `FollowerInfo` with its accepted epoch.
 //!    Once a quorum of participants (the leader included) has, the prospective leader picks
 //!    `e = max(accepted epochs) + 1` and sends `LeaderInfo(e)` (NEWEPOCH). A follower accepts
@@ -178,7 +181,10 @@ impl Config {
 /// is *pending*, and every quorum this server counts (votes in an election, the epoch
 /// acknowledgements, NEWLEADER acknowledgements, acks of every proposal from the reconfig on,
 /// the liveness check of a leader) must be a quorum of the configuration in force **and** of
-/// each pending one. When the reconfig commits, its configuration is in force on that server
+/// each pending one — with one exception: a server deciding to *follow* another no longer
+/// counts a pending reconfig from an epoch older than the candidate's (one left over from an
+/// epoch that did not win; the leader still counts every quorum it needs itself, see
+/// `follow_quorum` in `peer`). When the reconfig commits, its configuration is in force on that server
 /// (every member activates it at the same zxid: ZooKeeper's COMMITANDACTIVATE and
 /// INFORMANDACTIVATE). Then:
 ///
@@ -193,7 +199,11 @@ impl Config {
 /// A server that is not a member of the leader's configuration yet (a joiner, started with a
 /// configuration listing the members and itself) finds the leader through the members'
 /// answers to its election notifications and connects to it: as an observer, or as a
-/// non-voting follower whose acks count only for configurations that list it.
+/// non-voting follower whose acks count only for configurations that list it. Once it has
+/// learned the ensemble's configuration (the leader's `Configs`, a member's `Config`), that
+/// one, not the one it was started with, is what it counts as a candidate and as a leader: a
+/// joiner that a pending reconfig makes a candidate leads only with a quorum of the real
+/// configuration (and of the pending one).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Membership {
     pub version: Zxid,
@@ -434,7 +444,8 @@ pub enum Packet {
     /// Leader → learner, before NewLeader, once a reconfig has ever been logged: the
     /// configuration in force on the leader and the pending ones (reconfigs in the history
     /// just sent, not committed). A learner synced by SNAP has not seen the reconfig records
-    /// the snapshot covers; this tells it.
+    /// the snapshot covers; this tells it. Sent ahead of a `Snap` too, so that a learner
+    /// whose connection breaks between the two still knows what the snapshot holds pending.
     Configs {
         active: Membership,
         pending: Vec<Membership>,

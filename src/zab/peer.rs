@@ -159,6 +159,11 @@ struct Learner {
     last_heard_ms: u64,
     started_ms: u64,
     acked_zxid: Zxid,
+    /// The pending reconfigs of the leader's `Configs` that came ahead of its `Snap`: what
+    /// the snapshot's history holds pending (see `sync_one`).
+    snap_pending: Option<Vec<Membership>>,
+    /// Diff, Trunc or Snap received on this connection.
+    sync_begun: bool,
     /// UPTODATE received: the leader is broadcasting and this learner may serve clients.
     up_to_date: bool,
 }
@@ -223,6 +228,17 @@ pub struct Peer {
     /// Reconfigs in the log above the commit point, ascending by zxid: until one commits,
     /// every quorum must also be a quorum of it.
     pending: Vec<Membership>,
+    /// The configuration in force on the ensemble, newer than `active`, when it does not
+    /// list this server: a joiner keeps the configuration it was started with (the members
+    /// and itself) as `active` until a reconfig adds it, and learns the real one from a
+    /// leader's `Configs` or a member's `Config`. It stands in for `active` in every quorum
+    /// this server counts as a candidate and as a leader (see [`quorum_config`]): a joiner
+    /// that a pending reconfig makes a candidate must not lead, nor commit, with a quorum of
+    /// a configuration only it holds (ZooKeeper's joiner likewise takes the leader's
+    /// configuration at NEWLEADER, in Learner.syncWithLeader, and stays a non-voting
+    /// participant while it is not in it). Deciding to follow, and the version its
+    /// notifications carry, still go by `active`: the leader it follows counts the quorums.
+    outside: Option<Membership>,
     epochs: Epochs,
     log: LocalLog,
     round: u64,
@@ -242,6 +258,7 @@ impl Peer {
         Peer {
             active: Membership::of_config(&config),
             pending: Vec::new(),
+            outside: None,
             config,
             epochs: Epochs::default(),
             log: LocalLog {
@@ -311,6 +328,9 @@ impl Peer {
     /// and whom election notifications go to.
     fn voters(&self) -> BTreeSet<ServerId> {
         let mut voters = self.active.participants.clone();
+        if let Some(outside) = &self.outside {
+            voters.extend(outside.participants.iter().copied());
+        }
         for membership in &self.pending {
             voters.extend(membership.participants.iter().copied());
         }
@@ -604,7 +624,12 @@ impl Peer {
             if n.round > leader.round && synced {
                 leader.sessions.remove(&from);
                 if leader.established
-                    && !Self::synced_quorum(leader, self.config.id, &self.active, &self.pending)
+                    && !Self::synced_quorum(
+                        leader,
+                        self.config.id,
+                        quorum_config(&self.active, &self.outside),
+                        &self.pending,
+                    )
                 {
                     // Looking from here on, and this notification is the first of the
                     // election: taken in below.
@@ -659,7 +684,48 @@ impl Peer {
                     .filter(|(_, v)| **v == election.proposal)
                     .map(|(id, _)| *id)
                     .collect();
-                if joint_quorum(&self.active, &self.pending, &agreeing) {
+                let quorum = if election.proposal.leader == self.config.id {
+                    joint_quorum(
+                        quorum_config(&self.active, &self.outside),
+                        &self.pending,
+                        &agreeing,
+                    )
+                } else {
+                    follow_quorum(&self.active, &self.pending, &election.proposal, &agreeing)
+                };
+                if quorum {
+                    if election.decide_at_ms.is_none() {
+                        election.decide_at_ms = Some(now_ms + self.config.finalize_wait_ms);
+                    }
+                } else {
+                    election.decide_at_ms = None;
+                }
+            }
+            PeerState::Following | PeerState::Leading
+                if n.round == round
+                    && n.vote == election.proposal
+                    && election.proposal.leader == self.config.id =>
+            {
+                // Participants of our round follow us: they count as votes for us, as in
+                // ZooKeeper's lookForLeader (FOLLOWING/LEADING of the same electionEpoch go
+                // to recvset; checkLeader: "if everyone else thinks I'm the leader, I must be
+                // the leader"). Without it, a candidate whose voters do not all send it their
+                // LOOKING notifications (a joiner that only a pending reconfig makes a
+                // participant: members that lack the reconfig count it as no voter) stays
+                // looking while they wait for it to lead.
+                election.received.insert(from, n.vote);
+                election.out_of_election.insert(from, n);
+                let agreeing: BTreeSet<ServerId> = election
+                    .received
+                    .iter()
+                    .filter(|(_, v)| **v == election.proposal)
+                    .map(|(id, _)| *id)
+                    .collect();
+                if joint_quorum(
+                    quorum_config(&self.active, &self.outside),
+                    &self.pending,
+                    &agreeing,
+                ) {
                     if election.decide_at_ms.is_none() {
                         election.decide_at_ms = Some(now_ms + self.config.finalize_wait_ms);
                     }
@@ -680,7 +746,7 @@ impl Peer {
                     .out_of_election
                     .get(&vote.leader)
                     .is_some_and(|o| o.state == PeerState::Leading && o.vote == vote);
-                if joint_quorum(&self.active, &self.pending, &agreeing)
+                if follow_quorum(&self.active, &self.pending, &vote, &agreeing)
                     && leader_says_leading
                     && vote.leader != self.config.id
                 {
@@ -697,11 +763,22 @@ impl Peer {
     /// on, if it lists this server (a joiner is not removed by a configuration from before it
     /// joined).
     fn on_config(&mut self, now_ms: u64, membership: Membership, out: &mut Vec<Action>) {
-        if membership.version <= self.active.version || !membership.is_member(self.config.id) {
+        if membership.version <= quorum_config(&self.active, &self.outside).version {
             return;
         }
         let version = membership.version;
-        self.active = membership;
+        if membership.is_member(self.config.id) {
+            self.active = membership;
+            self.outside = None;
+        } else {
+            // A joiner: the ensemble's configuration counts for its quorums from now on.
+            self.outside = Some(membership);
+            if let State::Learning(_) = self.state {
+                // Its leader counts the quorums; the sync's Configs brings the same.
+                self.pending.retain(|pending| pending.version > version);
+                return;
+            }
+        }
         self.pending.retain(|pending| pending.version > version);
         self.go_looking(now_ms, out);
     }
@@ -772,6 +849,8 @@ impl Peer {
             last_heard_ms: now_ms,
             started_ms: now_ms,
             acked_zxid: 0,
+            snap_pending: None,
+            sync_begun: false,
             up_to_date: false,
         };
         let info = Packet::FollowerInfo {
@@ -901,7 +980,12 @@ impl Peer {
                     }
                 }
                 if leader.established {
-                    if Self::synced_quorum(leader, me, &self.active, &self.pending) {
+                    if Self::synced_quorum(
+                        leader,
+                        me,
+                        quorum_config(&self.active, &self.outside),
+                        &self.pending,
+                    ) {
                         Next::Stay
                     } else {
                         Next::Looking
@@ -1014,29 +1098,60 @@ impl Peer {
                 self.set_role(role, out);
             }
             (LearnerPhase::Syncing, Packet::Diff { zxid }) => {
+                learner.sync_begun = true;
                 if zxid != self.log.last_zxid() {
                     return Next::Looking;
                 }
             }
             (LearnerPhase::Syncing, Packet::Trunc { zxid }) => {
+                learner.sync_begun = true;
                 self.log.truncate(zxid, out);
                 self.pending.retain(|membership| membership.version <= zxid);
             }
             (LearnerPhase::Syncing, Packet::Snap { zxid, payload }) => {
+                learner.sync_begun = true;
                 self.log.install(zxid, payload, out);
-                // The leader's Configs, before NewLeader, says what the snapshot covers.
-                self.pending.clear();
+                // The reconfigs pending in the snapshot's history are the leader's, from the
+                // Configs sent ahead of the Snap (a leader of an earlier release sends none:
+                // its Configs before NewLeader says it, if the connection lasts that long).
+                let version = quorum_config(&self.active, &self.outside).version;
+                self.pending = learner
+                    .snap_pending
+                    .take()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|membership| membership.version > version && membership.version <= zxid)
+                    .collect();
             }
             (LearnerPhase::Syncing, Packet::Configs { active, pending }) => {
                 // A joiner keeps the configuration that lists it until a reconfig adds it.
-                if active.version > self.active.version && active.is_member(self.config.id) {
-                    self.active = active;
+                if active.version > quorum_config(&self.active, &self.outside).version {
+                    if active.is_member(self.config.id) {
+                        self.active = active;
+                        self.outside = None;
+                    } else {
+                        self.outside = Some(active);
+                    }
                 }
-                let version = self.active.version;
-                self.pending = pending
-                    .into_iter()
-                    .filter(|membership| membership.version > version)
-                    .collect();
+                let version = quorum_config(&self.active, &self.outside).version;
+                if learner.snap_pending.is_none() && !learner.sync_begun {
+                    // Ahead of a Snap: until the snapshot is installed this server's own log
+                    // stands, so its own pending reconfigs stay counted, with the leader's.
+                    learner.snap_pending = Some(pending.clone());
+                    for membership in pending {
+                        if membership.version > version
+                            && !self.pending.iter().any(|m| m.version == membership.version)
+                        {
+                            self.pending.push(membership);
+                        }
+                    }
+                    self.pending.sort_by_key(|membership| membership.version);
+                } else {
+                    self.pending = pending
+                        .into_iter()
+                        .filter(|membership| membership.version > version)
+                        .collect();
+                }
             }
             (
                 LearnerPhase::Syncing | LearnerPhase::AwaitDurable { .. } | LearnerPhase::Broadcast,
@@ -1095,7 +1210,7 @@ impl Peer {
     /// is not: counting its older configuration again would ask elections and commits for a
     /// quorum that may no longer exist.
     fn note_reconfig(&mut self, record: &LogRecord) {
-        if record.zxid <= self.active.version
+        if record.zxid <= quorum_config(&self.active, &self.outside).version
             || self.pending.iter().any(|m| m.version == record.zxid)
         {
             return;
@@ -1116,6 +1231,13 @@ impl Peer {
         {
             self.active = self.pending.remove(0);
             changed = true;
+        }
+        if self
+            .outside
+            .as_ref()
+            .is_some_and(|outside| outside.version <= self.active.version)
+        {
+            self.outside = None;
         }
         changed
     }
@@ -1249,6 +1371,10 @@ impl Peer {
                 // A non-voting follower (a joiner) is in no quorum of this leader's.
                 let own = (self.epochs.current_epoch, self.log.last_zxid());
                 let voter = self.active.participants.contains(&from)
+                    || self
+                        .outside
+                        .as_ref()
+                        .is_some_and(|m| m.participants.contains(&from))
                     || self.pending.iter().any(|m| m.participants.contains(&from));
                 if !session.observer && voter && (current_epoch, last_zxid) > own {
                     return Next::Looking;
@@ -1315,6 +1441,19 @@ impl Peer {
                 } else {
                     last
                 };
+                // The snapshot may cover reconfigs that are pending (while establishing it
+                // covers the whole initial history): tell the learner ahead of it, so that a
+                // learner whose connection breaks after the Snap, before the Configs that
+                // precedes NewLeader, does not go on without them (it would count quorums of
+                // the configuration in force only, and could lead with them).
+                let in_force = quorum_config(&self.active, &self.outside);
+                if in_force.version > 0 || !self.pending.is_empty() {
+                    let configs = Packet::Configs {
+                        active: in_force.clone(),
+                        pending: self.pending.clone(),
+                    };
+                    session_send(id, session, configs, out);
+                }
                 out.push(Action::SendSnapshot {
                     to: id,
                     conn: session.conn,
@@ -1329,9 +1468,10 @@ impl Peer {
         }
         // Only once a reconfig was ever logged: a member of an earlier release does not know
         // this packet, and an ensemble without reconfig never sends it.
-        if self.active.version > 0 || !self.pending.is_empty() {
+        let in_force = quorum_config(&self.active, &self.outside);
+        if in_force.version > 0 || !self.pending.is_empty() {
             let configs = Packet::Configs {
-                active: self.active.clone(),
+                active: in_force.clone(),
                 pending: self.pending.clone(),
             };
             session_send(id, session, configs, out);
@@ -1360,7 +1500,11 @@ impl Peer {
                 .map(|(id, _)| *id)
                 .chain(std::iter::once(me))
                 .collect();
-            if !joint_quorum(&self.active, &self.pending, &informed) {
+            if !joint_quorum(
+                quorum_config(&self.active, &self.outside),
+                &self.pending,
+                &informed,
+            ) {
                 return;
             }
             // Epochs come from the network: an exhausted epoch space (a peer claiming the
@@ -1393,7 +1537,11 @@ impl Peer {
                 .map(|(id, _)| *id)
                 .chain(std::iter::once(me))
                 .collect();
-            if !joint_quorum(&self.active, &self.pending, &acked) {
+            if !joint_quorum(
+                quorum_config(&self.active, &self.outside),
+                &self.pending,
+                &acked,
+            ) {
                 return;
             }
             leader.epoch_acked = true;
@@ -1421,7 +1569,12 @@ impl Peer {
             if self.log.durable_zxid < leader.initial_last_zxid {
                 return;
             }
-            if !Self::synced_quorum(leader, me, &self.active, &self.pending) {
+            if !Self::synced_quorum(
+                leader,
+                me,
+                quorum_config(&self.active, &self.outside),
+                &self.pending,
+            ) {
                 return;
             }
             leader.established = true;
@@ -1438,7 +1591,7 @@ impl Peer {
             })
             .chain(std::iter::once((me, self.log.durable_zxid)))
             .collect();
-        let Some(mut commit) = ack_point(&self.active, &acks) else {
+        let Some(mut commit) = ack_point(quorum_config(&self.active, &self.outside), &acks) else {
             return;
         };
         // From a pending reconfig on, a record commits only when a quorum of the new
@@ -1581,9 +1734,48 @@ impl Peer {
     }
 }
 
+/// The configuration whose quorums this server counts: the ensemble's (`Peer::outside`)
+/// when a joiner has learned one newer than the configuration it started with, else the
+/// configuration in force on this server.
+fn quorum_config<'a>(active: &'a Membership, outside: &'a Option<Membership>) -> &'a Membership {
+    match outside {
+        Some(outside) if outside.version > active.version => outside,
+        _ => active,
+    }
+}
+
 /// Whether `ids` is a quorum of the configuration in force and of every pending one.
 fn joint_quorum(active: &Membership, pending: &[Membership], ids: &BTreeSet<ServerId>) -> bool {
     active.is_quorum(ids) && pending.iter().all(|membership| membership.is_quorum(ids))
+}
+
+/// Whether `ids`, agreeing on `vote` for another server, are enough for this server to
+/// follow it: a quorum of the configuration in force and of each pending reconfig that the
+/// candidate's epoch has not left behind.
+///
+/// A pending reconfig logged in an epoch older than the candidate's current epoch is one
+/// this server kept from an epoch that did not win (or whose outcome it missed): if it had
+/// committed, every leader established since would have it, and so would the candidate's
+/// history from the later epoch, where it is then pending or in force on the candidate, and
+/// the candidate as leader counts its quorums (discovery, NEWLEADER, commits) itself. The
+/// follower's count is not what keeps the history safe (Zab §IV.B: the prospective leader's
+/// quorum of epoch acknowledgements, none with a more recent history, does); demanding the
+/// old reconfig's quorum here only keeps this server from following a leader the others
+/// chose, until initLimit, round after round. A reconfig of the candidate's own epoch (or a
+/// later one) is still counted: the candidate may be the leader that proposed it. ZooKeeper's
+/// FastLeaderElection counts the last-seen configuration too; its learner then takes the
+/// leader's (Learner.syncWithLeader on NEWLEADER), so a stale one does not outlive the sync.
+fn follow_quorum(
+    active: &Membership,
+    pending: &[Membership],
+    vote: &Vote,
+    ids: &BTreeSet<ServerId>,
+) -> bool {
+    active.is_quorum(ids)
+        && pending
+            .iter()
+            .filter(|membership| epoch_of(membership.version) >= vote.epoch)
+            .all(|membership| membership.is_quorum(ids))
 }
 
 /// The highest zxid a quorum of `membership`'s participants acknowledged (acks are
@@ -1624,4 +1816,54 @@ fn session_send(to: ServerId, session: &mut Session, packet: Packet, out: &mut V
         },
     });
     session.send_seq += 1;
+}
+
+#[cfg(test)]
+mod quorum_tests {
+    use super::*;
+
+    fn membership(version: Zxid, participants: &[ServerId]) -> Membership {
+        Membership {
+            version,
+            participants: participants.iter().copied().collect(),
+            observers: BTreeSet::new(),
+        }
+    }
+
+    fn ids(ids: &[ServerId]) -> BTreeSet<ServerId> {
+        ids.iter().copied().collect()
+    }
+
+    /// A follower does not wait for the quorum of a reconfig left over from an epoch older
+    /// than its candidate's, but does for one of the candidate's epoch (the candidate may
+    /// be the leader that proposed it); the candidate's own count is the joint one.
+    #[test]
+    fn a_follower_counts_only_the_pending_reconfigs_its_candidate_has_not_left_behind() {
+        let active = membership(0, &[1, 2, 3]);
+        let stale = [membership(make_zxid(1, 8), &[1, 2])];
+        let agreeing = ids(&[2, 3]);
+        let candidate = |epoch| Vote {
+            leader: 2,
+            zxid: make_zxid(epoch, 15),
+            epoch,
+        };
+        assert!(!joint_quorum(&active, &stale, &agreeing));
+        assert!(follow_quorum(&active, &stale, &candidate(4), &agreeing));
+        assert!(!follow_quorum(&active, &stale, &candidate(1), &agreeing));
+        assert!(!follow_quorum(&active, &stale, &candidate(4), &ids(&[3])));
+    }
+
+    /// A joiner that learned the ensemble's configuration counts its quorums, not those of
+    /// the configuration it was started with (the members and itself).
+    #[test]
+    fn a_joiner_counts_the_ensembles_configuration_once_it_knows_it() {
+        let own = membership(0, &[2, 3, 5]);
+        let ensemble = Some(membership(make_zxid(1, 4), &[2, 3]));
+        assert!(own.is_quorum(&ids(&[3, 5])));
+        assert!(!quorum_config(&own, &ensemble).is_quorum(&ids(&[3, 5])));
+        assert!(quorum_config(&own, &ensemble).is_quorum(&ids(&[2, 3])));
+        let older = Some(membership(0, &[2, 3]));
+        assert_eq!(quorum_config(&own, &older), &own);
+        assert_eq!(quorum_config(&own, &None), &own);
+    }
 }
