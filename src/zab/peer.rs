@@ -9,6 +9,10 @@ use super::{
 };
 use crate::txnlog::format::LogRecord;
 
+/// Proposals a learner of a ZooKeeper leader holds unacknowledged (they wait for the log's
+/// durability); beyond it the learner drops the connection rather than grow without bound.
+const UNACKED_PROPOSALS_MAX: usize = 1 << 20;
+
 /// The local history as ZAB sees it: a bounded window of the newest records, plus the
 /// durable and committed watermarks.
 #[derive(Debug)]
@@ -119,7 +123,9 @@ impl LocalLog {
 
 #[derive(Debug)]
 struct Election {
-    proposal: Vote,
+    /// Our vote; None for a peer that may not lead and has not found a candidate yet
+    /// (`Config::may_lead`).
+    proposal: Option<Vote>,
     /// Votes of looking participants in our round.
     received: BTreeMap<ServerId, Vote>,
     /// Notifications of participants that are following or leading.
@@ -159,6 +165,10 @@ struct Learner {
     last_heard_ms: u64,
     started_ms: u64,
     acked_zxid: Zxid,
+    /// With `Config::zookeeper_leader`: the proposals logged and not acknowledged yet, in
+    /// zxid order (each gets its own ACK once durable). Bounded by
+    /// [`UNACKED_PROPOSALS_MAX`].
+    unacked: VecDeque<Zxid>,
     /// UPTODATE received: the leader is broadcasting and this learner may serve clients.
     up_to_date: bool,
 }
@@ -255,11 +265,7 @@ impl Peer {
             next_conn: 0,
             role: None,
             state: State::Looking(Election {
-                proposal: Vote {
-                    leader: 0,
-                    zxid: 0,
-                    epoch: 0,
-                },
+                proposal: None,
                 received: BTreeMap::new(),
                 out_of_election: BTreeMap::new(),
                 decide_at_ms: None,
@@ -473,10 +479,50 @@ impl Peer {
         }
     }
 
+    /// The vote of a peer that may not lead and has no candidate: a participant other than
+    /// itself (ZooKeeper 3.8 drops a notification whose proposed leader is not a voter, and
+    /// a never-leader must not propose itself) with a history no server has (zxid -1,
+    /// epoch 0), so that it agrees with no real vote and no receiver adopts it
+    /// (FastLeaderElection.totalOrderPredicate prefers any vote of epoch 0 and zxid ≥ 0).
+    fn no_vote(&self) -> Vote {
+        let me = self.config.id;
+        let leader = self.voters().into_iter().find(|&id| id != me).unwrap_or(me);
+        Vote {
+            leader,
+            zxid: -1,
+            epoch: 0,
+        }
+    }
+
+    /// Whether a peer that may not lead can vote for `vote`: it names another voter whose
+    /// history (epoch, then zxid) is at least as recent as this server's. A candidate behind
+    /// this server's log may lack records this server acknowledged (and that a quorum of
+    /// acks committed), so this server abstains rather than help elect it.
+    fn acceptable_candidate(&self, vote: &Vote) -> bool {
+        let own = self.own_vote();
+        vote.leader != self.config.id
+            && self.voters().contains(&vote.leader)
+            && (vote.epoch, vote.zxid) >= (own.epoch, own.zxid)
+    }
+
+    /// The vote to take in a new round, given one received: for a peer that may lead, the
+    /// better of that vote and its own; for one that may not, that vote if acceptable.
+    fn initial_proposal(&self, received: Option<Vote>) -> Option<Vote> {
+        if self.config.may_lead {
+            let own = self.own_vote();
+            Some(match received {
+                Some(vote) if vote.order_key() > own.order_key() => vote,
+                _ => own,
+            })
+        } else {
+            received.filter(|vote| self.acceptable_candidate(vote))
+        }
+    }
+
     fn current_notification(&self) -> Notification {
         match &self.state {
             State::Looking(e) => Notification {
-                vote: e.proposal,
+                vote: e.proposal.unwrap_or_else(|| self.no_vote()),
                 round: self.round,
                 state: PeerState::Looking,
                 config_version: self.active.version,
@@ -504,10 +550,10 @@ impl Peer {
 
     fn go_looking(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         self.round += 1;
-        let proposal = self.own_vote();
+        let proposal = self.initial_proposal(None);
         let mut received = BTreeMap::new();
-        if self.is_participant() {
-            received.insert(self.config.id, proposal);
+        if let (true, Some(vote)) = (self.is_participant(), proposal) {
+            received.insert(self.config.id, vote);
         }
 
         self.state = State::Looking(Election {
@@ -613,8 +659,14 @@ impl Peer {
             }
         }
         let observer = !self.is_participant();
-        let own_vote = self.own_vote();
         let round = self.round;
+        let new_round_proposal = self.initial_proposal(Some(n.vote));
+        let adoptable = if self.config.may_lead {
+            true
+        } else {
+            self.acceptable_candidate(&n.vote)
+        };
+        let zookeeper_leader = self.config.zookeeper_leader;
         let State::Looking(election) = &mut self.state else {
             if n.state == PeerState::Looking {
                 self.reply_notification(from, out);
@@ -627,23 +679,27 @@ impl Peer {
                 if n.round > round {
                     self.round = n.round;
                     election.received.clear();
-                    election.proposal = if n.vote.order_key() > own_vote.order_key() {
-                        n.vote
-                    } else {
-                        own_vote
-                    };
-                    election.received.insert(self.config.id, election.proposal);
+                    election.proposal = new_round_proposal;
+                    if let Some(vote) = election.proposal {
+                        election.received.insert(self.config.id, vote);
+                    }
                     election.decide_at_ms = None;
                     self.broadcast_notification(out);
                 } else if n.round < round {
                     self.reply_notification(from, out);
                     return;
-                } else if n.vote.order_key() > election.proposal.order_key() {
-                    election.proposal = n.vote;
+                } else if adoptable
+                    && election
+                        .proposal
+                        .is_none_or(|proposal| n.vote.order_key() > proposal.order_key())
+                {
+                    election.proposal = Some(n.vote);
                     election.received.insert(self.config.id, n.vote);
                     election.decide_at_ms = None;
                     self.broadcast_notification(out);
-                } else if n.vote != election.proposal {
+                } else if election.proposal.is_some_and(|proposal| proposal != n.vote) {
+                    // (A never-leader with no candidate has nothing to tell: its reply would
+                    // only draw the sender's vote back, round after round.)
                     // The sender proposes a worse leader: it may have missed our notification
                     // (sent while it was still following), so tell it ours now rather than at
                     // the next tick.
@@ -653,10 +709,13 @@ impl Peer {
                     return;
                 };
                 election.received.insert(from, n.vote);
+                let Some(proposal) = election.proposal else {
+                    return;
+                };
                 let agreeing: BTreeSet<ServerId> = election
                     .received
                     .iter()
-                    .filter(|(_, v)| **v == election.proposal)
+                    .filter(|(_, v)| **v == proposal)
                     .map(|(id, _)| *id)
                     .collect();
                 if joint_quorum(&self.active, &self.pending, &agreeing) {
@@ -670,16 +729,25 @@ impl Peer {
             PeerState::Following | PeerState::Leading => {
                 election.out_of_election.insert(from, n);
                 let vote = n.vote;
+                // ZooKeeper's Vote.equals outside LOOKING compares the leader and its epoch
+                // only: its followers' votes keep the zxid of the round they joined in.
+                let same = |other: &Vote| {
+                    if zookeeper_leader {
+                        (other.leader, other.epoch) == (vote.leader, vote.epoch)
+                    } else {
+                        *other == vote
+                    }
+                };
                 let agreeing: BTreeSet<ServerId> = election
                     .out_of_election
                     .iter()
-                    .filter(|(_, o)| o.vote == vote)
+                    .filter(|(_, o)| same(&o.vote))
                     .map(|(id, _)| *id)
                     .collect();
                 let leader_says_leading = election
                     .out_of_election
                     .get(&vote.leader)
-                    .is_some_and(|o| o.state == PeerState::Leading && o.vote == vote);
+                    .is_some_and(|o| o.state == PeerState::Leading && same(&o.vote));
                 if joint_quorum(&self.active, &self.pending, &agreeing)
                     && leader_says_leading
                     && vote.leader != self.config.id
@@ -743,9 +811,15 @@ impl Peer {
         if now_ms < at {
             return;
         }
-        let vote = election.proposal;
+        let Some(vote) = election.proposal else {
+            return;
+        };
         let round = self.round;
         if vote.leader == self.config.id {
+            assert!(
+                self.config.may_lead,
+                "a peer that may not lead never votes for itself"
+            );
             self.lead(now_ms, vote, round, out);
         } else {
             self.follow(now_ms, vote, round, out);
@@ -772,6 +846,7 @@ impl Peer {
             last_heard_ms: now_ms,
             started_ms: now_ms,
             acked_zxid: 0,
+            unacked: VecDeque::new(),
             up_to_date: false,
         };
         let info = Packet::FollowerInfo {
@@ -980,7 +1055,10 @@ impl Peer {
         match (learner.phase, packet) {
             (_, Packet::Ping) => {}
             (LearnerPhase::Connecting, Packet::LeaderInfo { epoch }) => {
-                let accept = if observer {
+                let accept = if observer || self.config.zookeeper_leader {
+                    // An observer takes no part in the epoch's quorum; ZooKeeper's learner
+                    // accepts an epoch equal to its accepted one from any leader (and says so
+                    // with ACKEPOCH epoch -1, so that the leader does not count it twice).
                     epoch >= self.epochs.accepted_epoch
                 } else {
                     epoch > self.epochs.accepted_epoch
@@ -1045,6 +1123,12 @@ impl Peer {
                 if record.zxid <= self.log.last_zxid() {
                     return Next::Looking;
                 }
+                if self.config.zookeeper_leader && !observer {
+                    if learner.unacked.len() >= UNACKED_PROPOSALS_MAX {
+                        return Next::Looking;
+                    }
+                    learner.unacked.push_back(record.zxid);
+                }
                 self.note_reconfig(&record);
                 self.log.append(record, out);
             }
@@ -1068,6 +1152,14 @@ impl Peer {
                 }
                 if matches!(packet, Packet::UpToDate { .. }) {
                     learner.up_to_date = true;
+                    if self.config.zookeeper_leader {
+                        // ZOOKEEPER-1732 (QuorumPeer.updateElectionVote): from here on the
+                        // learner's notifications name the new epoch, as the leader's and the
+                        // other followers' do, so that a server starting up finds them agree.
+                        if let Some(epoch) = learner.epoch {
+                            learner.vote.epoch = epoch;
+                        }
+                    }
                 }
                 return self.learner_activate();
             }
@@ -1162,12 +1254,43 @@ impl Peer {
                 learner.phase = LearnerPhase::Broadcast;
                 learner.acked_zxid = durable;
                 learner_send(learner, Packet::AckNewLeader { zxid: durable }, out);
+                if self.config.zookeeper_leader && !observer {
+                    Self::ack_each_durable(learner, durable, self.log.committed_zxid, out);
+                }
+            }
+            LearnerPhase::Broadcast
+                if !observer && self.config.zookeeper_leader && durable > learner.acked_zxid =>
+            {
+                learner.acked_zxid = durable;
+                Self::ack_each_durable(learner, durable, self.log.committed_zxid, out);
             }
             LearnerPhase::Broadcast if !observer && durable > learner.acked_zxid => {
                 learner.acked_zxid = durable;
                 learner_send(learner, Packet::Ack { zxid: durable }, out);
             }
             _ => {}
+        }
+    }
+
+    /// One ACK per proposal durable through `durable`, in zxid order, for a ZooKeeper leader
+    /// (Leader.processAck counts an ACK for its own zxid only; SendAckRequestProcessor acks
+    /// each logged proposal). Proposals already committed (a COMMIT arrived, as for those
+    /// of a DIFF) need no vote any more and are not acknowledged, as Learner.syncWithLeader
+    /// does not acknowledge packetsCommitted.
+    fn ack_each_durable(
+        learner: &mut Learner,
+        durable: Zxid,
+        committed: Zxid,
+        out: &mut Vec<Action>,
+    ) {
+        while let Some(&zxid) = learner.unacked.front() {
+            if zxid > durable {
+                break;
+            }
+            learner.unacked.pop_front();
+            if zxid > committed {
+                learner_send(learner, Packet::Ack { zxid }, out);
+            }
         }
     }
 
