@@ -1255,14 +1255,14 @@ impl Peer {
                 learner.acked_zxid = durable;
                 learner_send(learner, Packet::AckNewLeader { zxid: durable }, out);
                 if self.config.zookeeper_leader && !observer {
-                    Self::ack_each_durable(learner, durable, self.log.committed_zxid, out);
+                    Self::ack_each_durable(learner, durable, out);
                 }
             }
             LearnerPhase::Broadcast
                 if !observer && self.config.zookeeper_leader && durable > learner.acked_zxid =>
             {
                 learner.acked_zxid = durable;
-                Self::ack_each_durable(learner, durable, self.log.committed_zxid, out);
+                Self::ack_each_durable(learner, durable, out);
             }
             LearnerPhase::Broadcast if !observer && durable > learner.acked_zxid => {
                 learner.acked_zxid = durable;
@@ -1274,23 +1274,17 @@ impl Peer {
 
     /// One ACK per proposal durable through `durable`, in zxid order, for a ZooKeeper leader
     /// (Leader.processAck counts an ACK for its own zxid only; SendAckRequestProcessor acks
-    /// each logged proposal). Proposals already committed (a COMMIT arrived, as for those
-    /// of a DIFF) need no vote any more and are not acknowledged, as Learner.syncWithLeader
-    /// does not acknowledge packetsCommitted.
-    fn ack_each_durable(
-        learner: &mut Learner,
-        durable: Zxid,
-        committed: Zxid,
-        out: &mut Vec<Action>,
-    ) {
+    /// each logged proposal). Committed ones too: the leader's LearnerHandler.SyncLimitCheck
+    /// waits for the ACK of every proposal it sent after the NEWLEADER ack and closes the
+    /// connection after syncLimit without it, even when a quorum committed it already. (An
+    /// ACK of a zxid the leader committed or never tracked is ignored by both.)
+    fn ack_each_durable(learner: &mut Learner, durable: Zxid, out: &mut Vec<Action>) {
         while let Some(&zxid) = learner.unacked.front() {
             if zxid > durable {
                 break;
             }
             learner.unacked.pop_front();
-            if zxid > committed {
-                learner_send(learner, Packet::Ack { zxid }, out);
-            }
+            learner_send(learner, Packet::Ack { zxid }, out);
         }
     }
 

@@ -847,9 +847,17 @@ fn a_learner_of_a_zookeeper_leader_acks_each_proposal_once_durable() {
         ]
     );
     assert_eq!(h.peers[&leader].committed_zxid(), make_zxid(epoch, 3));
-    // A ringkeeper learner acknowledges cumulatively: server 1 sends one ACK for all three.
+    // A proposal that commits without this server's ACK (server 1's disk is back) is still
+    // acknowledged once durable: ZooKeeper's LearnerHandler waits for the ACK of each.
+    h.slow_disks = vec![3];
     h.queue.push_back((1, Input::Durable(make_zxid(epoch, 3))));
+    h.write(leader);
+    assert_eq!(h.peers[&leader].committed_zxid(), make_zxid(epoch, 4));
+    assert_eq!(acks_from_3(&h).len(), 3);
+    h.queue.push_back((3, Input::Durable(make_zxid(epoch, 4))));
     h.run();
+    assert_eq!(acks_from_3(&h).last(), Some(&make_zxid(epoch, 4)));
+    // A ringkeeper learner acknowledges cumulatively: server 1 sent one ACK for 1..=3.
     let acks_from_1: Vec<Zxid> = h.packets[acks_before..]
         .iter()
         .filter_map(|(from, _, packet)| match packet {
@@ -857,5 +865,5 @@ fn a_learner_of_a_zookeeper_leader_acks_each_proposal_once_durable() {
             _ => None,
         })
         .collect();
-    assert_eq!(acks_from_1, vec![make_zxid(epoch, 3)]);
+    assert_eq!(acks_from_1, vec![make_zxid(epoch, 3), make_zxid(epoch, 4)]);
 }
