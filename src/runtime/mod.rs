@@ -277,6 +277,7 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                 // A learner of Apache ZooKeeper servers, which has no leader side on their
                 // wire: it votes and follows (or observes) but is never elected.
                 zab_config.may_lead = false;
+                zab_config.ack_each_proposal = true;
                 zab_config.zookeeper_leader = true;
             }
             let epochs =

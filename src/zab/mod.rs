@@ -136,13 +136,16 @@ pub struct Config {
     /// participant whose history is at least as recent as its own (it abstains rather than
     /// vote for a candidate behind its log, which could miss records it acknowledged).
     pub may_lead: bool,
-    /// The other members are Apache ZooKeeper servers, whose Zab 1.0 differs from this core's
-    /// own protocol in ways the learner has to follow (only a learner of a ZooKeeper leader
-    /// sets this):
+    /// A follower sends one ACK per proposal, each once it is durable, in zxid order, rather
+    /// than one cumulative ACK per fsync: ZooKeeper's Leader.processAck counts an ACK for its
+    /// own zxid only and commits in order, so a cumulative ACK would leave the proposals
+    /// before it without this server's vote. (This core's leader takes either.)
+    pub ack_each_proposal: bool,
+    /// The leader is an Apache ZooKeeper server, whose Zab 1.0 differs from this core's own
+    /// protocol in ways the learner has to follow (only a learner of a ZooKeeper leader sets
+    /// this: with this core's leaders the first rule would be unsafe, as they do not know
+    /// ACKEPOCH's -1):
     ///
-    /// - one ACK per proposal, each once it is durable, in zxid order: ZooKeeper's
-    ///   Leader.processAck counts an ACK for its zxid only, and commits in order, so a
-    ///   cumulative ACK would leave the proposals before it without this server's vote;
     /// - an epoch equal to the accepted one is accepted from any leader
     ///   (Learner.registerWithLeader answers it with ACKEPOCH epoch -1);
     /// - after UPTODATE the learner's election vote carries the new epoch (ZOOKEEPER-1732,
@@ -166,6 +169,7 @@ impl Config {
             outstanding_proposals_max: 1000,
             counter_max: u32::MAX - 1,
             may_lead: true,
+            ack_each_proposal: false,
             zookeeper_leader: false,
         }
     }

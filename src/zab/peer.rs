@@ -13,6 +13,10 @@ use crate::txnlog::format::LogRecord;
 /// durability); beyond it the learner drops the connection rather than grow without bound.
 const UNACKED_PROPOSALS_MAX: usize = 1 << 20;
 
+/// Ticks a never-leader (`Config::may_lead = false`) stays in a round without a candidate
+/// before it starts the next one (see `tick`).
+const NO_CANDIDATE_ROUND_TICKS: u64 = 2;
+
 /// The local history as ZAB sees it: a bounded window of the newest records, plus the
 /// durable and committed watermarks.
 #[derive(Debug)]
@@ -135,6 +139,8 @@ struct Election {
     /// (finalize waits end at slightly different times) must not wait a tick for its retry.
     /// Taken up if this peer ends up leading, dropped otherwise.
     early_infos: BTreeMap<ServerId, (u64, Packet)>,
+    /// When this peer entered the current round.
+    round_started_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +171,7 @@ struct Learner {
     last_heard_ms: u64,
     started_ms: u64,
     acked_zxid: Zxid,
-    /// With `Config::zookeeper_leader`: the proposals logged and not acknowledged yet, in
+    /// With `Config::ack_each_proposal`: the proposals logged and not acknowledged yet, in
     /// zxid order (each gets its own ACK once durable). Bounded by
     /// [`UNACKED_PROPOSALS_MAX`].
     unacked: VecDeque<Zxid>,
@@ -270,6 +276,7 @@ impl Peer {
                 out_of_election: BTreeMap::new(),
                 decide_at_ms: None,
                 early_infos: BTreeMap::new(),
+                round_started_ms: 0,
             }),
         }
     }
@@ -562,6 +569,7 @@ impl Peer {
             out_of_election: BTreeMap::new(),
             decide_at_ms: None,
             early_infos: BTreeMap::new(),
+            round_started_ms: now_ms,
         });
         self.set_role(Role::Looking, out);
         self.broadcast_notification(out);
@@ -679,6 +687,7 @@ impl Peer {
                 if n.round > round {
                     self.round = n.round;
                     election.received.clear();
+                    election.round_started_ms = now_ms;
                     election.proposal = new_round_proposal;
                     if let Some(vote) = election.proposal {
                         election.received.insert(self.config.id, vote);
@@ -932,10 +941,26 @@ impl Peer {
         let sync_ms = self.config.sync_limit_ticks * tick_ms;
         let me = self.config.id;
         let next = match &mut self.state {
-            State::Looking(_) => {
-                // Notifications may be lost: repeat ours every tick.
-                self.broadcast_notification(out);
-                Next::Stay
+            State::Looking(election) => {
+                if !self.config.may_lead
+                    && self.active.participants.contains(&me)
+                    && election.proposal.is_none()
+                    && now_ms.saturating_sub(election.round_started_ms)
+                        >= NO_CANDIDATE_ROUND_TICKS * tick_ms
+                {
+                    // A never-leader that has heard of no candidate it can vote for starts a
+                    // new round. ZooKeeper's FastLeaderElection sends its vote only when it
+                    // changes, or after a poll of its queue times out, which never happens
+                    // while this peer's notifications keep arriving every tick: a lost
+                    // notification would leave this peer without the vote for good. A round
+                    // above a looking server's makes it send its vote again (and an
+                    // established leader answers every LOOKING notification anyway).
+                    Next::Looking
+                } else {
+                    // Notifications may be lost: repeat ours every tick.
+                    self.broadcast_notification(out);
+                    Next::Stay
+                }
             }
             State::Learning(learner) => {
                 if learner.phase == LearnerPhase::Connecting {
@@ -1123,7 +1148,7 @@ impl Peer {
                 if record.zxid <= self.log.last_zxid() {
                     return Next::Looking;
                 }
-                if self.config.zookeeper_leader && !observer {
+                if self.config.ack_each_proposal && !observer {
                     if learner.unacked.len() >= UNACKED_PROPOSALS_MAX {
                         return Next::Looking;
                     }
@@ -1254,12 +1279,12 @@ impl Peer {
                 learner.phase = LearnerPhase::Broadcast;
                 learner.acked_zxid = durable;
                 learner_send(learner, Packet::AckNewLeader { zxid: durable }, out);
-                if self.config.zookeeper_leader && !observer {
+                if self.config.ack_each_proposal && !observer {
                     Self::ack_each_durable(learner, durable, out);
                 }
             }
             LearnerPhase::Broadcast
-                if !observer && self.config.zookeeper_leader && durable > learner.acked_zxid =>
+                if !observer && self.config.ack_each_proposal && durable > learner.acked_zxid =>
             {
                 learner.acked_zxid = durable;
                 Self::ack_each_durable(learner, durable, out);

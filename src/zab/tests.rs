@@ -708,13 +708,13 @@ fn a_logged_reconfig_is_pending_after_a_restart() {
 
 // ------------------------------------------------------------------ a participant that never leads
 
-/// Server `never` may not lead (`Config::may_lead = false`) and follows a ZooKeeper-style
-/// leader (`Config::zookeeper_leader`), as a ringkeeper follower of a ZooKeeper ensemble.
+/// Server `never` may not lead (`Config::may_lead = false`) and acknowledges each proposal
+/// (`Config::ack_each_proposal`), as a ringkeeper follower of a ZooKeeper ensemble does.
 fn never_leader(never: ServerId) -> impl Fn(&mut Config) {
     move |config: &mut Config| {
         if config.id == never {
             config.may_lead = false;
-            config.zookeeper_leader = true;
+            config.ack_each_proposal = true;
         }
     }
 }
@@ -786,6 +786,21 @@ fn a_never_leader_abstains_from_a_candidate_behind_its_log() {
     assert!(votes_sent_by(&h, 3)
         .iter()
         .all(|vote| vote.leader != 2 || vote.zxid < 0));
+    // Without a candidate it starts a new round every few ticks (ZooKeeper's election
+    // repeats a vote only when it changes, or when its queue stays empty, so a lost one
+    // would not come again while this peer keeps sending).
+    let last_round = h
+        .actions
+        .iter()
+        .filter_map(|(from, action)| match action {
+            Action::Send {
+                message: Message::Notification(n),
+                ..
+            } if *from == 3 => Some(n.round),
+            _ => None,
+        })
+        .max();
+    assert!(last_round >= Some(5), "{last_round:?}");
     h.start(1, states[0].clone());
     assert_eq!(h.settle(), 1);
     assert!(matches!(

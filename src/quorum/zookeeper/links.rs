@@ -477,8 +477,7 @@ fn connect_within(shared: &Arc<Shared>, addr: SocketAddr, conn: u64) -> Result<T
     let deadline = std::time::Instant::now() + shared.read_timeout;
     loop {
         let remaining = deadline.saturating_duration_since(std::time::Instant::now());
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT.min(remaining.max(CONNECT_RETRY)))
-        {
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT.min(remaining.max(CONNECT_RETRY))) {
             Ok(stream) => return Ok(stream),
             Err(error) => {
                 let current = shared
