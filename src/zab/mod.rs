@@ -79,7 +79,7 @@ mod peer;
 #[cfg(test)]
 mod tests;
 
-pub use peer::Peer;
+pub use peer::{Peer, NO_VOTE_ZXID};
 
 use crate::tree::Txn;
 use crate::txnlog::format::LogRecord;

@@ -13,6 +13,12 @@ use crate::txnlog::format::LogRecord;
 /// durability); beyond it the learner drops the connection rather than grow without bound.
 const UNACKED_PROPOSALS_MAX: usize = 1 << 20;
 
+/// The zxid of a never-leader's vote while it has no candidate: below every real zxid, and
+/// not -1, which FastLeaderElection ignores altogether ("Ignoring notification from member
+/// with -1 zxid"), round included: a never-leader in a later round than a looking ZooKeeper
+/// server would then never hear its vote (that server answers a lower round only).
+pub const NO_VOTE_ZXID: Zxid = -2;
+
 /// Ticks a never-leader (`Config::may_lead = false`) stays in a round without a candidate
 /// before it starts the next one (see `tick`).
 const NO_CANDIDATE_ROUND_TICKS: u64 = 2;
@@ -488,15 +494,16 @@ impl Peer {
 
     /// The vote of a peer that may not lead and has no candidate: a participant other than
     /// itself (ZooKeeper 3.8 drops a notification whose proposed leader is not a voter, and
-    /// a never-leader must not propose itself) with a history no server has (zxid -1,
-    /// epoch 0), so that it agrees with no real vote and no receiver adopts it
-    /// (FastLeaderElection.totalOrderPredicate prefers any vote of epoch 0 and zxid ≥ 0).
+    /// a never-leader must not propose itself) with a history no server has
+    /// ([`NO_VOTE_ZXID`], epoch 0), so that it agrees with no real vote and no receiver
+    /// adopts it (FastLeaderElection.totalOrderPredicate prefers any vote of epoch 0 and
+    /// zxid ≥ 0).
     fn no_vote(&self) -> Vote {
         let me = self.config.id;
         let leader = self.voters().into_iter().find(|&id| id != me).unwrap_or(me);
         Vote {
             leader,
-            zxid: -1,
+            zxid: NO_VOTE_ZXID,
             epoch: 0,
         }
     }

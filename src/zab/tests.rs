@@ -755,10 +755,12 @@ fn a_never_leader_is_not_elected_and_votes_for_the_best_other_candidate() {
     // Its "no vote" names another participant with a history nobody has, which no server
     // adopts; its real vote is server 2's.
     assert!(votes.iter().any(|vote| vote.leader == 2 && vote.zxid >= 0));
+    // Not -1: ZooKeeper ignores a notification with zxid -1, its round included.
     assert!(votes
         .iter()
         .filter(|vote| vote.zxid < 0)
-        .all(|vote| vote.leader != 3 && vote.epoch == 0));
+        .all(|vote| vote.leader != 3 && vote.epoch == 0 && vote.zxid == NO_VOTE_ZXID));
+    assert_ne!(NO_VOTE_ZXID, -1);
 }
 
 /// A never-leader abstains rather than vote for a candidate behind its own log: with server

@@ -4,6 +4,8 @@ election notifications, syncs with OBSERVERINFO / LEADERINFO / ACKEPOCH / DIFF o
 NEWLEADER / UPTODATE, applies INFORMs, answers PINGs with its sessions, serves Kazoo reads and
 forwards writes as REQUEST. Runs once (not per kind): the ensemble is both kinds."""
 
+import os
+import signal
 import time
 import uuid
 
@@ -271,6 +273,24 @@ def test_ringkeeper_follower_of_a_zookeeper_ensemble(ensembles):
     at_rk = ensembles.client(e, follower)
     at_rk.create(root + "/after-snap", b"s")
     same_everywhere([at_rk, at_leader, at_other], root)
+
+    # The ringkeeper follower loses its leader alone (paused past syncLimit, the leader drops
+    # it): it rejoins through an election round of its own, so its round is now above the
+    # Java servers'. FastLeaderElection ignores a notification with zxid -1, round included,
+    # so its no-candidate vote must not carry one, or the next election would never reach
+    # the Java server (which answers lower rounds only).
+    goodbyes = e.members[leader].log.read_text().count("closing socket to learner %d" % follower)
+    pid = e.members[follower].proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: e.members[leader].log.read_text().count(
+            "closing socket to learner %d" % follower) > goodbyes, SERVE_TIMEOUT_S,
+            "the Java leader to drop the paused ringkeeper follower")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_until(lambda: e.mode(follower) == "follower", SERVE_TIMEOUT_S,
+               "the ringkeeper follower to rejoin after its pause")
+    at_rk.retry(at_rk.create, root + "/after-pause", b"p")
 
     # kill -9 of the Java leader: the other Java server can only be elected with the ringkeeper
     # follower's vote. Wait until both hold the leader's last zxid (a candidate behind the
