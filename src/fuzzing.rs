@@ -487,6 +487,7 @@ pub fn snapshot(data: &[u8]) {
             node_count: u64::from(mode >> 1),
             body_bytes: rest.len() as u64,
             body_checksum: crc32c::crc32c(rest),
+            tree_digest: None,
         };
         file.extend_from_slice(&header.encode());
         file.extend_from_slice(rest);

@@ -245,6 +245,7 @@ pub fn run(
     post: bool,
     authorization: Option<&str>,
     remote_ip: Option<std::net::IpAddr>,
+    body: Option<&mut dyn std::io::Read>,
 ) -> CommandResponse {
     let Some(spec) = find(name) else {
         return CommandResponse::failed(name, format!("Unknown command: {name}"), 200);
@@ -265,6 +266,9 @@ pub fn run(
     }
     if primary == "snapshot" {
         return snapshot(context, query);
+    }
+    if primary == "restore" {
+        return restore(context, body);
     }
     if primary == "set_trace_mask" {
         // SetTraceMaskCommand: `traceMask` parsed as a Java long.
@@ -410,6 +414,118 @@ fn snapshot(context: &AdminContext, query: &str) -> CommandResponse {
     response
 }
 
+/// `restore` (Commands.RestoreCommand, ZooKeeper 3.9): the POST body, a snapshot in
+/// ZooKeeper's file format (what `snapshot` streams, or a `version-2/snapshot.<zxid>` file),
+/// replaces the server's state. Answers `last_zxid`, the snapshot's lastProcessedZxid (0 when
+/// it has no such trailer), as ZooKeeper does. Checks in ZooKeeper's order: disabled (503),
+/// `serializeLastProcessedZxid.enabled=false` (500), no body (400), the rate limit (429); then
+/// a body over `admin.restore.maxBytes` is refused (413), and one that is not a valid
+/// snapshot (checksums included) changes nothing (500). See `Pipeline::restore` for what a
+/// restore does to the log, the zxid and the connected clients.
+fn restore(context: &AdminContext, body: Option<&mut dyn std::io::Read>) -> CommandResponse {
+    use std::io::Read;
+    let mut response = CommandResponse::new("restore");
+    if !context.config.admin.restore_enabled {
+        warn!("AdminServer: the restore command is disabled (admin.restore.enabled=false)");
+        response.status = 503;
+        return response;
+    }
+    if !context.config.admin.serialize_last_processed_zxid {
+        warn!("AdminServer: restore requires serializeLastProcessedZxid.enabled=true");
+        response.status = 500;
+        return response;
+    }
+    let Some(body) = body else {
+        warn!("AdminServer: restore request without a body");
+        response.status = 400;
+        return response;
+    };
+    let allowed = context
+        .restore_limiter
+        .lock()
+        .map(|mut limiter| limiter.allow())
+        .unwrap_or(false);
+    if !allowed {
+        warn!("AdminServer: restore request rate limited");
+        response.status = 429;
+        return response;
+    }
+    let max = context.config.admin.restore_max_bytes;
+    let mut bytes = Vec::new();
+    if let Err(error) = body.take(max.saturating_add(1)).read_to_end(&mut bytes) {
+        warn!("AdminServer: restore: reading the snapshot failed: {error}");
+        response.status = 500;
+        return response;
+    }
+    if bytes.len() as u64 > max {
+        warn!("AdminServer: restore: the snapshot is larger than admin.restore.maxBytes ({max})");
+        response.error = Some(format!(
+            "the snapshot is larger than admin.restore.maxBytes ({max})"
+        ));
+        response.status = 413;
+        return response;
+    }
+    let snapshot = match crate::zkformat::snapshot::read_snapshot(&bytes) {
+        Ok(snapshot) => snapshot,
+        Err(error) => {
+            warn!("AdminServer: restore: not a usable snapshot: {error}");
+            response.status = 500;
+            return response;
+        }
+    };
+    let last_zxid = snapshot.last_processed_zxid.unwrap_or(0);
+    let mut tree = snapshot.tree;
+    tree.last_zxid = last_zxid;
+    // ZKDatabase.deserializeSnapshot compares the digest at lastProcessedZxid and only logs a
+    // mismatch (a snapshot ZooKeeper wrote while txns applied may lag its nodes by one txn).
+    if let Some(digest) = snapshot.digest {
+        if digest.zxid == last_zxid
+            && digest.version == crate::tree::digest::DIGEST_VERSION
+            && digest.digest != tree.digest()
+        {
+            warn!(
+                "AdminServer: restore: the snapshot's digest at zxid {last_zxid:#x} is {:#x}, its nodes' is {:#x}",
+                digest.digest,
+                tree.digest()
+            );
+        }
+    }
+    let (tree, sessions) = crate::zkformat::import::to_ringkeeper(tree);
+    let (reply, answer) = crossbeam_channel::bounded(1);
+    let asked = context
+        .pipeline
+        .send(crate::pipeline::PipelineInput::Restore(Box::new(
+            crate::pipeline::Restore {
+                tree,
+                sessions,
+                reply,
+            },
+        )))
+        .is_ok();
+    let outcome = if asked {
+        answer
+            .recv_timeout(RESTORE_TIMEOUT)
+            .unwrap_or_else(|_| Err("the pipeline did not answer".into()))
+    } else {
+        Err("the pipeline is gone".into())
+    };
+    match outcome {
+        Ok(zxid) => {
+            info!("AdminServer: restored the state from a snapshot of zxid {last_zxid:#x}, now at zxid {zxid:#x}");
+            response.put("last_zxid", last_zxid);
+        }
+        Err(error) => {
+            warn!("AdminServer: restore failed: {error}");
+            response.error = Some(error);
+            response.status = 500;
+        }
+    }
+    response
+}
+
+/// How long the restore command waits for the pipeline to put the new state in place.
+const RESTORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// How long the snapshot command waits for the pipeline's answer.
 const SNAPSHOT_STATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -533,6 +649,22 @@ fn last_snapshot(context: &AdminContext) -> Option<(i64, i64)> {
             Some((zxid, seconds))
         })
         .max()
+}
+
+/// The `digests` of the `hash` command: `[{"zxid":128,"digest":...,"digest_version":2}, ...]`,
+/// oldest first.
+pub fn digests_json(log: &crate::tree::digest::DigestLog) -> Value {
+    Value::Array(
+        log.entries()
+            .map(|entry| {
+                json!({
+                    "zxid": entry.zxid,
+                    "digest": entry.digest,
+                    "digest_version": entry.digest_version,
+                })
+            })
+            .collect(),
+    )
 }
 
 async fn run_command(context: &AdminContext, primary: &str) -> CommandResponse {
@@ -744,22 +876,13 @@ async fn run_command(context: &AdminContext, primary: &str) -> CommandResponse {
                 response.put("zabstate", "");
             }
         },
-        // What ringkeeper cannot answer, in ZooKeeper's error form.
+        // Commands.DigestCommand: DataTree.getDigestLog, each ZxidDigest as Jackson writes
+        // it (fields in declaration order, snake_case names).
         "hash" => {
-            response.error = Some(
-                "hash is not supported by ringkeeper: it keeps no ZooKeeper tree digests".into(),
-            );
+            response.put("digests", digests_json(view.digest_log()));
         }
         "get_trace_mask" => {
             response.put("tracemask", stats.trace_mask.load(Ordering::Relaxed) as i64);
-        }
-        "restore" => {
-            response.error = Some(
-                "restore is not supported by ringkeeper yet (start on a ZooKeeper snapshot \
-                 instead: see \"Migrating from Apache ZooKeeper\")"
-                    .into(),
-            );
-            response.status = 501;
         }
         other => {
             response.error = Some(format!("Unknown command: {other}"));
@@ -796,6 +919,7 @@ pub fn serve(server: tiny_http::Server, context: Arc<AdminContext>) {
                     (405, "text/plain", "method not allowed\n".to_string())
                 } else {
                     let query = url.split_once('?').map_or("", |(_, query)| query);
+                    let mut request = request;
                     let response = run(
                         &context,
                         name,
@@ -803,6 +927,7 @@ pub fn serve(server: tiny_http::Server, context: Arc<AdminContext>) {
                         post,
                         authorization.as_deref(),
                         remote_ip,
+                        post.then(|| request.as_reader() as &mut dyn std::io::Read),
                     );
                     respond(request, &url, response);
                     continue;
@@ -862,6 +987,38 @@ mod tests {
         assert_eq!(query_value("streaming", "streaming"), Some(""));
         assert_eq!(query_value("", "streaming"), None);
         assert_eq!(query_value("streamingx=1", "streaming"), None);
+    }
+
+    /// Commands.DigestCommand as ZooKeeper 3.8 answers it (Jackson: the ZxidDigest fields in
+    /// declaration order, snake_case), then `command` and `error`, and the 4lw text of the
+    /// same history (DigestCommand: `Long.toHexString(zxid) + ": " + digest`).
+    #[test]
+    fn hash_answers_in_zookeepers_shapes() {
+        let mut tree = crate::tree::TreeVersion::new();
+        let error = crate::tree::Txn::Error {
+            code: crate::jute::protocol::ErrorCode::BadVersion,
+        };
+        for zxid in 1..=300 {
+            assert!(tree.apply(zxid, 0, &error, &mut Vec::new()).is_ok());
+        }
+        let mut response = CommandResponse::new("hash");
+        response.put("digests", digests_json(tree.digest_log()));
+        let text = response.to_json().to_string();
+        let digest = 0x51c6_d660_i64;
+        assert_eq!(
+            text,
+            format!(
+                "{{\"digests\":[{{\"zxid\":128,\"digest\":{digest},\"digest_version\":2}},\
+                 {{\"zxid\":256,\"digest\":{digest},\"digest_version\":2}}],\
+                 \"command\":\"hash\",\"error\":null}}"
+            )
+        );
+        assert_eq!(
+            crate::tree::digest::digest_log_text(tree.digest_log()),
+            format!("80: {digest}\n100: {digest}\n")
+        );
+        let empty = digests_json(crate::tree::TreeVersion::new().digest_log());
+        assert_eq!(empty.to_string(), "[]");
     }
 
     #[test]

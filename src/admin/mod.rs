@@ -29,6 +29,9 @@ pub struct AdminContext {
     /// The `snapshot` command's rate limit (one per `admin.rateLimiterIntervalInMS`
     /// microseconds, as ZooKeeper's SnapshotCommand reads the key).
     pub snapshot_limiter: std::sync::Mutex<commands::RateLimiter>,
+    /// The `restore` command's rate limit (one per `admin.rateLimiterIntervalInMS`
+    /// milliseconds, as ZooKeeper's RestoreCommand reads the key).
+    pub restore_limiter: std::sync::Mutex<commands::RateLimiter>,
 }
 
 impl AdminContext {

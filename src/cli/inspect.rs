@@ -503,7 +503,7 @@ fn dump_zk_snapshot(
     .map_err(write_error)?;
     match snapshot.digest {
         Some(digest) => {
-            let computed = if digest.version == crate::zkformat::model::DIGEST_VERSION {
+            let computed = if digest.version == crate::tree::digest::DIGEST_VERSION {
                 if tree.digest() == digest.digest {
                     ", equal to the nodes' digest"
                 } else {

@@ -201,7 +201,7 @@ pub struct Config {
 /// (true), `admin.rateLimiterIntervalInMS` (300000; ZooKeeper reads it for `snapshot` as
 /// microseconds, so one snapshot per 300 ms by default) and
 /// `serializeLastProcessedZxid.enabled` (true; false makes `snapshot` answer 500, as in
-/// ZooKeeper 3.9).
+/// ZooKeeper 3.9); for `restore` `admin.restore.enabled` (true) and `admin.restore.maxBytes`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminSettings {
     pub enabled: bool,
@@ -212,6 +212,11 @@ pub struct AdminSettings {
     pub snapshot_enabled: bool,
     pub rate_limiter_interval: u64,
     pub serialize_last_processed_zxid: bool,
+    /// `admin.restore.enabled` (ZooKeeper's `zookeeper.admin.restore.enabled`, true).
+    pub restore_enabled: bool,
+    /// `admin.restore.maxBytes` (ringkeeper's; 1 GiB): the largest snapshot `restore`
+    /// reads. ZooKeeper streams the request body into a new tree without a bound.
+    pub restore_max_bytes: u64,
 }
 
 impl Default for AdminSettings {
@@ -225,6 +230,8 @@ impl Default for AdminSettings {
             snapshot_enabled: true,
             rate_limiter_interval: 300_000,
             serialize_last_processed_zxid: true,
+            restore_enabled: true,
+            restore_max_bytes: 1 << 30,
         }
     }
 }
@@ -1288,6 +1295,10 @@ impl Config {
                 "admin.snapshot.enabled" => config.admin.snapshot_enabled = java_boolean(value),
                 "admin.rateLimiterIntervalInMS" => {
                     config.admin.rate_limiter_interval = parse_number(key, value)?
+                }
+                "admin.restore.enabled" => config.admin.restore_enabled = java_boolean(value),
+                "admin.restore.maxBytes" => {
+                    config.admin.restore_max_bytes = parse_number(key, value)?
                 }
                 "serializeLastProcessedZxid.enabled" => {
                     config.admin.serialize_last_processed_zxid = java_boolean(value)

@@ -23,8 +23,7 @@ pub struct WordContext<'a> {
     pub view: Arc<TreeVersion>,
 }
 
-/// The words the client port answers (FourLetterCommands' table; `hash` is answered with
-/// what ringkeeper cannot do).
+/// The words the client port answers (FourLetterCommands' table).
 pub const FOUR_LETTER_WORDS: &[&str] = &[
     "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "dump", "wchs", "wchc",
     "wchp", "dirs", "isro", "gtmk", "stmk", "hash",
@@ -281,13 +280,16 @@ pub const ZK_NOT_SERVING: &str = "This ZooKeeper instance is not currently servi
 /// The answer of a word while the server is not serving (looking for a leader), or `None`
 /// when the word answers as usual. ZooKeeper 3.9.3: the commands that check
 /// `isZKServerRunning()` (stat, srvr, mntr, cons, crst, srst, conf, dump, dirs, wchs, wchc,
-/// wchp) print ZK_NOT_SERVING; isro prints `null`; ruok (imok) and envi do not check.
+/// wchp) print ZK_NOT_SERVING; hash prints it without the newline; isro prints `null`; ruok
+/// (imok) and envi do not check.
 /// Checked against a 3.8.0 ensemble that lost its quorum.
 pub fn not_serving_answer(word: &str) -> Option<String> {
     match word {
         "srvr" | "stat" | "mntr" | "cons" | "crst" | "srst" | "conf" | "dump" | "dirs" | "wchs"
         | "wchc" | "wchp" => Some(format!("{ZK_NOT_SERVING}\n")),
         "isro" => Some("null".into()),
+        // DigestCommand prints it without a newline.
+        "hash" => Some(ZK_NOT_SERVING.into()),
         _ => None,
     }
 }
@@ -534,6 +536,11 @@ pub async fn monitor_rows(state: &WordContext<'_>) -> Vec<(&'static str, String)
             "zk_min_client_response_size",
             stats.response_sizes().1.to_string(),
         ),
+        // ServerMetrics.DIGEST_MISMATCHES_COUNT counts a learner's tree digest differing from
+        // the one a proposal carries (DataTree.compareDigest). ringkeeper's proposals carry
+        // no digest, and the ZooKeeper-wire follower does not compare the one a ZooKeeper
+        // leader sends: nothing is compared, so the count is 0.
+        ("zk_digest_mismatches_count", "0".into()),
         ("zk_uptime", stats.started.elapsed().as_millis().to_string()),
         ("zk_last_zxid", format!("{:#x}", view.zxid)),
         // ringkeeper's own: group commits done and records they carried (their ratio
@@ -615,6 +622,10 @@ pub async fn answer(state: &WordContext<'_>, word: &str) -> String {
         // IsroCommand: `ro` while a ReadOnlyZooKeeperServer serves.
         "isro" if state.stats.quorum.mode() == ServerMode::ReadOnly => out.push_str("ro"),
         "isro" => out.push_str("rw"),
+        // DigestCommand: the digest history of the tree this core serves.
+        "hash" => out.push_str(&crate::tree::digest::digest_log_text(
+            state.view.digest_log(),
+        )),
         "srvr" => {
             let _ = writeln!(out, "Zookeeper version: {}", version_string());
             server_summary(state, &mut out);
@@ -827,6 +838,8 @@ mod tests {
             );
         }
         assert_eq!(not_serving_answer("isro").as_deref(), Some("null"));
+        // DigestCommand: pw.print, no newline.
+        assert_eq!(not_serving_answer("hash").as_deref(), Some(ZK_NOT_SERVING));
         assert_eq!(not_serving_answer("ruok"), None);
         assert_eq!(not_serving_answer("envi"), None);
         assert_eq!(

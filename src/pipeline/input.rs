@@ -13,6 +13,16 @@ pub struct DurableState {
     pub sessions: std::collections::BTreeMap<i64, i32>,
 }
 
+/// The AdminServer's `restore`: a tree and its sessions that replace the server's state.
+#[derive(Debug)]
+pub struct Restore {
+    pub tree: crate::tree::TreeVersion,
+    pub sessions: Vec<crate::snapshot::SessionRecord>,
+    /// The zxid the restored state was given (see `Pipeline::restore`), or why it was not
+    /// restored.
+    pub reply: crossbeam_channel::Sender<Result<i64, String>>,
+}
+
 /// What cores send to the pipeline.
 #[derive(Debug)]
 pub enum PipelineInput {
@@ -48,5 +58,7 @@ pub enum PipelineInput {
     /// The newest durable tree version and the sessions open at it (the AdminServer's
     /// `snapshot` command); None when this server keeps no snapshots.
     DurableState(crossbeam_channel::Sender<Option<DurableState>>),
+    /// Replace the state (the AdminServer's `restore`).
+    Restore(Box<Restore>),
     Shutdown,
 }

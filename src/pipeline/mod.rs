@@ -18,6 +18,6 @@ pub mod prep;
 pub mod publish;
 pub mod reply;
 
-pub use input::{DurableState, PipelineInput};
+pub use input::{DurableState, PipelineInput, Restore};
 pub use publish::{CoreBatch, CorePresence, CoreReply, Step};
 pub use reply::write_reply;

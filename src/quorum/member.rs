@@ -170,6 +170,7 @@ pub fn ensemble_secrets(config: &QuorumConfig) -> SessionSecrets {
         current: ENSEMBLE_SECRET,
         accepted: vec![legacy_ensemble_secret(config)],
         zookeeper_passwords: false,
+        issue_zookeeper_passwords: false,
     }
 }
 

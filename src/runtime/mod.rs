@@ -253,6 +253,9 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     };
     // Sessions imported from ZooKeeper resume with the password ZooKeeper gave them.
     secret.zookeeper_passwords = crate::zkformat::import::was_imported(&config.data_dir);
+    // In a ZooKeeper ensemble a session may resume on a Java member: ZooKeeper's passwords.
+    secret.issue_zookeeper_passwords = config.quorum.is_some()
+        && config.quorum_protocol == crate::config::QuorumProtocol::Zookeeper;
     // The newest valid snapshot is the tree's base, mapped and read in place (an older one
     // is used when the newest fails validation), with the log after it replayed.
     let loaded = load_state(
@@ -580,6 +583,10 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
         snapshot_limiter: std::sync::Mutex::new(crate::admin::commands::RateLimiter::new(
             1,
             std::time::Duration::from_micros(config.admin.rate_limiter_interval),
+        )),
+        restore_limiter: std::sync::Mutex::new(crate::admin::commands::RateLimiter::new(
+            1,
+            std::time::Duration::from_millis(config.admin.rate_limiter_interval),
         )),
     }))
     .map_err(|error| RuntimeError::Listen {

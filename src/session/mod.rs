@@ -76,6 +76,10 @@ pub struct SessionSecrets {
     /// (`zkformat::password`): set on a server whose state was imported from ZooKeeper's files,
     /// so that ZooKeeper's clients resume their sessions.
     pub zookeeper_passwords: bool,
+    /// Give new sessions the password Apache ZooKeeper derives (and accept it): set on a
+    /// member of a ZooKeeper ensemble (`quorum.protocol=zookeeper`), where a session created
+    /// through this server resumes on a Java member, which checks ZooKeeper's derivation.
+    pub issue_zookeeper_passwords: bool,
 }
 
 impl SessionSecrets {
@@ -85,6 +89,7 @@ impl SessionSecrets {
             current,
             accepted: Vec::new(),
             zookeeper_passwords: false,
+            issue_zookeeper_passwords: false,
         }
     }
 }
@@ -130,6 +135,9 @@ impl SessionTable {
     /// The password of a session: a keyed hash of its id, so it can be recomputed after a
     /// restart without storing it, and cannot be guessed without the server's secret.
     pub fn password_for(&self, session_id: i64) -> [u8; 16] {
+        if self.secrets.issue_zookeeper_passwords {
+            return crate::zkformat::password::zookeeper_password(session_id);
+        }
         password_with(&self.secrets.current, session_id)
     }
 
@@ -142,7 +150,7 @@ impl SessionTable {
                 .accepted
                 .iter()
                 .any(|secret| password_with(secret, session.id)[..] == *password)
-            || (self.secrets.zookeeper_passwords
+            || ((self.secrets.zookeeper_passwords || self.secrets.issue_zookeeper_passwords)
                 && crate::zkformat::password::zookeeper_password(session.id)[..] == *password)
     }
 
@@ -402,6 +410,27 @@ mod tests {
     }
 
     #[test]
+    fn a_member_of_a_zookeeper_ensemble_gives_zookeepers_passwords() {
+        // A Java member checks a resumed session's password with ZooKeeper's derivation, so a
+        // session created through a ringkeeper member of a ZooKeeper ensemble must carry it.
+        let secrets = SessionSecrets {
+            issue_zookeeper_passwords: true,
+            ..SessionSecrets::only(ENSEMBLE_SECRET)
+        };
+        let mut table = SessionTable::new(2000, 4, 0, secrets);
+        let id = table.next_id();
+        table.add(id, 4000, Some(CONN), 0);
+        let password = crate::zkformat::password::zookeeper_password(id);
+        assert_eq!(table.password_for(id), password);
+        assert_eq!(table.resume(id, &password, CONN, 10), (None, Ok(())));
+        let ringkeepers = password_with(&ENSEMBLE_SECRET, id);
+        assert_eq!(
+            table.resume(id, &ringkeepers, CONN, 10).1,
+            Err(ResumeError::BadPassword)
+        );
+    }
+
+    #[test]
     fn a_password_of_an_accepted_earlier_secret_resumes_the_session() {
         // The upgrade path: a client holding a password derived from the secret the server
         // used before keeps its session; a password of no known secret is still refused.
@@ -414,6 +443,7 @@ mod tests {
                 current: ENSEMBLE_SECRET,
                 accepted: vec![legacy],
                 zookeeper_passwords: false,
+                issue_zookeeper_passwords: false,
             },
         );
         let id = table.next_id();

@@ -99,6 +99,7 @@ pub fn stream_snapshot_within<W: Write>(
         node_count: source.node_count.get(),
         body_bytes: body_bytes as u64,
         body_checksum: out.checksum,
+        tree_digest: Some(tree.digest() as u64),
     })
 }
 

@@ -16,7 +16,9 @@
 //!   24 node count        u64      number of NodeRecords in the body
 //!   32 body length       u64      bytes after the header; the file is exactly 64 + this long
 //!   40 body checksum     u32      CRC-32C of the body
-//!   44 reserved          16 bytes zero (covered by the header checksum)
+//!   44 tree digest       u64      ZooKeeper's tree digest at the last zxid (`tree::digest`)
+//!   52 digest version    u32      DigestCalculator's version of that digest (2); 0: no digest
+//!   56 reserved          4 bytes  zero (covered by the header checksum)
 //!   60 header checksum   u32      CRC-32C of header bytes 0..60
 //! body (at offset 64, so 8-byte aligned in a page-aligned mapping)
 //!   the rkyv 0.8 archive (features: little-endian, aligned, 64-bit relative pointers, i.e.
@@ -57,6 +59,11 @@
 //! written and every restart replayed the whole log. The price is 16 bytes more per node
 //! record (112 instead of 96) and 16 per ACL entry.
 //!
+//! The tree digest was added in bytes that were reserved (zero) before, without a new format
+//! version: a snapshot written before it has digest version 0 there, and the load computes the
+//! digest once from the nodes (`TreeVersion::from_snapshot`). A digest of another version is
+//! treated as absent.
+//!
 //! Versions. 1: `acls` before `nodes`. 2: as 3 with 32-bit pointers (records of 96 bytes,
 //! strings inline up to 8 bytes). rkyv's pointer width is a build-wide feature, so this build
 //! cannot read a version 2 archive in place: [`Header::decode`] refuses one by name
@@ -87,6 +94,7 @@ use rkyv::util::AlignedVec;
 use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::jute::records::{Acl, Id};
+use crate::tree::digest::DIGEST_VERSION;
 use crate::tree::{Node, NodeStat};
 
 pub const MAGIC: &[u8; 8] = b"RKSNAPSH";
@@ -228,6 +236,8 @@ pub struct Header {
     pub node_count: u64,
     pub body_bytes: u64,
     pub body_checksum: u32,
+    /// ZooKeeper's tree digest of the snapshot's tree (None: written without one).
+    pub tree_digest: Option<u64>,
 }
 
 impl Header {
@@ -240,6 +250,10 @@ impl Header {
         header[24..32].copy_from_slice(&self.node_count.to_le_bytes());
         header[32..40].copy_from_slice(&self.body_bytes.to_le_bytes());
         header[40..44].copy_from_slice(&self.body_checksum.to_le_bytes());
+        if let Some(digest) = self.tree_digest {
+            header[44..52].copy_from_slice(&digest.to_le_bytes());
+            header[52..56].copy_from_slice(&(DIGEST_VERSION as u32).to_le_bytes());
+        }
         let checksum = crc32c::crc32c(&header[0..60]);
         header[60..64].copy_from_slice(&checksum.to_le_bytes());
         header
@@ -282,6 +296,7 @@ impl Header {
             node_count: u64_at(24),
             body_bytes: u64_at(32),
             body_checksum: u32_at(40),
+            tree_digest: (u32_at(52) == DIGEST_VERSION as u32).then(|| u64_at(44)),
         })
     }
 }
@@ -289,6 +304,7 @@ impl Header {
 /// Serialises `body` and returns (header, body bytes) ready to be written one after the other.
 pub fn encode(
     zxid: i64,
+    tree_digest: Option<u64>,
     body: &SnapshotBody,
 ) -> Result<([u8; HEADER_BYTES], AlignedVec), SnapshotError> {
     if body.nodes.len() > NODE_COUNT_MAX {
@@ -301,6 +317,7 @@ pub fn encode(
         node_count: body.nodes.len() as u64,
         body_bytes: bytes.len() as u64,
         body_checksum: crc32c::crc32c(&bytes),
+        tree_digest,
     };
     Ok((header.encode(), bytes))
 }
@@ -515,6 +532,7 @@ impl<'a> SnapshotView<'a> {
                 ephemeral_owner: record.ephemeral_owner.to_native(),
             },
             child_count: record.child_count.to_native() as usize,
+            digest_cached: None,
         })
     }
 

@@ -262,7 +262,9 @@ pub struct Converted {
 /// file fully (`format::validate`: the tree structure of `check_structure` included).
 pub fn convert(file: &[u8]) -> Result<Converted, SnapshotError> {
     let (header, body) = decode(file)?;
-    let (new_header, new_body) = format::encode(header.zxid, &body)?;
+    // Format 2 carried no tree digest: the converted file has none either, and the load
+    // computes it once.
+    let (new_header, new_body) = format::encode(header.zxid, None, &body)?;
     drop(body);
     let mut converted = AlignedVec::<16>::with_capacity(HEADER_BYTES + new_body.len());
     converted.extend_from_slice(&new_header);

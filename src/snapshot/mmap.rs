@@ -100,6 +100,12 @@ impl MappedSnapshot {
         self.header.node_count as usize
     }
 
+    /// ZooKeeper's tree digest of the snapshot's tree, when the header carries one (a
+    /// snapshot written before the digest was kept does not).
+    pub fn tree_digest(&self) -> Option<u64> {
+        self.header.tree_digest
+    }
+
     /// Size of the file in bytes.
     pub fn file_bytes(&self) -> usize {
         self.map.len()

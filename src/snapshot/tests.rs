@@ -121,9 +121,10 @@ fn sessions() -> Vec<SessionRecord> {
     ]
 }
 
-/// The whole file in memory, aligned like a mapping.
-fn file_bytes(zxid: i64, body: &SnapshotBody) -> AlignedVec {
-    let (header, archive) = format::encode(zxid, body).expect("encode");
+/// The whole file of `tree`'s zxid and digest with `body`, in memory, aligned like a mapping.
+fn file_bytes(tree: &TreeVersion, body: &SnapshotBody) -> AlignedVec {
+    let digest = Some(tree.digest() as u64);
+    let (header, archive) = format::encode(tree.zxid, digest, body).expect("encode");
     let mut file = AlignedVec::with_capacity(header.len() + archive.len());
     file.extend_from_slice(&header);
     file.extend_from_slice(&archive);
@@ -561,7 +562,7 @@ fn the_streamed_archive_holds_the_models_records() {
     assert_eq!(streamed_body(&tree, &sessions()), expected);
     // Byte for byte what rkyv's derived serializer makes of the model.
     let streamed = super::encode_snapshot(&tree, &sessions()).expect("encode");
-    assert_eq!(&streamed[..], &file_bytes(tree.zxid, &expected)[..]);
+    assert_eq!(&streamed[..], &file_bytes(&tree, &expected)[..]);
     // On a base, with a delta that adds, changes and removes nodes.
     let dir = tempfile::tempdir().expect("tempdir");
     let mut based = reopened(&tree, dir.path());
@@ -678,7 +679,7 @@ fn acls_are_stored_once_per_distinct_list() {
 fn children_are_contiguous_and_sorted_breadth_first() {
     let tree = every_kind_tree();
     let body = reference_body(&tree, &[]).expect("body");
-    let file = file_bytes(tree.zxid, &body);
+    let file = file_bytes(&tree, &body);
     let (_, archived) = format::validate(&file).expect("valid");
     let acls = format::decode_acls(archived);
     let view = SnapshotView {
@@ -713,7 +714,7 @@ fn children_are_contiguous_and_sorted_breadth_first() {
 fn damaged_header_and_body_are_rejected_without_panic() {
     let tree = every_kind_tree();
     let body = reference_body(&tree, &sessions()).expect("body");
-    let file = file_bytes(tree.zxid, &body);
+    let file = file_bytes(&tree, &body);
     assert!(format::validate(&file).is_ok());
     // Every single bit flip, anywhere in the file, is caught (the header and body checksums
     // cover every byte).
@@ -753,7 +754,7 @@ fn damaged_header_and_body_are_rejected_without_panic() {
 fn a_newer_format_version_is_refused_by_name() {
     let tree = TreeVersion::new();
     let body = reference_body(&tree, &[]).expect("body");
-    let mut file = file_bytes(tree.zxid, &body);
+    let mut file = file_bytes(&tree, &body);
     let newer = format::FORMAT_VERSION + 1;
     file[8..12].copy_from_slice(&newer.to_le_bytes());
     let checksum = crc32c::crc32c(&file[0..60]);
@@ -792,7 +793,7 @@ fn a_well_checksummed_archive_with_a_broken_tree_is_rejected() {
     for (what, breakage) in breakages {
         let mut body = good.clone();
         breakage(&mut body);
-        let file = file_bytes(tree.zxid, &body);
+        let file = file_bytes(&tree, &body);
         assert!(
             matches!(format::validate(&file), Err(SnapshotError::Structure(_))),
             "{what}"
@@ -1093,7 +1094,7 @@ fn measure_open_of_a_million_nodes() {
     let body = reference_body(&tree, &[]).expect("body");
     eprintln!("build_body {:?}", started.elapsed());
     let started = std::time::Instant::now();
-    let encoded = format::encode(tree.zxid, &body).expect("encode");
+    let encoded = format::encode(tree.zxid, Some(tree.digest() as u64), &body).expect("encode");
     eprintln!("encode (rkyv + crc) {:?}", started.elapsed());
     drop((body, encoded));
     let started = std::time::Instant::now();

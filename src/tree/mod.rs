@@ -9,6 +9,7 @@
 //! same version, which is what the log, recovery and replication rely on.
 
 pub mod acl;
+pub mod digest;
 pub mod path;
 pub mod quota;
 
@@ -78,6 +79,12 @@ pub struct Node {
     /// numChildren. The names are kept by the tree (`TreeVersion::children`), so that a node
     /// read from the snapshot base needs no allocation per child.
     pub child_count: usize,
+    /// The node's digest (`digest::node_digest`) as the tree computed it when it stored the
+    /// node; None for a node made elsewhere (read from the snapshot base, built by an import).
+    /// ZooKeeper's DataNode caches its digest the same way, so that a change costs one CRC
+    /// (the new state) rather than two. Only the tree sets it, and only for the node as
+    /// stored: a clone that is then modified gets a fresh one when it is stored.
+    pub digest_cached: Option<u32>,
 }
 
 impl Node {
@@ -113,6 +120,14 @@ impl Node {
 
     pub fn data_vec(&self) -> Option<Vec<u8>> {
         self.data.as_ref().map(|data| data.to_vec())
+    }
+
+    /// The node's digest at `path`: the cached one, or computed.
+    fn digest_at(&self, path: &str) -> u64 {
+        match self.digest_cached {
+            Some(digest) => u64::from(digest),
+            None => digest::node_digest(path, self.data.as_deref(), &self.stat),
+        }
     }
 }
 
@@ -239,6 +254,10 @@ pub struct TreeVersion {
     /// Paths with a quota (a `zookeeper_limits` node under `/zookeeper/quota`): ZooKeeper's
     /// PathTrie of quotas, see `quota`.
     quota_roots: OrdSet<Arc<str>>,
+    /// ZooKeeper's tree digest (`digest`): the sum of every node's digest, mod 2^64.
+    digest: u64,
+    /// The `hash` history (DataTree.digestLog).
+    digest_log: digest::DigestLog,
     /// The zxid of the last transaction applied.
     pub zxid: i64,
 }
@@ -282,6 +301,7 @@ impl TreeVersion {
             acl,
             stat: NodeStat::default(),
             child_count,
+            digest_cached: None,
         };
         let mut tree = TreeVersion {
             base: None,
@@ -293,6 +313,8 @@ impl TreeVersion {
             containers: OrdSet::new(),
             ttls: OrdSet::new(),
             quota_roots: OrdSet::new(),
+            digest: 0,
+            digest_log: digest::DigestLog::default(),
             zxid: 0,
         };
         tree.insert_new("/", empty_node(open.clone(), 1));
@@ -326,6 +348,8 @@ impl TreeVersion {
             containers: OrdSet::new(),
             ttls: OrdSet::new(),
             quota_roots: OrdSet::new(),
+            digest: 0,
+            digest_log: digest::DigestLog::default(),
             zxid,
         };
         for (path, node) in nodes {
@@ -343,8 +367,8 @@ impl TreeVersion {
     /// transaction then, but derived from the configuration in force). None when the node
     /// is missing.
     pub fn set_config_node(&mut self, data: &[u8], zxid: i64, time_ms: i64) -> Option<Stat> {
-        let node = self.get(CONFIG_PATH)?;
-        let mut node = Node::clone(&node);
+        let old = self.get(CONFIG_PATH)?;
+        let mut node = Node::clone(&old);
         self.data_size = self.data_size.saturating_sub(data_len(&node));
         node.data = Some(Arc::from(data));
         self.data_size += data_len(&node);
@@ -352,13 +376,15 @@ impl TreeVersion {
         node.stat.mzxid = zxid;
         node.stat.mtime = time_ms;
         let stat = node.to_stat();
-        self.replace(CONFIG_PATH, node);
+        self.replace(CONFIG_PATH, &old, node);
         Some(stat)
     }
 
     /// The tree as of `snapshot`, read in place: the delta is empty and the derived indexes
     /// (ephemerals by session, containers, TTL nodes) come from the snapshot's list of special
-    /// nodes, so no node is materialised.
+    /// nodes, and the tree digest from its header, so no node is materialised. The digest
+    /// history starts empty (it is kept in memory only, as ZooKeeper's is); the log replayed
+    /// after the snapshot fills it.
     pub fn from_snapshot(snapshot: Arc<MappedSnapshot>) -> TreeVersion {
         let view = snapshot.view();
         let mut tree = TreeVersion {
@@ -371,13 +397,23 @@ impl TreeVersion {
             containers: OrdSet::new(),
             ttls: OrdSet::new(),
             quota_roots: OrdSet::new(),
+            digest: 0,
+            digest_log: digest::DigestLog::default(),
             zxid: snapshot.zxid(),
         };
         for (path, owner) in view.special_nodes() {
             tree.index_kind(Arc::from(path), NodeKind::from_owner(owner));
         }
+        let stored_digest = snapshot.tree_digest();
         tree.base = Some(snapshot);
         tree.rebuild_quota_roots();
+        // The header carries the digest, so the load stays O(1) in the tree's size; a
+        // snapshot written before it was kept costs one pass over its nodes, here, once
+        // (the caller says so: `snapshot.tree_digest()` is None).
+        tree.digest = match stored_digest {
+            Some(digest) => digest,
+            None => tree.digest_recomputed() as u64,
+        };
         tree
     }
 
@@ -393,8 +429,9 @@ impl TreeVersion {
 
     /// Inserts a node known to be absent, with its parent link (the parent's count is the
     /// caller's). Used to build the fresh tree and by create.
-    fn insert_new(&mut self, path: &str, node: Node) -> Arc<str> {
+    fn insert_new(&mut self, path: &str, mut node: Node) -> Arc<str> {
         let key: Arc<str> = Arc::from(path);
+        self.store_digest(path, &mut node);
         if let Some((parent, name)) = path::split_parent(path) {
             self.child_changes
                 .entry(Arc::from(parent))
@@ -428,19 +465,66 @@ impl TreeVersion {
     /// memory (a snapshot past 2 GiB). The stat is left alone; the data size is kept exact.
     #[cfg(test)]
     pub(crate) fn share_data_for_test(&mut self, path: &str, data: Arc<[u8]>) -> bool {
-        let Some(node) = self.get(path) else {
+        let Some(old) = self.get(path) else {
             return false;
         };
-        let mut node = (*node).clone();
+        let mut node = (*old).clone();
         self.data_size = self.data_size - data_len(&node) + data.len();
         node.data = Some(data);
-        self.replace(path, node);
+        self.replace(path, &old, node);
         true
     }
 
-    /// Replaces an existing node (copy-on-write for a base node).
-    fn replace(&mut self, path: &str, node: Node) {
+    /// Replaces the existing node `old` at `path` by `node` (copy-on-write for a base node).
+    fn replace(&mut self, path: &str, old: &Node, mut node: Node) {
+        // NodeHashMapImpl.preChange / postChange.
+        self.digest = self.digest.wrapping_sub(old.digest_at(path));
+        self.store_digest(path, &mut node);
         self.nodes.insert(Arc::from(path), Some(Arc::new(node)));
+    }
+
+    /// Adds the digest of `node`, about to be stored at `path`, to the tree's, and caches it
+    /// in the node.
+    fn store_digest(&mut self, path: &str, node: &mut Node) {
+        let node_digest = digest::node_digest(path, node.data.as_deref(), &node.stat);
+        // A CRC-32: always within u32.
+        node.digest_cached = u32::try_from(node_digest).ok();
+        self.digest = self.digest.wrapping_add(node_digest);
+    }
+
+    /// ZooKeeper's tree digest (NodeHashMapImpl.getDigest), as Java's signed long.
+    pub fn digest(&self) -> i64 {
+        self.digest as i64
+    }
+
+    /// The `hash` history: (zxid, digest) after every transaction whose zxid is a multiple
+    /// of 128, the newest 1024 (DataTree.getDigestLog).
+    pub fn digest_log(&self) -> &digest::DigestLog {
+        &self.digest_log
+    }
+
+    /// Takes the `hash` history of `other`, a version of the same transactions (a live tree
+    /// rebased on its own snapshot keeps the history it had).
+    pub fn take_digest_log_of(&mut self, other: &TreeVersion) {
+        self.digest_log = other.digest_log.clone();
+    }
+
+    /// The digest of every node, summed: what [`Self::digest`] must equal (O(n); tests and
+    /// the load of a snapshot that does not carry its digest).
+    pub fn digest_recomputed(&self) -> i64 {
+        let mut sum: u64 = 0;
+        let mut stack = vec!["/".to_string()];
+        while let Some(current) = stack.pop() {
+            if let Some(node) = self.get(&current) {
+                sum = sum.wrapping_add(digest::node_digest(
+                    &current,
+                    node.data.as_deref(),
+                    &node.stat,
+                ));
+            }
+            self.for_each_child(&current, |name| stack.push(path::join(&current, name)));
+        }
+        sum as i64
     }
 
     fn base_contains(&self, path: &str) -> bool {
@@ -636,6 +720,9 @@ impl TreeVersion {
     ) -> Result<TxnResult, ApplyError> {
         let result = self.apply_inner(zxid, time_ms, txn, triggers)?;
         self.zxid = zxid;
+        // DataTree.processTxn: once per transaction (a multi's sub-transactions are applied
+        // by apply_inner), whatever it was (session and error transactions too).
+        self.digest_log.record(zxid, self.digest);
         Ok(result)
     }
 
@@ -660,10 +747,10 @@ impl TreeVersion {
                 if self.contains(path) {
                     return Err(fail(format!("create of existing {path}")));
                 }
-                let parent = self
+                let old_parent = self
                     .get(parent_path)
                     .ok_or_else(|| fail(format!("create of {path} without parent")))?;
-                let mut parent = Node::clone(&parent);
+                let mut parent = Node::clone(&old_parent);
                 parent.child_count += 1;
                 if *parent_cversion > parent.stat.cversion {
                     parent.stat.cversion = *parent_cversion;
@@ -693,11 +780,12 @@ impl TreeVersion {
                         ephemeral_owner: *ephemeral_owner,
                     },
                     child_count: 0,
+                    digest_cached: None,
                 };
                 let stat = node.to_stat();
                 let node_acl = node.acl.clone();
                 let key = self.insert_new(path, node);
-                self.replace(parent_path, parent);
+                self.replace(parent_path, &old_parent, parent);
                 let bytes = data.as_ref().map_or(0, |data| data.len() as i64);
                 self.quota_after_create(path, parent_path, name, bytes);
                 triggers.push(WatchTrigger {
@@ -728,10 +816,10 @@ impl TreeVersion {
                 data,
                 version,
             } => {
-                let node = self
+                let old = self
                     .get(path)
                     .ok_or_else(|| fail(format!("setData of missing {path}")))?;
-                let mut node = Node::clone(&node);
+                let mut node = Node::clone(&old);
                 let old_len = data_len(&node);
                 self.data_size = self.data_size.saturating_sub(old_len);
                 node.data = data.as_deref().map(Arc::from);
@@ -748,19 +836,20 @@ impl TreeVersion {
                     zxid,
                     also_child_watches: false,
                 });
-                self.replace(path, node);
+                self.replace(path, &old, node);
                 self.quota_after_set_data(path, new_len as i64 - old_len as i64);
                 Ok(TxnResult::DataSet { stat })
             }
             Txn::SetAcl { path, acl, version } => {
-                let node = self
+                let old = self
                     .get(path)
                     .ok_or_else(|| fail(format!("setACL of missing {path}")))?;
-                let mut node = Node::clone(&node);
+                let mut node = Node::clone(&old);
                 node.acl = Arc::new(acl.clone());
+                // The ACL is not part of the digest; the aversion is.
                 node.stat.aversion = *version;
                 let stat = node.to_stat();
-                self.replace(path, node);
+                self.replace(path, &old, node);
                 Ok(TxnResult::AclSet { stat })
             }
             Txn::Check { .. } => Ok(TxnResult::Checked),
@@ -822,17 +911,18 @@ impl TreeVersion {
         if node.child_count != 0 {
             return Err(fail(format!("delete of {path} with children")));
         }
-        let parent = self
+        let old_parent = self
             .get(parent_path)
             .ok_or_else(|| fail(format!("delete of {path} without parent")))?;
-        let mut parent = Node::clone(&parent);
+        let mut parent = Node::clone(&old_parent);
         parent.child_count = parent.child_count.saturating_sub(1);
         // DataTree.deleteNode: the parent's pzxid moves forward, its cversion does not.
         if zxid > parent.stat.pzxid {
             parent.stat.pzxid = zxid;
         }
         let parent_acl = parent.acl.clone();
-        self.replace(parent_path, parent);
+        self.replace(parent_path, &old_parent, parent);
+        self.digest = self.digest.wrapping_sub(node.digest_at(path));
         // A base node stays hidden behind a tombstone; a node born in the delta just goes.
         let in_base = self.base_contains(path);
         if in_base {

@@ -220,14 +220,15 @@ impl TreeVersion {
     /// Sets the data of a quota stats node, leaving its Stat alone and firing no watch, as
     /// DataTree.updateQuotaStat / updateQuotaForPath write `node.data` directly.
     fn set_stats_data(&mut self, stat_path: &str, track: &StatsTrack) {
-        let Some(node) = self.get(stat_path) else {
+        let Some(old) = self.get(stat_path) else {
             return;
         };
-        let mut node = super::Node::clone(&node);
+        let mut node = super::Node::clone(&old);
         let data: Arc<[u8]> = Arc::from(track.to_text().into_bytes());
         self.data_size = self.data_size.saturating_sub(super::data_len(&node)) + data.len();
         node.data = Some(data);
-        self.replace(stat_path, node);
+        // Under `/zookeeper/`: its digest is 0 whatever the data (DigestCalculator).
+        self.replace(stat_path, &old, node);
     }
 
     /// The bookkeeping of a node `name` created under `parent` at `path` with `bytes` of data:

@@ -107,11 +107,19 @@ pub fn load_state(
                 snapshot.node_count(),
                 started.elapsed().as_millis()
             );
-            (
-                TreeVersion::from_snapshot(Arc::new(snapshot)),
-                zxid,
-                sessions,
-            )
+            let stored_digest = snapshot.tree_digest().is_some();
+            let path = snapshot.path().to_path_buf();
+            let digesting = Instant::now();
+            let tree = TreeVersion::from_snapshot(Arc::new(snapshot));
+            if !stored_digest {
+                info!(
+                    "snapshot {} carries no tree digest (written before ringkeeper kept one): computed it from its {} znodes in {} ms, once; the next snapshot carries it",
+                    path.display(),
+                    tree.node_count(),
+                    digesting.elapsed().as_millis()
+                );
+            }
+            (tree, zxid, sessions)
         }
         None => (TreeVersion::new(), 0, BTreeMap::new()),
     };
@@ -288,6 +296,80 @@ mod tests {
             "{:?}",
             state.repairs
         );
+    }
+
+    /// A restart gives the tree digest the server had (the snapshot header's, carried through
+    /// the replay of the log after it), and the `hash` history of the replayed txns only (it
+    /// is kept in memory, as ZooKeeper's is).
+    #[test]
+    fn a_restart_from_snapshot_and_log_gives_the_same_digest() {
+        use crate::snapshot::write_snapshot;
+        use crate::storage::Storage;
+        use crate::tree::acl::open_acl;
+        use crate::txnlog::format::BLOCK_BYTES;
+        use crate::txnlog::format::{encode_batch, encode_segment_header, segment_name};
+
+        let data = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+        let mut tree = TreeVersion::new();
+        let mut records = Vec::new();
+        for zxid in 1..=300i64 {
+            let txn = match zxid % 5 {
+                0 => Txn::SetData {
+                    path: format!("/n{}", zxid - 1),
+                    data: Some(vec![zxid as u8; 3]),
+                    version: 1,
+                },
+                3 if zxid > 10 => Txn::Delete {
+                    path: format!("/n{}", zxid - 2),
+                },
+                _ => Txn::Create {
+                    path: format!("/n{zxid}"),
+                    data: Some(vec![zxid as u8]),
+                    acl: open_acl(),
+                    ephemeral_owner: 0,
+                    parent_cversion: tree.get("/").map_or(0, |root| root.stat.cversion) + 1,
+                },
+            };
+            let record = LogRecord {
+                zxid,
+                time_ms: 5_000 + zxid,
+                txn,
+            };
+            let applied = tree.apply(record.zxid, record.time_ms, &record.txn, &mut Vec::new());
+            assert!(applied.is_ok(), "{zxid}: {applied:?}");
+            records.push(record);
+            if zxid == 200 {
+                let written = write_snapshot(data.path(), &tree, &[]);
+                assert!(written.is_ok(), "{written:?}");
+            }
+        }
+        assert_eq!(tree.digest(), tree.digest_recomputed());
+        let disk = SimDisk::new(3);
+        let log = Path::new("/log");
+        assert!(disk.create_dir_all(log).is_ok());
+        let mut segment = encode_segment_header(1, 0).to_vec();
+        segment.resize(BLOCK_BYTES, 0);
+        encode_batch(&mut segment, 1, &records);
+        segment.resize(segment.len() + 4 * BLOCK_BYTES, 0);
+        let mut file = disk
+            .create(&log.join(segment_name(1)), 0)
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert!(file.write_at(0, &segment).is_ok() && file.sync_data().is_ok());
+
+        let state = load_state(&disk, data.path(), log, 1 << 20, None)
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!((state.snapshot_zxid, state.tree.zxid), (200, 300));
+        assert_eq!(state.tree.digest(), tree.digest());
+        assert_eq!(state.tree.digest(), state.tree.digest_recomputed());
+        let history = |tree: &TreeVersion| -> Vec<(i64, i64)> {
+            tree.digest_log()
+                .entries()
+                .map(|entry| (entry.zxid, entry.digest))
+                .collect()
+        };
+        let before = history(&tree);
+        assert_eq!(before.len(), 2);
+        assert_eq!(history(&state.tree), before[1..].to_vec());
     }
 
     #[test]

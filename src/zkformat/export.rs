@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 
 use crate::tree::TreeVersion;
 
-use super::model::{node_digest, ZkNode};
+use super::model::ZkNode;
 use super::snapshot::{snapshot_file_name, write_snapshot};
+use crate::tree::digest::node_digest;
 
 /// What [`export`] wrote.
 #[derive(Debug)]

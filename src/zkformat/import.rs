@@ -28,8 +28,10 @@ use crate::tree::{Node, TreeVersion};
 use crate::txnlog::format::parse_segment_name;
 
 use super::log::{parse_log_name, parse_zxid_name, read_log};
-use super::model::{ZkTree, DIGEST_VERSION};
+use super::model::ZkTree;
 use super::snapshot::{decompress, read_snapshot, ZxidDigest};
+use super::txn::TxnDigest;
+use crate::tree::digest::DIGEST_VERSION;
 
 /// The marker a successful import leaves in dataDir.
 pub const MARKER_FILE: &str = "zookeeper-import";
@@ -152,7 +154,7 @@ pub fn load_zookeeper(data_dir: &Path, log_dir: &Path) -> Result<ZooKeeperState,
             }
         }
     }
-    let (mut tree, snapshot, mut pending_digest) = match loaded {
+    let (mut tree, snapshot, snapshot_digest) = match loaded {
         Some((path, zxid, snapshot)) => {
             let mut tree = snapshot.tree;
             tree.last_zxid = zxid;
@@ -171,29 +173,8 @@ pub fn load_zookeeper(data_dir: &Path, log_dir: &Path) -> Result<ZooKeeperState,
         }
     };
     let snapshot_zxid = snapshot.as_ref().map_or(0, |(_, zxid)| *zxid);
-    let mut digests_checked = 0;
-    let mut check_pending = |tree: &ZkTree,
-                             pending: &mut Option<ZxidDigest>|
-     -> Result<(), String> {
-        if let Some(digest) = *pending {
-            if tree.last_zxid == digest.zxid {
-                *pending = None;
-                if digest.version == DIGEST_VERSION {
-                    if tree.digest() != digest.digest {
-                        return Err(format!(
-                            "the tree digest at zxid {:#x} is {:#x}, the snapshot says {:#x}: refusing to import a tree that differs from ZooKeeper's",
-                            digest.zxid,
-                            tree.digest(),
-                            digest.digest
-                        ));
-                    }
-                    digests_checked += 1;
-                }
-            }
-        }
-        Ok(())
-    };
-    check_pending(&tree, &mut pending_digest)?;
+    let mut digests = DigestCheck::new(snapshot.is_some(), snapshot_digest);
+    digests.after(snapshot_zxid, tree.digest(), None, &mut notes)?;
     // FileTxnLog.getLogFiles: from the newest log starting at or before the first zxid
     // wanted, every later one.
     let wanted = snapshot_zxid + 1;
@@ -204,8 +185,8 @@ pub fn load_zookeeper(data_dir: &Path, log_dir: &Path) -> Result<ZooKeeperState,
         .unwrap_or(0);
     let mut logs_read = Vec::new();
     let mut txns_replayed = 0;
-    let mut txn_digests_checked = 0;
     let mut highest = snapshot_zxid;
+    let mut going_back = false;
     for (_, path) in logs.into_iter().skip(first) {
         let bytes =
             fs::read(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
@@ -223,58 +204,193 @@ pub fn load_zookeeper(data_dir: &Path, log_dir: &Path) -> Result<ZooKeeperState,
             if entry.header.zxid < wanted {
                 continue;
             }
-            if entry.header.zxid < highest && highest != 0 {
+            // A log can repeat a range of txns (a ZooKeeper 3.8 learner logs again what a
+            // DIFF sync had it log already). FileTxnSnapLog.fastForwardFromEdits reports the
+            // step back and applies every txn as logged; so does this. A repeated txn's digest
+            // describes the tree of the first pass, so digests are compared again only once
+            // the log passes the highest zxid before the step back.
+            let again = highest != 0 && entry.header.zxid <= highest;
+            if again && !going_back {
                 let note = format!(
-                    "ZooKeeper log {} goes back from zxid {highest:#x} to {:#x}",
+                    "ZooKeeper log {} goes back from zxid {highest:#x} to {:#x}: its txns are applied again as ZooKeeper does, their digests compared once the log passes {highest:#x}",
                     path.display(),
                     entry.header.zxid
                 );
                 warn!("{note}");
                 notes.push(note);
-            } else {
+            }
+            going_back = again;
+            if !again {
                 highest = entry.header.zxid;
             }
             tree.process(&entry.header, &entry.txn);
             txns_replayed += 1;
-            let was_fuzzy = pending_digest.is_some();
-            check_pending(&tree, &mut pending_digest)?;
-            // DataTree.compareDigest: each txn's digest once out of the fuzzy state.
-            if !was_fuzzy || pending_digest.is_none() {
-                if let Some(digest) = entry.digest {
-                    if digest.version == DIGEST_VERSION && pending_digest.is_none() {
-                        if digest.tree_digest != tree.digest() {
-                            return Err(format!(
-                                "the tree digest after zxid {:#x} is {:#x}, ZooKeeper's log says {:#x}: refusing to import a tree that differs from ZooKeeper's",
-                                entry.header.zxid,
-                                tree.digest(),
-                                digest.tree_digest
-                            ));
-                        }
-                        txn_digests_checked += 1;
-                    }
-                }
-            }
+            let logged = if again { None } else { entry.digest };
+            digests.after(entry.header.zxid, tree.digest(), logged, &mut notes)?;
         }
         logs_read.push(path);
     }
-    if let Some(digest) = pending_digest {
-        let note = format!(
-            "the log does not reach the snapshot digest's zxid {:#x}: digest not compared",
-            digest.zxid
-        );
-        warn!("{note}");
-        notes.push(note);
-    }
+    let digests_checked = digests.finish(&mut notes);
     Ok(ZooKeeperState {
         tree,
         snapshot,
         logs_read,
         txns_replayed,
-        digests_checked: digests_checked + txn_digests_checked,
+        digests_checked,
         notes,
         current_epoch: read_epoch(&snap_dir, "currentEpoch")?,
         accepted_epoch: read_epoch(&snap_dir, "acceptedEpoch")?,
     })
+}
+
+/// The tree-digest checks of a replay. ZooKeeper compares its snapshot's ZxidDigest once replay
+/// reaches that zxid, and each txn's TxnDigest from then on (DataTree.compareSnapshotDigests,
+/// compareDigest), but only logs a mismatch; an import refuses a tree that differs, so the
+/// checks allow exactly what ZooKeeper's own writing of a fuzzy snapshot can produce:
+///
+/// - Txns up to the snapshot digest's zxid are not compared: the nodes of a fuzzy snapshot
+///   are serialized while txns apply, and the tree only settles once replay reaches the zxid
+///   whose digest the snapshot ends with.
+/// - That digest can lag the nodes by one txn: DataTree.processTxn changes the nodes before it
+///   records the digest of the txn (logZxidDigest), and the snapshot thread reads the recorded
+///   digest when its walk ends, which can fall in between (the newest node is the last one
+///   the walk writes). So a mismatch there is not a refusal yet: the next txn's digest, which
+///   the tree must match since txns apply one at a time, decides.
+/// - After that, every txn digest must match.
+/// - A snapshot without a usable digest (ZooKeeper writes an empty one when it has recorded
+///   none, e.g. while its own replay never settled) says nothing of where its fuzzy range
+///   ends: txn digests are compared, a mismatch is allowed until the first match, and every
+///   one after must match.
+#[derive(Debug)]
+struct DigestCheck {
+    /// The snapshot's digest, until replay reaches its zxid.
+    pending: Option<ZxidDigest>,
+    /// The snapshot's digest did not match at its zxid: (zxid, the tree's, the snapshot's).
+    lagging: Option<(i64, i64, i64)>,
+    /// Whether a mismatch refuses the import (false while a snapshot's fuzzy range may last).
+    strict: bool,
+    /// Txn digests that did not match before the tree settled (no snapshot digest).
+    unsettled_mismatches: usize,
+    checked: usize,
+}
+
+impl DigestCheck {
+    /// `from_snapshot`: whether replay starts on a (fuzzy) snapshot rather than the empty tree.
+    fn new(from_snapshot: bool, snapshot_digest: Option<ZxidDigest>) -> DigestCheck {
+        let pending = snapshot_digest.filter(|digest| digest.version == DIGEST_VERSION);
+        DigestCheck {
+            strict: !from_snapshot || pending.is_some(),
+            pending,
+            lagging: None,
+            unsettled_mismatches: 0,
+            checked: 0,
+        }
+    }
+
+    /// After the snapshot is loaded (`zxid` is its zxid, no txn digest) and after each txn.
+    fn after(
+        &mut self,
+        zxid: i64,
+        tree_digest: i64,
+        txn_digest: Option<TxnDigest>,
+        notes: &mut Vec<String>,
+    ) -> Result<(), String> {
+        let txn_digest = txn_digest.filter(|digest| digest.version == DIGEST_VERSION);
+        if let Some((lagging_zxid, ours, theirs)) = self.lagging.take() {
+            match txn_digest {
+                Some(digest) if digest.tree_digest == tree_digest => {
+                    self.checked += 1;
+                    let note = format!(
+                        "ZooKeeper's snapshot digest at zxid {lagging_zxid:#x} ({theirs:#x}) lags its nodes ({ours:#x}) by one txn, as a snapshot written while that txn applied does; the log's digest at zxid {zxid:#x} matches"
+                    );
+                    info!("{note}");
+                    notes.push(note);
+                }
+                Some(digest) => {
+                    return Err(format!(
+                        "the tree digest at zxid {lagging_zxid:#x} is {ours:#x}, the snapshot says {theirs:#x}, and after zxid {zxid:#x} it is {tree_digest:#x}, ZooKeeper's log says {:#x}: refusing to import a tree that differs from ZooKeeper's",
+                        digest.tree_digest
+                    ));
+                }
+                None => {
+                    let note = format!(
+                        "the tree digest at zxid {lagging_zxid:#x} is {ours:#x}, the snapshot says {theirs:#x}, and the txn after it ({zxid:#x}) has no digest to settle it: not checked"
+                    );
+                    warn!("{note}");
+                    notes.push(note);
+                }
+            }
+            return Ok(());
+        }
+        if let Some(pending) = self.pending {
+            if zxid < pending.zxid {
+                return Ok(());
+            }
+            self.pending = None;
+            if zxid == pending.zxid {
+                if tree_digest == pending.digest {
+                    self.checked += 1;
+                } else {
+                    self.lagging = Some((zxid, tree_digest, pending.digest));
+                    return Ok(());
+                }
+            } else {
+                let note = format!(
+                    "the log has no txn of the snapshot digest's zxid {:#x}: compared from zxid {zxid:#x} on",
+                    pending.zxid
+                );
+                warn!("{note}");
+                notes.push(note);
+            }
+        }
+        if let Some(digest) = txn_digest {
+            if digest.tree_digest == tree_digest {
+                self.checked += 1;
+                self.strict = true;
+            } else if self.strict {
+                return Err(format!(
+                    "the tree digest after zxid {zxid:#x} is {tree_digest:#x}, ZooKeeper's log says {:#x}: refusing to import a tree that differs from ZooKeeper's",
+                    digest.tree_digest
+                ));
+            } else {
+                self.unsettled_mismatches += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The number of digests compared (all equal); what could not be checked goes to `notes`.
+    fn finish(self, notes: &mut Vec<String>) -> usize {
+        let mut note = |text: String| {
+            warn!("{text}");
+            notes.push(text);
+        };
+        if let Some(digest) = self.pending {
+            note(format!(
+                "the log does not reach the snapshot digest's zxid {:#x}: digest not compared",
+                digest.zxid
+            ));
+        }
+        if let Some((zxid, ours, theirs)) = self.lagging {
+            note(format!(
+                "the tree digest at zxid {zxid:#x} is {ours:#x}, the snapshot says {theirs:#x}, and the log ends there: a snapshot written while the next txn applied, whose record this log lacks; not checked"
+            ));
+        }
+        if self.unsettled_mismatches > 0 {
+            if self.strict {
+                note(format!(
+                    "{} txn digests in the snapshot's fuzzy range did not match before the tree settled (the snapshot has no digest of its own)",
+                    self.unsettled_mismatches
+                ));
+            } else {
+                note(format!(
+                    "none of the {} txn digests after the snapshot matched, and the snapshot has no digest of its own: the tree is not checked against ZooKeeper's digests",
+                    self.unsettled_mismatches
+                ));
+            }
+        }
+        self.checked
+    }
 }
 
 /// ringkeeper's tree and sessions of ZooKeeper's state.
@@ -303,6 +419,7 @@ pub fn to_ringkeeper(tree: ZkTree) -> (TreeVersion, Vec<SessionRecord>) {
                 acl,
                 stat: node.stat,
                 child_count: node.children.len(),
+                digest_cached: None,
             };
             (path, converted)
         })
@@ -444,4 +561,89 @@ pub fn write_quorum_epochs(
     crate::quorum::epochs::save(storage, data_dir, &epochs).map_err(|error| error.to_string())?;
     warn!("ensemble epochs from ZooKeeper: acceptedEpoch {accepted}, currentEpoch {current}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot_digest(zxid: i64, digest: i64) -> Option<ZxidDigest> {
+        Some(ZxidDigest {
+            zxid,
+            version: DIGEST_VERSION,
+            digest,
+        })
+    }
+
+    fn logged(tree_digest: i64) -> Option<TxnDigest> {
+        Some(TxnDigest {
+            version: DIGEST_VERSION,
+            tree_digest,
+        })
+    }
+
+    #[test]
+    fn a_snapshot_digest_one_txn_behind_its_nodes_is_settled_by_the_next_txn() {
+        // The snapshot is at zxid 10 with the digest of zxid 10, but its nodes already hold
+        // txn 11 (the tree's digest is txn 11's).
+        let mut notes = Vec::new();
+        let mut check = DigestCheck::new(true, snapshot_digest(10, 100));
+        check.after(10, 111, None, &mut notes).unwrap();
+        check.after(11, 111, logged(111), &mut notes).unwrap();
+        check.after(12, 112, logged(112), &mut notes).unwrap();
+        assert_eq!(check.finish(&mut notes), 2);
+        assert!(notes[0].contains("lags its nodes"), "{notes:?}");
+    }
+
+    #[test]
+    fn a_snapshot_digest_mismatch_the_next_txn_does_not_settle_refuses() {
+        let mut notes = Vec::new();
+        let mut check = DigestCheck::new(true, snapshot_digest(10, 100));
+        check.after(10, 111, None, &mut notes).unwrap();
+        let error = check.after(11, 111, logged(222), &mut notes).unwrap_err();
+        assert!(error.contains("refusing"), "{error}");
+    }
+
+    #[test]
+    fn txns_before_the_snapshot_digest_are_not_compared_and_every_one_after_is() {
+        let mut notes = Vec::new();
+        let mut check = DigestCheck::new(true, snapshot_digest(12, 120));
+        check.after(10, 1, None, &mut notes).unwrap();
+        check.after(11, 2, logged(3), &mut notes).unwrap(); // fuzzy range
+        check.after(12, 120, logged(120), &mut notes).unwrap();
+        check.after(13, 130, logged(130), &mut notes).unwrap();
+        let error = check.after(14, 140, logged(141), &mut notes).unwrap_err();
+        assert!(error.contains("after zxid 0xe"), "{error}");
+    }
+
+    #[test]
+    fn without_a_snapshot_digest_mismatches_are_allowed_until_the_first_match() {
+        let mut notes = Vec::new();
+        let mut check = DigestCheck::new(true, None);
+        check.after(10, 1, None, &mut notes).unwrap();
+        check.after(11, 2, logged(3), &mut notes).unwrap();
+        check.after(12, 4, logged(4), &mut notes).unwrap();
+        assert!(check.after(13, 5, logged(6), &mut notes).is_err());
+        let mut never = DigestCheck::new(true, None);
+        never.after(11, 2, logged(3), &mut notes).unwrap();
+        assert_eq!(never.finish(&mut notes), 0);
+        assert!(notes.last().unwrap().contains("not checked"), "{notes:?}");
+    }
+
+    #[test]
+    fn a_log_replayed_onto_the_empty_tree_is_compared_from_its_first_txn() {
+        let mut notes = Vec::new();
+        let mut check = DigestCheck::new(false, None);
+        check.after(0, 1, None, &mut notes).unwrap();
+        assert!(check.after(1, 2, logged(3), &mut notes).is_err());
+    }
+
+    #[test]
+    fn a_log_that_ends_at_a_lagging_snapshot_digest_is_noted_not_refused() {
+        let mut notes = Vec::new();
+        let mut check = DigestCheck::new(true, snapshot_digest(10, 100));
+        check.after(10, 111, None, &mut notes).unwrap();
+        assert_eq!(check.finish(&mut notes), 0);
+        assert!(notes[0].contains("log ends there"), "{notes:?}");
+    }
 }

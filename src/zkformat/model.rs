@@ -8,20 +8,17 @@
 //! failures it causes (a create of a node already there, a delete of one already gone),
 //! exactly as ZooKeeper does ("It should be safe to ignore these").
 //!
-//! The tree digest (DigestCalculator, NodeHashMapImpl, AdHash) is kept as ZooKeeper keeps it:
-//! the sum (mod 2^64) of a CRC-32 per node over its path ("" for the root), its data and 60
-//! bytes of its StatPersisted, leaving out every node under `/zookeeper/`.
+//! The tree digest (DigestCalculator, NodeHashMapImpl, AdHash) is kept as ZooKeeper keeps it,
+//! with the node digest of `tree::digest` (the one the live tree keeps too).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::jute::records::Acl;
+use crate::tree::digest::node_digest;
 use crate::tree::{ttl_owner, NodeKind, NodeStat, CONTAINER_OWNER};
 
 use super::opcode;
 use super::txn::{TxnHeader, ZkTxn};
-
-/// DigestCalculator.DIGEST_VERSION.
-pub const DIGEST_VERSION: i32 = 2;
 
 /// A DataNode: data, ACL and StatPersisted (cversion as stored: the number of creates under
 /// it, see `tree::Node::to_stat`), and its children's names.
@@ -54,32 +51,6 @@ pub fn parent_of(path: &str) -> Option<(&str, &str)> {
     }
     let parent = if slash == 0 { "/" } else { &path[..slash] };
     Some((parent, &path[slash + 1..]))
-}
-
-/// DigestCalculator.calculateDigest: 0 for nodes under `/zookeeper/`.
-pub fn node_digest(path: &str, data: Option<&[u8]>, stat: &NodeStat) -> u64 {
-    if path.starts_with("/zookeeper/") {
-        return 0;
-    }
-    let path = if path == "/" { "" } else { path };
-    let mut fields = [0u8; 60];
-    let mut at = 0;
-    for value in [stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.mtime] {
-        fields[at..at + 8].copy_from_slice(&value.to_be_bytes());
-        at += 8;
-    }
-    for value in [stat.version, stat.cversion, stat.aversion] {
-        fields[at..at + 4].copy_from_slice(&value.to_be_bytes());
-        at += 4;
-    }
-    fields[at..at + 8].copy_from_slice(&stat.ephemeral_owner.to_be_bytes());
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(path.as_bytes());
-    if let Some(data) = data {
-        crc.update(data);
-    }
-    crc.update(&fields);
-    u64::from(crc.finalize())
 }
 
 fn digest_of(path: &str, node: &ZkNode) -> u64 {

@@ -28,8 +28,9 @@ use crate::jute::codec::{Reader, Record, Writer};
 use crate::jute::records::Acl;
 use crate::tree::NodeStat;
 
-use super::model::{ZkNode, ZkTree, DIGEST_VERSION};
+use super::model::{ZkNode, ZkTree};
 use super::{adler32, FormatError};
+use crate::tree::digest::DIGEST_VERSION;
 
 pub const SNAPSHOT_MAGIC: i32 = 0x5a4b_534e;
 pub const SNAPSHOT_VERSION: i32 = 2;

@@ -3,11 +3,12 @@
 //! tests/compat/test_zk_migration.py.
 
 use super::log::{read_log, write_log};
-use super::model::{ZkTree, DIGEST_VERSION};
+use super::model::ZkTree;
 use super::opcode::*;
 use super::snapshot::{decompress, read_snapshot, write_snapshot};
 use super::txn::{TxnDigest, TxnHeader, ZkEntry, ZkTxn};
 use crate::tree::acl::open_acl;
+use crate::tree::digest::DIGEST_VERSION;
 
 fn header(zxid: i64, op: i32, client_id: i64) -> TxnHeader {
     TxnHeader {
@@ -52,6 +53,11 @@ fn a_snapshot_round_trips_with_its_digest() {
         },
     );
     let digest = tree.digest();
+    // The live tree made of ZooKeeper's state (an import, a SNAP from a ZooKeeper leader)
+    // digests it to the same number.
+    let (live, _) = super::import::to_ringkeeper(tree.clone());
+    assert_eq!(live.digest(), digest);
+    assert_eq!(live.digest_recomputed(), digest);
     let sessions = tree.sessions.clone();
     let nodes = tree.clone().into_nodes();
     let bytes = write_snapshot(&nodes, &sessions, 4, digest);
@@ -205,4 +211,56 @@ fn replay_follows_zookeepers_rules_for_a_fuzzy_snapshot() {
     let bytes = write_snapshot(&nodes, &tree.sessions, 11, tree.digest());
     let reread = read_snapshot(&bytes).unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(reread.tree.digest(), tree.digest());
+}
+
+/// A log that repeats a range of txns (a ZooKeeper 3.8 learner logs again what a DIFF sync had
+/// it log) is replayed as ZooKeeper replays it, every txn applied as logged; the repeated
+/// txns' digests (of the first pass's tree) are not compared, and the ones after the range
+/// are.
+#[test]
+fn a_log_that_repeats_a_range_is_replayed_and_checked_after_it() {
+    let txns = [
+        create("/a", 1, false),
+        create("/b", 2, false),
+        create("/c", 3, false),
+    ];
+    let mut model = ZkTree::initial();
+    let mut first_pass = Vec::new();
+    for (index, txn) in txns.iter().enumerate() {
+        let header = header(index as i64 + 1, CREATE, 0);
+        model.process(&header, txn);
+        first_pass.push(ZkEntry {
+            header,
+            txn: txn.clone(),
+            digest: Some(TxnDigest {
+                version: DIGEST_VERSION,
+                tree_digest: model.digest(),
+            }),
+        });
+    }
+    // /a, /b, then /a, /b again, then /c.
+    let mut entries = first_pass[..2].to_vec();
+    entries.extend_from_slice(&first_pass);
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let zk = dir.path().join("version-2");
+    std::fs::create_dir_all(&zk).unwrap_or_else(|error| panic!("{error}"));
+    std::fs::write(zk.join("log.1"), write_log(&entries)).unwrap_or_else(|error| panic!("{error}"));
+    let state = super::import::load_zookeeper(dir.path(), dir.path())
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(state.txns_replayed, 5);
+    assert_eq!(state.digests_checked, 3, "{:?}", state.notes);
+    assert!(
+        state.notes.iter().any(|note| note.contains("goes back")),
+        "{:?}",
+        state.notes
+    );
+    assert_eq!(state.tree.digest(), model.digest());
+    // A wrong digest after the repeated range still refuses the import.
+    let mut damaged = entries.clone();
+    if let Some(digest) = damaged[4].digest.as_mut() {
+        digest.tree_digest ^= 1;
+    }
+    std::fs::write(zk.join("log.1"), write_log(&damaged)).unwrap_or_else(|error| panic!("{error}"));
+    let refused = super::import::load_zookeeper(dir.path(), dir.path());
+    assert!(refused.is_err(), "{refused:?}");
 }

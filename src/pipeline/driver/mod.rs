@@ -157,7 +157,15 @@ pub struct Pipeline {
     durable_zxid: i64,
     log: Option<LogChannels>,
     snapshots: Option<Snapshots>,
-    snapshot_requested: bool,
+    /// A snapshot asked for (SIGUSR1), with the zxid it must cover: the newest transaction
+    /// when it was asked, which a client may already have had acknowledged (the log writer
+    /// answers clients before it reports the sync to this thread).
+    snapshot_requested: Option<i64>,
+    /// `DurableState` requests and the zxid each must cover (see `handle`).
+    durable_state_asked: Vec<(
+        i64,
+        crossbeam_channel::Sender<Option<crate::pipeline::DurableState>>,
+    )>,
     started: Instant,
     next_container_check_ms: i64,
     next_session_dump_ms: i64,
@@ -239,7 +247,8 @@ impl Pipeline {
             durable_zxid,
             log,
             snapshots,
-            snapshot_requested: false,
+            snapshot_requested: None,
+            durable_state_asked: Vec::new(),
             next_container_check_ms: config.container_check_interval_ms as i64,
             next_session_dump_ms: 0,
             published: Arc::new(tree.clone()),
@@ -552,7 +561,27 @@ impl Pipeline {
                 self.publish(sealed);
             }
         }
+        self.answer_durable_state();
         self.maybe_snapshot();
+    }
+
+    /// Answers the `DurableState` requests whose transactions are all durable and published.
+    fn answer_durable_state(&mut self) {
+        if self.durable_state_asked.is_empty() {
+            return;
+        }
+        let durable = self.durable_zxid;
+        let published_all = self
+            .waiting
+            .front()
+            .is_none_or(|sealed| sealed.last_zxid > durable);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.durable_state_asked)
+            .into_iter()
+            .partition(|(covering, _)| published_all && *covering <= durable);
+        self.durable_state_asked = waiting;
+        for (_, reply) in ready {
+            let _ = reply.send(self.snapshots.as_ref().map(|s| s.durable_state()));
+        }
     }
 
     /// Shutdown: everything sealed is flushed and published before the pipeline stops, so no
@@ -632,9 +661,29 @@ impl Pipeline {
                 self.sessions.detach(session_id, conn);
                 self.local_sessions.detach(session_id, conn);
             }
-            PipelineInput::Snapshot => self.snapshot_requested = true,
+            PipelineInput::Snapshot => {
+                let covering = self.batch.zxid().max(self.snapshot_requested.unwrap_or(0));
+                self.snapshot_requested = Some(covering);
+            }
+            PipelineInput::Restore(restore) => {
+                let crate::pipeline::Restore {
+                    tree,
+                    sessions,
+                    reply,
+                } = *restore;
+                let outcome = self.restore(tree, sessions);
+                let _ = reply.send(outcome);
+            }
             PipelineInput::DurableState(reply) => {
-                let _ = reply.send(self.snapshots.as_ref().map(|s| s.durable_state()));
+                // Standalone, the log writer answers clients before it reports the sync here:
+                // the state waits until every transaction made so far is durable and
+                // published, so it holds every write acknowledged before it was asked for.
+                if self.ensemble.is_some() {
+                    let _ = reply.send(self.snapshots.as_ref().map(|s| s.durable_state()));
+                } else {
+                    self.durable_state_asked.push((self.batch.zxid(), reply));
+                    self.answer_durable_state();
+                }
             }
             PipelineInput::Shutdown => return true,
         }

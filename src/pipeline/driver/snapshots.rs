@@ -108,6 +108,19 @@ impl Snapshots {
     }
 }
 
+impl Snapshots {
+    /// The state was replaced (`restore`): it is what the next snapshot holds.
+    pub(super) fn restored(
+        &mut self,
+        version: Arc<TreeVersion>,
+        sessions: std::collections::BTreeMap<i64, i32>,
+    ) {
+        self.durable_version = version;
+        self.durable_sessions = sessions;
+        self.since_last = 0;
+    }
+}
+
 impl Pipeline {
     /// autopurge.purgeInterval: purges on its clock, on a background thread.
     pub(super) fn purge_on_clock(&mut self) {
@@ -179,17 +192,24 @@ impl Pipeline {
             triggers.clear();
             replayed += 1;
         }
-        if tree.zxid != live.zxid || tree.node_count() != live.node_count() {
+        if tree.zxid != live.zxid
+            || tree.node_count() != live.node_count()
+            || tree.digest() != live.digest()
+        {
             warn!(
-                "not rebasing on {}: the replayed tree (zxid {:#x}, {} znodes) differs from the live one (zxid {:#x}, {} znodes)",
+                "not rebasing on {}: the replayed tree (zxid {:#x}, {} znodes, digest {:#x}) differs from the live one (zxid {:#x}, {} znodes, digest {:#x})",
                 path.display(),
                 tree.zxid,
                 tree.node_count(),
+                tree.digest(),
                 live.zxid,
-                live.node_count()
+                live.node_count(),
+                live.digest()
             );
             return;
         }
+        // The `hash` history is the live tree's: the replay above logged only its tail.
+        tree.take_digest_log_of(live);
         info!(
             "live tree rebased on {} ({replayed} transactions replayed, {} ms)",
             path.display(),
@@ -226,7 +246,12 @@ impl Pipeline {
     /// have been made durable since the last one, or when asked. The version is immutable,
     /// so writes go on while it is written; the snapshot is never fuzzy.
     pub(super) fn maybe_snapshot(&mut self) {
-        let requested = self.snapshot_requested;
+        // A requested snapshot waits until what it must cover is durable here (standalone:
+        // reported by the log writer; in an ensemble it is taken of the newest committed
+        // version, as before).
+        let requested = self
+            .snapshot_requested
+            .is_some_and(|covering| self.ensemble.is_some() || self.durable_zxid >= covering);
         let Some(snapshots) = self.snapshots.as_mut() else {
             return;
         };
@@ -238,7 +263,9 @@ impl Pipeline {
         if snapshots.running.swap(true, Ordering::SeqCst) {
             return;
         }
-        self.snapshot_requested = false;
+        if requested {
+            self.snapshot_requested = None;
+        }
         snapshots.since_last = 0;
         let version = snapshots.durable_version.clone();
         let written = snapshots.written.0.clone();

@@ -159,7 +159,11 @@ impl Pipeline {
 
     /// Replaces the tree and the session table (after SNAP or a reload); the cores get the
     /// new tree as a step of their next batch.
-    pub(super) fn replace_state(&mut self, tree: TreeVersion, sessions: Vec<(i64, i32)>) {
+    pub(in crate::pipeline::driver) fn replace_state(
+        &mut self,
+        tree: TreeVersion,
+        sessions: Vec<(i64, i32)>,
+    ) {
         self.cancel_rebase();
         let now = self.monotonic_ms();
         let known: Vec<i64> = self.sessions.iter().map(|session| session.id).collect();
