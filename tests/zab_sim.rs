@@ -156,6 +156,37 @@ fn reconfig_regression_seeds() {
     assert!(failures.is_empty(), "failing seeds: {failures:?}");
 }
 
+/// A participant that never leads (a ringkeeper follower of a ZooKeeper ensemble:
+/// `Config::may_lead = false`, one ACK per proposal): it is never elected, the invariants
+/// hold, and the ensemble commits after healing (the others still form a quorum).
+#[test]
+fn seeds_three_participants_one_never_leader() {
+    run_never_leaders(3, 1, 0..default_seeds() / 2);
+}
+
+#[test]
+fn seeds_five_participants_two_never_leaders() {
+    run_never_leaders(5, 2, 0..default_seeds() / 2);
+}
+
+fn run_never_leaders(participants: usize, never_leaders: usize, seeds: std::ops::Range<u64>) {
+    let mut failures = Vec::new();
+    let mut committed = 0;
+    for seed in seeds {
+        let mut options = Options::new(seed, participants, 0);
+        options.never_leaders = never_leaders;
+        match sim::run(options) {
+            Ok(report) => committed += report.committed_records,
+            Err(violation) => {
+                eprintln!("{participants} with {never_leaders} never-leaders: {violation}");
+                failures.push(seed);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "failing seeds: {failures:?}");
+    assert!(committed > 0);
+}
+
 /// Replays one seed (see the module doc).
 #[ignore]
 #[test]
@@ -168,6 +199,7 @@ fn replay() {
     options.trace = env_u64("SIM_TRACE", 0) == 1;
     options.spares = env_u64("SIM_SPARES", 0) as usize;
     options.reconfigs = options.spares > 0;
+    options.never_leaders = env_u64("SIM_NEVER_LEADERS", 0) as usize;
     match sim::run(options) {
         Ok(report) => eprintln!("{report:?}"),
         Err(violation) => panic!("{violation}"),

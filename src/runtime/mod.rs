@@ -276,6 +276,13 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                 warn!("ringkeeper.zxidCounterMax={counter_max}: a new epoch every {counter_max} transactions");
                 zab_config.counter_max = counter_max;
             }
+            if config.quorum_protocol == crate::config::QuorumProtocol::Zookeeper {
+                // A learner of Apache ZooKeeper servers, which has no leader side on their
+                // wire: it votes and follows (or observes) but is never elected.
+                zab_config.may_lead = false;
+                zab_config.ack_each_proposal = true;
+                zab_config.zookeeper_leader = true;
+            }
             let epochs =
                 crate::quorum::epochs::load(&*storage, &config.data_dir).map_err(storage_error)?;
             info!(

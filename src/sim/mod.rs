@@ -95,6 +95,10 @@ pub struct Options {
     pub reconfigs: bool,
     /// Servers outside the initial configuration, running as joiners (with `reconfigs`).
     pub spares: usize,
+    /// How many participants (the highest ids, which would win ties) never lead
+    /// (`Config::may_lead = false`) and acknowledge each proposal
+    /// (`Config::ack_each_proposal`), as a ringkeeper follower of a ZooKeeper ensemble.
+    pub never_leaders: usize,
 }
 
 impl Options {
@@ -108,6 +112,7 @@ impl Options {
             trace: false,
             reconfigs: false,
             spares: 0,
+            never_leaders: 0,
         }
     }
 }
@@ -285,6 +290,11 @@ impl Sim {
             config.history_limit = history_limit;
             config.counter_max = counter_max;
             config.outstanding_proposals_max = outstanding;
+            let never_leader_from = options.participants.saturating_sub(options.never_leaders);
+            if participants.iter().position(|&p| p == id) >= Some(never_leader_from) {
+                config.may_lead = false;
+                config.ack_each_proposal = true;
+            }
             servers.insert(
                 id,
                 Server {
@@ -811,6 +821,10 @@ impl Sim {
             Action::RoleChanged(role) => {
                 self.servers.get_mut(&id).expect("server").role = Some(role);
                 if let Role::Leading { epoch } = role {
+                    if !self.servers[&id].config.may_lead {
+                        return Err(self
+                            .violation(format!("{id}, which may not lead, leads epoch {epoch}")));
+                    }
                     if let Some(&other) = self.leaders.get(&epoch) {
                         if other != id {
                             return Err(self.violation(format!(

@@ -82,7 +82,7 @@ mod peer;
 #[cfg(test)]
 mod tests;
 
-pub use peer::Peer;
+pub use peer::{Peer, NO_VOTE_ZXID};
 
 use crate::tree::Txn;
 use crate::txnlog::format::LogRecord;
@@ -132,6 +132,29 @@ pub struct Config {
     /// Highest zxid counter the leader assigns before stepping down for a new epoch.
     /// `u32::MAX - 1` in production (ZooKeeper steps down at 0xffffffff); small in tests.
     pub counter_max: u32,
+    /// Whether this server may be elected leader. False for a participant that can follow
+    /// but has no leader side (`quorum.protocol=zookeeper`: a ringkeeper voting follower of
+    /// an Apache ZooKeeper ensemble). Such a peer never proposes itself in the election: it
+    /// starts with no vote of its own and adopts the best vote it receives for another
+    /// participant whose history is at least as recent as its own (it abstains rather than
+    /// vote for a candidate behind its log, which could miss records it acknowledged).
+    pub may_lead: bool,
+    /// A follower sends one ACK per proposal, each once it is durable, in zxid order, rather
+    /// than one cumulative ACK per fsync: ZooKeeper's Leader.processAck counts an ACK for its
+    /// own zxid only and commits in order, so a cumulative ACK would leave the proposals
+    /// before it without this server's vote. (This core's leader takes either.)
+    pub ack_each_proposal: bool,
+    /// The leader is an Apache ZooKeeper server, whose Zab 1.0 differs from this core's own
+    /// protocol in ways the learner has to follow (only a learner of a ZooKeeper leader sets
+    /// this: with this core's leaders the first rule would be unsafe, as they do not know
+    /// ACKEPOCH's -1):
+    ///
+    /// - an epoch equal to the accepted one is accepted from any leader
+    ///   (Learner.registerWithLeader answers it with ACKEPOCH epoch -1);
+    /// - after UPTODATE the learner's election vote carries the new epoch (ZOOKEEPER-1732,
+    ///   QuorumPeer.updateElectionVote), and votes of servers out of election agree when
+    ///   they name the same leader and epoch (Vote.equals outside LOOKING).
+    pub zookeeper_leader: bool,
 }
 
 impl Config {
@@ -148,6 +171,9 @@ impl Config {
             history_limit: 500,
             outstanding_proposals_max: 1000,
             counter_max: u32::MAX - 1,
+            may_lead: true,
+            ack_each_proposal: false,
+            zookeeper_leader: false,
         }
     }
 

@@ -9,6 +9,20 @@ use super::{
 };
 use crate::txnlog::format::LogRecord;
 
+/// Proposals a learner of a ZooKeeper leader holds unacknowledged (they wait for the log's
+/// durability); beyond it the learner drops the connection rather than grow without bound.
+const UNACKED_PROPOSALS_MAX: usize = 1 << 20;
+
+/// The zxid of a never-leader's vote while it has no candidate: below every real zxid, and
+/// not -1, which FastLeaderElection ignores altogether ("Ignoring notification from member
+/// with -1 zxid"), round included: a never-leader in a later round than a looking ZooKeeper
+/// server would then never hear its vote (that server answers a lower round only).
+pub const NO_VOTE_ZXID: Zxid = -2;
+
+/// Ticks a never-leader (`Config::may_lead = false`) stays in a round without a candidate
+/// before it starts the next one (see `tick`).
+const NO_CANDIDATE_ROUND_TICKS: u64 = 2;
+
 /// The local history as ZAB sees it: a bounded window of the newest records, plus the
 /// durable and committed watermarks.
 #[derive(Debug)]
@@ -119,7 +133,9 @@ impl LocalLog {
 
 #[derive(Debug)]
 struct Election {
-    proposal: Vote,
+    /// Our vote; None for a peer that may not lead and has not found a candidate yet
+    /// (`Config::may_lead`).
+    proposal: Option<Vote>,
     /// Votes of looking participants in our round.
     received: BTreeMap<ServerId, Vote>,
     /// Notifications of participants that are following or leading.
@@ -129,6 +145,8 @@ struct Election {
     /// (finalize waits end at slightly different times) must not wait a tick for its retry.
     /// Taken up if this peer ends up leading, dropped otherwise.
     early_infos: BTreeMap<ServerId, (u64, Packet)>,
+    /// When this peer entered the current round.
+    round_started_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +182,10 @@ struct Learner {
     snap_pending: Option<Vec<Membership>>,
     /// Diff, Trunc or Snap received on this connection.
     sync_begun: bool,
+    /// With `Config::ack_each_proposal`: the proposals logged and not acknowledged yet, in
+    /// zxid order (each gets its own ACK once durable). Bounded by
+    /// [`UNACKED_PROPOSALS_MAX`].
+    unacked: VecDeque<Zxid>,
     /// UPTODATE received: the leader is broadcasting and this learner may serve clients.
     up_to_date: bool,
 }
@@ -272,15 +294,12 @@ impl Peer {
             next_conn: 0,
             role: None,
             state: State::Looking(Election {
-                proposal: Vote {
-                    leader: 0,
-                    zxid: 0,
-                    epoch: 0,
-                },
+                proposal: None,
                 received: BTreeMap::new(),
                 out_of_election: BTreeMap::new(),
                 decide_at_ms: None,
                 early_infos: BTreeMap::new(),
+                round_started_ms: 0,
             }),
         }
     }
@@ -493,10 +512,51 @@ impl Peer {
         }
     }
 
+    /// The vote of a peer that may not lead and has no candidate: a participant other than
+    /// itself (ZooKeeper 3.8 drops a notification whose proposed leader is not a voter, and
+    /// a never-leader must not propose itself) with a history no server has
+    /// ([`NO_VOTE_ZXID`], epoch 0), so that it agrees with no real vote and no receiver
+    /// adopts it (FastLeaderElection.totalOrderPredicate prefers any vote of epoch 0 and
+    /// zxid ≥ 0).
+    fn no_vote(&self) -> Vote {
+        let me = self.config.id;
+        let leader = self.voters().into_iter().find(|&id| id != me).unwrap_or(me);
+        Vote {
+            leader,
+            zxid: NO_VOTE_ZXID,
+            epoch: 0,
+        }
+    }
+
+    /// Whether a peer that may not lead can vote for `vote`: it names another voter whose
+    /// history (epoch, then zxid) is at least as recent as this server's. A candidate behind
+    /// this server's log may lack records this server acknowledged (and that a quorum of
+    /// acks committed), so this server abstains rather than help elect it.
+    fn acceptable_candidate(&self, vote: &Vote) -> bool {
+        let own = self.own_vote();
+        vote.leader != self.config.id
+            && self.voters().contains(&vote.leader)
+            && (vote.epoch, vote.zxid) >= (own.epoch, own.zxid)
+    }
+
+    /// The vote to take in a new round, given one received: for a peer that may lead, the
+    /// better of that vote and its own; for one that may not, that vote if acceptable.
+    fn initial_proposal(&self, received: Option<Vote>) -> Option<Vote> {
+        if self.config.may_lead {
+            let own = self.own_vote();
+            Some(match received {
+                Some(vote) if vote.order_key() > own.order_key() => vote,
+                _ => own,
+            })
+        } else {
+            received.filter(|vote| self.acceptable_candidate(vote))
+        }
+    }
+
     fn current_notification(&self) -> Notification {
         match &self.state {
             State::Looking(e) => Notification {
-                vote: e.proposal,
+                vote: e.proposal.unwrap_or_else(|| self.no_vote()),
                 round: self.round,
                 state: PeerState::Looking,
                 config_version: self.active.version,
@@ -524,10 +584,10 @@ impl Peer {
 
     fn go_looking(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         self.round += 1;
-        let proposal = self.own_vote();
+        let proposal = self.initial_proposal(None);
         let mut received = BTreeMap::new();
-        if self.is_participant() {
-            received.insert(self.config.id, proposal);
+        if let (true, Some(vote)) = (self.is_participant(), proposal) {
+            received.insert(self.config.id, vote);
         }
 
         self.state = State::Looking(Election {
@@ -536,6 +596,7 @@ impl Peer {
             out_of_election: BTreeMap::new(),
             decide_at_ms: None,
             early_infos: BTreeMap::new(),
+            round_started_ms: now_ms,
         });
         self.set_role(Role::Looking, out);
         self.broadcast_notification(out);
@@ -638,8 +699,14 @@ impl Peer {
             }
         }
         let observer = !self.is_participant();
-        let own_vote = self.own_vote();
         let round = self.round;
+        let new_round_proposal = self.initial_proposal(Some(n.vote));
+        let adoptable = if self.config.may_lead {
+            true
+        } else {
+            self.acceptable_candidate(&n.vote)
+        };
+        let zookeeper_leader = self.config.zookeeper_leader;
         let State::Looking(election) = &mut self.state else {
             if n.state == PeerState::Looking {
                 self.reply_notification(from, out);
@@ -652,23 +719,28 @@ impl Peer {
                 if n.round > round {
                     self.round = n.round;
                     election.received.clear();
-                    election.proposal = if n.vote.order_key() > own_vote.order_key() {
-                        n.vote
-                    } else {
-                        own_vote
-                    };
-                    election.received.insert(self.config.id, election.proposal);
+                    election.round_started_ms = now_ms;
+                    election.proposal = new_round_proposal;
+                    if let Some(vote) = election.proposal {
+                        election.received.insert(self.config.id, vote);
+                    }
                     election.decide_at_ms = None;
                     self.broadcast_notification(out);
                 } else if n.round < round {
                     self.reply_notification(from, out);
                     return;
-                } else if n.vote.order_key() > election.proposal.order_key() {
-                    election.proposal = n.vote;
+                } else if adoptable
+                    && election
+                        .proposal
+                        .is_none_or(|proposal| n.vote.order_key() > proposal.order_key())
+                {
+                    election.proposal = Some(n.vote);
                     election.received.insert(self.config.id, n.vote);
                     election.decide_at_ms = None;
                     self.broadcast_notification(out);
-                } else if n.vote != election.proposal {
+                } else if election.proposal.is_some_and(|proposal| proposal != n.vote) {
+                    // (A never-leader with no candidate has nothing to tell: its reply would
+                    // only draw the sender's vote back, round after round.)
                     // The sender proposes a worse leader: it may have missed our notification
                     // (sent while it was still following), so tell it ours now rather than at
                     // the next tick.
@@ -678,20 +750,23 @@ impl Peer {
                     return;
                 };
                 election.received.insert(from, n.vote);
+                let Some(proposal) = election.proposal else {
+                    return;
+                };
                 let agreeing: BTreeSet<ServerId> = election
                     .received
                     .iter()
-                    .filter(|(_, v)| **v == election.proposal)
+                    .filter(|(_, v)| **v == proposal)
                     .map(|(id, _)| *id)
                     .collect();
-                let quorum = if election.proposal.leader == self.config.id {
+                let quorum = if proposal.leader == self.config.id {
                     joint_quorum(
                         quorum_config(&self.active, &self.outside),
                         &self.pending,
                         &agreeing,
                     )
                 } else {
-                    follow_quorum(&self.active, &self.pending, &election.proposal, &agreeing)
+                    follow_quorum(&self.active, &self.pending, &proposal, &agreeing)
                 };
                 if quorum {
                     if election.decide_at_ms.is_none() {
@@ -703,8 +778,8 @@ impl Peer {
             }
             PeerState::Following | PeerState::Leading
                 if n.round == round
-                    && n.vote == election.proposal
-                    && election.proposal.leader == self.config.id =>
+                    && election.proposal == Some(n.vote)
+                    && n.vote.leader == self.config.id =>
             {
                 // Participants of our round follow us: they count as votes for us, as in
                 // ZooKeeper's lookForLeader (FOLLOWING/LEADING of the same electionEpoch go
@@ -718,7 +793,7 @@ impl Peer {
                 let agreeing: BTreeSet<ServerId> = election
                     .received
                     .iter()
-                    .filter(|(_, v)| **v == election.proposal)
+                    .filter(|(_, v)| **v == n.vote)
                     .map(|(id, _)| *id)
                     .collect();
                 if joint_quorum(
@@ -736,16 +811,25 @@ impl Peer {
             PeerState::Following | PeerState::Leading => {
                 election.out_of_election.insert(from, n);
                 let vote = n.vote;
+                // ZooKeeper's Vote.equals outside LOOKING compares the leader and its epoch
+                // only: its followers' votes keep the zxid of the round they joined in.
+                let same = |other: &Vote| {
+                    if zookeeper_leader {
+                        (other.leader, other.epoch) == (vote.leader, vote.epoch)
+                    } else {
+                        *other == vote
+                    }
+                };
                 let agreeing: BTreeSet<ServerId> = election
                     .out_of_election
                     .iter()
-                    .filter(|(_, o)| o.vote == vote)
+                    .filter(|(_, o)| same(&o.vote))
                     .map(|(id, _)| *id)
                     .collect();
                 let leader_says_leading = election
                     .out_of_election
                     .get(&vote.leader)
-                    .is_some_and(|o| o.state == PeerState::Leading && o.vote == vote);
+                    .is_some_and(|o| o.state == PeerState::Leading && same(&o.vote));
                 if follow_quorum(&self.active, &self.pending, &vote, &agreeing)
                     && leader_says_leading
                     && vote.leader != self.config.id
@@ -820,9 +904,15 @@ impl Peer {
         if now_ms < at {
             return;
         }
-        let vote = election.proposal;
+        let Some(vote) = election.proposal else {
+            return;
+        };
         let round = self.round;
         if vote.leader == self.config.id {
+            assert!(
+                self.config.may_lead,
+                "a peer that may not lead never votes for itself"
+            );
             self.lead(now_ms, vote, round, out);
         } else {
             self.follow(now_ms, vote, round, out);
@@ -851,6 +941,7 @@ impl Peer {
             acked_zxid: 0,
             snap_pending: None,
             sync_begun: false,
+            unacked: VecDeque::new(),
             up_to_date: false,
         };
         let info = Packet::FollowerInfo {
@@ -936,10 +1027,26 @@ impl Peer {
         let sync_ms = self.config.sync_limit_ticks * tick_ms;
         let me = self.config.id;
         let next = match &mut self.state {
-            State::Looking(_) => {
-                // Notifications may be lost: repeat ours every tick.
-                self.broadcast_notification(out);
-                Next::Stay
+            State::Looking(election) => {
+                if !self.config.may_lead
+                    && self.active.participants.contains(&me)
+                    && election.proposal.is_none()
+                    && now_ms.saturating_sub(election.round_started_ms)
+                        >= NO_CANDIDATE_ROUND_TICKS * tick_ms
+                {
+                    // A never-leader that has heard of no candidate it can vote for starts a
+                    // new round. ZooKeeper's FastLeaderElection sends its vote only when it
+                    // changes, or after a poll of its queue times out, which never happens
+                    // while this peer's notifications keep arriving every tick: a lost
+                    // notification would leave this peer without the vote for good. A round
+                    // above a looking server's makes it send its vote again (and an
+                    // established leader answers every LOOKING notification anyway).
+                    Next::Looking
+                } else {
+                    // Notifications may be lost: repeat ours every tick.
+                    self.broadcast_notification(out);
+                    Next::Stay
+                }
             }
             State::Learning(learner) => {
                 if learner.phase == LearnerPhase::Connecting {
@@ -1064,7 +1171,10 @@ impl Peer {
         match (learner.phase, packet) {
             (_, Packet::Ping) => {}
             (LearnerPhase::Connecting, Packet::LeaderInfo { epoch }) => {
-                let accept = if observer {
+                let accept = if observer || self.config.zookeeper_leader {
+                    // An observer takes no part in the epoch's quorum; ZooKeeper's learner
+                    // accepts an epoch equal to its accepted one from any leader (and says so
+                    // with ACKEPOCH epoch -1, so that the leader does not count it twice).
                     epoch >= self.epochs.accepted_epoch
                 } else {
                     epoch > self.epochs.accepted_epoch
@@ -1160,6 +1270,12 @@ impl Peer {
                 if record.zxid <= self.log.last_zxid() {
                     return Next::Looking;
                 }
+                if self.config.ack_each_proposal && !observer {
+                    if learner.unacked.len() >= UNACKED_PROPOSALS_MAX {
+                        return Next::Looking;
+                    }
+                    learner.unacked.push_back(record.zxid);
+                }
                 self.note_reconfig(&record);
                 self.log.append(record, out);
             }
@@ -1183,6 +1299,14 @@ impl Peer {
                 }
                 if matches!(packet, Packet::UpToDate { .. }) {
                     learner.up_to_date = true;
+                    if self.config.zookeeper_leader {
+                        // ZOOKEEPER-1732 (QuorumPeer.updateElectionVote): from here on the
+                        // learner's notifications name the new epoch, as the leader's and the
+                        // other followers' do, so that a server starting up finds them agree.
+                        if let Some(epoch) = learner.epoch {
+                            learner.vote.epoch = epoch;
+                        }
+                    }
                 }
                 return self.learner_activate();
             }
@@ -1284,12 +1408,37 @@ impl Peer {
                 learner.phase = LearnerPhase::Broadcast;
                 learner.acked_zxid = durable;
                 learner_send(learner, Packet::AckNewLeader { zxid: durable }, out);
+                if self.config.ack_each_proposal && !observer {
+                    Self::ack_each_durable(learner, durable, out);
+                }
+            }
+            LearnerPhase::Broadcast
+                if !observer && self.config.ack_each_proposal && durable > learner.acked_zxid =>
+            {
+                learner.acked_zxid = durable;
+                Self::ack_each_durable(learner, durable, out);
             }
             LearnerPhase::Broadcast if !observer && durable > learner.acked_zxid => {
                 learner.acked_zxid = durable;
                 learner_send(learner, Packet::Ack { zxid: durable }, out);
             }
             _ => {}
+        }
+    }
+
+    /// One ACK per proposal durable through `durable`, in zxid order, for a ZooKeeper leader
+    /// (Leader.processAck counts an ACK for its own zxid only; SendAckRequestProcessor acks
+    /// each logged proposal). Committed ones too: the leader's LearnerHandler.SyncLimitCheck
+    /// waits for the ACK of every proposal it sent after the NEWLEADER ack and closes the
+    /// connection after syncLimit without it, even when a quorum committed it already. (An
+    /// ACK of a zxid the leader committed or never tracked is ignored by both.)
+    fn ack_each_durable(learner: &mut Learner, durable: Zxid, out: &mut Vec<Action>) {
+        while let Some(&zxid) = learner.unacked.front() {
+            if zxid > durable {
+                break;
+            }
+            learner.unacked.pop_front();
+            learner_send(learner, Packet::Ack { zxid }, out);
         }
     }
 

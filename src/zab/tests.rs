@@ -705,3 +705,182 @@ fn a_logged_reconfig_is_pending_after_a_restart() {
     peer.step(0, Input::Restart(state));
     assert!(peer.pending_memberships().is_empty());
 }
+
+// ------------------------------------------------------------------ a participant that never leads
+
+/// Server `never` may not lead (`Config::may_lead = false`) and acknowledges each proposal
+/// (`Config::ack_each_proposal`), as a ringkeeper follower of a ZooKeeper ensemble does.
+fn never_leader(never: ServerId) -> impl Fn(&mut Config) {
+    move |config: &mut Config| {
+        if config.id == never {
+            config.may_lead = false;
+            config.ack_each_proposal = true;
+        }
+    }
+}
+
+/// The votes server `id` sent in its election notifications.
+fn votes_sent_by(h: &Harness, id: ServerId) -> Vec<Vote> {
+    h.actions
+        .iter()
+        .filter_map(|(from, action)| match action {
+            Action::Send {
+                message: Message::Notification(n),
+                ..
+            } if *from == id => Some(n.vote),
+            _ => None,
+        })
+        .collect()
+}
+
+/// FastLeaderElection with a never-leader: server 3 would win on its id (equal histories),
+/// but it never proposes itself, and never sends a notification naming itself (ZooKeeper
+/// 3.8 drops notifications whose proposed leader is not a voter, and takes any vote naming
+/// a voter at face value); it votes for the best candidate it hears of and follows it.
+#[test]
+fn a_never_leader_is_not_elected_and_votes_for_the_best_other_candidate() {
+    let mut h = Harness::new(
+        &[1, 2, 3],
+        vec![DurableState::default(); 3],
+        never_leader(3),
+    );
+    assert_eq!(h.settle(), 2);
+    assert!(matches!(
+        h.peers[&3].role(),
+        Some(Role::Following { leader: 2, .. })
+    ));
+    let votes = votes_sent_by(&h, 3);
+    assert!(!votes.is_empty());
+    assert!(votes.iter().all(|vote| vote.leader != 3), "{votes:?}");
+    // Its "no vote" names another participant with a history nobody has, which no server
+    // adopts; its real vote is server 2's.
+    assert!(votes.iter().any(|vote| vote.leader == 2 && vote.zxid >= 0));
+    // Not -1: ZooKeeper ignores a notification with zxid -1, its round included.
+    assert!(votes
+        .iter()
+        .filter(|vote| vote.zxid < 0)
+        .all(|vote| vote.leader != 3 && vote.epoch == 0 && vote.zxid == NO_VOTE_ZXID));
+    assert_ne!(NO_VOTE_ZXID, -1);
+}
+
+/// A never-leader abstains rather than vote for a candidate behind its own log: with server
+/// 1 down, server 2 (behind) cannot be elected by server 3 (which holds records 2 lacks,
+/// perhaps committed by 1 and 3's acks). Once server 1, as recent as 3, is back, 3 votes
+/// for it.
+#[test]
+fn a_never_leader_abstains_from_a_candidate_behind_its_log() {
+    let e1 = |c| make_zxid(1, c);
+    let states = vec![
+        history(1, &[e1(1), e1(2), e1(3)]),
+        history(1, &[e1(1)]),
+        history(1, &[e1(1), e1(2), e1(3)]),
+    ];
+    let mut h = Harness::with_down(&[1, 2, 3], states.clone(), &[1], never_leader(3));
+    for _ in 0..30 {
+        h.now_ms += 100;
+        for id in [2, 3] {
+            h.queue.push_back((id, Input::Tick));
+        }
+        h.run();
+    }
+    assert!(h.peers.values().all(|peer| !peer.is_broadcasting()));
+    assert_eq!(h.peers[&3].role(), Some(Role::Looking));
+    assert!(votes_sent_by(&h, 3)
+        .iter()
+        .all(|vote| vote.leader != 2 || vote.zxid < 0));
+    // Without a candidate it starts a new round every few ticks (ZooKeeper's election
+    // repeats a vote only when it changes, or when its queue stays empty, so a lost one
+    // would not come again while this peer keeps sending).
+    let last_round = h
+        .actions
+        .iter()
+        .filter_map(|(from, action)| match action {
+            Action::Send {
+                message: Message::Notification(n),
+                ..
+            } if *from == 3 => Some(n.round),
+            _ => None,
+        })
+        .max();
+    assert!(last_round >= Some(5), "{last_round:?}");
+    h.start(1, states[0].clone());
+    assert_eq!(h.settle(), 1);
+    assert!(matches!(
+        h.peers[&3].role(),
+        Some(Role::Following { leader: 1, .. })
+    ));
+    assert_eq!(h.peers[&2].last_zxid(), e1(3));
+}
+
+/// A learner of a ZooKeeper leader sends one ACK per proposal, each only once its log is
+/// durable through it, in zxid order (Leader.processAck counts an ACK for its own zxid and
+/// commits in order; SendAckRequestProcessor acks each logged proposal after the flush).
+#[test]
+fn a_learner_of_a_zookeeper_leader_acks_each_proposal_once_durable() {
+    let mut h = Harness::new(
+        &[1, 2, 3],
+        vec![DurableState::default(); 3],
+        never_leader(3),
+    );
+    let leader = h.settle();
+    assert_eq!(leader, 2);
+    let epoch = h.peers[&leader].epochs().current_epoch;
+    // Server 1's disk stalls, so every commit needs server 3's acks; so does server 3's.
+    h.slow_disks = vec![1, 3];
+    let acks_before = h.packets.len();
+    for _ in 0..3 {
+        h.write(leader);
+    }
+    let acks_from_3 = |h: &Harness| -> Vec<Zxid> {
+        h.packets[acks_before..]
+            .iter()
+            .filter_map(|(from, _, packet)| match packet {
+                Packet::Ack { zxid } if *from == 3 => Some(*zxid),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        acks_from_3(&h),
+        Vec::<Zxid>::new(),
+        "nothing durable, nothing acked"
+    );
+    assert_eq!(h.peers[&leader].committed_zxid(), 0);
+    h.queue.push_back((3, Input::Durable(make_zxid(epoch, 2))));
+    h.run();
+    assert_eq!(
+        acks_from_3(&h),
+        vec![make_zxid(epoch, 1), make_zxid(epoch, 2)]
+    );
+    assert_eq!(h.peers[&leader].committed_zxid(), make_zxid(epoch, 2));
+    h.queue.push_back((3, Input::Durable(make_zxid(epoch, 3))));
+    h.run();
+    assert_eq!(
+        acks_from_3(&h),
+        vec![
+            make_zxid(epoch, 1),
+            make_zxid(epoch, 2),
+            make_zxid(epoch, 3)
+        ]
+    );
+    assert_eq!(h.peers[&leader].committed_zxid(), make_zxid(epoch, 3));
+    // A proposal that commits without this server's ACK (server 1's disk is back) is still
+    // acknowledged once durable: ZooKeeper's LearnerHandler waits for the ACK of each.
+    h.slow_disks = vec![3];
+    h.queue.push_back((1, Input::Durable(make_zxid(epoch, 3))));
+    h.write(leader);
+    assert_eq!(h.peers[&leader].committed_zxid(), make_zxid(epoch, 4));
+    assert_eq!(acks_from_3(&h).len(), 3);
+    h.queue.push_back((3, Input::Durable(make_zxid(epoch, 4))));
+    h.run();
+    assert_eq!(acks_from_3(&h).last(), Some(&make_zxid(epoch, 4)));
+    // A ringkeeper learner acknowledges cumulatively: server 1 sent one ACK for 1..=3.
+    let acks_from_1: Vec<Zxid> = h.packets[acks_before..]
+        .iter()
+        .filter_map(|(from, _, packet)| match packet {
+            Packet::Ack { zxid } if *from == 1 => Some(*zxid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks_from_1, vec![make_zxid(epoch, 3), make_zxid(epoch, 4)]);
+}

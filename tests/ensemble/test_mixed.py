@@ -4,6 +4,8 @@ election notifications, syncs with OBSERVERINFO / LEADERINFO / ACKEPOCH / DIFF o
 NEWLEADER / UPTODATE, applies INFORMs, answers PINGs with its sessions, serves Kazoo reads and
 forwards writes as REQUEST. Runs once (not per kind): the ensemble is both kinds."""
 
+import os
+import signal
 import time
 import uuid
 
@@ -182,3 +184,130 @@ def test_ringkeeper_observer_with_the_lowest_id_is_connected_back(ensembles):
     at_java = ensembles.client(e, 2)
     at_java.sync(root)
     assert at_java.get(root)[0] == b"through the low observer"
+
+
+def log_since_last_start(e, sid):
+    """What server `sid` logged since its latest start (the harness marks each start)."""
+    text = e.members[sid].log.read_text(errors="replace")
+    return text[text.rfind("==== start "):]
+
+
+def same_everywhere(clients, root):
+    """Every znode under `root`, its data and Stat, the same through every client."""
+    views = [nodes(client, root) for client in clients]
+    for view in views[1:]:
+        assert view == views[0]
+    return views[0]
+
+
+def test_ringkeeper_follower_of_a_zookeeper_ensemble(ensembles):
+    """A ringkeeper participant (server.3 without :observer) in an ensemble with two Java
+    servers: it votes in FastLeaderElection but is never elected (server 3 would win a tie
+    on its id), syncs with FOLLOWERINFO / LEADERINFO / ACKEPOCH / DIFF or SNAP / NEWLEADER
+    (acked once durable) / UPTODATE, acknowledges each PROPOSAL and counts for the quorum."""
+    # No sync from the txn log: a learner more than commitLogCount (500, ZooKeeper's minimum)
+    # writes behind gets a SNAP.
+    e = ensembles("zookeeper", cls=MixedEnsemble, participants=3, ringkeeper_ids=[3])
+    follower = 3
+    java_ids = [1, 2]
+    for sid in java_ids:
+        e.configure(sid, jvm_flags=["-Dzookeeper.snapshotSizeFactor=-1"])
+    e.start(e.participant_ids)
+    e.wait_serving(SERVE_TIMEOUT_S)
+    leader = e.leader()
+    assert leader in java_ids, e.modes()
+    assert e.mode(follower) == "follower"
+    other = [s for s in java_ids if s != leader][0]
+
+    root = "/mixed-follower-%s" % uuid.uuid4().hex[:8]
+    at_rk = ensembles.client(e, follower)
+    at_leader = ensembles.client(e, leader)
+    at_other = ensembles.client(e, other)
+    at_rk.create(root, b"through the ringkeeper follower")
+    for i in range(5):
+        at_leader.create(root + "/java-", b"%d" % i, sequence=True)
+        at_rk.create(root + "/rk-", b"%d" % i, sequence=True)
+    at_rk.set(root, b"set through ringkeeper")
+    tx = at_rk.transaction()
+    tx.create(root + "/multi", b"m")
+    tx.check(root, 1)
+    assert tx.commit() == [root + "/multi", True]
+    at_rk.create(root + "/eph", b"e", ephemeral=True)
+    same_everywhere([at_rk, at_leader, at_other], root)
+
+    # The ringkeeper follower counts for the quorum: with the other Java server stopped, a
+    # write commits only with its ACK (2 of 3).
+    e.stop(other)
+    at_rk.create(root + "/quorum-with-ringkeeper", b"1")
+    at_leader.create(root + "/quorum-with-ringkeeper-2", b"2")
+    at_leader.set(root + "/multi", b"m2")
+    assert e.mode(leader) == "leader"
+    same_everywhere([at_rk, at_leader], root)
+    e.start_server(other)
+    wait_until(lambda: e.mode(other) == "follower", SERVE_TIMEOUT_S,
+               "the Java server %d to follow again" % other)
+    at_other = ensembles.client(e, other)
+    same_everywhere([at_rk, at_leader, at_other], root)
+
+    # The ringkeeper follower restarts on its own state: DIFF (a few writes missed).
+    e.stop(follower)
+    at_leader.create(root + "/while-down", b"diff")
+    e.start_server(follower)
+    wait_until(lambda: e.mode(follower) == "follower", SERVE_TIMEOUT_S,
+               "the restarted ringkeeper follower to serve")
+    assert "snapshot from the ZooKeeper leader" not in log_since_last_start(e, follower)
+    at_rk = ensembles.client(e, follower)
+    same_everywhere([at_rk, at_leader, at_other], root)
+
+    # Further behind than the leader's committed log: SNAP.
+    e.stop(follower)
+    at_leader.create(root + "/behind", b"")
+    pending = [at_leader.create_async(root + "/behind/n-", b"%d" % i, sequence=True)
+               for i in range(520)]
+    for result in pending:
+        result.get(timeout=30)
+    e.start_server(follower)
+    wait_until(lambda: e.mode(follower) == "follower", SERVE_TIMEOUT_S,
+               "the ringkeeper follower to serve after a SNAP")
+    assert "snapshot from the ZooKeeper leader" in log_since_last_start(e, follower)
+    at_rk = ensembles.client(e, follower)
+    at_rk.create(root + "/after-snap", b"s")
+    same_everywhere([at_rk, at_leader, at_other], root)
+
+    # The ringkeeper follower loses its leader alone (paused past syncLimit, the leader drops
+    # it): it rejoins through an election round of its own, so its round is now above the
+    # Java servers'. FastLeaderElection ignores a notification with zxid -1, round included,
+    # so its no-candidate vote must not carry one, or the next election would never reach
+    # the Java server (which answers lower rounds only).
+    goodbyes = e.members[leader].log.read_text().count("closing socket to learner %d" % follower)
+    pid = e.members[follower].proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: e.members[leader].log.read_text().count(
+            "closing socket to learner %d" % follower) > goodbyes, SERVE_TIMEOUT_S,
+            "the Java leader to drop the paused ringkeeper follower")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_until(lambda: e.mode(follower) == "follower", SERVE_TIMEOUT_S,
+               "the ringkeeper follower to rejoin after its pause")
+    at_rk.retry(at_rk.create, root + "/after-pause", b"p")
+
+    # kill -9 of the Java leader: the other Java server can only be elected with the ringkeeper
+    # follower's vote. Wait until both hold the leader's last zxid (a candidate behind the
+    # ringkeeper follower's log would not get its vote).
+    wait_until(lambda: e.zxid(other) == e.zxid(leader) == e.zxid(follower), SERVE_TIMEOUT_S,
+               "every member to hold the leader's last zxid")
+    killed_at = time.monotonic()
+    e.kill(leader)
+    new_leader = e.wait_leader(SERVE_TIMEOUT_S, exclude=(leader,))
+    assert new_leader == other
+    wait_until(lambda: e.mode(follower) == "follower", SERVE_TIMEOUT_S,
+               "the ringkeeper follower to follow server %d" % other)
+    at_rk.retry(at_rk.create, root + "/after-failover", b"ok")
+    print("a write through the ringkeeper follower succeeded %.2f s after the ZooKeeper "
+          "leader was killed (new leader %d)" % (time.monotonic() - killed_at, new_leader))
+    at_other = ensembles.client(e, other)
+    at_other.create(root + "/after-failover-java", b"ok")
+    # The ephemeral of the ringkeeper client's session lives on through the new leader.
+    assert at_other.exists(root + "/eph") is not None
+    same_everywhere([at_rk, at_other], root)

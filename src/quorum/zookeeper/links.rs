@@ -22,6 +22,8 @@ use super::translate::{Effect, Translator};
 use super::wire::{kind, read_packet, InitialMessage, QuorumPacket, ELECTION_MESSAGE_BYTES_MAX};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a learner retries the leader's quorum port while it is refused.
+const CONNECT_RETRY: Duration = Duration::from_millis(100);
 /// How long an accepted election connection may take to send its initial message.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Election messages queued per peer while its connection is being made (older ones are
@@ -131,15 +133,6 @@ impl ZkLinks {
                 tick_ms.saturating_mul(config.init_limit.max(config.sync_limit).max(1)),
             ),
         });
-        if !observer {
-            // A ringkeeper participant has no ZooKeeper leader side yet: it would vote and be
-            // elected without being able to lead. Refuse rather than half-join.
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                "quorum.protocol=zookeeper: only an observer (peerType=observer) is \
-                 implemented so far",
-            ));
-        }
         let accepting = shared.clone();
         std::thread::Builder::new()
             .name("zk-election-accept".into())
@@ -475,6 +468,35 @@ fn connect_leader(shared: &Arc<Shared>, leader: ServerId, conn: u64, first: Quor
         });
 }
 
+/// Connects to the leader's quorum port, retrying every [`CONNECT_RETRY`] for up to the
+/// connection's read timeout (initLimit ticks): ZooKeeper's leader opens its port only once
+/// it is elected, and a follower that decided first would otherwise find it refused
+/// (Learner.connectToLeader likewise retries within initLimit). Gives up when this
+/// connection is superseded or the links stop.
+fn connect_within(shared: &Arc<Shared>, addr: SocketAddr, conn: u64) -> Result<TcpStream, String> {
+    let deadline = std::time::Instant::now() + shared.read_timeout;
+    loop {
+        let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT.min(remaining.max(CONNECT_RETRY))) {
+            Ok(stream) => return Ok(stream),
+            Err(error) => {
+                let current = shared
+                    .quorum
+                    .lock()
+                    .is_ok_and(|q| q.as_ref().map(|q| q.conn) == Some(conn));
+                if !current || shared.stop.load(Ordering::SeqCst) {
+                    return Err(format!("superseded while connecting ({error})"));
+                }
+                if std::time::Instant::now() + CONNECT_RETRY >= deadline {
+                    return Err(format!("no connection within initLimit: {error}"));
+                }
+                // Nothing to await: the leader's listener appears without telling anyone.
+                std::thread::sleep(CONNECT_RETRY);
+            }
+        }
+    }
+}
+
 fn learner_connection(
     shared: &Arc<Shared>,
     addr: SocketAddr,
@@ -483,7 +505,7 @@ fn learner_connection(
     packets: Receiver<QuorumPacket>,
     slot: &Arc<Mutex<Option<TcpStream>>>,
 ) -> Result<(), String> {
-    let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|e| e.to_string())?;
+    let stream = connect_within(shared, addr, conn)?;
     let _ = stream.set_nodelay(true);
     stream
         .set_read_timeout(Some(shared.read_timeout))

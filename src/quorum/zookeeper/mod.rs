@@ -10,7 +10,9 @@
 //!   differs from the core's in a few places, adapted there);
 //! - [`links`] [io]: the sockets, as [`crate::quorum::QuorumLinks`].
 //!
-//! So far ringkeeper takes part as an **observer** only (see README, "Mixed ensembles").
+//! ringkeeper takes part as a **follower** (a participant that votes but is never elected:
+//! `zab::Config::may_lead`) or an **observer**, not as the leader (see README, "Mixed
+//! ensembles").
 
 pub mod links;
 pub mod snapstream;

@@ -93,12 +93,36 @@ struct Link {
     synced_zxid: Zxid,
     /// The highest zxid committed so far on this link.
     committed_zxid: Zxid,
+    /// The zxid of the last PROPOSAL or INFORM of the sync (until UPTODATE), 0 before the
+    /// first: see [`continuous`].
+    last_queued: Zxid,
     /// Forwarded requests by (session, cxid) -> forward id.
     forwarded: HashMap<(i64, i32), u64>,
     /// Forwarded syncs, in the order sent.
     syncs: VecDeque<u64>,
     /// Forwarded revalidations by session, in the order sent: (forward id, timeout).
     revalidations: HashMap<i64, VecDeque<(u64, i32)>>,
+}
+
+/// ZOOKEEPER-4925 (Learner.enforceContinuousProposal): the proposals of a sync follow each
+/// other without a gap within an epoch; a gap means the leader's history lost records, and
+/// logging what follows would leave a hole in this server's log. A jump to a later epoch
+/// cannot be told from a loss and is taken (with a warning), as ZooKeeper does.
+fn continuous(last_queued: Zxid, zxid: Zxid) -> Result<(), String> {
+    if last_queued == 0 || zxid == last_queued + 1 {
+        return Ok(());
+    }
+    if epoch_of(zxid) <= epoch_of(last_queued) {
+        return Err(format!(
+            "the sync sent proposal {zxid:#x} after {last_queued:#x}, expected {:#x}",
+            last_queued + 1
+        ));
+    }
+    tracing::warn!(
+        "the sync sent proposal {zxid:#x} of a new epoch after {last_queued:#x}, expected {:#x}",
+        last_queued + 1
+    );
+    Ok(())
 }
 
 /// Bounds: requests a learner may have outstanding with its leader.
@@ -230,6 +254,7 @@ impl Translator {
                     learner_zxid: 0,
                     synced_zxid: 0,
                     committed_zxid: 0,
+                    last_queued: 0,
                     forwarded: HashMap::new(),
                     syncs: VecDeque::new(),
                     revalidations: HashMap::new(),
@@ -458,6 +483,12 @@ impl Translator {
                     Err(error) => return self.fail(error, out),
                 };
                 let Some(link) = &mut self.link else { return };
+                if link.phase != Phase::Broadcast {
+                    if let Err(error) = continuous(link.last_queued, record.zxid) {
+                        return self.fail(error, out);
+                    }
+                    link.last_queued = record.zxid;
+                }
                 link.synced_zxid = link.synced_zxid.max(record.zxid);
                 zab.push(Packet::Proposal(record));
             }
@@ -482,6 +513,12 @@ impl Translator {
                     Err(error) => return self.fail(error, out),
                 };
                 let Some(link) = &mut self.link else { return };
+                if link.phase != Phase::Broadcast {
+                    if let Err(error) = continuous(link.last_queued, record.zxid) {
+                        return self.fail(error, out);
+                    }
+                    link.last_queued = record.zxid;
+                }
                 link.synced_zxid = link.synced_zxid.max(record.zxid);
                 link.committed_zxid = link.committed_zxid.max(record.zxid);
                 if syncing {
@@ -788,6 +825,106 @@ mod tests {
             super::super::wire::decode_touches(ping.data.as_deref().unwrap()).unwrap(),
             vec![(0x55, 40_000)]
         );
+    }
+
+    /// A ZooKeeper PROPOSAL (or INFORM) of a delete at `zxid`.
+    fn proposal(kind: i32, zxid: Zxid) -> QuorumPacket {
+        use crate::zkformat::txn::{encode_entry, TxnHeader, ZkEntry, ZkTxn};
+        let data = encode_entry(&ZkEntry {
+            header: TxnHeader {
+                client_id: 0x55,
+                cxid: 1,
+                zxid,
+                time_ms: 0,
+                op: opcode::DELETE,
+            },
+            txn: ZkTxn::Delete {
+                path: format!("/{zxid:x}"),
+            },
+            digest: None,
+        });
+        QuorumPacket::new(kind, zxid, Some(data))
+    }
+
+    /// Learner.registerWithLeader and syncWithLeader as a follower: FOLLOWERINFO with the
+    /// accepted epoch, ACKEPOCH -1 for an epoch accepted before, each ZAB ACK as an ACK of its
+    /// zxid (one per proposal), and ZOOKEEPER-4925's gap check on the sync's proposals.
+    #[test]
+    fn a_follower_registers_acks_each_proposal_and_refuses_a_gap_in_the_sync() {
+        let mut translator = Translator::new(3, false, Vec::new(), 0, 40_000);
+        let mut out = Vec::new();
+        let info = Wire::Zab(Message::Link {
+            conn: 9,
+            seq: 0,
+            packet: Packet::FollowerInfo {
+                accepted_epoch: 2,
+                observer: false,
+            },
+        });
+        assert!(translator.outbound(1, &info, &mut out));
+        let first = &sent(&out)[0];
+        assert_eq!(
+            (first.kind, first.zxid),
+            (kind::FOLLOWERINFO, 0x2_0000_0000)
+        );
+        let learner = LearnerInfo::decode(first.data.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            (learner.sid, learner.protocol_version),
+            (3, LEARNER_PROTOCOL_VERSION)
+        );
+        // LEADERINFO of the epoch already accepted: ACKEPOCH says -1.
+        translator.inbound(
+            1,
+            QuorumPacket::new(kind::LEADERINFO, 0x2_0000_0000, Some(encode_int(0x10000))),
+            None,
+            &mut out,
+        );
+        out.clear();
+        let ack = Wire::Zab(Message::Link {
+            conn: 9,
+            seq: 1,
+            packet: Packet::AckEpoch {
+                current_epoch: 1,
+                last_zxid: 0x1_0000_0004,
+            },
+        });
+        assert!(translator.outbound(1, &ack, &mut out));
+        let ackepoch = &sent(&out)[0];
+        assert_eq!(
+            (ackepoch.kind, ackepoch.zxid),
+            (kind::ACKEPOCH, 0x1_0000_0004)
+        );
+        assert_eq!(ackepoch.data.as_deref(), Some(&(-1i32).to_be_bytes()[..]));
+        translator.inbound(
+            1,
+            QuorumPacket::new(kind::DIFF, 0x1_0000_0006, None),
+            None,
+            &mut out,
+        );
+        translator.inbound(1, proposal(kind::PROPOSAL, 0x1_0000_0005), None, &mut out);
+        translator.inbound(1, proposal(kind::PROPOSAL, 0x1_0000_0006), None, &mut out);
+        // A proposal of a new epoch may follow without a gap check.
+        translator.inbound(1, proposal(kind::PROPOSAL, 0x2_0000_0001), None, &mut out);
+        assert_eq!(translator.leader(), Some(1));
+        out.clear();
+        for zxid in [0x1_0000_0005, 0x1_0000_0006] {
+            let ack = Wire::Zab(Message::Link {
+                conn: 9,
+                seq: 2,
+                packet: Packet::Ack { zxid },
+            });
+            assert!(translator.outbound(1, &ack, &mut out));
+        }
+        let acks: Vec<(i32, Zxid)> = sent(&out).iter().map(|p| (p.kind, p.zxid)).collect();
+        assert_eq!(
+            acks,
+            vec![(kind::ACK, 0x1_0000_0005), (kind::ACK, 0x1_0000_0006)]
+        );
+        // A gap within an epoch during the sync closes the link.
+        out.clear();
+        translator.inbound(1, proposal(kind::PROPOSAL, 0x2_0000_0003), None, &mut out);
+        assert!(out.contains(&Effect::Closed(1)), "{out:?}");
+        assert_eq!(translator.leader(), None);
     }
 
     #[test]
