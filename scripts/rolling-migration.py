@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""A rolling migration of a 3-server Apache ZooKeeper 3.8 ensemble to ringkeeper and back,
+under a Kazoo write load (issue 13, "Mixed ensembles").
+
+One server at a time is stopped and started again as ringkeeper on the same zoo.cfg, myid and
+dataDir (plus `quorum.protocol=zookeeper`): ringkeeper imports the Java server's files and joins
+the ensemble as a voting follower. During the mixed phase the Java leader is killed with
+kill -9, and the other Java server is elected with the ringkeeper follower's vote. Then each
+ringkeeper server is stopped, its state exported as a ZooKeeper data directory
+(`ringkeeper export-zookeeper`), and the Java server started on that export.
+
+Throughout, three Kazoo writers create sequential znodes (each create retried until it is
+acknowledged) and a fourth client holds a session with an ephemeral. At the end every
+acknowledged write must be present on every server, no session may have expired, and the
+ephemeral must still be its session's. Prints, per step, the longest time without an
+acknowledged write, and the totals.
+
+ringkeeper never leads a ZooKeeper-protocol ensemble (see README "Mixed ensembles"), so the
+migration replaces the Java servers that do not lead; with three servers at most two are
+ringkeeper at once, and the Java leader is the last to go, which this script does not do: a
+whole-ensemble switch after that point is a full restart (README "Migrating from Apache
+ZooKeeper").
+
+    scripts/rolling-migration.py [--binary target/release/ringkeeper] [--keep]
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from kazoo.protocol.states import KazooState  # noqa: E402
+
+from tests.ensemble import harness  # noqa: E402
+from tests.ensemble.harness import wait_until  # noqa: E402
+from tests.ensemble.test_mixed import MixedEnsemble  # noqa: E402
+
+SERVE_TIMEOUT_S = 60.0
+ROOT = "/rolling"
+
+
+def longest_gap(acked_times, start, end):
+    """The longest time in [start, end] without an acknowledged write."""
+    times = sorted(t for t in acked_times if start <= t <= end)
+    points = [start] + times + [end]
+    return max(b - a for a, b in zip(points, points[1:]))
+
+
+class Migration:
+    def __init__(self, ensemble, binary):
+        self.e = ensemble
+        self.binary = binary
+        self.steps = []  # (name, seconds, longest gap)
+
+    def caught_up(self, sid):
+        leader = self.e.leader()
+        wait_until(lambda: self.e.zxid(sid) >= self.e.zxid(leader), SERVE_TIMEOUT_S,
+                   "server %d to hold the leader's zxid" % sid)
+
+    def to_ringkeeper(self, sid):
+        e = self.e
+        e.stop(sid)
+        e.ringkeeper_ids.add(sid)
+        e.configure(sid, extra_lines=["quorum.protocol=zookeeper"])
+        e.start_server(sid)
+        wait_until(lambda: e.mode(sid) == "follower", SERVE_TIMEOUT_S,
+                   "server %d to follow as ringkeeper" % sid)
+        self.caught_up(sid)
+
+    def to_java(self, sid):
+        e = self.e
+        m = e.members[sid]
+        e.stop(sid)
+        out = m.dir / ("zookeeper-data-%d" % int(time.time() * 1000))
+        exported = subprocess.run(
+            [str(self.binary), "export-zookeeper", "--config", str(m.dir / "zoo.cfg"),
+             "--out", str(out)], capture_output=True, text=True, timeout=120)
+        if exported.returncode != 0:
+            raise RuntimeError("export of server %d failed: %s%s" % (
+                sid, exported.stdout, exported.stderr))
+        (out / "myid").write_text("%d\n" % sid)
+        e.ringkeeper_ids.discard(sid)
+        e.configure(sid, extra_lines=["dataDir=%s" % out])
+        e.start_server(sid)
+        wait_until(lambda: e.mode(sid) == "follower", SERVE_TIMEOUT_S,
+                   "server %d to follow as Apache ZooKeeper" % sid)
+        self.caught_up(sid)
+
+    def kill_leader(self):
+        e = self.e
+        leader = e.leader()
+        e.kill(leader)
+        new = e.wait_leader(SERVE_TIMEOUT_S, exclude=(leader,))
+        print("  killed the Java leader %d; server %d (%s) leads" % (
+            leader, new, "ringkeeper" if new in e.ringkeeper_ids else "Java"))
+        e.start_server(leader)
+        wait_until(lambda: e.mode(leader) == "follower", SERVE_TIMEOUT_S,
+                   "the killed server %d to follow again" % leader)
+        self.caught_up(leader)
+
+    def step(self, name, writers, action):
+        started = time.monotonic()
+        action()
+        # The step ends once writes are acknowledged again.
+        wait_until(lambda: writers.acked_after(time.monotonic() - 1.0) > 0, SERVE_TIMEOUT_S,
+                   "writes to go on after: %s" % name)
+        ended = time.monotonic()
+        with writers.lock:
+            times = [t for t, _ in writers.acked]
+        gap = longest_gap(times, started, ended)
+        self.steps.append((name, ended - started, gap))
+        print("%-62s %6.1f s, longest write outage %5.2f s, modes %s" % (
+            name, ended - started, gap, self.e.modes()))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--binary", default=str(REPO / "target" / "release" / "ringkeeper"))
+    parser.add_argument("--keep", action="store_true", help="keep the servers' directories")
+    args = parser.parse_args()
+    binary = Path(args.binary).resolve()
+    os.environ["RINGKEEPER_BIN"] = str(binary)
+    tmp = Path(tempfile.mkdtemp(prefix="rk-rolling-migration-"))
+    e = MixedEnsemble("zookeeper", tmp, participants=3, ringkeeper_ids=[], snapCount=2000)
+    clients = []
+    writers = None
+    ok = False
+    try:
+        e.start()
+        e.wait_serving(SERVE_TIMEOUT_S)
+        setup = e.client()
+        clients.append(setup)
+        setup.ensure_path(ROOT)
+        holder = e.client(timeout=30.0)
+        clients.append(holder)
+        states = []
+        holder.add_listener(lambda state: states.append(state))
+        holder.create(ROOT + "-eph", b"held", ephemeral=True)
+        session = holder.client_id[0]
+        writers = harness.Writers(e, ROOT, threads=3).start()
+        wait_until(lambda: writers.count() > 100, SERVE_TIMEOUT_S, "the load to start")
+        migration = Migration(e, binary)
+        print("3 Apache ZooKeeper 3.8 servers, leader %d; load: 3 Kazoo writers" % e.leader())
+
+        def java_follower():
+            leader = e.leader()
+            return [s for s in e.participant_ids
+                    if s != leader and s not in e.ringkeeper_ids][0]
+
+        first = java_follower()
+        migration.step("server %d: Java -> ringkeeper follower" % first, writers,
+                       lambda: migration.to_ringkeeper(first))
+        migration.step("kill -9 the Java leader (mixed: 1 ringkeeper, 2 Java)", writers,
+                       migration.kill_leader)
+        second = java_follower()
+        migration.step("server %d: Java -> ringkeeper follower" % second, writers,
+                       lambda: migration.to_ringkeeper(second))
+        for sid in sorted(e.ringkeeper_ids):
+            migration.step("server %d: ringkeeper -> Java (export-zookeeper)" % sid, writers,
+                           lambda sid=sid: migration.to_java(sid))
+        writers.stop()
+        acked = writers.paths()
+        assert not writers.errors, writers.errors[:5]
+        missing = {}
+        for sid in e.participant_ids:
+            present = harness.children(e, sid, ROOT)
+            lost = [p for p in acked if p.rsplit("/", 1)[1] not in present]
+            if lost:
+                missing[sid] = sorted(lost)[:5]
+        assert not missing, "acknowledged writes missing: %s" % missing
+        assert KazooState.LOST not in states, states
+        assert holder.exists(ROOT + "-eph").ephemeralOwner == session
+        total = sum(seconds for _, seconds, _ in migration.steps)
+        print("%d acknowledged writes, all present on every server; no session expired; the "
+              "held session's ephemeral is its own; %.1f s of steps, longest write outage "
+              "%.2f s" % (len(acked), total, max(gap for _, _, gap in migration.steps)))
+        ok = True
+    finally:
+        if writers is not None and not writers.stopping.is_set():
+            try:
+                writers.stop()
+            except AssertionError as error:
+                print(error)
+        for client in clients:
+            try:
+                client.stop()
+                client.close()
+            except Exception:  # closing is best effort once the run is over
+                pass
+        if not ok:
+            print(e.describe())
+        e.close()
+        if args.keep or not ok:
+            print("servers' directories kept in %s" % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "rolling-migration"
+    sys.exit(main())
