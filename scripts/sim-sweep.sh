@@ -6,8 +6,11 @@
 # Runs ensembles of 3, 3+1 observer, 5+1 and 7+1 servers, seeds 0..N each, in chunks of
 # SIM_CHUNK (default 20000) seeds, from SIM_SEED_BASE (default 0). SIM_SHAPES picks the ensembles
 # ("participants+observers" separated by spaces, default "3+0 3+1 5+1 7+1"); a sweep can be
-# resumed where an earlier one stopped with SIM_SEED_BASE. A failing chunk prints its seeds; replay one with
-#   SIM_TRACE=1 SIM_SEED=<seed> SIM_PARTICIPANTS=<n> SIM_OBSERVERS=<m> \
+# resumed where an earlier one stopped with SIM_SEED_BASE. SIM_SPARES=<n> (passed through to the
+# `sweep` test) adds n spare servers and turns on dynamic reconfigs, which a sweep without it
+# does not exercise (the reconfig sweeps of README "Dynamic reconfig" ran with SIM_SPARES=2).
+# A failing chunk prints its seeds; replay one with
+#   SIM_TRACE=1 SIM_SEED=<seed> SIM_PARTICIPANTS=<n> SIM_OBSERVERS=<m> [SIM_SPARES=<s>] \
 #     cargo test --release --test zab_sim replay -- --ignored --nocapture
 set -euo pipefail
 cd "$(dirname "$0")/.."
