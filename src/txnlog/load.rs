@@ -218,16 +218,29 @@ mod tests {
     use crate::storage::sim::SimDisk;
     use crate::tree::Txn;
 
+    /// `records` as one batch in segment 1 of `log` on `disk`, synced.
+    fn write_one_segment(disk: &SimDisk, log: &Path, records: &[LogRecord]) {
+        use crate::storage::Storage;
+        use crate::txnlog::format::BLOCK_BYTES;
+        use crate::txnlog::format::{encode_batch, encode_segment_header, segment_name};
+        assert!(disk.create_dir_all(log).is_ok());
+        let mut segment = encode_segment_header(1, 0).to_vec();
+        segment.resize(BLOCK_BYTES, 0);
+        encode_batch(&mut segment, 1, records);
+        segment.resize(segment.len() + 4 * BLOCK_BYTES, 0);
+        let mut file = disk
+            .create(&log.join(segment_name(1)), 0)
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert!(file.write_at(0, &segment).is_ok() && file.sync_data().is_ok());
+    }
+
     /// The newest snapshot is damaged: recovery falls back to the older one and replays the
     /// log from there, although the log was first read (speculatively) from the newest one's
     /// zxid.
     #[test]
     fn a_damaged_newest_snapshot_falls_back_and_the_log_is_replayed_from_the_older_one() {
         use crate::snapshot::write_snapshot;
-        use crate::storage::Storage;
         use crate::tree::acl::open_acl;
-        use crate::txnlog::format::BLOCK_BYTES;
-        use crate::txnlog::format::{encode_batch, encode_segment_header, segment_name};
 
         let records: Vec<LogRecord> = (1..=6)
             .map(|zxid| LogRecord {
@@ -256,15 +269,7 @@ mod tests {
         }
         let disk = SimDisk::new(7);
         let log = Path::new("/log");
-        assert!(disk.create_dir_all(log).is_ok());
-        let mut segment = encode_segment_header(1, 0).to_vec();
-        segment.resize(BLOCK_BYTES, 0);
-        encode_batch(&mut segment, 1, &records);
-        segment.resize(segment.len() + 4 * BLOCK_BYTES, 0);
-        let mut file = disk
-            .create(&log.join(segment_name(1)), 0)
-            .unwrap_or_else(|error| panic!("{error}"));
-        assert!(file.write_at(0, &segment).is_ok() && file.sync_data().is_ok());
+        write_one_segment(&disk, log, &records);
         // Damage the newest snapshot (a new file under its name: mappings are never
         // modified in place).
         let newest = &snapshot_paths[1];
@@ -304,10 +309,7 @@ mod tests {
     #[test]
     fn a_restart_from_snapshot_and_log_gives_the_same_digest() {
         use crate::snapshot::write_snapshot;
-        use crate::storage::Storage;
         use crate::tree::acl::open_acl;
-        use crate::txnlog::format::BLOCK_BYTES;
-        use crate::txnlog::format::{encode_batch, encode_segment_header, segment_name};
 
         let data = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
         let mut tree = TreeVersion::new();
@@ -346,15 +348,7 @@ mod tests {
         assert_eq!(tree.digest(), tree.digest_recomputed());
         let disk = SimDisk::new(3);
         let log = Path::new("/log");
-        assert!(disk.create_dir_all(log).is_ok());
-        let mut segment = encode_segment_header(1, 0).to_vec();
-        segment.resize(BLOCK_BYTES, 0);
-        encode_batch(&mut segment, 1, &records);
-        segment.resize(segment.len() + 4 * BLOCK_BYTES, 0);
-        let mut file = disk
-            .create(&log.join(segment_name(1)), 0)
-            .unwrap_or_else(|error| panic!("{error}"));
-        assert!(file.write_at(0, &segment).is_ok() && file.sync_data().is_ok());
+        write_one_segment(&disk, log, &records);
 
         let state = load_state(&disk, data.path(), log, 1 << 20, None)
             .unwrap_or_else(|error| panic!("{error}"));

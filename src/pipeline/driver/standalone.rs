@@ -35,23 +35,13 @@ impl Pipeline {
 
     /// Stops the log writer after what it was sent is durable, and publishes that.
     pub(super) fn standalone_finish(&mut self) {
-        let Some(log) = self.log.take() else {
-            self.release();
-            return;
-        };
-        let _ = log.appends.send(WriterInput::Shutdown);
-        let deadline = Instant::now() + SHUTDOWN_DURABLE_WAIT;
-        while self
-            .waiting
-            .back()
-            .is_some_and(|sealed| sealed.last_zxid > self.durable_zxid)
-        {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match log.events.recv_timeout(left) {
-                Ok(WriterEvent::Durable { zxid, .. }) => self.standalone_durable(zxid),
-                Ok(WriterEvent::Failed { reason }) => self.log_failed(reason),
-                Err(_) => break,
+        if let Some(log) = self.log.as_ref() {
+            let _ = log.appends.send(WriterInput::Shutdown);
+            // What is not durable in time is not published: its clients get no answer.
+            if let Err(reason) = self.wait_durable(SHUTDOWN_DURABLE_WAIT) {
+                tracing::warn!("{reason}");
             }
+            self.log = None;
         }
         self.release();
     }
@@ -169,7 +159,7 @@ impl Pipeline {
                 Ok(WriterEvent::Failed { reason }) => self.log_failed(reason),
                 Err(_) => {
                     return Err(format!(
-                        "the writes before the restore did not become durable within {} s",
+                        "the writes sealed so far did not become durable within {} s",
                         wait.as_secs()
                     ))
                 }
