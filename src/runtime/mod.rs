@@ -180,6 +180,14 @@ const PORT_PROBE_BUDGET: Duration = Duration::from_secs(2);
 
 /// Starts the server and blocks until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<(), RuntimeError> {
+    // The handlers are installed first: a SIGTERM that arrives while the server starts (the
+    // client port may already answer) is taken once it serves, and stops it cleanly, rather
+    // than killing it with the signal's default action.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGUSR1,
+    ])?;
     refuse_a_port_in_use(&config)?;
     // The stores are read once, before anything starts: a bad key store stops the server
     // here rather than failing every handshake later.
@@ -609,11 +617,6 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
         );
     }
 
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGUSR1,
-    ])?;
     for signal in signals.forever() {
         if signal == signal_hook::consts::SIGUSR1 {
             info!("SIGUSR1: taking a snapshot");
