@@ -1595,12 +1595,7 @@ impl Peer {
                 // learner whose connection breaks after the Snap, before the Configs that
                 // precedes NewLeader, does not go on without them (it would count quorums of
                 // the configuration in force only, and could lead with them).
-                let in_force = quorum_config(&self.active, &self.outside);
-                if in_force.version > 0 || !self.pending.is_empty() {
-                    let configs = Packet::Configs {
-                        active: in_force.clone(),
-                        pending: self.pending.clone(),
-                    };
+                if let Some(configs) = configs_packet(&self.active, &self.outside, &self.pending) {
                     session_send(id, session, configs, out);
                 }
                 out.push(Action::SendSnapshot {
@@ -1617,12 +1612,7 @@ impl Peer {
         }
         // Only once a reconfig was ever logged: a member of an earlier release does not know
         // this packet, and an ensemble without reconfig never sends it.
-        let in_force = quorum_config(&self.active, &self.outside);
-        if in_force.version > 0 || !self.pending.is_empty() {
-            let configs = Packet::Configs {
-                active: in_force.clone(),
-                pending: self.pending.clone(),
-            };
+        if let Some(configs) = configs_packet(&self.active, &self.outside, &self.pending) {
             session_send(id, session, configs, out);
         }
         session_send(id, session, Packet::NewLeader { epoch, zxid: last }, out);
@@ -1886,6 +1876,21 @@ impl Peer {
 /// The configuration whose quorums this server counts: the ensemble's (`Peer::outside`)
 /// when a joiner has learned one newer than the configuration it started with, else the
 /// configuration in force on this server.
+/// The configurations a learner is told during its sync (the one in force and the pending
+/// ones), once a reconfig was ever logged; None otherwise (a member of an earlier release does
+/// not know the packet, and an ensemble without reconfig never sends it).
+fn configs_packet(
+    active: &Membership,
+    outside: &Option<Membership>,
+    pending: &[Membership],
+) -> Option<Packet> {
+    let in_force = quorum_config(active, outside);
+    (in_force.version > 0 || !pending.is_empty()).then(|| Packet::Configs {
+        active: in_force.clone(),
+        pending: pending.to_vec(),
+    })
+}
+
 fn quorum_config<'a>(active: &'a Membership, outside: &'a Option<Membership>) -> &'a Membership {
     match outside {
         Some(outside) if outside.version > active.version => outside,
