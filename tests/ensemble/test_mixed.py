@@ -5,14 +5,21 @@ NEWLEADER / UPTODATE, applies INFORMs, answers PINGs with its sessions, serves K
 forwards writes as REQUEST. Runs once (not per kind): the ensemble is both kinds."""
 
 import os
+import re
 import signal
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
 from . import harness
 from .harness import wait_until
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "compat"))
+
+from test_digest import INTERVAL, hash_entries  # noqa: E402
 
 SERVE_TIMEOUT_S = 60.0
 
@@ -311,3 +318,154 @@ def test_ringkeeper_follower_of_a_zookeeper_ensemble(ensembles):
     # The ephemeral of the ringkeeper client's session lives on through the new leader.
     assert at_other.exists(root + "/eph") is not None
     same_everywhere([at_rk, at_other], root)
+
+
+class WriteLoad:
+    """Writes through `client` until stopped, up to `window` requests in flight: creates and
+    deletes under `churn`, and sets of the nodes in `targets` (spread across the tree, so a
+    leader's walk of its tree meets them before and after it reaches them)."""
+
+    def __init__(self, client, churn, targets, window=64):
+        import threading
+        self.client, self.churn, self.targets, self.window = client, churn, targets, window
+        self.stop_event = threading.Event()
+        self.acknowledged = 0
+        self.errors = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_event.set()
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive(), "the write load did not stop"
+        assert not self.errors, self.errors[:3]
+
+    def _run(self):
+        from collections import deque
+        in_flight = deque()
+        index = 0
+        try:
+            while not self.stop_event.is_set():
+                index += 1
+                if index % 3 == 0:
+                    path = self.targets[index % len(self.targets)]
+                    in_flight.append(self.client.set_async(path, b"set %d" % index))
+                elif index % 3 == 1:
+                    in_flight.append(self.client.create_async(
+                        "%s/c-%08d" % (self.churn, index), b"churn %d" % index))
+                elif index > 31:
+                    # The create of 30 requests ago (index - 31 is 1 mod 3).
+                    in_flight.append(self.client.delete_async(
+                        "%s/c-%08d" % (self.churn, index - 31)))
+                while len(in_flight) >= self.window:
+                    in_flight.popleft().get(timeout=30)
+                    self.acknowledged += 1
+            while in_flight:
+                in_flight.popleft().get(timeout=30)
+                self.acknowledged += 1
+        except Exception as error:  # reported by __exit__
+            self.errors.append(repr(error))
+
+
+def settle_at_boundary(e, writer, path, sids):
+    """Writes until the leader's zxid is a `hash` boundary (every INTERVAL zxids), waits until
+    every member in `sids` holds it, and returns {sid: its newest hash entry}."""
+    leader = e.leader()
+    while e.zxid(leader) % INTERVAL != 0:
+        writer.set(path, b"%d" % e.zxid(leader))
+    zxid = e.zxid(leader)
+    for sid in sids:
+        wait_until(lambda: e.zxid(sid) == zxid, SERVE_TIMEOUT_S,
+                   "server %d at zxid %#x" % (sid, zxid))
+    return {sid: hash_entries(e.members[sid].client_port)[-1] for sid in sids}
+
+
+def test_ringkeeper_follower_settles_a_snap_taken_under_write_load(ensembles):
+    """A ZooKeeper leader serializes its live tree for a SNAP while it goes on committing
+    (LearnerHandler.run; a fuzzy snapshot): the nodes it walks may already hold transactions
+    that it also sends after the SNAP, before NEWLEADER. ZooKeeper's learner applies those
+    commits to the streamed tree with DataTree's tolerant rules before its snapshot at
+    NEWLEADER; the ringkeeper follower does the same before its ZAB core takes the snapshot,
+    so it neither stops on "create of an existing node" nor replays that window at restart.
+    Shown: the sync absorbed commits of the window and matched the leader's txn digest, every
+    member has the same tree digest afterwards, and again after the follower restarts on the
+    settled snapshot and its log."""
+    e = ensembles("zookeeper", cls=MixedEnsemble, participants=3, ringkeeper_ids=[3])
+    follower = 3
+    java_ids = [1, 2]
+    for sid in java_ids:
+        e.configure(sid, jvm_flags=["-Dzookeeper.snapshotSizeFactor=-1"])
+    e.start(e.participant_ids)
+    e.wait_serving(SERVE_TIMEOUT_S)
+    leader = e.leader()
+    assert leader in java_ids, e.modes()
+    other = [s for s in java_ids if s != leader][0]
+    root = "/fuzzy-%s" % uuid.uuid4().hex[:8]
+    at_leader = ensembles.client(e, leader)
+    at_other = ensembles.client(e, other)
+    # A tree the leader takes a while to walk: 20,000 znodes under 20 parents.
+    at_leader.create(root, b"")
+    at_leader.create(root + "/churn", b"")
+    parents = ["%s/p%02d" % (root, p) for p in range(20)]
+    for parent in parents:
+        at_leader.create(parent, b"")
+    leaves = ["%s/n%05d" % (parents[i % 20], i) for i in range(20000)]
+    pending = []
+    for leaf in leaves:
+        pending.append(at_leader.create_async(leaf, b"x" * 64))
+        if len(pending) >= 500:
+            for result in pending:
+                result.get(timeout=30)
+            pending = []
+    for result in pending:
+        result.get(timeout=30)
+
+    absorbed = []
+    with WriteLoad(at_other, root + "/churn", leaves[::97]) as load:
+        for attempt in range(3):
+            # Stopped while the load goes on: more than commitLogCount (500) writes behind,
+            # so the leader sends a SNAP, walked while the load's commits go on.
+            e.stop(follower)
+            stopped_at = e.zxid(leader)
+            wait_until(lambda: e.zxid(leader) > stopped_at + 1500, SERVE_TIMEOUT_S,
+                       "the load to move the leader 1,500 txns on")
+            e.start_server(follower)
+            wait_until(lambda: e.mode(follower) == "follower", SERVE_TIMEOUT_S,
+                       "the ringkeeper follower to serve after a SNAP under load")
+            log = log_since_last_start(e, follower)
+            synced = re.findall(r"synced with the ZooKeeper leader at 0x[0-9a-f]+ \((\d+) txns "
+                                r"committed during its walk applied\)", log)
+            assert len(synced) == 1, log[-3000:]
+            assert "does not match the leader's digest" not in log, log[-3000:]
+            if int(synced[0]) > 0:
+                assert "matches the leader's digest" in log, log[-3000:]
+                absorbed.append(int(synced[0]))
+                break
+        # The follower keeps up with the load after the sync (it would have stopped on the
+        # first commit that did not apply to an unsettled tree).
+        served_at = e.zxid(follower)
+        wait_until(lambda: e.zxid(follower) > served_at + 300, SERVE_TIMEOUT_S,
+                   "the ringkeeper follower to apply the load after its sync")
+        assert load.acknowledged > 0
+    assert absorbed, "no SNAP in 3 tries had commits between SNAP and NEWLEADER"
+    print("the ringkeeper follower's SNAP absorbed %d commits of the leader's walk"
+          % absorbed[0])
+
+    at_rk = ensembles.client(e, follower)
+    ids = [leader, other, follower]
+    newest = settle_at_boundary(e, at_leader, root, ids)
+    assert len(set(newest.values())) == 1, newest
+    same_everywhere([at_rk, at_leader], root + "/churn")
+
+    # Restarted on the settled snapshot and the log after it: the same tree.
+    e.stop(follower)
+    e.start_server(follower)
+    wait_until(lambda: e.mode(follower) == "follower", SERVE_TIMEOUT_S,
+               "the restarted ringkeeper follower to serve")
+    assert "snapshot from the ZooKeeper leader" not in log_since_last_start(e, follower)
+    at_leader.set(root, b"after the restart")
+    newest = settle_at_boundary(e, at_leader, root, ids)
+    assert len(set(newest.values())) == 1, newest

@@ -15,8 +15,10 @@ use tracing::{info, warn};
 
 use crate::config::QuorumConfig;
 use crate::quorum::{QuorumLinks, Wire};
-use crate::zab::ServerId;
+use crate::zab::{ServerId, Zxid};
+use crate::zkformat::model::ZkTree;
 
+use super::settle::FuzzySnap;
 use super::snapstream::read_snapshot_stream;
 use super::translate::{Effect, Translator};
 use super::wire::{kind, read_packet, InitialMessage, QuorumPacket, ELECTION_MESSAGE_BYTES_MAX};
@@ -561,42 +563,92 @@ fn learner_connection(
         })
         .map_err(|e| e.to_string())?;
     let mut input = BufReader::with_capacity(256 * 1024, reader);
+    // A SNAP sync, held from the SNAP to NEWLEADER while its fuzzy tree is settled (see
+    // `settle`).
+    let mut fuzzy: Option<FuzzySnap> = None;
     loop {
         let packet = read_packet(&mut input).map_err(|e| e.to_string())?;
-        let snapshot = if packet.kind == kind::SNAP {
+        let arrived: Vec<(QuorumPacket, Option<Vec<u8>>)> = if packet.kind == kind::SNAP {
             let tree = read_snapshot_stream(&mut input, packet.zxid).map_err(|e| e.to_string())?;
-            let sessions: Vec<(i64, i32)> = tree
-                .sessions
-                .iter()
-                .map(|(id, timeout)| (*id, *timeout))
-                .collect();
-            let nodes = tree.len();
-            let (version, records) = crate::zkformat::import::to_ringkeeper(tree);
-            let bytes = crate::snapshot::encode_snapshot(&version, &records)
-                .map_err(|e| format!("encoding the leader's snapshot: {e}"))?;
             info!(
-                "snapshot from the ZooKeeper leader at {:#x}: {nodes} znodes, {} sessions",
+                "snapshot from the ZooKeeper leader at {:#x}: {} znodes, {} sessions; \
+                 settling it with the commits that follow until NEWLEADER",
                 packet.zxid,
-                sessions.len()
+                tree.len(),
+                tree.sessions.len()
             );
-            if let Ok(mut translator) = shared.translator.lock() {
-                translator.learn_sessions(&sessions);
+            fuzzy = Some(FuzzySnap::new(packet.zxid, tree));
+            continue;
+        } else if let Some(sync) = fuzzy.as_mut() {
+            if !sync.hold(packet)? {
+                continue;
             }
-            Some(bytes)
+            let Some(sync) = fuzzy.take() else { continue };
+            let settled = sync.settle()?;
+            let snap = QuorumPacket::new(kind::SNAP, settled.zxid, None);
+            let bytes = synced_snapshot(
+                shared,
+                settled.zxid,
+                settled.absorbed,
+                settled.digest_matched,
+                settled.tree,
+            )?;
+            std::iter::once((snap, Some(bytes)))
+                .chain(settled.rest.into_iter().map(|packet| (packet, None)))
+                .collect()
         } else {
-            None
+            vec![(packet, None)]
         };
         let Ok(mut translator) = shared.translator.lock() else {
             return Err("translator poisoned".into());
         };
-        let mut effects = Vec::new();
-        translator.inbound(conn, packet, snapshot, &mut effects);
-        perform(shared, effects);
-        if translator.leader().is_none() {
-            return Err(translator
-                .last_error
-                .clone()
-                .unwrap_or_else(|| "the link closed".into()));
+        for (packet, snapshot) in arrived {
+            let mut effects = Vec::new();
+            translator.inbound(conn, packet, snapshot, &mut effects);
+            perform(shared, effects);
+            if translator.leader().is_none() {
+                return Err(translator
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "the link closed".into()));
+            }
         }
     }
+}
+
+/// The settled tree of a SNAP sync as ringkeeper's snapshot; its sessions' timeouts go to
+/// the translator (PING touches carry them).
+fn synced_snapshot(
+    shared: &Shared,
+    zxid: Zxid,
+    absorbed: usize,
+    digest_matched: Option<bool>,
+    tree: ZkTree,
+) -> Result<Vec<u8>, String> {
+    let sessions: Vec<(i64, i32)> = tree
+        .sessions
+        .iter()
+        .map(|(id, timeout)| (*id, *timeout))
+        .collect();
+    let nodes = tree.len();
+    match digest_matched {
+        Some(false) => warn!(
+            "the settled snapshot at {zxid:#x} does not match the leader's digest of that txn \
+             (ZooKeeper's learners log the same and go on)"
+        ),
+        Some(true) => info!("the settled snapshot at {zxid:#x} matches the leader's digest"),
+        None => {}
+    }
+    let (version, records) = crate::zkformat::import::to_ringkeeper(tree);
+    let bytes = crate::snapshot::encode_snapshot(&version, &records)
+        .map_err(|e| format!("encoding the leader's snapshot: {e}"))?;
+    info!(
+        "synced with the ZooKeeper leader at {zxid:#x} ({absorbed} txns committed during its \
+         walk applied): {nodes} znodes, {} sessions",
+        sessions.len()
+    );
+    if let Ok(mut translator) = shared.translator.lock() {
+        translator.learn_sessions(&sessions);
+    }
+    Ok(bytes)
 }

@@ -15,6 +15,7 @@
 //! ensembles").
 
 pub mod links;
+pub mod settle;
 pub mod snapstream;
 pub mod translate;
 pub mod txn;

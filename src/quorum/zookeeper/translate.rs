@@ -108,7 +108,7 @@ struct Link {
 /// other without a gap within an epoch; a gap means the leader's history lost records, and
 /// logging what follows would leave a hole in this server's log. A jump to a later epoch
 /// cannot be told from a loss and is taken (with a warning), as ZooKeeper does.
-fn continuous(last_queued: Zxid, zxid: Zxid) -> Result<(), String> {
+pub(super) fn continuous(last_queued: Zxid, zxid: Zxid) -> Result<(), String> {
     if last_queued == 0 || zxid == last_queued + 1 {
         return Ok(());
     }
