@@ -7,10 +7,11 @@
 # 300; an hour-long campaign is -t 3600), one target at a time, at nice 19 (the machine is
 # shared), then appends one row per target to fuzz/results/<UTC date>.md: executions,
 # executions per second, coverage (libFuzzer's final `cov:` and `ft:`), corpus size, new units,
-# peak RSS and the outcome. A crash, timeout or OOM input is kept in fuzz/artifacts/<target>/
-# (libFuzzer's -artifact_prefix) and named in the results; turn it into a regression by copying
-# it to fuzz/regressions/<target>/ (tests/fuzz_smoke.rs replays every file there) once the
-# decoder is fixed.
+# peak RSS and the outcome with the CPU seconds the run got. A crash, timeout or OOM input is
+# kept in fuzz/artifacts/<target>/ (libFuzzer's -artifact_prefix) and named in the results; turn
+# it into a regression by copying it to fuzz/regressions/<target>/ (tests/fuzz_smoke.rs replays
+# every file there) once the decoder is fixed. Several campaigns may run at once (one
+# invocation each); each appends its own rows.
 #
 # Inputs: fuzz/seeds/<target>/ (committed, read only) and fuzz/corpus/<target>/ (what earlier
 # campaigns found, not committed; new units go there, so campaigns build on each other).
@@ -91,13 +92,21 @@ for target in "$@"; do
     log="$fuzz/artifacts/$target/last-run.log"
     before="$(ls "$fuzz/artifacts/$target" | grep -Ev '^last-run.log$' | sort || true)"
     echo "fuzz-campaign: $target for ${seconds}s (log: $log)"
+    # The CPU seconds the run got (user + system of cargo and the fuzzer it waits for): on a
+    # shared machine the wall-clock length alone says little about how much was fuzzed.
+    cpu_file="$(mktemp)"
     set +e
-    nice -n 19 cargo +nightly fuzz run -s "$sanitizer" -a "$target" \
-        "$fuzz/corpus/$target" "$fuzz/seeds/$target" -- \
-        -max_total_time="$seconds" -timeout="$timeout_s" -rss_limit_mb="$rss_mb" \
-        -print_final_stats=1 -artifact_prefix="$fuzz/artifacts/$target/" >"$log" 2>&1
+    {
+        TIMEFORMAT='%U %S'
+        time nice -n 19 cargo +nightly fuzz run -s "$sanitizer" -a "$target" \
+            "$fuzz/corpus/$target" "$fuzz/seeds/$target" -- \
+            -max_total_time="$seconds" -timeout="$timeout_s" -rss_limit_mb="$rss_mb" \
+            -print_final_stats=1 -artifact_prefix="$fuzz/artifacts/$target/" >"$log" 2>&1
+    } 2>"$cpu_file"
     code=$?
     set -e
+    cpu_s="$(awk '{ printf "%d", $1 + $2 }' "$cpu_file")"
+    rm -f "$cpu_file"
     # The last status line ("#N DONE cov: C ft: F corp: U/S ...", or the last "pulse"/"NEW"
     # line when the run stopped on a finding) and the final stats.
     last="$(grep -E '^#[0-9]+' "$log" | tail -1 || true)"
@@ -113,9 +122,9 @@ for target in "$@"; do
     after="$(ls "$fuzz/artifacts/$target" | grep -Ev '^last-run.log$' | sort || true)"
     found="$(comm -13 <(echo "$before") <(echo "$after") | tr '\n' ' ' | sed 's/ $//')"
     if [ "$code" -eq 0 ]; then
-        outcome="ok"
+        outcome="ok; ${cpu_s:-?} CPU s"
     else
-        outcome="FAILED (exit $code)${found:+: fuzz/artifacts/$target/$found}"
+        outcome="FAILED (exit $code)${found:+: fuzz/artifacts/$target/$found}; ${cpu_s:-?} CPU s"
         status=1
     fi
     echo "| $started | $target | $commit | $sanitizer | $seconds | ${executions:-?} | ${per_second:-?} | ${cov:-?} | ${ft:-?} | ${corpus:-?} | ${new_units:-?} | ${peak_rss:-?} | $outcome |" >>"$results"
