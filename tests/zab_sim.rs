@@ -127,10 +127,19 @@ fn seeds_three_participants_one_observer_with_reconfigs() {
 /// and itself as its configuration led with a quorum of that configuration, not of the
 /// ensemble's (3+0: 6358; see `Peer::outside` in `zab::peer`); a learner whose connection
 /// broke after a Snap, before the leader's Configs, lost the reconfig pending in the
-/// snapshot and led without its quorum (3+0: 36154; see `sync_one`).
+/// snapshot and led without its quorum (3+0: 36154; see `sync_one`). Six more elected no
+/// leader after healing because a server that a committed reconfig had removed went silent,
+/// so it never heard of the later reconfig that added it again, whose quorums then needed it
+/// (3+0: 31659, 36191; 3+1: 24314, 27547, 36945, 38329; see `broadcast_notification`).
 #[test]
 fn reconfig_regression_seeds() {
-    let cases: [(usize, usize, u64); 11] = [
+    let cases: [(usize, usize, u64); 17] = [
+        (3, 0, 31659),
+        (3, 0, 36191),
+        (3, 1, 24314),
+        (3, 1, 27547),
+        (3, 1, 36945),
+        (3, 1, 38329),
         (3, 0, 6358),
         (3, 0, 36154),
         (3, 0, 2644),

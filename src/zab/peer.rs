@@ -604,9 +604,12 @@ impl Peer {
     }
 
     fn broadcast_notification(&self, out: &mut Vec<Action>) {
-        if !self.is_member() {
-            return;
-        }
+        // A server that a committed reconfig removed sends its notifications too (nobody
+        // counts them: it is no voter of theirs), so that a member whose configuration is newer
+        // answers with it (`on_notification`): a later reconfig may have added it again, and
+        // without the answer it would never hear of it and stay out for good (ZooKeeper's
+        // removed server likewise keeps sending its notifications, which carry its config
+        // version, and learns a newer configuration from the answers).
         let n = self.current_notification();
         for to in self.voters() {
             if to != self.config.id {
