@@ -156,6 +156,42 @@ impl Pipeline {
         // A snapshot being written was cut before this change; rebasing on it would lose it.
         self.cancel_rebase();
         self.batch.replace_tree(tree);
+        // A learner that missed the reconfig moving its client port while it was away learns
+        // it from the leader here (ZooKeeper: processReconfig on NEWLEADER / UPTODATE).
+        self.follow_own_client_address();
+    }
+
+    /// The client port's listeners go where this member's line in the configuration in force
+    /// says, when that is another address (QuorumPeer.processReconfig ->
+    /// ServerCnxnFactory.reconfigure). A bind that fails keeps the old listeners and says so
+    /// loudly: ZooKeeper's NIOServerCnxnFactory has closed the old socket by then, and stays
+    /// without a client port; this server keeps serving on the old one until a restart (which
+    /// binds the address of the dynamic file) or a later configuration.
+    fn follow_own_client_address(&mut self) {
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return;
+        };
+        let from = ensemble.client_address;
+        let Some(to) = ensemble
+            .active_config
+            .client_address_change(ensemble.me, from)
+        else {
+            return;
+        };
+        let version = ensemble.active_config.version;
+        let Some(listeners) = self.client_listeners.as_ref() else {
+            warn!("configuration {version:#x} moves the client port to {to}, but this pipeline has no listeners to move; still on {from}");
+            return;
+        };
+        match listeners.move_to(from, to) {
+            Ok(()) => {
+                info!("configuration {version:#x}: clients are accepted on {to} and no longer on {from} (connections already open stay)");
+                ensemble.client_address = to;
+            }
+            Err(error) => error!(
+                "configuration {version:#x} moves this server's client port to {to}, but it cannot listen there: {error}; STILL ACCEPTING CLIENTS ON {from}, not on {to}. Free {to} and restart this server, or reconfig its line back"
+            ),
+        }
     }
 }
 
@@ -211,6 +247,7 @@ impl Pipeline {
             }
             self.persist_config(&config);
         }
+        self.follow_own_client_address();
     }
 
     /// The quorum links follow the membership: links to members `next` adds, none to those it
