@@ -250,6 +250,8 @@ def test_client_port_change_moves_the_members_listener_and_survives_its_restart(
     assert admin.retry(admin.get, "/moved")[0] == b"via the new port"
     assert kept.get("/zookeeper/config")[0] == data
     assert states == [], states  # never suspended or lost
+    # `conf` names the port it listens on (ZooKeeperServer.getClientPort: the factory's).
+    assert "clientPort=%d\n" % new_port in four_letter(m.host, new_port, "conf")
 
     # After a restart the member binds the port of its dynamic file.
     d = m.dir

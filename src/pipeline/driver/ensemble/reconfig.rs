@@ -18,6 +18,9 @@
 //!   `clientPort`/`clientPortAddress` when the member's own line has a client part) and with
 //!   `dynamicConfigFile=` naming that file; the zoo.cfg from before the first rewrite is kept
 //!   as `zoo.cfg.bak`. Both are written to a temporary file, fsynced and renamed.
+//! - **The client port.** A configuration in force whose line for this member names another
+//!   client address than the listeners have moves them there ([`ClientListeners`]), as
+//!   QuorumPeer.processReconfig calls ServerCnxnFactory.reconfigure.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -187,6 +190,9 @@ impl Pipeline {
             Ok(()) => {
                 info!("configuration {version:#x}: clients are accepted on {to} and no longer on {from} (connections already open stay)");
                 ensemble.client_address = to;
+                self.stats
+                    .moved_client_port
+                    .store(to.port(), std::sync::atomic::Ordering::Relaxed);
             }
             Err(error) => error!(
                 "configuration {version:#x} moves this server's client port to {to}, but it cannot listen there: {error}; STILL ACCEPTING CLIENTS ON {from}, not on {to}. Free {to} and restart this server, or reconfig its line back"
