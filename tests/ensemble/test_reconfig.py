@@ -19,9 +19,10 @@ digest given as -Dzookeeper.DigestAuthenticationProvider.superDigest (java.env f
   every member is read back from every member, and `/zookeeper/config` is the same on every
   member; a restarted member keeps the new configuration.
 * A member's client port moves (QuorumPeer.processReconfig -> ServerCnxnFactory.reconfigure),
-  incremental for a follower, non-incremental for the leader: the member accepts clients on
-  the new port and refuses them on the old one, a connection made before the move stays up,
-  every member shows the new line, and the follower restarted serves on the new port.
+  incremental for a follower, non-incremental for the leader and for a member that was down
+  during the reconfig: the member accepts clients on the new port and refuses them on the old
+  one, a connection made before the move stays up, every member shows the new line, and the
+  follower restarted serves on the new port.
 """
 
 import atexit
@@ -275,6 +276,22 @@ def test_client_port_change_moves_the_members_listener_and_survives_its_restart(
     c2 = ensembles.client(e, leader)
     assert c2.get("/moved")[0] == b"via the new port"
 
+    # A member that was down while its client port moved starts on the old port (its files
+    # predate the move) and moves when it syncs with the leader (ZooKeeper: processReconfig
+    # as the learner takes the leader's configuration).
+    other = [s for s in e.ids if s not in (sid, leader)][0]
+    om = e.members[other]
+    e.stop(other)
+    other_old_port = om.client_port
+    om.client_port = free_ports(1)[0]
+    data4, _ = admin.retry(admin.reconfig, joining=None, leaving=None,
+                           new_members=",".join(server_lines(e)))
+    e.start_server(other)
+    # read_config reaches `other` on its new port only: it has moved once this returns.
+    check_client_port_moved(e, other, other_old_port, data4)
+    assert refuses_connections(om.host, other_old_port)
+    e.wait_serving(SERVE_TIMEOUT_S)
+
     # ringkeeper only: a port the member cannot bind (another socket listens there). The
     # reconfig commits; the member logs it and keeps accepting on the port it has (ZooKeeper's
     # NIOServerCnxnFactory.reconfigure has closed that one first and stays without a client
@@ -293,6 +310,11 @@ def test_client_port_change_moves_the_members_listener_and_survives_its_restart(
                        "server %d to log the failed bind" % sid, interval_s=0.1)
             c3 = ensembles.client(e, sid)  # still on new_port
             assert c3.get("/zookeeper/config")[0] == data3
+            # Not retried (nor logged again) on every later commit.
+            for i in range(3):
+                c3.create("/after-failed-move-%d" % i)
+            c3.sync("/")
+            assert m.log.read_text().count("cannot listen there") == 1
             assert e.mode(sid) in ("follower", "leader"), e.modes()
         finally:
             holder.close()

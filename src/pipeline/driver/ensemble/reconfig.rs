@@ -219,6 +219,7 @@ impl Pipeline {
                 _ => None,
             })
             .collect();
+        let activated = !committed.is_empty();
         for (at, data) in committed {
             let text = String::from_utf8_lossy(&data);
             let mut config = match DynamicConfig::from_znode_text(&text) {
@@ -253,7 +254,11 @@ impl Pipeline {
             }
             self.persist_config(&config);
         }
-        self.follow_own_client_address();
+        if activated {
+            // Once per configuration put in force, not per commit: a move that failed is not
+            // retried (and logged again) on every write.
+            self.follow_own_client_address();
+        }
     }
 
     /// The quorum links follow the membership: links to members `next` adds, none to those it
