@@ -680,7 +680,10 @@ async fn run_command(context: &AdminContext, primary: &str) -> CommandResponse {
         }
         "configuration" => {
             // ZookeeperServerConf.toMap.
-            response.put("client_port", config.client_address.port());
+            response.put(
+                "client_port",
+                stats.client_port(config.client_address.port()),
+            );
             response.put("data_dir", config.data_dir.display().to_string());
             response.put("data_log_dir", config.data_log_dir.display().to_string());
             response.put("tick_time", config.tick_time_ms);

@@ -153,6 +153,20 @@ impl DynamicConfig {
         self.member_lines().join("\n")
     }
 
+    /// The client address member `me` must move its listeners to, listening on `listening`:
+    /// its line's client address when that differs (QuorumPeer.processReconfig's
+    /// `myNewQS.clientAddr != null && !myNewQS.clientAddr.equals(oldClientAddr)`). None when
+    /// `me` is no member, its line has no client part (the listeners stay where they are,
+    /// as in ZooKeeper), or nothing changes.
+    pub fn client_address_change(
+        &self,
+        me: u64,
+        listening: std::net::SocketAddr,
+    ) -> Option<std::net::SocketAddr> {
+        let wanted = self.servers.get(&me)?.client_addr?;
+        (wanted != listening).then_some(wanted)
+    }
+
     /// Whether `ids` holds a majority of this configuration's voters (QuorumMaj.containsQuorum).
     pub fn contains_quorum(&self, ids: &[u64]) -> bool {
         let voters = self.participants();
@@ -372,6 +386,42 @@ mod tests {
             .incremental(Some("server.3=[::1]:2003:3003:participant;5003"), None, 8)
             .unwrap_or_else(|error| panic!("{error:?}"));
         assert_eq!(changed.participants(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_member_moves_its_client_port_only_when_its_line_names_another() {
+        let config = three();
+        let at = |text: &str| text.parse().unwrap_or_else(|error| panic!("{error:?}"));
+        // Member 1 listens where its line says: nothing to do.
+        assert_eq!(config.client_address_change(1, at("127.0.0.1:4001")), None);
+        // Its line names another port (or host) than the listeners have: move there.
+        assert_eq!(
+            config.client_address_change(1, at("127.0.0.1:2181")),
+            Some(at("127.0.0.1:4001"))
+        );
+        // A bare `;port` is the wildcard address.
+        assert_eq!(
+            config.client_address_change(2, at("127.0.0.1:4002")),
+            Some(at("0.0.0.0:4002"))
+        );
+        // No client part (member 3), or not a member (9): the listeners stay.
+        assert_eq!(config.client_address_change(3, at("127.0.0.1:2181")), None);
+        assert_eq!(config.client_address_change(9, at("127.0.0.1:2181")), None);
+        // A reconfig that moves member 1's client port.
+        let moved = config
+            .incremental(
+                Some("server.1=127.0.0.1:2001:3001:participant;127.0.0.1:5001"),
+                None,
+                9,
+            )
+            .unwrap_or_else(|error| panic!("{error:?}"));
+        assert_eq!(
+            moved.client_address_change(1, at("127.0.0.1:4001")),
+            Some(at("127.0.0.1:5001"))
+        );
+        assert!(moved
+            .to_dynamic_file_text()
+            .contains("server.1=127.0.0.1:2001:3001:participant;127.0.0.1:5001"));
     }
 
     #[test]

@@ -297,9 +297,17 @@ pub fn not_serving_answer(word: &str) -> Option<String> {
 /// `conf` (ZooKeeperServer.dumpConf, and QuorumZooKeeperServer.dumpConf in an ensemble: the
 /// limits, ports, `peerType` as LearnerType's ordinal (0 participant, 1 observer) and the
 /// membership, which ends without a newline after `version=0`, as ZooKeeper's does).
-pub fn conf_text(config: &Config, data_dir_bytes: u64, data_log_bytes: u64) -> String {
+///
+/// `client_port` is the port the listeners are on ([`ServerStats::client_port`]). The
+/// membership is the one of zoo.cfg, not the configuration in force.
+pub fn conf_text(
+    config: &Config,
+    client_port: u16,
+    data_dir_bytes: u64,
+    data_log_bytes: u64,
+) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "clientPort={}", config.client_address.port());
+    let _ = writeln!(out, "clientPort={client_port}");
     let _ = writeln!(out, "secureClientPort=-1");
     let _ = writeln!(out, "dataDir={}", config.data_dir.display());
     let _ = writeln!(out, "dataDirSize={data_dir_bytes}");
@@ -661,6 +669,7 @@ pub async fn answer(state: &WordContext<'_>, word: &str) -> String {
         }
         "conf" => out.push_str(&conf_text(
             config,
+            state.stats.client_port(config.client_address.port()),
             directory_size(&config.data_dir),
             directory_size(&config.data_log_dir),
         )),
@@ -933,7 +942,7 @@ mod tests {
 
     #[test]
     fn conf_in_standalone_and_ensemble_modes() {
-        let standalone = conf_text(&Config::default(), 1, 2);
+        let standalone = conf_text(&Config::default(), 2181, 1, 2);
         assert!(
             standalone.ends_with("clientPortListenBacklog=-1\nserverId=0\n"),
             "{standalone}"
@@ -941,7 +950,7 @@ mod tests {
         assert!(!standalone.contains("initLimit"));
         // As a 3.8.0 ensemble answers (server 3 of three, plus an IPv6 observer here).
         let config = ensemble_config("3\n");
-        let text = conf_text(&config, 613, 613);
+        let text = conf_text(&config, config.client_address.port(), 613, 613);
         let expected_tail = "clientPortListenBacklog=-1\nserverId=3\ninitLimit=10\nsyncLimit=5\n\
             electionAlg=3\nelectionPort=43883\nquorumPort=42883\npeerType=0\nmembership: \n\
             server.1=127.0.0.1:42881:43881:participant\n\
@@ -950,7 +959,7 @@ mod tests {
             server.4=[::1]:42884:43884:observer;0.0.0.0:42184\nversion=0";
         assert!(text.ends_with(expected_tail), "{text}");
         assert!(text.starts_with("clientPort=42183\n"), "{text}");
-        let observer = conf_text(&ensemble_config("4"), 0, 0);
+        let observer = conf_text(&ensemble_config("4"), 42184, 0, 0);
         assert!(observer.contains("\nserverId=4\n"), "{observer}");
         assert!(observer.contains("\nelectionPort=43884\nquorumPort=42884\npeerType=1\n"));
     }

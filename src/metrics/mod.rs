@@ -59,9 +59,23 @@ pub struct ServerStats {
     pub proposal_latency_ms: Distribution,
     /// The server's role in an ensemble and the leader's figures, set by the pipeline.
     pub quorum: QuorumStats,
+    /// The client port a reconfig moved the listeners to, 0 while they are on the configured
+    /// one (`conf` and the AdminServer's `configuration` show the port the server listens
+    /// on, as ZooKeeper's getClientPort asks its connection factory).
+    pub moved_client_port: std::sync::atomic::AtomicU16,
     /// Sessions by expiry deadline (wall-clock ms), refreshed by the session owner about once
     /// a second, for `dump`. Admin data only: never touched on the request path.
     session_sets: Mutex<Vec<(i64, Vec<i64>)>>,
+}
+
+impl ServerStats {
+    /// The port the client listeners are on: `configured`, or where a reconfig moved them.
+    pub fn client_port(&self, configured: u16) -> u16 {
+        match self.moved_client_port.load(Ordering::Relaxed) {
+            0 => configured,
+            moved => moved,
+        }
+    }
 }
 
 impl Default for ServerStats {
@@ -98,6 +112,7 @@ impl Default for ServerStats {
             log_batch_records: Distribution::new(BATCH_BOUNDS),
             proposal_latency_ms: Distribution::new(LATENCY_BOUNDS_MS),
             quorum: QuorumStats::default(),
+            moved_client_port: std::sync::atomic::AtomicU16::new(0),
             session_sets: Mutex::new(Vec::new()),
         }
     }

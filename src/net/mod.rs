@@ -20,7 +20,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::fourlw::AdminHub;
@@ -437,13 +437,62 @@ pub fn touch_report_interval(config: &Config) -> Duration {
 /// secure one): the connections its own listener (SO_REUSEPORT) accepts, served on this core.
 /// The sockets are driven by readiness (`readiness`), never by an io_uring request, so that
 /// they close with the process however it ends.
+///
+/// `moves` brings the sockets of a new client address (a reconfig moved this member's client
+/// port, ZooKeeper's ServerCnxnFactory.reconfigure): the loop goes on with a listener on the
+/// new socket, and the old listening socket closes. Connections accepted on the old one stay
+/// up, as NIOServerCnxnFactory.reconfigure leaves them (it closes only the server socket).
 pub async fn accept_loop(
     state: Rc<CoreState>,
-    listener: readiness::Listener,
+    mut listener: readiness::Listener,
     kind: tls::ListenerKind,
+    moves: Option<async_channel::Receiver<socket2::Socket>>,
 ) {
+    enum Next {
+        Accepted(std::io::Result<(readiness::Stream, std::net::SocketAddr)>),
+        Moved(socket2::Socket),
+    }
     loop {
-        let (stream, remote) = match listener.accept().await {
+        let accepted = async { Next::Accepted(listener.accept().await) };
+        let next = match &moves {
+            // Dropping an unfinished accept loses nothing: it is one non-blocking accept4
+            // per wakeup, and the connection it did not take stays in the backlog.
+            Some(moves) => {
+                let moved = async {
+                    match moves.recv().await {
+                        Ok(socket) => Next::Moved(socket),
+                        // The runtime dropped the sender: no move will come.
+                        Err(_) => std::future::pending().await,
+                    }
+                };
+                futures_lite::future::or(accepted, moved).await
+            }
+            None => accepted.await,
+        };
+        let next = match next {
+            Next::Accepted(accepted) => accepted,
+            Next::Moved(socket) => {
+                match listener.adopt(socket) {
+                    Ok(moved) => {
+                        let from = listener.local_addr().ok();
+                        listener = moved;
+                        info!(
+                            "core {}: accepting clients on {:?} instead of {from:?}",
+                            state.core,
+                            listener.local_addr().ok()
+                        );
+                    }
+                    Err(error) => error!(
+                        "core {}: cannot accept clients on the new client address: {error}; \
+                         still on {:?}",
+                        state.core,
+                        listener.local_addr().ok()
+                    ),
+                }
+                continue;
+            }
+        };
+        let (stream, remote) = match next {
             Ok(accepted) => accepted,
             Err(error) => {
                 // EMFILE, ENOBUFS and the like: the connection waits in the backlog.

@@ -278,17 +278,16 @@ impl Listener {
     /// bind: SO_REUSEADDR never lets two servers listen on one port (runtime's
     /// `refuse_a_port_in_use` relies on that).
     pub fn bind(readiness: &Rc<Readiness>, address: SocketAddr) -> io::Result<Listener> {
-        let socket = socket2::Socket::new(
-            socket2::Domain::for_address(address),
-            socket2::Type::STREAM,
-            Some(socket2::Protocol::TCP),
-        )?;
-        socket.set_reuse_port(true)?;
-        socket.set_reuse_address(true)?;
-        socket.bind(&address.into())?;
-        socket.listen(LISTEN_BACKLOG)?;
         Ok(Listener {
-            registered: readiness.register(socket)?,
+            registered: readiness.register(listening_socket(address)?)?,
+        })
+    }
+
+    /// A listener on `socket` (one of [`listening_sockets`]), in the same core's epoll
+    /// instance as this one: what a reconfig that moves the client port hands each core.
+    pub fn adopt(&self, socket: socket2::Socket) -> io::Result<Listener> {
+        Ok(Listener {
+            registered: self.registered.readiness.register(socket)?,
         })
     }
 
@@ -310,6 +309,55 @@ impl Listener {
         let registered = self.registered.readiness.register(socket)?;
         Ok((Stream { registered }, remote))
     }
+}
+
+/// A socket listening on `address` with the options every core's listener has (see
+/// [`Listener::bind`]), not registered anywhere yet.
+fn listening_socket(address: SocketAddr) -> io::Result<socket2::Socket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(address),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_port(true)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket)
+}
+
+/// `count` sockets listening on `address` (one per core, sharing it with SO_REUSEPORT), all
+/// or none: a client port that moves (a reconfig changed this member's client address)
+/// moves on every core or on none, so that no core keeps the old port alone.
+///
+/// `address` is refused when another socket listens on it (see [`nobody_listens_on`]):
+/// SO_REUSEPORT would otherwise share it with another server of the same user, as
+/// runtime's check at startup explains. `shares_our_port` skips that check when the port is
+/// the one this server's listeners already hold (another IP on the same port: the probe
+/// would find this server's own wildcard listener).
+pub fn listening_sockets(
+    address: SocketAddr,
+    count: usize,
+    shares_our_port: bool,
+) -> io::Result<Vec<socket2::Socket>> {
+    if !shares_our_port && !nobody_listens_on(address) {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "another socket listens on this address",
+        ));
+    }
+    (0..count).map(|_| listening_socket(address)).collect()
+}
+
+/// Whether no socket listens on `address`: a bind with SO_REUSEADDR (and not SO_REUSEPORT)
+/// succeeds, which TIME_WAIT connections do not prevent and a listening socket does. The
+/// probe never listens, so it takes no connection.
+pub fn nobody_listens_on(address: SocketAddr) -> bool {
+    let domain = socket2::Domain::for_address(address);
+    let Ok(probe) = socket2::Socket::new(domain, socket2::Type::STREAM, None) else {
+        return false;
+    };
+    probe.set_reuse_address(true).is_ok() && probe.bind(&address.into()).is_ok()
 }
 
 /// One client connection: non-blocking recv and send, waiting on the core's epoll instance.
@@ -488,6 +536,62 @@ mod tests {
             assert_eq!(listener.local_addr().unwrap(), address);
             // A second server listening on the port is still refused by a plain bind.
             assert!(std::net::TcpListener::bind(address).is_err());
+        });
+    }
+
+    /// What a reconfig that moves the client port does to one core's listener
+    /// (NIOServerCnxnFactory.reconfigure): new connections on the new address, refused on the
+    /// old one, and a connection accepted before the move stays up.
+    #[test]
+    fn a_moved_listener_accepts_on_the_new_address_and_the_old_one_refuses() {
+        run(|| async {
+            let readiness = Readiness::new().unwrap();
+            glommio::spawn_local(drive(readiness.clone())).detach();
+            let old = Listener::bind(&readiness, "127.0.0.1:0".parse().unwrap()).unwrap();
+            let old_address = old.local_addr().unwrap();
+            let mut kept_client = std::net::TcpStream::connect(old_address).unwrap();
+            let (mut kept, _) = old.accept().await.unwrap();
+
+            // An address another socket listens on is refused, with no socket bound.
+            let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let refused = listening_sockets(taken.local_addr().unwrap(), 2, false);
+            assert_eq!(
+                refused
+                    .map(|sockets| sockets.len())
+                    .map_err(|error| error.kind()),
+                Err(io::ErrorKind::AddrInUse)
+            );
+            // A free address: one socket per core, all on it.
+            let free = || {
+                let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                probe.local_addr().unwrap()
+            };
+            let shared = free();
+            let sockets = listening_sockets(shared, 3, false).unwrap();
+            assert_eq!(sockets.len(), 3);
+            for socket in &sockets {
+                assert_eq!(socket.local_addr().unwrap().as_socket(), Some(shared));
+            }
+            drop(sockets);
+
+            let new_address = free();
+            let mut sockets = listening_sockets(new_address, 1, false).unwrap();
+            let moved = old.adopt(sockets.remove(0)).unwrap();
+            drop(old);
+            assert_eq!(moved.local_addr().unwrap(), new_address);
+            let _new_client = std::net::TcpStream::connect(new_address).unwrap();
+            let (_, remote) = moved.accept().await.unwrap();
+            assert!(remote.ip().is_loopback());
+            assert_eq!(
+                std::net::TcpStream::connect(old_address)
+                    .map(|_| ())
+                    .map_err(|error| error.kind()),
+                Err(io::ErrorKind::ConnectionRefused)
+            );
+            kept_client.write_all(b"kept").unwrap();
+            let mut received = [0u8; 4];
+            kept.read_exact(&mut received).await.unwrap();
+            assert_eq!(&received, b"kept");
         });
     }
 

@@ -352,9 +352,10 @@ fn prep_reconfig(
     }
     let node = tree.get(CONFIG_PATH).ok_or(ErrorCode::NoNode)?;
     check_acl(&node.acl, perms::WRITE, context)?;
-    if changes_an_address(&view.active, &next) {
-        // Joining, leaving and role changes are carried out; a member that stays with another
-        // quorum, election or client address is not (its listeners would have to move).
+    if moves_a_quorum_address(&view.active, &next) {
+        // Joining, leaving, role and client address changes are carried out; a member that
+        // stays with another host, quorum or election address is not (its quorum and election
+        // listeners would have to move, and ZooKeeper restarts leader election for it).
         return Err(ErrorCode::Unimplemented);
     }
     Ok(Txn::Reconfig {
@@ -362,22 +363,14 @@ fn prep_reconfig(
     })
 }
 
-/// Whether a member of both configurations has another host, quorum, election or client
-/// address in `next` (its role may change).
-fn changes_an_address(active: &DynamicConfig, next: &DynamicConfig) -> bool {
+/// Whether a member of both configurations has another host, quorum or election address in
+/// `next` (its role and its client address may change: the member moves its client port when
+/// the reconfig comes into force).
+fn moves_a_quorum_address(active: &DynamicConfig, next: &DynamicConfig) -> bool {
     next.servers.iter().any(|(id, new)| {
         active.servers.get(id).is_some_and(|old| {
-            (
-                &old.host,
-                old.quorum_addr,
-                old.election_addr,
-                old.client_addr,
-            ) != (
-                &new.host,
-                new.quorum_addr,
-                new.election_addr,
-                new.client_addr,
-            )
+            (&old.host, old.quorum_addr, old.election_addr)
+                != (&new.host, new.quorum_addr, new.election_addr)
         })
     })
 }
@@ -668,8 +661,8 @@ mod tests {
         // Everything else holds: the ACL of /zookeeper/config (world READ) is last.
         assert_eq!(run(&leave, gate, &[]), Err(ErrorCode::NoAuth));
         // A membership change is a Reconfig txn whose text carries the reconfig's zxid as
-        // version, and so is keeping the membership; moving a member's client port is not
-        // implemented.
+        // version, and so is keeping the membership or moving a member's client port;
+        // moving its quorum or election address (or host) is not implemented.
         match run(&leave, gate, &super_id) {
             Ok(Txn::Reconfig { data }) => {
                 let text = String::from_utf8_lossy(&data).into_owned();
@@ -684,7 +677,27 @@ mod tests {
             "",
             -1,
         );
-        assert_eq!(run(&moved, gate, &super_id), Err(ErrorCode::Unimplemented));
+        match run(&moved, gate, &super_id) {
+            Ok(Txn::Reconfig { data }) => {
+                let text = String::from_utf8_lossy(&data).into_owned();
+                assert!(
+                    text.contains("server.2=127.0.0.1:2002:3002:participant;127.0.0.1:4999\n"),
+                    "{text}"
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        for quorum_moved in [
+            "server.2=127.0.0.1:2999:3002:participant;127.0.0.1:4002",
+            "server.2=127.0.0.1:2002:3999:participant;127.0.0.1:4002",
+            "server.2=localhost:2002:3002:participant;127.0.0.1:4002",
+        ] {
+            assert_eq!(
+                run(&reconfig(quorum_moved, "", "", -1), gate, &super_id),
+                Err(ErrorCode::Unimplemented),
+                "{quorum_moved}"
+            );
+        }
         let observes = reconfig(
             "server.3=127.0.0.1:2003:3003:observer;127.0.0.1:4003",
             "",

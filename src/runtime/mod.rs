@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::fourlw::AdminHub;
 use crate::metrics::ServerStats;
 use crate::net::admin::admin_loop;
-use crate::net::readiness::{self, Listener, Readiness};
+use crate::net::readiness::{self, nobody_listens_on, Listener, Readiness};
 use crate::net::tls::ListenerKind;
 use crate::net::{accept_loop, touch_report_interval, ConnectionCounts, CoreShared, CoreState};
 use crate::pipeline::driver::{LogChannels, Pipeline, PipelineStart, QuorumStart, Snapshots};
@@ -114,16 +114,6 @@ fn refuse_a_port_in_use(config: &Config) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-/// Whether no socket listens on `address`: a bind with SO_REUSEADDR (and not SO_REUSEPORT)
-/// succeeds. The probe never listens, so it takes no connection.
-fn nobody_listens_on(address: std::net::SocketAddr) -> bool {
-    let domain = socket2::Domain::for_address(address);
-    let Ok(probe) = socket2::Socket::new(domain, socket2::Type::STREAM, None) else {
-        return false;
-    };
-    probe.set_reuse_address(true).is_ok() && probe.bind(&address.into()).is_ok()
-}
-
 /// Whether something on `stream` answers `ruok` within [`PORT_PROBE_REPLY`].
 fn server_answers(stream: &mut std::net::TcpStream) -> bool {
     use std::io::{Read, Write};
@@ -134,6 +124,27 @@ fn server_answers(stream: &mut std::net::TcpStream) -> bool {
     }
     let mut reply = [0u8; 4];
     matches!(stream.read(&mut reply), Ok(read) if read > 0)
+}
+
+/// The client port's listeners as the pipeline moves them (a reconfig changed this member's
+/// client address): the new address's sockets are bound here, one per core and all or none,
+/// and each core's accept loop takes its socket over and closes its old listener.
+struct MovableClientPort {
+    cores: Vec<async_channel::Sender<socket2::Socket>>,
+}
+
+impl crate::pipeline::driver::ClientListeners for MovableClientPort {
+    fn move_to(&self, from: std::net::SocketAddr, to: std::net::SocketAddr) -> std::io::Result<()> {
+        let sockets = readiness::listening_sockets(to, self.cores.len(), from.port() == to.port())?;
+        for (core, socket) in self.cores.iter().zip(sockets) {
+            // Unbounded, and a core drops its receiver only when it stops: the server is
+            // stopping then.
+            if core.try_send(socket).is_err() {
+                return Err(std::io::Error::other("a core has stopped"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How long a stopping server waits for its client connections to be shut.
@@ -220,7 +231,12 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     let mut batch_receivers = Vec::with_capacity(cores);
     let mut admin_senders = Vec::with_capacity(cores);
     let mut admin_receivers = Vec::with_capacity(cores);
+    let mut move_senders = Vec::with_capacity(cores);
+    let mut move_receivers = Vec::with_capacity(cores);
     for _ in 0..cores {
+        let (sender, receiver) = async_channel::unbounded();
+        move_senders.push(sender);
+        move_receivers.push(receiver);
         let (sender, receiver) = async_channel::unbounded();
         batch_senders.push(sender);
         batch_receivers.push(receiver);
@@ -397,7 +413,10 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
         Some(LogChannels { appends, events }),
         Some(snapshots),
     )
-    .with_presence(presence.clone());
+    .with_presence(presence.clone())
+    .with_client_listeners(Box::new(MovableClientPort {
+        cores: move_senders,
+    }));
     let pipeline = match quorum_state {
         Some((quorum, zab_config, durable)) => {
             stats
@@ -474,8 +493,11 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
     let connection_counts = Arc::new(ConnectionCounts::default());
     let (ready_sender, ready_receiver) = std::sync::mpsc::channel::<Result<usize, RuntimeError>>();
     let mut executors = Vec::with_capacity(cores);
-    for (core, (batches, admin_queries)) in
-        batch_receivers.into_iter().zip(admin_receivers).enumerate()
+    for (core, ((batches, admin_queries), moves)) in batch_receivers
+        .into_iter()
+        .zip(admin_receivers)
+        .zip(move_receivers)
+        .enumerate()
     {
         let placement = if cores <= available {
             Placement::Fixed(core)
@@ -562,11 +584,13 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                     None => (ListenerKind::Plain, ListenerKind::Plain),
                 };
                 if let Some(listener) = secure_listener {
-                    glommio::spawn_local(accept_loop(state.clone(), listener, secure_kind))
+                    glommio::spawn_local(accept_loop(state.clone(), listener, secure_kind, None))
                         .detach();
                 }
                 let _ = ready.send(Ok(core));
-                accept_loop(state, listener, client_kind).await;
+                // Only the client port moves with a reconfig (the `server.N` line's client
+                // part); secureClientPort is not in it.
+                accept_loop(state, listener, client_kind, Some(moves)).await;
             })
             .map_err(|error| RuntimeError::Executor {
                 core,

@@ -78,6 +78,16 @@ pub type RecoveredSessions = Vec<(i64, i32)>;
 /// The sending side of a core's queue. The pipeline never blocks on a core.
 pub type CoreSender = async_channel::Sender<CoreBatch>;
 
+/// The client port's listeners, as the pipeline can move them: a reconfig that changes this
+/// member's client address moves them (QuorumPeer.processReconfig calls
+/// ServerCnxnFactory.reconfigure). The runtime, which owns the listeners, implements it; the
+/// pipeline only decides when.
+pub trait ClientListeners: Send {
+    /// Every core listens on `to` instead of `from`, or (on an error) every core keeps
+    /// listening on `from`. Client connections already accepted stay up either way.
+    fn move_to(&self, from: std::net::SocketAddr, to: std::net::SocketAddr) -> std::io::Result<()>;
+}
+
 /// How often a standalone pipeline with nothing else to do looks at the log writer's reports
 /// while batches are out: the writer publishes them itself, so the reports only feed
 /// snapshots and statistics, and need not wake the pipeline for every sync.
@@ -183,6 +193,8 @@ pub struct Pipeline {
     admissions: admission::Admissions,
     /// Set by the runtime: cores without connections are sent no batch.
     presence: Option<Arc<CorePresence>>,
+    /// Set by the runtime: how a reconfig moves the client port (None in tests: it stays).
+    client_listeners: Option<Box<dyn ClientListeners>>,
 }
 
 fn wall_clock_ms() -> i64 {
@@ -257,6 +269,7 @@ impl Pipeline {
             ensemble: None,
             admissions: admission::Admissions::default(),
             presence: None,
+            client_listeners: None,
             config,
             stats,
             batch: Batch::new(tree, core_count),
@@ -270,6 +283,12 @@ impl Pipeline {
     /// Cores without connections are sent no batch (see `CorePresence`).
     pub fn with_presence(mut self, presence: Arc<CorePresence>) -> Pipeline {
         self.presence = Some(presence);
+        self
+    }
+
+    /// A reconfig that changes this member's client address moves `listeners`.
+    pub fn with_client_listeners(mut self, listeners: Box<dyn ClientListeners>) -> Pipeline {
+        self.client_listeners = Some(listeners);
         self
     }
 

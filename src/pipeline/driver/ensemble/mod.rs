@@ -162,6 +162,9 @@ pub(super) struct Ensemble {
     links_to_close: Vec<ServerId>,
     /// The version of the configuration on disk (`dynamicConfigFile`), -1 for none.
     persisted_version: i64,
+    /// Where the client port's listeners are (QuorumPeer's myClientAddr): the configured
+    /// address at startup, then the one a reconfig moved them to.
+    client_address: std::net::SocketAddr,
 }
 
 /// ZAB's clock (`now_ms` of every input): milliseconds, monotonic within a process, and
@@ -285,6 +288,7 @@ impl Pipeline {
             leader_config: None,
             links_to_close: Vec::new(),
             persisted_version,
+            client_address: self.config.client_address,
         };
         self.ensemble = Some(Box::new(ensemble));
         self.stats

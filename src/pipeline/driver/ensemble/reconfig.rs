@@ -18,6 +18,9 @@
 //!   `clientPort`/`clientPortAddress` when the member's own line has a client part) and with
 //!   `dynamicConfigFile=` naming that file; the zoo.cfg from before the first rewrite is kept
 //!   as `zoo.cfg.bak`. Both are written to a temporary file, fsynced and renamed.
+//! - **The client port.** A configuration in force whose line for this member names another
+//!   client address than the listeners have moves them there ([`ClientListeners`]), as
+//!   QuorumPeer.processReconfig calls ServerCnxnFactory.reconfigure.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -156,6 +159,45 @@ impl Pipeline {
         // A snapshot being written was cut before this change; rebasing on it would lose it.
         self.cancel_rebase();
         self.batch.replace_tree(tree);
+        // A learner that missed the reconfig moving its client port while it was away learns
+        // it from the leader here (ZooKeeper: processReconfig on NEWLEADER / UPTODATE).
+        self.follow_own_client_address();
+    }
+
+    /// The client port's listeners go where this member's line in the configuration in force
+    /// says, when that is another address (QuorumPeer.processReconfig ->
+    /// ServerCnxnFactory.reconfigure). A bind that fails keeps the old listeners and says so
+    /// loudly: ZooKeeper's NIOServerCnxnFactory has closed the old socket by then, and stays
+    /// without a client port; this server keeps serving on the old one until a restart (which
+    /// binds the address of the dynamic file) or a later configuration.
+    fn follow_own_client_address(&mut self) {
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return;
+        };
+        let from = ensemble.client_address;
+        let Some(to) = ensemble
+            .active_config
+            .client_address_change(ensemble.me, from)
+        else {
+            return;
+        };
+        let version = ensemble.active_config.version;
+        let Some(listeners) = self.client_listeners.as_ref() else {
+            warn!("configuration {version:#x} moves the client port to {to}, but this pipeline has no listeners to move; still on {from}");
+            return;
+        };
+        match listeners.move_to(from, to) {
+            Ok(()) => {
+                info!("configuration {version:#x}: clients are accepted on {to} and no longer on {from} (connections already open stay)");
+                ensemble.client_address = to;
+                self.stats
+                    .moved_client_port
+                    .store(to.port(), std::sync::atomic::Ordering::Relaxed);
+            }
+            Err(error) => error!(
+                "configuration {version:#x} moves this server's client port to {to}, but it cannot listen there: {error}; STILL ACCEPTING CLIENTS ON {from}, not on {to}. Free {to} and restart this server, or reconfig its line back"
+            ),
+        }
     }
 }
 
@@ -177,6 +219,7 @@ impl Pipeline {
                 _ => None,
             })
             .collect();
+        let activated = !committed.is_empty();
         for (at, data) in committed {
             let text = String::from_utf8_lossy(&data);
             let mut config = match DynamicConfig::from_znode_text(&text) {
@@ -210,6 +253,11 @@ impl Pipeline {
                 );
             }
             self.persist_config(&config);
+        }
+        if activated {
+            // Once per configuration put in force, not per commit: a move that failed is not
+            // retried (and logged again) on every write.
+            self.follow_own_client_address();
         }
     }
 
