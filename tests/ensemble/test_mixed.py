@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from . import harness
-from .harness import wait_until
+from .harness import four_letter, wait_until
 
 SERVE_TIMEOUT_S = 60.0
 
@@ -123,6 +123,10 @@ def test_ringkeeper_observer_of_a_zookeeper_ensemble(ensembles):
 
     # Every znode, its data and Stat are the same on the ringkeeper observer and a Java member.
     assert nodes(at_rk, root) == nodes(at_java, root)
+    # Each INFORM's TxnDigest (ZooKeeper's leader sends one with every txn) was compared with
+    # the observer's tree after applying it (DataTree.compareDigest), and every one matched.
+    mismatches, compared = digest_figures(e, observer)
+    assert mismatches == 0 and compared >= 10, (mismatches, compared)
 
     # A failing multi is answered with the error of its failing op.
     from kazoo.exceptions import BadVersionError, NoNodeError
@@ -192,6 +196,14 @@ def log_since_last_start(e, sid):
     return text[text.rfind("==== start "):]
 
 
+def digest_figures(e, sid):
+    """(zk_digest_mismatches_count, ringkeeper_digests_compared) from a ringkeeper's `mntr`."""
+    m = e.members[sid]
+    rows = dict(line.split("\t", 1) for line in
+                four_letter(m.host, m.client_port, "mntr").splitlines() if "\t" in line)
+    return int(rows["zk_digest_mismatches_count"]), int(rows["ringkeeper_digests_compared"])
+
+
 def same_everywhere(clients, root):
     """Every znode under `root`, its data and Stat, the same through every client."""
     views = [nodes(client, root) for client in clients]
@@ -234,6 +246,10 @@ def test_ringkeeper_follower_of_a_zookeeper_ensemble(ensembles):
     assert tx.commit() == [root + "/multi", True]
     at_rk.create(root + "/eph", b"e", ephemeral=True)
     same_everywhere([at_rk, at_leader, at_other], root)
+    # The Java leader's PROPOSALs carry its tree digest after each txn; the ringkeeper
+    # follower compared each with its own at the commit, and all matched.
+    mismatches, compared = digest_figures(e, follower)
+    assert mismatches == 0 and compared >= 13, (mismatches, compared)
 
     # The ringkeeper follower counts for the quorum: with the other Java server stopped, a
     # write commits only with its ACK (2 of 3).
@@ -273,6 +289,11 @@ def test_ringkeeper_follower_of_a_zookeeper_ensemble(ensembles):
     at_rk = ensembles.client(e, follower)
     at_rk.create(root + "/after-snap", b"s")
     same_everywhere([at_rk, at_leader, at_other], root)
+    # After the SNAP (this process's first sync), the txns committed before NEWLEADER are
+    # not compared (Learner.syncWithLeader applies them over the fuzzy snapshot without their
+    # digest); the later ones are, and match.
+    mismatches, compared = digest_figures(e, follower)
+    assert mismatches == 0 and compared >= 1, (mismatches, compared)
 
     # The ringkeeper follower loses its leader alone (paused past syncLimit, the leader drops
     # it): it rejoins through an election round of its own, so its round is now above the

@@ -19,6 +19,7 @@
 //! | ACK zxid = newEpoch << 32 (of NEWLEADER, and again after UPTODATE) | from `AckNewLeader` |
 //! | UPTODATE zxid = -1 | `UpToDate { zxid: the last commit }` |
 //! | INFORM data = txn | `Proposed` (when it answers a forwarded request) then `Inform` |
+//! | the TxnDigest after a PROPOSAL's or INFORM's txn | `Wire::TxnDigest` ahead of it (not for the txns a SNAP sync commits before NEWLEADER, see `Link::held_digests`) |
 //! | PING zxid = last proposed, answered at once with touches | `Ping` |
 //! | SYNC (no id: answers the learner's syncs in order) | `Synced { id, zxid }` |
 //! | REVALIDATE data = session, valid | `Revalidated` |

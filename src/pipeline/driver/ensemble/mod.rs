@@ -23,6 +23,11 @@
 //!   back to the last published (committed) version and the dropped records are kept as
 //!   logged-but-uncommitted, to be applied if a later leader commits them.
 //!
+//! - **Digests** (`digest.enabled`, ZooKeeper's TxnDigest): the leader sends its tree digest
+//!   after each txn ([`Wire::TxnDigest`]) ahead of the txn's proposal or inform; a learner
+//!   compares it with its own tree's after applying the commit (`check_digest`), counts a
+//!   mismatch and logs it once per divergence, and goes on, as DataTree.compareDigest does.
+//!
 //! Sessions are global and owned by the leader (ZooKeeper's LeaderSessionTracker): a
 //! learner creates a session id with its server id in the top byte and forwards
 //! createSession; touches are reported to the leader; only the leader expires sessions and
