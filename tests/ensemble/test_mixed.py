@@ -137,6 +137,12 @@ def test_ringkeeper_observer_of_a_zookeeper_ensemble(ensembles):
     assert isinstance(results[1], BadVersionError), results
     with pytest.raises(NoNodeError):
         at_rk.delete(root + "/no-such-node")
+    # The failed multi's digest was compared and matches (it changes nothing). The failed
+    # delete's error txn carries none: ZooKeeper 3.8's PrepRequestProcessor sets a txn digest
+    # for a multi (failed or not) but throws past setTxnDigest for a single failing op.
+    at_rk.sync(root)
+    after_errors = digest_figures(e, observer)
+    assert after_errors[0] == 0 and after_errors[1] >= compared + 1, (after_errors, compared)
 
     # The observer restarts on its own state and syncs again (DIFF: its log is in the leader's
     # committed log), with the writes it missed.
@@ -162,6 +168,10 @@ def test_ringkeeper_observer_of_a_zookeeper_ensemble(ensembles):
     at_survivor.sync(root)
     assert at_survivor.get(root + "/after-failover")[0] == b"ok"
     assert nodes(at_rk, root) == nodes(at_survivor, root)
+    # The restarted observer (DIFF, then the new leader's sync) compared the INFORMs since its
+    # restart, and none mismatched.
+    mismatches, compared = digest_figures(e, observer)
+    assert mismatches == 0 and compared >= 1, (mismatches, compared)
 
 
 def test_ringkeeper_observer_with_the_lowest_id_is_connected_back(ensembles):
