@@ -13,6 +13,9 @@
 //! transactions too) whose zxid is a multiple of [`DIGEST_LOG_INTERVAL`], (zxid, digest) is
 //! appended; at most [`DIGEST_LOG_LIMIT`] entries are kept, the oldest dropped first. It lives
 //! in memory only, as ZooKeeper's does.
+//!
+//! Between members: [`DigestCheck`] is a learner's comparison of its tree with the digests its
+//! leader sends (DataTree.compareDigest), [`RecentDigests`] what a leader has to send.
 
 use imbl::Vector;
 
