@@ -36,6 +36,8 @@ struct Net {
     /// Forwarded client requests are refused by the links (a full queue), everything else
     /// goes through.
     refuse_forwards: Arc<AtomicBool>,
+    /// The leader's tree digests (`Wire::TxnDigest`) arrive changed by one bit.
+    tamper_digests: Arc<AtomicBool>,
     /// The next ZAB message this server sends blocks for this long: its pipeline thread
     /// stalls there (as it does in any long synchronous step, e.g. a rebase on a large
     /// snapshot).
@@ -62,6 +64,22 @@ impl QuorumLinks for Links {
             // The fault itself: a pipeline thread that does not run for `pause`.
             thread::sleep(pause);
         }
+        let tampered;
+        let message = match message {
+            Wire::TxnDigest {
+                zxid,
+                version,
+                digest,
+            } if self.net.tamper_digests.load(Ordering::SeqCst) => {
+                tampered = Wire::TxnDigest {
+                    zxid: *zxid,
+                    version: *version,
+                    digest: digest ^ 1,
+                };
+                &tampered
+            }
+            _ => message,
+        };
         if matches!(message, Wire::Forward { .. })
             && self.net.refuse_forwards.load(Ordering::SeqCst)
         {
@@ -311,6 +329,7 @@ impl Ensemble {
             inboxes: Arc::new(inboxes),
             cut: Arc::new(Mutex::new(HashSet::new())),
             refuse_forwards: Arc::new(AtomicBool::new(false)),
+            tamper_digests: Arc::new(AtomicBool::new(false)),
             stall: Arc::new(Mutex::new(None)),
         };
         let ids: Vec<ServerId> = (1..=servers).collect();
@@ -922,5 +941,63 @@ fn a_session_heard_during_a_stall_of_its_leaders_pipeline_is_not_expired() {
                 .node(leader)
                 .write(1, session, xid, create(&format!("/heard{round}")));
         assert_eq!(header.err, 0, "round {round}: the session's write failed");
+    }
+}
+
+fn digest_figures(node: &Node) -> (u64, u64) {
+    (
+        node.stats.digests_compared.load(Ordering::Relaxed),
+        node.stats.digest_mismatches.load(Ordering::Relaxed),
+    )
+}
+
+/// DataTree.compareDigest on every follower: the leader sends its tree digest after each
+/// txn ahead of the proposal; each follower compares it with its own once it applied the
+/// commit. The true digests count comparisons and no mismatch; one txn whose digest arrives
+/// changed counts exactly one mismatch on each follower, which goes on serving and matches
+/// again on the next txn (ZooKeeper logs and carries on). The leader compares nothing.
+#[test]
+fn followers_compare_the_leaders_digest_after_each_commit() {
+    let mut ensemble = Ensemble::start(3);
+    let leader = ensemble.wait_for_leader(&[1, 2, 3]);
+    let followers: Vec<ServerId> = (1..=3).filter(|id| *id != leader).collect();
+    let (session_id, _) = session_of(&ensemble.node(leader).connect(1, 0, Vec::new()));
+    let mut last = 0;
+    for xid in 1..=5 {
+        let header = ensemble
+            .node(leader)
+            .write(1, session_id, xid, create(&format!("/d{xid}")));
+        assert_eq!(header.err, 0);
+        last = header.zxid;
+    }
+    let mut before = Vec::new();
+    for &id in &followers {
+        ensemble.wait_for_zxid(id, last);
+        let (compared, mismatches) = digest_figures(ensemble.node(id));
+        assert!(compared >= 5, "server {id} compared {compared} digests");
+        assert_eq!(mismatches, 0, "server {id}: true digests never mismatch");
+        before.push(compared);
+    }
+    assert_eq!(digest_figures(ensemble.node(leader)), (0, 0));
+
+    ensemble.net.tamper_digests.store(true, Ordering::SeqCst);
+    let header = ensemble
+        .node(leader)
+        .write(1, session_id, 6, create("/tampered"));
+    ensemble.net.tamper_digests.store(false, Ordering::SeqCst);
+    assert_eq!(header.err, 0);
+    let header = ensemble
+        .node(leader)
+        .write(1, session_id, 7, create("/after"));
+    assert_eq!(header.err, 0);
+    for (&id, compared_before) in followers.iter().zip(before) {
+        ensemble.wait_for_zxid(id, header.zxid);
+        let (compared, mismatches) = digest_figures(ensemble.node(id));
+        assert_eq!(
+            mismatches, 1,
+            "server {id}: one tampered digest, one mismatch"
+        );
+        assert!(compared >= compared_before + 2, "server {id}: {compared}");
+        assert!(ensemble.node(id).has("/after"), "server {id} goes on");
     }
 }

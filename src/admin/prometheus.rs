@@ -30,6 +30,7 @@ const NOT_GAUGES: &[&str] = &[
     "zk_observer_master_id",
     "ringkeeper_txnlog_batches",
     "ringkeeper_txnlog_records",
+    "ringkeeper_digests_compared",
     // The election-time summary's figures: exported as the election_time histogram's
     // _sum and _count below, as ZooKeeper's summary is.
     "zk_avg_election_time",
@@ -170,6 +171,14 @@ impl Collector for ServerCollector {
             "Requests a leader holds while its proposal window is full",
             stats
                 .admission_queue
+                .load(std::sync::atomic::Ordering::Relaxed) as f64,
+        )?;
+        gauge(
+            &mut encoder,
+            "ringkeeper_digests_compared",
+            "Committed txns whose tree digest this learner compared with its leader's",
+            stats
+                .digests_compared
                 .load(std::sync::atomic::Ordering::Relaxed) as f64,
         )?;
         let per_core = context.presence.connections_per_core();

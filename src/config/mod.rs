@@ -104,6 +104,11 @@ pub struct Config {
     pub enforce_quota: bool,
     /// `reconfigEnabled` (default false, as ZooKeeper 3.5.3+): the `reconfig` operation.
     pub reconfig_enabled: bool,
+    /// `zookeeper.digest.enabled` (ZooKeeperServer.isDigestEnabled, default true; zoo.cfg's
+    /// `digest.enabled` sets the same property): a leader sends its tree digest after each
+    /// txn with the proposal, and a learner compares its own with it. The tree digest itself
+    /// (`hash`, the snapshot header) is kept either way.
+    pub digest_enabled: bool,
     /// `DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`.
     pub super_digest: Option<String>,
     pub container_check_interval_ms: u64,
@@ -295,6 +300,7 @@ impl Default for Config {
             local_sessions_upgrading_enabled: false,
             enforce_quota: false,
             reconfig_enabled: false,
+            digest_enabled: true,
             super_digest: None,
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
@@ -1225,6 +1231,8 @@ impl Config {
                 // Boolean.parseBoolean: only "true", in any case.
                 "enforceQuota" => config.enforce_quota = value.eq_ignore_ascii_case("true"),
                 "reconfigEnabled" => config.reconfig_enabled = java_boolean(value),
+                // Boolean.parseBoolean(System.getProperty("zookeeper.digest.enabled", "true")).
+                "digest.enabled" => config.digest_enabled = java_boolean(value),
                 "DigestAuthenticationProvider.superDigest" => {
                     config.super_digest = Some(value.to_string())
                 }
@@ -1661,6 +1669,18 @@ mod tests {
         // Boolean.parseBoolean("yes") is false.
         assert!(matches!(read("enforceQuota=yes"), Ok(false)));
         assert!(tls::is_server_property("enforceQuota"));
+    }
+
+    #[test]
+    fn digest_enabled_is_read_as_zookeeper_reads_it() {
+        let read = |text: &str| Config::from_properties(text).map(|config| config.digest_enabled);
+        assert!(matches!(read("tickTime=1000"), Ok(true)));
+        assert!(matches!(read("digest.enabled=false"), Ok(false)));
+        assert!(matches!(read("zookeeper.digest.enabled=FALSE"), Ok(false)));
+        // Boolean.parseBoolean("yes") is false.
+        assert!(matches!(read("digest.enabled=yes"), Ok(false)));
+        assert!(matches!(read("digest.enabled=True"), Ok(true)));
+        assert!(tls::is_server_property("digest.enabled"));
     }
 
     #[test]

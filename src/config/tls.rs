@@ -271,6 +271,7 @@ pub fn is_server_property(bare: &str) -> bool {
                 | "skipACL"
                 | "extendedTypesEnabled"
                 | "enforceQuota"
+                | "digest.enabled"
         )
 }
 

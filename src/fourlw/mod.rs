@@ -544,11 +544,13 @@ pub async fn monitor_rows(state: &WordContext<'_>) -> Vec<(&'static str, String)
             "zk_min_client_response_size",
             stats.response_sizes().1.to_string(),
         ),
-        // ServerMetrics.DIGEST_MISMATCHES_COUNT counts a learner's tree digest differing from
-        // the one a proposal carries (DataTree.compareDigest). ringkeeper's proposals carry
-        // no digest, and the ZooKeeper-wire follower does not compare the one a ZooKeeper
-        // leader sends: nothing is compared, so the count is 0.
-        ("zk_digest_mismatches_count", "0".into()),
+        // ServerMetrics.DIGEST_MISMATCHES_COUNT: committed txns after which a learner's tree
+        // digest differed from the one its leader sent with the proposal
+        // (DataTree.compareDigest; see pipeline/driver/ensemble/mod.rs).
+        (
+            "zk_digest_mismatches_count",
+            stats.digest_mismatches.load(Ordering::Relaxed).to_string(),
+        ),
         ("zk_uptime", stats.started.elapsed().as_millis().to_string()),
         ("zk_last_zxid", format!("{:#x}", view.zxid)),
         // ringkeeper's own: group commits done and records they carried (their ratio
@@ -561,12 +563,19 @@ pub async fn monitor_rows(state: &WordContext<'_>) -> Vec<(&'static str, String)
             "ringkeeper_txnlog_records",
             stats.log_records.load(Ordering::Relaxed).to_string(),
         ),
+        // ringkeeper's own: the txns whose digest a learner compared with its leader's (a
+        // zk_digest_mismatches_count of 0 means something only when this is not).
+        (
+            "ringkeeper_digests_compared",
+            stats.digests_compared.load(Ordering::Relaxed).to_string(),
+        ),
     ];
     // ZooKeeper prints its dumpMonitorValues (version, states) before the metrics.
     for (index, row) in state_rows(stats).into_iter().enumerate() {
         rows.insert(1 + index, row);
     }
-    let ringkeeper_rows = rows.len() - 2;
+    // The quorum rows go before ringkeeper's own (the last three).
+    let ringkeeper_rows = rows.len() - 3;
     rows.splice(
         ringkeeper_rows..ringkeeper_rows,
         quorum_rows(stats, wall_clock_ms()),

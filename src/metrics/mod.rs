@@ -36,6 +36,11 @@ pub struct ServerStats {
     /// Client TLS handshakes that failed or timed out (ServerStats.incrementAuthFailedCount,
     /// which NettyServerCnxnFactory calls for an unsuccessful handshake).
     pub auth_failed: AtomicU64,
+    /// Learner: committed txns whose tree digest differed from the leader's
+    /// (ServerMetrics.DIGEST_MISMATCHES_COUNT, `zk_digest_mismatches_count`), and those
+    /// compared at all (ringkeeper's own `ringkeeper_digests_compared`: shows the check ran).
+    pub digest_mismatches: AtomicU64,
+    pub digests_compared: AtomicU64,
     /// ZooTrace's text trace mask (`gtmk`/`stmk`, get/set_trace_mask): which request trace
     /// lines are written when the log level is TRACE. The process's one mask, as ZooKeeper's
     /// is static.
@@ -102,6 +107,8 @@ impl Default for ServerStats {
             log_records: AtomicU64::new(0),
             fsync_threshold_exceeded: AtomicU64::new(0),
             auth_failed: AtomicU64::new(0),
+            digest_mismatches: AtomicU64::new(0),
+            digests_compared: AtomicU64::new(0),
             trace_mask: AtomicU64::new(TRACE_MASK_DEFAULT),
             response_size_last: AtomicI64::new(-1),
             response_size_min: AtomicI64::new(-1),

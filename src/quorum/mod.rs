@@ -134,6 +134,17 @@ pub enum Wire {
     /// version, and the text of `/zookeeper/config`), which the learner adopts when it is
     /// newer than its own (ZooKeeper sends its last-seen QuorumVerifier with NEWLEADER).
     Config { version: i64, text: String },
+    /// Leader → learner, ahead of the `Proposal` or `Inform` of `zxid` on the same link: the
+    /// leader's tree digest after that txn (ZooKeeper's TxnDigest, which its proposals carry
+    /// since 3.6), which the learner compares with its own once it has applied the txn
+    /// (DataTree.compareDigest). Sent only with `digest.enabled` (a member of an earlier
+    /// release does not know this message and closes the link). A learner of a ZooKeeper
+    /// leader is handed the same, from the PROPOSAL's own digest.
+    TxnDigest {
+        zxid: Zxid,
+        version: i32,
+        digest: i64,
+    },
 }
 
 /// What a learner forwards to its leader.

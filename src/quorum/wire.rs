@@ -42,6 +42,7 @@
 //! | 69 | `SnapChunk` | conn u64, zxid i64, offset u64, length u32, bytes |
 //! | 70 | `SnapAck` | conn u64, offset u64 |
 //! | 71 | `Config` | version i64, text string (`/zookeeper/config`'s data, see `config::dynamic`) |
+//! | 72 | `TxnDigest` | zxid i64, version i32, digest i64 (sent only with `digest.enabled`) |
 //!
 //! where
 //!
@@ -110,6 +111,8 @@ const KIND_REVALIDATED: u8 = 68;
 const KIND_SNAP_CHUNK: u8 = 69;
 const KIND_SNAP_ACK: u8 = 70;
 const KIND_CONFIG: u8 = 71;
+/// Sent only with `digest.enabled` (see `Wire::TxnDigest`).
+const KIND_TXN_DIGEST: u8 = 72;
 
 /// Why a body could not be decoded. The transport closes the connection it came on.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -410,6 +413,16 @@ pub fn encode(message: &Wire, out: &mut Vec<u8>) {
             put_i64(out, *version);
             put_bytes(out, text.as_bytes());
         }
+        Wire::TxnDigest {
+            zxid,
+            version,
+            digest,
+        } => {
+            put_u8(out, KIND_TXN_DIGEST);
+            put_i64(out, *zxid);
+            put_i32(out, *version);
+            put_i64(out, *digest);
+        }
     }
 }
 
@@ -681,6 +694,11 @@ pub fn decode(bytes: &[u8]) -> Result<Wire, WireError> {
             version: cursor.i64()?,
             text: cursor.string("config text")?,
         },
+        KIND_TXN_DIGEST => Wire::TxnDigest {
+            zxid: cursor.i64()?,
+            version: cursor.i32()?,
+            digest: cursor.i64()?,
+        },
         other => return Err(WireError::UnknownKind(other)),
     };
     cursor.finish()?;
@@ -925,6 +943,11 @@ mod tests {
                 version: 0x100000000,
                 text: "server.1=127.0.0.1:1:2:participant\nversion=100000000".into(),
             },
+            Wire::TxnDigest {
+                zxid: 0x1_0000_0003,
+                version: 2,
+                digest: -5,
+            },
             Wire::Touch {
                 sessions: vec![1, -1, i64::MAX],
             },
@@ -1012,6 +1035,17 @@ mod tests {
         expected.extend_from_slice(&9i64.to_be_bytes());
         assert_eq!(encoded(&ack), expected);
 
+        let digest = Wire::TxnDigest {
+            zxid: 0x1_0000_0003,
+            version: 2,
+            digest: -2,
+        };
+        let mut expected = vec![1, 72];
+        expected.extend_from_slice(&0x1_0000_0003i64.to_be_bytes());
+        expected.extend_from_slice(&2i32.to_be_bytes());
+        expected.extend_from_slice(&(-2i64).to_be_bytes());
+        assert_eq!(encoded(&digest), expected);
+
         let snap = link(Packet::Snap {
             zxid: 1,
             payload: vec![0xde, 0xad],
@@ -1048,7 +1082,7 @@ mod tests {
             let known = [1u8, 2, 3]
                 .iter()
                 .chain(&[16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30])
-                .chain(&[48, 49, 50, 64, 65, 66, 67, 68, 69, 70, 71])
+                .chain(&[48, 49, 50, 64, 65, 66, 67, 68, 69, 70, 71, 72])
                 .any(|&k| k == kind);
             if !known {
                 assert_eq!(
@@ -1341,6 +1375,13 @@ mod tests {
             (any::<u64>(), any::<i64>()).prop_map(|(id, zxid)| Wire::Synced { id, zxid }),
             vec(any::<i64>(), 0..8).prop_map(|sessions| Wire::Touch { sessions }),
             (any::<i64>(), ".{0,40}").prop_map(|(version, text)| Wire::Config { version, text }),
+            (any::<i64>(), any::<i32>(), any::<i64>()).prop_map(|(zxid, version, digest)| {
+                Wire::TxnDigest {
+                    zxid,
+                    version,
+                    digest,
+                }
+            }),
             (any::<u64>(), any::<bool>(), any::<i32>()).prop_map(|(id, valid, timeout_ms)| {
                 Wire::Revalidated {
                     id,

@@ -13,6 +13,9 @@
 //! transactions too) whose zxid is a multiple of [`DIGEST_LOG_INTERVAL`], (zxid, digest) is
 //! appended; at most [`DIGEST_LOG_LIMIT`] entries are kept, the oldest dropped first. It lives
 //! in memory only, as ZooKeeper's does.
+//!
+//! Between members: [`DigestCheck`] is a learner's comparison of its tree with the digests its
+//! leader sends (DataTree.compareDigest), [`RecentDigests`] what a leader has to send.
 
 use imbl::Vector;
 
@@ -105,6 +108,133 @@ pub fn digest_log_text(log: &DigestLog) -> String {
         out.push_str(&format!("{:x}: {}\n", entry.zxid as u64, entry.digest));
     }
     out
+}
+
+/// The leader's digest of its tree after one txn (ZooKeeper's `TxnDigest`, which every
+/// PROPOSAL and INFORM of a 3.6+ leader carries, and ringkeeper's leader sends as
+/// `quorum::Wire::TxnDigest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnDigest {
+    pub version: i32,
+    /// As Java's signed long.
+    pub digest: i64,
+}
+
+/// What [`DigestCheck::applied`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestOutcome {
+    /// No digest for this txn (the leader sent none, or of another digest version).
+    NotCompared,
+    Matched,
+    /// The tree after the txn differs from the leader's. `first` is true for the first
+    /// mismatch of a divergence (after a match, a state reset or at start): the one to log.
+    Mismatched {
+        expected: i64,
+        actual: i64,
+        first: bool,
+    },
+}
+
+/// Digests a learner keeps from the time it receives a proposal to the time it applies it:
+/// at most this many (a leader sends one per proposal and the proposal window is far
+/// smaller; beyond it the oldest are dropped, which only leaves those txns unchecked).
+pub const EXPECTED_DIGESTS_MAX: usize = 16_384;
+
+/// A learner's comparison of its tree with its leader's after each committed txn
+/// (DataTree.processTxn → compareDigest): the leader's digests by zxid, taken out as the txns
+/// are applied. A mismatch is counted each time (ServerMetrics.DIGEST_MISMATCHES_COUNT) and
+/// reported once per divergence: DataTree logs only its first mismatch (firstMismatchTxn);
+/// here the report comes again after the trees matched once more or the state was replaced.
+/// A digest of another version than [`DIGEST_VERSION`] is not compared (compareDigest:
+/// "Digest version not the same"). Pure: the caller counts and logs.
+#[derive(Debug, Default)]
+pub struct DigestCheck {
+    expected: std::collections::BTreeMap<i64, TxnDigest>,
+    diverged: bool,
+}
+
+impl DigestCheck {
+    /// The leader's digest after txn `zxid` (received ahead of the txn or with it).
+    pub fn expect(&mut self, zxid: i64, digest: TxnDigest) {
+        self.expected.insert(zxid, digest);
+        while self.expected.len() > EXPECTED_DIGESTS_MAX {
+            self.expected.pop_first();
+        }
+    }
+
+    /// Txn `zxid` was applied and left the tree at `tree_digest`. Expectations at or below
+    /// `zxid` are used up (a txn below it that was not applied cannot be checked any more).
+    pub fn applied(&mut self, zxid: i64, tree_digest: i64) -> DigestOutcome {
+        let expected = self.expected.remove(&zxid);
+        self.expected = self.expected.split_off(&zxid.saturating_add(1));
+        let Some(expected) = expected else {
+            return DigestOutcome::NotCompared;
+        };
+        if expected.version != DIGEST_VERSION {
+            return DigestOutcome::NotCompared;
+        }
+        if expected.digest == tree_digest {
+            self.diverged = false;
+            return DigestOutcome::Matched;
+        }
+        let first = !std::mem::replace(&mut self.diverged, true);
+        DigestOutcome::Mismatched {
+            expected: expected.digest,
+            actual: tree_digest,
+            first,
+        }
+    }
+
+    /// TRUNC to `zxid`: the txns above it are gone, and so are their digests (a later leader
+    /// sends its own).
+    pub fn truncated(&mut self, zxid: i64) {
+        let _ = self.expected.split_off(&zxid.saturating_add(1));
+    }
+
+    /// The tree was replaced by a snapshot through `zxid` (SNAP, or a reload): what it held
+    /// is gone, and with it any divergence; digests of the txns after it stay.
+    pub fn replaced(&mut self, zxid: i64) {
+        self.expected = self.expected.split_off(&zxid.saturating_add(1));
+        self.diverged = false;
+    }
+
+    /// Digests waiting for their txn.
+    pub fn waiting(&self) -> usize {
+        self.expected.len()
+    }
+}
+
+/// The tree digest after each of the newest txns this server applied (as leader at
+/// proposal time, as learner at commit), for the digests a leader sends with the proposals
+/// and informs of a sync or of broadcast. Zxids only increase, except after a TRUNC or a
+/// reload, where a zxid at or below the newest replaces everything from it on.
+#[derive(Debug, Default)]
+pub struct RecentDigests {
+    entries: std::collections::VecDeque<(i64, i64)>,
+}
+
+/// The digests [`RecentDigests`] keeps: above ZAB's in-memory history (`history_limit`,
+/// 500 by default) plus a full proposal window, so that every record a DIFF sends has one.
+pub const RECENT_DIGESTS_MAX: usize = 4_096;
+
+impl RecentDigests {
+    pub fn record(&mut self, zxid: i64, digest: i64) {
+        while self.entries.back().is_some_and(|(last, _)| *last >= zxid) {
+            self.entries.pop_back();
+        }
+        self.entries.push_back((zxid, digest));
+        while self.entries.len() > RECENT_DIGESTS_MAX {
+            self.entries.pop_front();
+        }
+    }
+
+    /// The tree digest after txn `zxid`, if it is among the newest kept.
+    pub fn get(&self, zxid: i64) -> Option<i64> {
+        self.entries
+            .binary_search_by_key(&zxid, |(at, _)| *at)
+            .ok()
+            .map(|index| self.entries[index].1)
+    }
 }
 
 #[cfg(test)]
@@ -419,5 +549,102 @@ mod tests {
         let loaded = TreeVersion::from_snapshot(Arc::new(snapshot));
         assert_eq!(loaded.digest(), loaded.digest_recomputed());
         assert_eq!(loaded.zxid, 51);
+    }
+
+    fn leaders(digest: i64) -> TxnDigest {
+        TxnDigest {
+            version: DIGEST_VERSION,
+            digest,
+        }
+    }
+
+    /// DataTree.compareDigest: a txn whose digest equals the tree's after it counts no
+    /// mismatch; a tampered one counts one, reported (logged) at the first of a divergence
+    /// only, and again once the trees matched in between.
+    #[test]
+    fn a_tampered_digest_is_one_mismatch_and_a_correct_one_none() {
+        let mut tree = TreeVersion::new();
+        let mut check = DigestCheck::default();
+        let txn = create(&tree, "/a", b"alpha", 0);
+        apply(&mut tree, &txn);
+        check.expect(tree.zxid, leaders(tree.digest()));
+        assert_eq!(
+            check.applied(tree.zxid, tree.digest()),
+            DigestOutcome::Matched
+        );
+        let txn = create(&tree, "/b", b"beta", 0);
+        apply(&mut tree, &txn);
+        check.expect(tree.zxid, leaders(tree.digest() ^ 1));
+        assert_eq!(
+            check.applied(tree.zxid, tree.digest()),
+            DigestOutcome::Mismatched {
+                expected: tree.digest() ^ 1,
+                actual: tree.digest(),
+                first: true
+            }
+        );
+        // Still diverged: counted, not reported again.
+        check.expect(tree.zxid + 1, leaders(7));
+        assert!(matches!(
+            check.applied(tree.zxid + 1, 8),
+            DigestOutcome::Mismatched { first: false, .. }
+        ));
+        check.expect(tree.zxid + 2, leaders(9));
+        assert_eq!(check.applied(tree.zxid + 2, 9), DigestOutcome::Matched);
+        check.expect(tree.zxid + 3, leaders(9));
+        assert!(matches!(
+            check.applied(tree.zxid + 3, 10),
+            DigestOutcome::Mismatched { first: true, .. }
+        ));
+        assert_eq!(check.waiting(), 0);
+    }
+
+    /// No digest, another digest version (compareDigest skips it), or an expectation used up
+    /// by a later txn: nothing is compared.
+    #[test]
+    fn txns_without_a_digest_of_our_version_are_not_compared() {
+        let mut check = DigestCheck::default();
+        assert_eq!(check.applied(5, 1), DigestOutcome::NotCompared);
+        check.expect(
+            6,
+            TxnDigest {
+                version: DIGEST_VERSION + 1,
+                digest: 2,
+            },
+        );
+        assert_eq!(check.applied(6, 1), DigestOutcome::NotCompared);
+        check.expect(7, leaders(1));
+        check.expect(8, leaders(1));
+        check.expect(9, leaders(3));
+        assert_eq!(check.applied(8, 1), DigestOutcome::Matched);
+        assert_eq!(check.waiting(), 1, "7 was used up by 8, 9 waits");
+        check.truncated(8);
+        assert_eq!(check.waiting(), 0, "a TRUNC drops the digests above it");
+        check.expect(10, leaders(1));
+        check.expect(11, leaders(1));
+        check.replaced(10);
+        assert_eq!(check.waiting(), 1, "a snapshot through 10 keeps 11's");
+        for zxid in 0..(EXPECTED_DIGESTS_MAX as i64 + 10) {
+            check.expect(100 + zxid, leaders(zxid));
+        }
+        assert_eq!(check.waiting(), EXPECTED_DIGESTS_MAX);
+    }
+
+    #[test]
+    fn recent_digests_keep_the_newest_and_a_truncation_replaces_the_tail() {
+        let mut recent = RecentDigests::default();
+        for zxid in 1..=(RECENT_DIGESTS_MAX as i64 + 5) {
+            recent.record(zxid, zxid * 10);
+        }
+        assert_eq!(recent.get(5), None, "the oldest are dropped");
+        assert_eq!(recent.get(6), Some(60));
+        recent.record(100, -1);
+        assert_eq!(
+            recent.get(100),
+            Some(-1),
+            "a re-applied zxid replaces its digest"
+        );
+        assert_eq!(recent.get(101), None, "and everything after it");
+        assert_eq!(recent.get(99), Some(990));
     }
 }

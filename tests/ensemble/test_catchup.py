@@ -4,7 +4,7 @@ further behind than the leader's in-memory committed log (ZKDatabase commitLogCo
 
 import uuid
 
-from .harness import tree_on
+from .harness import four_letter, tree_on, wait_until
 
 SERVE_TIMEOUT_S = 60.0
 COMMIT_LOG_COUNT = 500  # ZooKeeper's default zookeeper.commitLogCount
@@ -43,6 +43,15 @@ def sync_kind(kind, text, follower):
     if kind == "zookeeper":
         return sync_kind_in_zookeeper_log(text, follower)
     return sync_kind_in_ringkeeper_log(text, follower)
+
+
+def digest_figures(e, sid):
+    """(zk_digest_mismatches_count, ringkeeper_digests_compared or None) from `mntr`."""
+    m = e.members[sid]
+    rows = dict(line.split("\t", 1) for line in
+                four_letter(m.host, m.client_port, "mntr").splitlines() if "\t" in line)
+    compared = rows.get("ringkeeper_digests_compared")
+    return int(rows["zk_digest_mismatches_count"]), None if compared is None else int(compared)
 
 
 def restart_and_compare(e, follower, root):
@@ -88,6 +97,11 @@ def test_restarted_follower_catches_up_by_diff_and_by_snapshot(kind, ensembles):
     assert want["%s/before-00" % root] == b"changed while down"
     assert "%s/before-01" % root not in want and "%s/diff-19" % root in want
     assert sync_kind(kind, leader_log, follower) == ["DIFF"], leader_log[-2000:]
+    # The DIFF's proposals came with the leader's digests (DataTree.compareDigest on each
+    # commit): all 22 compared (ringkeeper counts them), none mismatched.
+    mismatches, compared = digest_figures(e, follower)
+    assert mismatches == 0, mismatches
+    assert kind != "ringkeeper" or compared >= 22, compared
 
     # SNAP: more transactions than the leader keeps in its committed log, and a log since the
     # follower's zxid larger than a third of the snapshot (ZooKeeper otherwise sends a DIFF read
@@ -105,3 +119,11 @@ def test_restarted_follower_catches_up_by_diff_and_by_snapshot(kind, ensembles):
     assert sum(1 for p in want if "/snap-" in p) == creates
     assert want["%s/snap-0009" % root].startswith(b"%06d" % (sets - 1))
     assert sync_kind(kind, leader_log, follower) == ["SNAP"], leader_log[-2000:]
+    # After the SNAP the follower compares from the first txn on (a ringkeeper snapshot is a
+    # consistent version, not fuzzy), and its tree matches the leader's digest.
+    c.create("%s/after-snap" % root, b"")
+    wait_until(lambda: e.zxid(follower) >= e.zxid(leader), SERVE_TIMEOUT_S,
+               "the follower to apply the write after its SNAP")
+    mismatches, compared = digest_figures(e, follower)
+    assert mismatches == 0, mismatches
+    assert kind != "ringkeeper" or compared >= 1, compared

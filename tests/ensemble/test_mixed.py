@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from . import harness
-from .harness import wait_until
+from .harness import four_letter, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "compat"))
 
@@ -130,6 +130,10 @@ def test_ringkeeper_observer_of_a_zookeeper_ensemble(ensembles):
 
     # Every znode, its data and Stat are the same on the ringkeeper observer and a Java member.
     assert nodes(at_rk, root) == nodes(at_java, root)
+    # Each INFORM's TxnDigest (ZooKeeper's leader sends one with every txn) was compared with
+    # the observer's tree after applying it (DataTree.compareDigest), and every one matched.
+    mismatches, compared = digest_figures(e, observer)
+    assert mismatches == 0 and compared >= 10, (mismatches, compared)
 
     # A failing multi is answered with the error of its failing op.
     from kazoo.exceptions import BadVersionError, NoNodeError
@@ -140,6 +144,12 @@ def test_ringkeeper_observer_of_a_zookeeper_ensemble(ensembles):
     assert isinstance(results[1], BadVersionError), results
     with pytest.raises(NoNodeError):
         at_rk.delete(root + "/no-such-node")
+    # The failed multi's digest was compared and matches (it changes nothing). The failed
+    # delete's error txn carries none: ZooKeeper 3.8's PrepRequestProcessor sets a txn digest
+    # for a multi (failed or not) but throws past setTxnDigest for a single failing op.
+    at_rk.sync(root)
+    after_errors = digest_figures(e, observer)
+    assert after_errors[0] == 0 and after_errors[1] >= compared + 1, (after_errors, compared)
 
     # The observer restarts on its own state and syncs again (DIFF: its log is in the leader's
     # committed log), with the writes it missed.
@@ -165,6 +175,10 @@ def test_ringkeeper_observer_of_a_zookeeper_ensemble(ensembles):
     at_survivor.sync(root)
     assert at_survivor.get(root + "/after-failover")[0] == b"ok"
     assert nodes(at_rk, root) == nodes(at_survivor, root)
+    # The restarted observer (DIFF, then the new leader's sync) compared the INFORMs since its
+    # restart, and none mismatched.
+    mismatches, compared = digest_figures(e, observer)
+    assert mismatches == 0 and compared >= 1, (mismatches, compared)
 
 
 def test_ringkeeper_observer_with_the_lowest_id_is_connected_back(ensembles):
@@ -197,6 +211,14 @@ def log_since_last_start(e, sid):
     """What server `sid` logged since its latest start (the harness marks each start)."""
     text = e.members[sid].log.read_text(errors="replace")
     return text[text.rfind("==== start "):]
+
+
+def digest_figures(e, sid):
+    """(zk_digest_mismatches_count, ringkeeper_digests_compared) from a ringkeeper's `mntr`."""
+    m = e.members[sid]
+    rows = dict(line.split("\t", 1) for line in
+                four_letter(m.host, m.client_port, "mntr").splitlines() if "\t" in line)
+    return int(rows["zk_digest_mismatches_count"]), int(rows["ringkeeper_digests_compared"])
 
 
 def same_everywhere(clients, root):
@@ -241,6 +263,10 @@ def test_ringkeeper_follower_of_a_zookeeper_ensemble(ensembles):
     assert tx.commit() == [root + "/multi", True]
     at_rk.create(root + "/eph", b"e", ephemeral=True)
     same_everywhere([at_rk, at_leader, at_other], root)
+    # The Java leader's PROPOSALs carry its tree digest after each txn; the ringkeeper
+    # follower compared each with its own at the commit, and all matched.
+    mismatches, compared = digest_figures(e, follower)
+    assert mismatches == 0 and compared >= 13, (mismatches, compared)
 
     # The ringkeeper follower counts for the quorum: with the other Java server stopped, a
     # write commits only with its ACK (2 of 3).
@@ -280,6 +306,11 @@ def test_ringkeeper_follower_of_a_zookeeper_ensemble(ensembles):
     at_rk = ensembles.client(e, follower)
     at_rk.create(root + "/after-snap", b"s")
     same_everywhere([at_rk, at_leader, at_other], root)
+    # After the SNAP (this process's first sync), the txns committed before NEWLEADER are
+    # not compared (Learner.syncWithLeader applies them over the fuzzy snapshot without their
+    # digest); the later ones are, and match.
+    mismatches, compared = digest_figures(e, follower)
+    assert mismatches == 0 and compared >= 1, (mismatches, compared)
 
     # The ringkeeper follower loses its leader alone (paused past syncLimit, the leader drops
     # it): it rejoins through an election round of its own, so its round is now above the

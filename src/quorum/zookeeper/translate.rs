@@ -19,6 +19,7 @@
 //! | ACK zxid = newEpoch << 32 (of NEWLEADER, and again after UPTODATE) | from `AckNewLeader` |
 //! | UPTODATE zxid = -1 | `UpToDate { zxid: the last commit }` |
 //! | INFORM data = txn | `Proposed` (when it answers a forwarded request) then `Inform` |
+//! | the TxnDigest after a PROPOSAL's or INFORM's txn | `Wire::TxnDigest` ahead of it (not for the txns a SNAP sync commits before NEWLEADER, see `Link::held_digests`) |
 //! | PING zxid = last proposed, answered at once with touches | `Ping` |
 //! | SYNC (no id: answers the learner's syncs in order) | `Synced { id, zxid }` |
 //! | REVALIDATE data = session, valid | `Revalidated` |
@@ -102,6 +103,16 @@ struct Link {
     syncs: VecDeque<u64>,
     /// Forwarded revalidations by session, in the order sent: (forward id, timeout).
     revalidations: HashMap<i64, VecDeque<(u64, i32)>>,
+    /// The sync is a SNAP: see [`Link::held_digests`].
+    snap_sync: bool,
+    /// A SNAP sync's PROPOSAL digests (`Wire::TxnDigest`) until NEWLEADER. ZooKeeper's
+    /// Learner.syncWithLeader applies the txns committed before NEWLEADER of a SNAP sync
+    /// without their digest (`zk.processTxn(hdr, rec)`: they replay over a fuzzy snapshot,
+    /// where the tree may differ from the leader's until they are all applied), and logs the
+    /// others with theirs, compared once they commit: so a COMMIT before NEWLEADER drops the
+    /// digests up to it, and NEWLEADER hands the rest on. An INFORM before NEWLEADER of a
+    /// SNAP sync is applied at once without its digest: dropped too.
+    held_digests: Vec<(Zxid, Wire)>,
 }
 
 /// ZOOKEEPER-4925 (Learner.enforceContinuousProposal): the proposals of a sync follow each
@@ -258,6 +269,8 @@ impl Translator {
                     forwarded: HashMap::new(),
                     syncs: VecDeque::new(),
                     revalidations: HashMap::new(),
+                    snap_sync: false,
+                    held_digests: Vec::new(),
                 });
                 out.push(Effect::Connect {
                     leader: to,
@@ -470,6 +483,7 @@ impl Translator {
                     return self.fail("SNAP without its snapshot".into(), out);
                 };
                 link.phase = Phase::Syncing;
+                link.snap_sync = true;
                 link.synced_zxid = packet.zxid;
                 link.committed_zxid = packet.zxid;
                 zab.push(Packet::Snap {
@@ -478,7 +492,7 @@ impl Translator {
                 });
             }
             (Phase::Syncing | Phase::NewLeader | Phase::Broadcast, kind::PROPOSAL) => {
-                let record = match self.txn_of(&packet, &mut wires) {
+                let (record, digest) = match self.txn_of(&packet, &mut wires) {
                     Ok(record) => record,
                     Err(error) => return self.fail(error, out),
                 };
@@ -488,6 +502,13 @@ impl Translator {
                         return self.fail(error, out);
                     }
                     link.last_queued = record.zxid;
+                }
+                if let Some(digest) = digest {
+                    if link.snap_sync && link.phase == Phase::Syncing {
+                        link.held_digests.push((record.zxid, digest));
+                    } else {
+                        wires.push(digest);
+                    }
                 }
                 link.synced_zxid = link.synced_zxid.max(record.zxid);
                 zab.push(Packet::Proposal(record));
@@ -501,6 +522,7 @@ impl Translator {
                     );
                 }
                 link.committed_zxid = link.committed_zxid.max(packet.zxid);
+                link.held_digests.retain(|(zxid, _)| *zxid > packet.zxid);
             }
             (Phase::NewLeader | Phase::Broadcast, kind::COMMIT) => {
                 link.committed_zxid = link.committed_zxid.max(packet.zxid);
@@ -508,7 +530,7 @@ impl Translator {
             }
             (Phase::Syncing | Phase::NewLeader | Phase::Broadcast, kind::INFORM) => {
                 let syncing = link.phase == Phase::Syncing;
-                let record = match self.txn_of(&packet, &mut wires) {
+                let (record, digest) = match self.txn_of(&packet, &mut wires) {
                     Ok(record) => record,
                     Err(error) => return self.fail(error, out),
                 };
@@ -518,6 +540,11 @@ impl Translator {
                         return self.fail(error, out);
                     }
                     link.last_queued = record.zxid;
+                }
+                if let Some(digest) = digest {
+                    if !(syncing && link.snap_sync) {
+                        wires.push(digest);
+                    }
                 }
                 link.synced_zxid = link.synced_zxid.max(record.zxid);
                 link.committed_zxid = link.committed_zxid.max(record.zxid);
@@ -531,6 +558,7 @@ impl Translator {
             }
             (Phase::Syncing, kind::NEWLEADER) => {
                 link.phase = Phase::NewLeader;
+                wires.extend(link.held_digests.drain(..).map(|(_, digest)| digest));
                 link.epoch = epoch_of(packet.zxid);
                 zab.push(Packet::NewLeader {
                     epoch: link.epoch,
@@ -618,13 +646,14 @@ impl Translator {
         }
     }
 
-    /// The record of a PROPOSAL or INFORM; a forwarded request it answers goes to `wires`
-    /// (`Proposed`, ahead of the record).
+    /// The record of a PROPOSAL or INFORM, and its digest as a `Wire::TxnDigest` when it
+    /// carries one; a forwarded request it answers goes to `wires` (`Proposed`, ahead of the
+    /// record).
     fn txn_of(
         &mut self,
         packet: &QuorumPacket,
         wires: &mut Vec<Wire>,
-    ) -> Result<LogRecord, String> {
+    ) -> Result<(LogRecord, Option<Wire>), String> {
         let data = packet
             .data
             .as_deref()
@@ -664,7 +693,14 @@ impl Translator {
                 });
             }
         }
-        Ok(record)
+        // Leader.propose serializes the request's TxnDigest after the txn (3.6+, with
+        // zookeeper.digest.enabled): the leader's tree digest after this txn.
+        let digest = entry.digest.map(|digest| Wire::TxnDigest {
+            zxid: record.zxid,
+            version: digest.version,
+            digest: digest.tree_digest,
+        });
+        Ok((record, digest))
     }
 
     /// Whether this translator plays an observer.
@@ -844,6 +880,122 @@ mod tests {
             digest: None,
         });
         QuorumPacket::new(kind, zxid, Some(data))
+    }
+
+    /// A ZooKeeper PROPOSAL (or INFORM) of a delete at `zxid` with its TxnDigest.
+    fn proposal_with_digest(kind: i32, zxid: Zxid, tree_digest: i64) -> QuorumPacket {
+        use crate::zkformat::txn::{decode_entry, encode_entry, TxnDigest};
+        let mut packet = proposal(kind, zxid);
+        let mut entry = decode_entry(packet.data.as_deref().unwrap()).unwrap();
+        entry.digest = Some(TxnDigest {
+            version: 2,
+            tree_digest,
+        });
+        packet.data = Some(encode_entry(&entry));
+        packet
+    }
+
+    /// What the translator delivered, digests and ZAB packets, as (what, zxid) in order.
+    fn delivered(effects: &[Effect]) -> Vec<(&'static str, Zxid)> {
+        effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Deliver(_, Wire::TxnDigest { zxid, digest, .. }) => {
+                    assert_eq!(*digest, *zxid * 10);
+                    Some(("digest", *zxid))
+                }
+                Effect::Deliver(_, Wire::Zab(Message::Link { packet, .. })) => match packet {
+                    Packet::Proposal(record) => Some(("proposal", record.zxid)),
+                    Packet::NewLeader { .. } => Some(("newleader", 0)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A PROPOSAL's TxnDigest goes to the pipeline as `Wire::TxnDigest`, ahead of the
+    /// proposal. In a SNAP sync, Learner.syncWithLeader applies the txns committed before
+    /// NEWLEADER without their digest (they replay over a fuzzy snapshot): their digests are
+    /// dropped, and those of the proposals not committed by NEWLEADER are handed on with it.
+    #[test]
+    fn proposal_digests_are_delivered_ahead_and_a_snap_syncs_committed_ones_are_not() {
+        let mut translator = Translator::new(3, false, Vec::new(), 0, 40_000);
+        let mut out = Vec::new();
+        let info = Wire::Zab(Message::Link {
+            conn: 9,
+            seq: 0,
+            packet: Packet::FollowerInfo {
+                accepted_epoch: 1,
+                observer: false,
+            },
+        });
+        assert!(translator.outbound(1, &info, &mut out));
+        translator.inbound(
+            1,
+            QuorumPacket::new(kind::LEADERINFO, 0x2_0000_0000, Some(encode_int(0x10000))),
+            None,
+            &mut out,
+        );
+        let ack = Wire::Zab(Message::Link {
+            conn: 9,
+            seq: 1,
+            packet: Packet::AckEpoch {
+                current_epoch: 1,
+                last_zxid: 0,
+            },
+        });
+        assert!(translator.outbound(1, &ack, &mut out));
+        out.clear();
+        translator.inbound(
+            1,
+            QuorumPacket::new(kind::SNAP, 0x1_0000_0004, None),
+            Some(Vec::new()),
+            &mut out,
+        );
+        for zxid in [0x1_0000_0005, 0x1_0000_0006] {
+            translator.inbound(
+                1,
+                proposal_with_digest(kind::PROPOSAL, zxid, zxid * 10),
+                None,
+                &mut out,
+            );
+        }
+        translator.inbound(
+            1,
+            QuorumPacket::new(kind::COMMIT, 0x1_0000_0005, None),
+            None,
+            &mut out,
+        );
+        translator.inbound(
+            1,
+            QuorumPacket::new(kind::NEWLEADER, 0x2_0000_0000, None),
+            None,
+            &mut out,
+        );
+        translator.inbound(
+            1,
+            QuorumPacket::new(kind::UPTODATE, -1, None),
+            None,
+            &mut out,
+        );
+        translator.inbound(
+            1,
+            proposal_with_digest(kind::PROPOSAL, 0x2_0000_0001, 0x2_0000_0001 * 10),
+            None,
+            &mut out,
+        );
+        assert_eq!(
+            delivered(&out),
+            vec![
+                ("proposal", 0x1_0000_0005),
+                ("proposal", 0x1_0000_0006),
+                ("digest", 0x1_0000_0006),
+                ("newleader", 0),
+                ("digest", 0x2_0000_0001),
+                ("proposal", 0x2_0000_0001),
+            ]
+        );
     }
 
     /// Learner.registerWithLeader and syncWithLeader as a follower: FOLLOWERINFO with the

@@ -54,7 +54,11 @@ impl Pipeline {
             (crate::txnlog::format::RECORD_HEADER_BYTES + payload.len()) as i64,
         );
         let result = self.apply_txn(zxid, record.time_ms, &record.txn);
+        let digest = self.batch.tree().digest();
         if let Some(ensemble) = self.ensemble.as_mut() {
+            // The pending tree's digest after this txn: sent ahead of its proposals (the
+            // Sends among `actions`, performed below) and informs.
+            ensemble.recent_digests.record(zxid, digest);
             if let Some((to, id)) = origin {
                 ensemble.send(to, Wire::Proposed { id, zxid });
             }

@@ -23,6 +23,11 @@
 //!   back to the last published (committed) version and the dropped records are kept as
 //!   logged-but-uncommitted, to be applied if a later leader commits them.
 //!
+//! - **Digests** (`digest.enabled`, ZooKeeper's TxnDigest): the leader sends its tree digest
+//!   after each txn ([`Wire::TxnDigest`]) ahead of the txn's proposal or inform; a learner
+//!   compares it with its own tree's after applying the commit (`check_digest`), counts a
+//!   mismatch and logs it once per divergence, and goes on, as DataTree.compareDigest does.
+//!
 //! Sessions are global and owned by the leader (ZooKeeper's LeaderSessionTracker): a
 //! learner creates a session id with its server id in the top byte and forwards
 //! createSession; touches are reported to the leader; only the leader expires sessions and
@@ -165,6 +170,12 @@ pub(super) struct Ensemble {
     /// Where the client port's listeners are (QuorumPeer's myClientAddr): the configured
     /// address at startup, then the one a reconfig moved them to.
     client_address: std::net::SocketAddr,
+    // Digests (`digest.enabled`).
+    /// The tree digest after each of the newest txns applied here, which a leader sends
+    /// ahead of their proposals and informs ([`Wire::TxnDigest`]).
+    recent_digests: crate::tree::digest::RecentDigests,
+    /// Learner: the leader's digests, compared after each committed txn.
+    digest_check: crate::tree::digest::DigestCheck,
 }
 
 /// ZAB's clock (`now_ms` of every input): milliseconds, monotonic within a process, and
@@ -289,6 +300,8 @@ impl Pipeline {
             links_to_close: Vec::new(),
             persisted_version,
             client_address: self.config.client_address,
+            recent_digests: Default::default(),
+            digest_check: Default::default(),
         };
         self.ensemble = Some(Box::new(ensemble));
         self.stats
@@ -443,6 +456,9 @@ impl Pipeline {
                         }
                         Packet::NewLeader { epoch, .. } => {
                             self.send_config_before_new_leader(to, *epoch)
+                        }
+                        Packet::Proposal(record) | Packet::Inform(record) => {
+                            self.send_digest_of(to, record.zxid)
                         }
                         _ => {}
                     }
@@ -694,6 +710,7 @@ impl Pipeline {
                 self.batch.cut_step();
             }
             let result = self.apply_txn(record.zxid, record.time_ms, &record.txn);
+            self.check_digest(record.zxid);
             self.after_committed(&record, &result);
         }
         let leading = matches!(
@@ -741,6 +758,66 @@ impl Pipeline {
         };
         for id in ready {
             self.answer_sync(id);
+        }
+    }
+
+    /// Leader: the tree digest after txn `zxid` goes to learner `to` ahead of the txn's
+    /// proposal or inform (Leader.propose serializes the request's TxnDigest with the txn),
+    /// when this server applied it recently and `digest.enabled`.
+    fn send_digest_of(&mut self, to: ServerId, zxid: Zxid) {
+        if !self.config.digest_enabled {
+            return;
+        }
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return;
+        };
+        if let Some(digest) = ensemble.recent_digests.get(zxid) {
+            ensemble.send(
+                to,
+                Wire::TxnDigest {
+                    zxid,
+                    version: crate::tree::digest::DIGEST_VERSION,
+                    digest,
+                },
+            );
+        }
+    }
+
+    /// Txn `zxid` was applied at its commit: its digest is kept (to send, should this server
+    /// lead), and compared with the leader's (DataTree.processTxn → compareDigest). A
+    /// mismatch is counted and reported at ERROR once per divergence, and the server goes on,
+    /// as ZooKeeper's does: the digest only detects, the logs and a restart (which syncs the
+    /// tree again from the leader) are the operator's.
+    fn check_digest(&mut self, zxid: Zxid) {
+        use crate::tree::digest::DigestOutcome;
+        let tree_digest = self.batch.tree().digest();
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return;
+        };
+        ensemble.recent_digests.record(zxid, tree_digest);
+        match ensemble.digest_check.applied(zxid, tree_digest) {
+            DigestOutcome::NotCompared => {}
+            DigestOutcome::Matched => {
+                self.stats.digests_compared.fetch_add(1, Ordering::Relaxed);
+            }
+            DigestOutcome::Mismatched {
+                expected,
+                actual,
+                first,
+            } => {
+                self.stats.digests_compared.fetch_add(1, Ordering::Relaxed);
+                self.stats.digest_mismatches.fetch_add(1, Ordering::Relaxed);
+                if first {
+                    error!(
+                        "Digest mismatch on txn {zxid:#x}: the leader's tree digest after it \
+                         is {expected}, this server's is {actual}; this server's tree differs \
+                         from the leader's (counted in zk_digest_mismatches_count, reported \
+                         again only after the digests matched once more)"
+                    );
+                } else {
+                    tracing::debug!("digest mismatch on txn {zxid:#x}: {expected} != {actual}");
+                }
+            }
         }
     }
 
@@ -873,6 +950,18 @@ impl Pipeline {
             }
             Wire::Forward { id, request } => self.leader_forwarded(from, id, request),
             Wire::Config { version, text } => self.config_from_leader(from, version, &text),
+            Wire::TxnDigest {
+                zxid,
+                version,
+                digest,
+            } => {
+                if let (true, Some(ensemble)) = (self.config.digest_enabled, self.ensemble.as_mut())
+                {
+                    ensemble
+                        .digest_check
+                        .expect(zxid, crate::tree::digest::TxnDigest { version, digest });
+                }
+            }
             Wire::Touch { sessions } => {
                 if self.quorum_role_for_clients() == Some(true) {
                     let now = self.monotonic_ms();

@@ -23,6 +23,7 @@ impl Pipeline {
                 kept
             };
             ensemble.origins.retain(|origin, _| *origin <= zxid);
+            ensemble.digest_check.truncated(zxid);
         }
         if let Some(ensemble) = self.ensemble.as_ref() {
             if let Err(reason) = ensemble.disk.remove_snapshots_above(zxid) {
@@ -37,7 +38,12 @@ impl Pipeline {
                 None => return,
             };
             match reloaded {
-                Ok((tree, sessions)) => self.replace_state(tree, sessions),
+                Ok((tree, sessions)) => {
+                    if let Some(ensemble) = self.ensemble.as_mut() {
+                        ensemble.digest_check.replaced(zxid);
+                    }
+                    self.replace_state(tree, sessions)
+                }
                 Err(reason) => {
                     self.log_failed(format!("reloading the tree after a truncation: {reason}"))
                 }
@@ -123,6 +129,11 @@ impl Pipeline {
         if let Some(ensemble) = self.ensemble.as_mut() {
             ensemble.unapplied.clear();
             ensemble.origins.clear();
+            // ringkeeper's snapshots are consistent versions (never fuzzy), so the txns after
+            // one are compared from the first; a ZooKeeper leader's fuzzy SNAP has its
+            // pre-NEWLEADER digests dropped by the translator, as Learner.syncWithLeader
+            // applies those txns without them.
+            ensemble.digest_check.replaced(zxid);
         }
         self.replace_state(tree, sessions);
     }
