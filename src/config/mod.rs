@@ -1742,6 +1742,18 @@ mod tests {
         .unwrap_or_else(|error| panic!("{error}"));
         assert!(!config.admin.enabled);
         assert_eq!(config.admin.command_url, "/cmds");
+        assert!(!config.admin.force_https && !config.admin.port_unification);
+        let https = Config::from_properties(
+            "clientPort=2181\nadmin.forceHttps=true\nzookeeper.admin.portUnification=TRUE\nadmin.needClientAuth=yes\n",
+        )
+        .unwrap();
+        // Java's Boolean.parseBoolean: only "true", in any case.
+        assert!(https.admin.force_https && https.admin.port_unification);
+        assert!(!https.admin.need_client_auth);
+        assert!(!https
+            .unknown_keys
+            .iter()
+            .any(|key| key.starts_with("admin.")));
         assert_eq!(config.admin_address().to_string(), "127.0.0.1:18080");
         assert_eq!(
             config.metrics_address().map(|a| a.to_string()).as_deref(),
