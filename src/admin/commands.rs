@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 use tracing::{info, warn};
 
-use super::AdminContext;
+use super::{http, AdminContext};
 use crate::fourlw::{self, AdminKind, ConnInfo, ZK_NOT_SERVING};
 use crate::jute::records::Id;
 use crate::metrics::ServerMode;
@@ -181,11 +181,18 @@ pub fn command_primary_name(name: &str) -> Option<&'static str> {
     find(name).map(|spec| spec.names[0])
 }
 
+/// Who sent a command, for the schemes that take the identity from the connection: `ip`
+/// its address, `x509` its client certificate (the ids computed only when asked for).
+pub struct Caller<'a> {
+    pub ip: Option<std::net::IpAddr>,
+    pub x509_ids: &'a dyn Fn() -> Vec<Id>,
+}
+
 /// Why the Authorization header did not authorise (Commands.runCommand's answers).
 fn authorize(
     context: &AdminContext,
     header: Option<&str>,
-    remote_ip: Option<std::net::IpAddr>,
+    caller: &Caller<'_>,
 ) -> Result<(), (&'static str, u16)> {
     let Some(header) = header else {
         return Err(("Auth info is missing for the command", 401));
@@ -194,8 +201,9 @@ fn authorize(
         return Err(("Not authenticated", 401));
     };
     // ProviderRegistry's server providers that authenticate an HTTP request: digest
-    // (user:password), ip (the peer address); x509 needs the TLS AdminServer, which is not
-    // here, and sasl has no HTTP form.
+    // (user:password), ip (the peer address), x509 (the connection's client certificate,
+    // which the AdminServer has only over HTTPS with admin.needClientAuth); sasl has no
+    // HTTP form. An empty id list is "Not authenticated" (Commands.handleAuthentication).
     let mut ids = Vec::new();
     match (scheme, auth) {
         ("digest", Some(credential)) => {
@@ -213,13 +221,19 @@ fn authorize(
                 id: digest,
             });
         }
-        ("ip", _) => match remote_ip {
+        ("ip", _) => match caller.ip {
             Some(ip) => ids.push(Id {
                 scheme: "ip".into(),
                 id: ip.to_string(),
             }),
             None => return Err(("Not authenticated", 401)),
         },
+        ("x509", _) => {
+            ids = (caller.x509_ids)();
+            if ids.is_empty() {
+                return Err(("Not authenticated", 401));
+            }
+        }
         _ => return Err(("Not authenticated", 401)),
     }
     if context.config.skip_acl {
@@ -244,7 +258,7 @@ pub fn run(
     query: &str,
     post: bool,
     authorization: Option<&str>,
-    remote_ip: Option<std::net::IpAddr>,
+    caller: &Caller<'_>,
     body: Option<&mut dyn std::io::Read>,
 ) -> CommandResponse {
     let Some(spec) = find(name) else {
@@ -255,7 +269,7 @@ pub fn run(
         return CommandResponse::failed(name, ZK_NOT_SERVING, 200);
     }
     if spec.auth {
-        if let Err((error, status)) = authorize(context, authorization, remote_ip) {
+        if let Err((error, status)) = authorize(context, authorization, caller) {
             return CommandResponse::failed(name, error, status);
         }
     }
@@ -894,19 +908,26 @@ async fn run_command(context: &AdminContext, primary: &str) -> CommandResponse {
     response
 }
 
-/// The AdminServer's loop: one request at a time on this thread.
-pub fn serve(server: tiny_http::Server, context: Arc<AdminContext>) {
-    let command_url = context.config.admin.command_url.clone();
-    for request in server.incoming_requests() {
-        let url = request.url().to_string();
-        let method = request.method().clone();
-        let authorization = request
-            .headers()
-            .iter()
-            .find(|header| header.field.equiv("Authorization"))
-            .map(|header| header.value.as_str().to_string());
-        let remote_ip = request.remote_addr().map(|address| address.ip());
-        let (status, content_type, body) = match route(&command_url, &url) {
+/// What the AdminServer's connections share: the commands' context, the lock that runs them
+/// one at a time, and what the `x509` scheme checks a certificate chain against.
+pub struct Endpoint {
+    pub context: Arc<AdminContext>,
+    pub x509_verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+    pub one_at_a_time: std::sync::Mutex<()>,
+}
+
+impl Endpoint {
+    /// Answers one request as JettyAdminServer's CommandServlet does.
+    pub fn answer(
+        &self,
+        request: &http::Request,
+        body: &mut dyn std::io::Read,
+        peer: &http::Peer,
+    ) -> http::Response {
+        let context = &self.context;
+        let command_url = &context.config.admin.command_url;
+        let url = request.target.as_str();
+        match route(command_url, url) {
             AdminPath::Index => {
                 let mut page = String::new();
                 for name in primary_names() {
@@ -914,44 +935,47 @@ pub fn serve(server: tiny_http::Server, context: Arc<AdminContext>) {
                         "<a href=\"{command_url}/{name}\">{name}</a>\n<br/>\n"
                     ));
                 }
-                (200, "text/html", page)
+                http::Response::text(200, "text/html", page)
             }
             AdminPath::Command(name) => {
-                let post = method == tiny_http::Method::Post;
-                if method != tiny_http::Method::Get && !post {
-                    (405, "text/plain", "method not allowed\n".to_string())
-                } else {
-                    let query = url.split_once('?').map_or("", |(_, query)| query);
-                    let mut request = request;
-                    let response = run(
-                        &context,
-                        name,
-                        query,
-                        post,
-                        authorization.as_deref(),
-                        remote_ip,
-                        post.then(|| request.as_reader() as &mut dyn std::io::Read),
-                    );
-                    respond(request, &url, response);
-                    continue;
+                let post = request.method == "POST";
+                if request.method != "GET" && !post {
+                    return http::Response::text(405, "text/plain", "method not allowed\n");
                 }
+                let query = url.split_once('?').map_or("", |(_, query)| query);
+                let x509_ids = || {
+                    crate::net::tls::x509_command_ids(
+                        peer.certificates.as_deref(),
+                        self.x509_verifier.as_deref(),
+                        context.config.x509_super_user.as_deref(),
+                    )
+                };
+                let _turn = self
+                    .one_at_a_time
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let response = run(
+                    context,
+                    name,
+                    query,
+                    post,
+                    request.header("Authorization"),
+                    &Caller {
+                        ip: Some(peer.address.ip()),
+                        x509_ids: &x509_ids,
+                    },
+                    post.then_some(body),
+                );
+                encode(response)
             }
-            AdminPath::NotFound => (404, "text/plain", "not found\n".to_string()),
-        };
-        let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes());
-        let mut reply = tiny_http::Response::from_string(body).with_status_code(status);
-        if let Ok(header) = header {
-            reply = reply.with_header(header);
-        }
-        if let Err(error) = request.respond(reply) {
-            warn!("AdminServer: answering {url}: {error}");
+            AdminPath::NotFound => http::Response::text(404, "text/plain", "not found\n"),
         }
     }
 }
 
-/// Sends a command's answer: its stream as application/octet-stream, or its JSON, with the
+/// A command's answer: its stream as application/octet-stream, or its JSON, with the
 /// headers it added.
-fn respond(request: tiny_http::Request, url: &str, mut response: CommandResponse) {
+fn encode(mut response: CommandResponse) -> http::Response {
     let (content_type, body) = match response.body.take() {
         Some(bytes) => ("application/octet-stream", bytes),
         None => (
@@ -963,16 +987,13 @@ fn respond(request: tiny_http::Request, url: &str, mut response: CommandResponse
                 .into_bytes(),
         ),
     };
-    let mut reply = tiny_http::Response::from_data(body).with_status_code(response.status);
     let headers = std::iter::once(("Content-Type".to_string(), content_type.to_string()))
-        .chain(response.headers.iter().cloned());
-    for (name, value) in headers {
-        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            reply = reply.with_header(header);
-        }
-    }
-    if let Err(error) = request.respond(reply) {
-        warn!("AdminServer: answering {url}: {error}");
+        .chain(response.headers.iter().cloned())
+        .collect();
+    http::Response {
+        status: response.status,
+        headers,
+        body,
     }
 }
 

@@ -16,6 +16,7 @@ use crate::pipeline::CorePresence;
 use crate::tree::TreeVersion;
 
 pub mod commands;
+pub mod http;
 pub mod prometheus;
 
 /// What both endpoints read.
@@ -95,21 +96,11 @@ pub fn start(context: Arc<AdminContext>) -> Result<(), AdminError> {
         );
     }
     if config.admin.enabled {
-        let address = config.admin_address();
-        match bind(address, "admin.serverPort") {
-            Ok(server) => {
-                let bound = server.server_addr().to_ip().unwrap_or(address);
-                let spawned = std::thread::Builder::new()
-                    .name("admin-http".into())
-                    .spawn(move || commands::serve(server, context));
-                match spawned {
-                    Ok(_) => info!(
-                        "Started AdminServer on http://{bound}{}",
-                        config.admin.command_url
-                    ),
-                    Err(error) => warn!("Problem starting AdminServer: {error}"),
-                }
-            }
+        match start_admin_server(context, &config) {
+            Ok((bound, scheme)) => info!(
+                "Started AdminServer on {scheme}://{bound}{}",
+                config.admin.command_url
+            ),
             Err(error) => warn!(
                 "Problem starting AdminServer: {error}; serving without it \
                  (admin.enableServer=false turns it off)"
@@ -117,4 +108,56 @@ pub fn start(context: Arc<AdminContext>) -> Result<(), AdminError> {
         }
     }
     Ok(())
+}
+
+/// Binds the AdminServer's port and starts its thread; answers the address bound and the
+/// scheme served (`http`, `https`, or `http+https` with `admin.portUnification`). The TLS
+/// stores are read here: a store that cannot be read leaves the server without an
+/// AdminServer, as ZooKeeper's JettyAdminServer constructor failing does ("Failed to load
+/// authentication certificates for admin server").
+fn start_admin_server(
+    context: Arc<AdminContext>,
+    config: &Config,
+) -> Result<(SocketAddr, &'static str), AdminError> {
+    let address = config.admin_address();
+    let failed = |reason: String| AdminError {
+        address,
+        what: "admin.serverPort",
+        reason,
+    };
+    let admin = &config.admin;
+    let (transport, scheme) = if admin.force_https || admin.port_unification {
+        let tls = crate::net::tls::admin_server_config(config)
+            .map_err(|error| failed(format!("HTTPS: {error}")))?;
+        // JettyAdminServer: forceHttps wins when both are set (SslConnectionFactory).
+        if admin.force_https {
+            (http::Transport::Tls(tls), "https")
+        } else {
+            (http::Transport::Unified(tls), "http+https")
+        }
+    } else {
+        if admin.need_client_auth {
+            warn!("admin.needClientAuth has no effect without admin.forceHttps or admin.portUnification");
+        }
+        (http::Transport::Plain, "http")
+    };
+    let listener =
+        std::net::TcpListener::bind(address).map_err(|error| failed(error.to_string()))?;
+    let bound = listener.local_addr().unwrap_or(address);
+    let endpoint = Arc::new(commands::Endpoint {
+        x509_verifier: crate::net::tls::x509_command_verifier(config),
+        context,
+        one_at_a_time: std::sync::Mutex::new(()),
+    });
+    let handler: Arc<http::Handler> = Arc::new(
+        move |request: &http::Request, body: &mut dyn std::io::Read, peer: &http::Peer| {
+            endpoint.answer(request, body, peer)
+        },
+    );
+    let idle_timeout = std::time::Duration::from_millis(admin.idle_timeout_ms);
+    std::thread::Builder::new()
+        .name("admin-http".into())
+        .spawn(move || http::serve(listener, transport, idle_timeout, handler))
+        .map_err(|error| failed(error.to_string()))?;
+    Ok((bound, scheme))
 }

@@ -222,6 +222,16 @@ pub struct AdminSettings {
     /// `admin.restore.maxBytes` (ringkeeper's; 1 GiB): the largest snapshot `restore`
     /// reads. ZooKeeper streams the request body into a new tree without a bound.
     pub restore_max_bytes: u64,
+    /// `admin.forceHttps` (false): the AdminServer speaks only HTTPS, with the
+    /// `ssl.quorum.*` key and trust stores (JettyAdminServer's SslConnectionFactory, stores
+    /// read through QuorumX509Util).
+    pub force_https: bool,
+    /// `admin.portUnification` (false): the AdminServer's one port takes HTTPS and plain
+    /// HTTP, a first byte 0x16 meaning TLS (Jetty's UnifiedConnectionFactory).
+    pub port_unification: bool,
+    /// `admin.needClientAuth` (false; ZooKeeper 3.9): an HTTPS client must present a
+    /// certificate the `ssl.quorum.` trust store verifies.
+    pub need_client_auth: bool,
 }
 
 impl Default for AdminSettings {
@@ -237,6 +247,9 @@ impl Default for AdminSettings {
             serialize_last_processed_zxid: true,
             restore_enabled: true,
             restore_max_bytes: 1 << 30,
+            force_https: false,
+            port_unification: false,
+            need_client_auth: false,
         }
     }
 }
@@ -410,11 +423,8 @@ fn read_dynamic_config_file(text: &str) -> Result<Option<(PathBuf, String, i64)>
 
 /// Keys ZooKeeper knows that the standalone server accepts without acting on them.
 const ACCEPTED_KEYS: &[&str] = &[
-    // Jetty's settings of the AdminServer that have no counterpart here (no HTTPS on it).
+    // Jetty's HTTP version of the AdminServer's connector: HTTP/1.1 is what is served here.
     "admin.httpVersion",
-    "admin.portUnification",
-    "admin.forceHttps",
-    "admin.needClientAuth",
     // The client's socket class; TLS works with either server factory here.
     "serverCnxnFactory",
     "client.secure",
@@ -1305,6 +1315,9 @@ impl Config {
                     config.admin.rate_limiter_interval = parse_number(key, value)?
                 }
                 "admin.restore.enabled" => config.admin.restore_enabled = java_boolean(value),
+                "admin.forceHttps" => config.admin.force_https = java_boolean(value),
+                "admin.portUnification" => config.admin.port_unification = java_boolean(value),
+                "admin.needClientAuth" => config.admin.need_client_auth = java_boolean(value),
                 "admin.restore.maxBytes" => {
                     config.admin.restore_max_bytes = parse_number(key, value)?
                 }
@@ -1749,6 +1762,18 @@ mod tests {
         .unwrap_or_else(|error| panic!("{error}"));
         assert!(!config.admin.enabled);
         assert_eq!(config.admin.command_url, "/cmds");
+        assert!(!config.admin.force_https && !config.admin.port_unification);
+        let https = Config::from_properties(
+            "clientPort=2181\nadmin.forceHttps=true\nzookeeper.admin.portUnification=TRUE\nadmin.needClientAuth=yes\n",
+        )
+        .unwrap();
+        // Java's Boolean.parseBoolean: only "true", in any case.
+        assert!(https.admin.force_https && https.admin.port_unification);
+        assert!(!https.admin.need_client_auth);
+        assert!(!https
+            .unknown_keys
+            .iter()
+            .any(|key| key.starts_with("admin.")));
         assert_eq!(config.admin_address().to_string(), "127.0.0.1:18080");
         assert_eq!(
             config.metrics_address().map(|a| a.to_string()).as_deref(),

@@ -464,41 +464,58 @@ impl rustls::client::danger::ServerCertVerifier for ChainVerifier {
 
 const QUORUM: &str = "ssl.quorum.";
 
-fn build_quorum_configs(tls: &TlsSettings) -> Result<QuorumTlsConfigs, TlsSetupError> {
-    let provider = crypto_provider(tls, QUORUM)?;
-    let versions = protocol_versions(&tls.protocols())?;
-    let Some((data, kind, password)) = read_store(&tls.key_store, QUORUM, "keyStore")? else {
-        return Err(TlsSetupError::Settings(
-            "ssl.quorum.keyStore.location is required for quorum TLS".into(),
-        ));
+/// The key store under `prefix` (`ssl.` or `ssl.quorum.`), required.
+fn load_keys(
+    tls: &TlsSettings,
+    prefix: &str,
+    needed_for: &str,
+) -> Result<keystore::KeyMaterial, TlsSetupError> {
+    let Some((data, kind, password)) = read_store(&tls.key_store, prefix, "keyStore")? else {
+        return Err(TlsSetupError::Settings(format!(
+            "{prefix}keyStore.location is required for {needed_for}"
+        )));
     };
-    let keys = keystore::load_key_store(&data, kind, &password).map_err(|source| {
-        TlsSetupError::Store {
-            key: "ssl.quorum.keyStore.location".into(),
-            source,
-        }
-    })?;
-    let Some((data, kind, password)) = read_store(&tls.trust_store, QUORUM, "trustStore")? else {
-        return Err(TlsSetupError::Settings(
-            "ssl.quorum.trustStore.location is required for quorum TLS".into(),
-        ));
+    keystore::load_key_store(&data, kind, &password).map_err(|source| TlsSetupError::Store {
+        key: format!("{prefix}keyStore.location"),
+        source,
+    })
+}
+
+/// The trust anchors of the trust store under `prefix`, required, with at least one usable.
+fn load_roots(
+    tls: &TlsSettings,
+    prefix: &str,
+    needed_for: &str,
+) -> Result<rustls::RootCertStore, TlsSetupError> {
+    let Some((data, kind, password)) = read_store(&tls.trust_store, prefix, "trustStore")? else {
+        return Err(TlsSetupError::Settings(format!(
+            "{prefix}trustStore.location is required for {needed_for}"
+        )));
     };
     let anchors = keystore::load_trust_store(&data, kind, &password).map_err(|source| {
         TlsSetupError::Store {
-            key: "ssl.quorum.trustStore.location".into(),
+            key: format!("{prefix}trustStore.location"),
             source,
         }
     })?;
     let mut roots = rustls::RootCertStore::empty();
     let (added, ignored) = roots.add_parsable_certificates(anchors);
     if ignored > 0 {
-        warn!("ssl.quorum.trustStore.location: {ignored} certificates could not be used as trust anchors");
+        warn!("{prefix}trustStore.location: {ignored} certificates could not be used as trust anchors");
     }
     if added == 0 {
-        return Err(TlsSetupError::Settings(
-            "ssl.quorum.trustStore.location: no usable trusted certificate".into(),
-        ));
+        return Err(TlsSetupError::Settings(format!(
+            "{prefix}trustStore.location: no usable trusted certificate"
+        )));
     }
+    Ok(roots)
+}
+
+fn build_quorum_configs(tls: &TlsSettings) -> Result<QuorumTlsConfigs, TlsSetupError> {
+    let provider = crypto_provider(tls, QUORUM)?;
+    let versions = protocol_versions(&tls.protocols())?;
+    let keys = load_keys(tls, QUORUM, "quorum TLS")?;
+    let roots = load_roots(tls, QUORUM, "quorum TLS")?;
     let roots = Arc::new(roots);
     let client_verifier = match tls.client_auth {
         ClientAuth::None => WebPkiClientVerifier::no_client_auth(),
@@ -629,5 +646,92 @@ impl QuorumTls {
             "the peer's certificate names neither its address {address}{} (ssl.quorum.hostnameVerification)",
             host.map(|host| format!(" nor {host}")).unwrap_or_default()
         ))
+    }
+}
+
+// ---- the AdminServer ----
+
+/// The rustls configuration of the AdminServer's HTTPS (`admin.forceHttps` or
+/// `admin.portUnification`), as JettyAdminServer builds its SslContextFactory: the key store
+/// and trust store of the `ssl.quorum.*` keys (QuorumX509Util), and, with
+/// `admin.needClientAuth`, a client certificate that trust store verifies is required
+/// (setNeedClientAuth). Without it no certificate is asked for (Jetty's wantClientAuth is
+/// false). Jetty takes its protocols and cipher suites from the JVM's defaults, not from
+/// `ssl.quorum.enabledProtocols` / `ciphersuites`; so does this (rustls's TLS 1.2 and 1.3).
+/// ZooKeeper loads the trust store even when no client certificate is asked for and fails
+/// without one; here it is read only when `admin.needClientAuth` needs it.
+pub fn admin_server_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, TlsSetupError> {
+    let tls = &config.quorum_tls;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let keys = load_keys(tls, QUORUM, "the AdminServer's HTTPS")?;
+    let verifier = if config.admin.need_client_auth {
+        let roots = load_roots(tls, QUORUM, "admin.needClientAuth")?;
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|error| TlsSetupError::Settings(format!("admin client verifier: {error}")))?
+    } else {
+        WebPkiClientVerifier::no_client_auth()
+    };
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(keys.chain, keys.key)?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(server))
+}
+
+/// What the `x509` scheme of an AdminServer command's `Authorization` header checks the
+/// connection's certificate chain against: X509AuthenticationProvider's own trust manager,
+/// built from the client port's `ssl.trustStore.*` keys (ClientX509Util), not from the
+/// stores the AdminServer's TLS used. None (ZooKeeper: "No trust manager available", the
+/// scheme authenticates nobody) when there is no such trust store or it cannot be read.
+pub fn x509_command_verifier(
+    config: &Config,
+) -> Option<Arc<dyn rustls::server::danger::ClientCertVerifier>> {
+    config.tls.trust_store.location.as_ref()?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let roots = match load_roots(&config.tls, "ssl.", "the x509 scheme") {
+        Ok(roots) => roots,
+        Err(error) => {
+            warn!("AdminServer: the x509 scheme authenticates nobody: {error}");
+            return None;
+        }
+    };
+    match WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build() {
+        Ok(verifier) => Some(verifier),
+        Err(error) => {
+            warn!("AdminServer: the x509 scheme authenticates nobody: {error}");
+            None
+        }
+    }
+}
+
+/// The auth ids of the `x509` scheme for an AdminServer command
+/// (X509AuthenticationProvider.handleAuthentication(HttpServletRequest)): the chain the
+/// connection presented, checked again against `verifier`; its subject as `x509:<subject>`,
+/// and `super` for `X509AuthenticationProvider.superUser`. Empty when there is no chain or
+/// it does not verify.
+pub fn x509_command_ids(
+    chain: Option<&[CertificateDer<'static>]>,
+    verifier: Option<&dyn rustls::server::danger::ClientCertVerifier>,
+    super_user: Option<&str>,
+) -> Vec<Id> {
+    let Some((leaf, intermediates)) = chain.and_then(|chain| chain.split_first()) else {
+        return Vec::new();
+    };
+    let Some(verifier) = verifier else {
+        return Vec::new();
+    };
+    let now = rustls::pki_types::UnixTime::now();
+    if let Err(error) = verifier.verify_client_cert(leaf, intermediates, now) {
+        warn!("AdminServer: x509: the client certificate is not trusted: {error}");
+        return Vec::new();
+    }
+    match crate::auth::x509::client_id(leaf.as_ref()) {
+        Ok(subject) => crate::auth::x509::auth_ids(&subject, super_user),
+        Err(error) => {
+            warn!("AdminServer: x509: client certificate subject unreadable: {error}");
+            Vec::new()
+        }
     }
 }
