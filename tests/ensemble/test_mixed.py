@@ -229,15 +229,12 @@ def same_everywhere(clients, root):
     return views[0]
 
 
-def test_ringkeeper_follower_of_a_zookeeper_ensemble(ensembles):
-    """A ringkeeper participant (server.3 without :observer) in an ensemble with two Java
-    servers: it votes in FastLeaderElection but is never elected (server 3 would win a tie
-    on its id), syncs with FOLLOWERINFO / LEADERINFO / ACKEPOCH / DIFF or SNAP / NEWLEADER
-    (acked once durable) / UPTODATE, acknowledges each PROPOSAL and counts for the quorum."""
-    # No sync from the txn log: a learner more than commitLogCount (500, ZooKeeper's minimum)
-    # writes behind gets a SNAP.
+def ringkeeper_follower_of_two_java_servers(ensembles):
+    """Servers 1 and 2 Java, 3 a ringkeeper participant, started and serving; the Java servers
+    never sync a learner from their txn log (`snapshotSizeFactor=-1`: a learner more than
+    commitLogCount, 500, writes behind gets a SNAP). Returns (ensemble, leader, the other Java
+    server)."""
     e = ensembles("zookeeper", cls=MixedEnsemble, participants=3, ringkeeper_ids=[3])
-    follower = 3
     java_ids = [1, 2]
     for sid in java_ids:
         e.configure(sid, jvm_flags=["-Dzookeeper.snapshotSizeFactor=-1"])
@@ -245,8 +242,17 @@ def test_ringkeeper_follower_of_a_zookeeper_ensemble(ensembles):
     e.wait_serving(SERVE_TIMEOUT_S)
     leader = e.leader()
     assert leader in java_ids, e.modes()
+    return e, leader, [s for s in java_ids if s != leader][0]
+
+
+def test_ringkeeper_follower_of_a_zookeeper_ensemble(ensembles):
+    """A ringkeeper participant (server.3 without :observer) in an ensemble with two Java
+    servers: it votes in FastLeaderElection but is never elected (server 3 would win a tie
+    on its id), syncs with FOLLOWERINFO / LEADERINFO / ACKEPOCH / DIFF or SNAP / NEWLEADER
+    (acked once durable) / UPTODATE, acknowledges each PROPOSAL and counts for the quorum."""
+    e, leader, other = ringkeeper_follower_of_two_java_servers(ensembles)
+    follower = 3
     assert e.mode(follower) == "follower"
-    other = [s for s in java_ids if s != leader][0]
 
     root = "/mixed-follower-%s" % uuid.uuid4().hex[:8]
     at_rk = ensembles.client(e, follower)
@@ -424,16 +430,8 @@ def test_ringkeeper_follower_settles_a_snap_taken_under_write_load(ensembles):
     Shown: the sync absorbed commits of the window and matched the leader's txn digest, every
     member has the same tree digest afterwards, and again after the follower restarts on the
     settled snapshot and its log."""
-    e = ensembles("zookeeper", cls=MixedEnsemble, participants=3, ringkeeper_ids=[3])
+    e, leader, other = ringkeeper_follower_of_two_java_servers(ensembles)
     follower = 3
-    java_ids = [1, 2]
-    for sid in java_ids:
-        e.configure(sid, jvm_flags=["-Dzookeeper.snapshotSizeFactor=-1"])
-    e.start(e.participant_ids)
-    e.wait_serving(SERVE_TIMEOUT_S)
-    leader = e.leader()
-    assert leader in java_ids, e.modes()
-    other = [s for s in java_ids if s != leader][0]
     root = "/fuzzy-%s" % uuid.uuid4().hex[:8]
     at_leader = ensembles.client(e, leader)
     at_other = ensembles.client(e, other)

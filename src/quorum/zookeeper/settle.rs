@@ -159,19 +159,8 @@ impl FuzzySnap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jute::records::{Acl, Id};
     use crate::zkformat::opcode;
     use crate::zkformat::txn::{encode_entry, TxnHeader, ZkEntry, ZkTxn};
-
-    fn open() -> Vec<Acl> {
-        vec![Acl {
-            perms: 31,
-            id: Id {
-                scheme: "world".into(),
-                id: "anyone".into(),
-            },
-        }]
-    }
 
     fn header(zxid: Zxid, op: i32) -> TxnHeader {
         TxnHeader {
@@ -190,7 +179,7 @@ mod tests {
                 op: opcode::CREATE,
                 path: path.into(),
                 data: Some(data.to_vec()),
-                acl: open(),
+                acl: crate::tree::acl::open_acl(),
                 ephemeral: false,
                 parent_cversion,
             },
