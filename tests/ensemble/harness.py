@@ -94,6 +94,17 @@ def four_letter(host, port, word, timeout_s=FOUR_LETTER_TIMEOUT_S):
     return loopback.four_letter(port, word, timeout_s, host=host)
 
 
+def digest_figures(e, sid):
+    """(zk_digest_mismatches_count, ringkeeper_digests_compared or None) from server `sid`'s
+    `mntr` (the second is ringkeeper's own row: how many of the leader's txn digests it
+    compared, so that no mismatch means something; ZooKeeper has no such row)."""
+    m = e.members[sid]
+    rows = dict(line.split("\t", 1) for line in
+                four_letter(m.host, m.client_port, "mntr").splitlines() if "\t" in line)
+    compared = rows.get("ringkeeper_digests_compared")
+    return int(rows["zk_digest_mismatches_count"]), None if compared is None else int(compared)
+
+
 def ringkeeper_binary():
     return Path(os.environ.get("RINGKEEPER_BIN", REPO / "target" / "release" / "ringkeeper"))
 

@@ -4,7 +4,7 @@ further behind than the leader's in-memory committed log (ZKDatabase commitLogCo
 
 import uuid
 
-from .harness import four_letter, tree_on, wait_until
+from .harness import digest_figures, tree_on, wait_until
 
 SERVE_TIMEOUT_S = 60.0
 COMMIT_LOG_COUNT = 500  # ZooKeeper's default zookeeper.commitLogCount
@@ -43,15 +43,6 @@ def sync_kind(kind, text, follower):
     if kind == "zookeeper":
         return sync_kind_in_zookeeper_log(text, follower)
     return sync_kind_in_ringkeeper_log(text, follower)
-
-
-def digest_figures(e, sid):
-    """(zk_digest_mismatches_count, ringkeeper_digests_compared or None) from `mntr`."""
-    m = e.members[sid]
-    rows = dict(line.split("\t", 1) for line in
-                four_letter(m.host, m.client_port, "mntr").splitlines() if "\t" in line)
-    compared = rows.get("ringkeeper_digests_compared")
-    return int(rows["zk_digest_mismatches_count"]), None if compared is None else int(compared)
 
 
 def restart_and_compare(e, follower, root):

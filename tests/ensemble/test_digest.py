@@ -6,7 +6,7 @@ applies the transactions it is sent, so the same transactions give every member 
 import sys
 from pathlib import Path
 
-from .harness import four_letter, wait_until
+from .harness import digest_figures, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "compat"))
 
@@ -15,15 +15,6 @@ from test_digest import INTERVAL, hash_entries, served_digest  # noqa: E402
 SERVE_TIMEOUT_S = 60.0
 SETTLE_TIMEOUT_S = 30.0
 WRITES = 300
-
-
-def digest_figures(e, sid):
-    """(zk_digest_mismatches_count, ringkeeper_digests_compared or None) from `mntr`."""
-    m = e.members[sid]
-    rows = dict(line.split("\t", 1) for line in
-                four_letter(m.host, m.client_port, "mntr").splitlines() if "\t" in line)
-    compared = rows.get("ringkeeper_digests_compared")
-    return int(rows["zk_digest_mismatches_count"]), None if compared is None else int(compared)
 
 
 def test_every_member_keeps_the_same_digest_history(kind, ensembles):

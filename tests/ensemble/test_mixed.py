@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from . import harness
-from .harness import four_letter, wait_until
+from .harness import digest_figures, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "compat"))
 
@@ -211,14 +211,6 @@ def log_since_last_start(e, sid):
     """What server `sid` logged since its latest start (the harness marks each start)."""
     text = e.members[sid].log.read_text(errors="replace")
     return text[text.rfind("==== start "):]
-
-
-def digest_figures(e, sid):
-    """(zk_digest_mismatches_count, ringkeeper_digests_compared) from a ringkeeper's `mntr`."""
-    m = e.members[sid]
-    rows = dict(line.split("\t", 1) for line in
-                four_letter(m.host, m.client_port, "mntr").splitlines() if "\t" in line)
-    return int(rows["zk_digest_mismatches_count"]), int(rows["ringkeeper_digests_compared"])
 
 
 def same_everywhere(clients, root):
