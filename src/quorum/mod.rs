@@ -46,6 +46,11 @@ pub trait QuorumLinks: Send {
     ) {
         let _ = (members, removed);
     }
+    /// Whether a learner is sent ZooKeeper's snapshot stream after SNAP
+    /// (`quorum.protocol=zookeeper`) rather than ringkeeper's snapshot file.
+    fn zookeeper_snapshots(&self) -> bool {
+        false
+    }
     /// Stops the links (bounded).
     fn shutdown(self: Box<Self>) {}
 }

@@ -301,9 +301,9 @@ pub fn run(config: Config) -> Result<(), RuntimeError> {
                 zab_config.counter_max = counter_max;
             }
             if config.quorum_protocol == crate::config::QuorumProtocol::Zookeeper {
-                // A learner of Apache ZooKeeper servers, which has no leader side on their
-                // wire: it votes and follows (or observes) but is never elected.
-                zab_config.may_lead = false;
+                // A member of an ensemble on Apache ZooKeeper's wire: it follows, observes or
+                // leads (quorum::zookeeper::lead) with ZooKeeper's servers, acknowledging
+                // each proposal as ZooKeeper's leader counts them.
                 zab_config.ack_each_proposal = true;
                 zab_config.zookeeper_leader = true;
             }

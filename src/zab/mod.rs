@@ -93,6 +93,11 @@ pub type ServerId = u64;
 pub type Zxid = i64;
 pub type Epoch = u32;
 
+/// `Packet::AckEpoch::current_epoch` of a learner that had accepted the leader's epoch before
+/// (ZooKeeper's ACKEPOCH with epoch -1): not compared and not counted for the epoch's quorum.
+/// Only ZooKeeper's wire produces it (`quorum::zookeeper`); this core's learners never do.
+pub const EPOCH_ACCEPTED_BEFORE: Epoch = Epoch::MAX;
+
 pub fn make_zxid(epoch: Epoch, counter: u32) -> Zxid {
     ((u64::from(epoch) << 32) | u64::from(counter)) as Zxid
 }
@@ -144,16 +149,16 @@ pub struct Config {
     /// own zxid only and commits in order, so a cumulative ACK would leave the proposals
     /// before it without this server's vote. (This core's leader takes either.)
     pub ack_each_proposal: bool,
-    /// The leader is an Apache ZooKeeper server, whose Zab 1.0 differs from this core's own
-    /// protocol in ways the learner has to follow (only a learner of a ZooKeeper leader sets
-    /// this: with this core's leaders the first rule would be unsafe, as they do not know
-    /// ACKEPOCH's -1):
+    /// The ensemble speaks Apache ZooKeeper's Zab 1.0 (`quorum.protocol=zookeeper`), which
+    /// differs from this core's own protocol in ways both sides follow:
     ///
-    /// - an epoch equal to the accepted one is accepted from any leader
-    ///   (Learner.registerWithLeader answers it with ACKEPOCH epoch -1);
-    /// - after UPTODATE the learner's election vote carries the new epoch (ZOOKEEPER-1732,
-    ///   QuorumPeer.updateElectionVote), and votes of servers out of election agree when
-    ///   they name the same leader and epoch (Vote.equals outside LOOKING).
+    /// - a learner accepts an epoch equal to its accepted one from any leader
+    ///   (Learner.registerWithLeader answers it with ACKEPOCH epoch -1, which a leader
+    ///   neither compares nor counts: [`EPOCH_ACCEPTED_BEFORE`]);
+    /// - after UPTODATE a learner's election vote carries the new epoch, and so does the
+    ///   leader's once established (ZOOKEEPER-1732, QuorumPeer.updateElectionVote); votes of
+    ///   servers out of election agree when they name the same leader and epoch (Vote.equals
+    ///   outside LOOKING).
     pub zookeeper_leader: bool,
 }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use super::{
     counter_of, epoch_of, make_zxid, Action, Config, DurableState, Epoch, Epochs, Input,
     LeaderFigures, Membership, Message, Notification, Packet, PeerState, RejectReason, Role,
-    ServerId, Vote, Zxid,
+    ServerId, Vote, Zxid, EPOCH_ACCEPTED_BEFORE,
 };
 use crate::txnlog::format::LogRecord;
 
@@ -212,6 +212,9 @@ struct Session {
     last_heard_ms: u64,
     phase: SessionPhase,
     uptodate_sent: bool,
+    /// False when the learner said it had accepted this epoch before
+    /// ([`EPOCH_ACCEPTED_BEFORE`]): its ACKEPOCH is not counted for the epoch's quorum.
+    epoch_ack_counts: bool,
 }
 
 #[derive(Debug)]
@@ -1488,6 +1491,7 @@ impl Peer {
                 last_heard_ms: now_ms,
                 phase: SessionPhase::Info,
                 uptodate_sent: false,
+                epoch_ack_counts: true,
             };
             if let Some(epoch) = leader.epoch {
                 session_send(from, &mut session, Packet::LeaderInfo { epoch }, out);
@@ -1528,9 +1532,15 @@ impl Peer {
                         .as_ref()
                         .is_some_and(|m| m.participants.contains(&from))
                     || self.pending.iter().any(|m| m.participants.contains(&from));
-                if !session.observer && voter && (current_epoch, last_zxid) > own {
+                // ZooKeeper's learner answers an epoch it accepted before with -1
+                // (Learner.registerWithLeader): Leader.waitForEpochAck neither compares nor
+                // counts such an ack, since the learner may have promised the epoch to
+                // another leader.
+                let repeated = current_epoch == EPOCH_ACCEPTED_BEFORE;
+                if !repeated && !session.observer && voter && (current_epoch, last_zxid) > own {
                     return Next::Looking;
                 }
+                session.epoch_ack_counts = !repeated;
                 session.phase = SessionPhase::AckedEpoch { last_zxid };
                 if leader.epoch_acked {
                     self.sync_one(from, out);
@@ -1675,7 +1685,11 @@ impl Peer {
             let acked: BTreeSet<ServerId> = leader
                 .sessions
                 .iter()
-                .filter(|(_, s)| !s.observer && matches!(s.phase, SessionPhase::AckedEpoch { .. }))
+                .filter(|(_, s)| {
+                    !s.observer
+                        && s.epoch_ack_counts
+                        && matches!(s.phase, SessionPhase::AckedEpoch { .. })
+                })
                 .map(|(id, _)| *id)
                 .chain(std::iter::once(me))
                 .collect();
@@ -1720,6 +1734,12 @@ impl Peer {
                 return;
             }
             leader.established = true;
+            if self.config.zookeeper_leader {
+                // ZOOKEEPER-1732 (Leader.lead: updateElectionVote): once established, the
+                // leader's notifications name the new epoch, as its learners' do after
+                // UPTODATE, so that a server starting up finds their votes agree.
+                leader.vote.epoch = epoch;
+            }
         }
         // Commit the highest zxid a quorum has made durable (the leader's durability is its
         // own ack). Acks are cumulative over the leader's history, so this is in zxid order.

@@ -62,6 +62,109 @@ pub fn zookeeper_nodes(tree: &TreeVersion) -> (Vec<(String, ZkNode)>, i64) {
     (out, digest as i64)
 }
 
+/// Visits the nodes of `tree` parents first (children in name order), as DataTree
+/// serializes them; the root is "/".
+fn visit_nodes(tree: &TreeVersion, mut visit: impl FnMut(&str, &crate::tree::Node)) {
+    let mut stack = vec!["/".to_string()];
+    while let Some(path) = stack.pop() {
+        let Some(node) = tree.get(&path) else {
+            continue;
+        };
+        let mut children = tree.children(&path).unwrap_or_default();
+        children.sort();
+        for child in children.iter().rev() {
+            stack.push(if path == "/" {
+                format!("/{child}")
+            } else {
+                format!("{path}/{child}")
+            });
+        }
+        visit(&path, &node);
+    }
+}
+
+/// Writes the snapshot a ZooKeeper leader streams to a learner after SNAP
+/// (`ZKDatabase.serializeSnapshot`, then the "BenWasHere" signature: see
+/// `quorum::zookeeper::snapstream`) of `tree` with `sessions`, into `out` as it goes: two
+/// walks of the tree (the ACL cache comes before the nodes), so what it holds is the ACL
+/// cache and one node's bytes, whatever the tree's size. Returns the bytes written.
+pub fn stream_learner_snapshot<W: std::io::Write>(
+    tree: &TreeVersion,
+    sessions: &[(i64, i32)],
+    out: &mut W,
+) -> std::io::Result<u64> {
+    use crate::jute::codec::{Record, Writer};
+    use std::collections::HashMap;
+    let mut written = 0u64;
+    let mut flush = |writer: &mut Writer, out: &mut W| -> std::io::Result<()> {
+        let bytes = std::mem::replace(writer, Writer::new()).into_bytes();
+        written += bytes.len() as u64;
+        out.write_all(&bytes)
+    };
+    let mut writer = Writer::new();
+    let mut sessions = sessions.to_vec();
+    sessions.sort_unstable();
+    writer.write_i32(sessions.len() as i32);
+    for (id, timeout) in &sessions {
+        writer.write_i64(*id);
+        writer.write_i32(*timeout);
+    }
+    flush(&mut writer, out)?;
+    // The ACL cache: one index per distinct ACL, in order of first use (ReferenceCountedACLCache
+    // numbers from 1), keyed by the ACL's jute encoding.
+    let acl_key = |acl: &[crate::jute::records::Acl]| {
+        let mut key = Writer::new();
+        key.write_vec(acl, |writer, entry| entry.encode(writer));
+        key.into_bytes()
+    };
+    let mut indexes: HashMap<Vec<u8>, i64> = HashMap::new();
+    let mut ordered: Vec<Vec<u8>> = Vec::new();
+    visit_nodes(tree, |_, node| {
+        let key = acl_key(&node.acl);
+        if let std::collections::hash_map::Entry::Vacant(entry) = indexes.entry(key) {
+            ordered.push(entry.key().clone());
+            entry.insert(ordered.len() as i64);
+        }
+    });
+    writer.write_i32(ordered.len() as i32);
+    for (position, key) in ordered.iter().enumerate() {
+        writer.write_i64(position as i64 + 1);
+        writer.write_bytes(key);
+    }
+    flush(&mut writer, out)?;
+    let mut failed = None;
+    visit_nodes(tree, |path, node| {
+        if failed.is_some() {
+            return;
+        }
+        writer.write_string(if path == "/" { "" } else { path });
+        writer.write_optional_buffer(node.data.as_deref());
+        writer.write_i64(indexes.get(&acl_key(&node.acl)).copied().unwrap_or(-1));
+        let stat = &node.stat;
+        writer.write_i64(stat.czxid);
+        writer.write_i64(stat.mzxid);
+        writer.write_i64(stat.ctime);
+        writer.write_i64(stat.mtime);
+        writer.write_i32(stat.version);
+        writer.write_i32(stat.cversion);
+        writer.write_i32(stat.aversion);
+        writer.write_i64(stat.ephemeral_owner);
+        writer.write_i64(stat.pzxid);
+        if writer.len() >= 64 * 1024 {
+            if let Err(error) = flush(&mut writer, out) {
+                failed = Some(error);
+            }
+        }
+    });
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    writer.write_string("/");
+    writer.write_string(crate::quorum::zookeeper::snapstream::SIGNATURE);
+    flush(&mut writer, out)?;
+    Ok(written)
+}
+
 /// Exports the state recovered from `data_dir` / `log_dir` into `out_dir/version-2`, which
 /// must not hold a ZooKeeper snapshot or log already (nothing is overwritten).
 pub fn export(data_dir: &Path, log_dir: &Path, out_dir: &Path) -> Result<Exported, String> {

@@ -349,6 +349,131 @@ def test_ringkeeper_follower_of_a_zookeeper_ensemble(ensembles):
     same_everywhere([at_rk, at_other], root)
 
 
+def test_ringkeeper_leader_of_zookeeper_followers_and_an_observer(ensembles):
+    """A ringkeeper participant elected leader of two Java followers and a Java observer
+    (server 3 wins FastLeaderElection on its id with equal histories): it accepts their
+    FOLLOWERINFO / OBSERVERINFO, sends LEADERINFO, syncs them (DIFF, and SNAP with
+    ZooKeeper's snapshot stream), NEWLEADER, UPTODATE; PROPOSALs carry ZooKeeper's txn bytes
+    and the leader's digest, COMMITs go one per proposal, the observer gets INFORMs; writes
+    the Java servers forward (REQUEST) are answered to their clients, sync is answered after
+    the commits before it. Then the ringkeeper leader is killed: a Java server leads, and the
+    ringkeeper server rejoins as its follower."""
+    e = ensembles("zookeeper", cls=MixedEnsemble, participants=3, observers=1,
+                  ringkeeper_ids=[3])
+    rk, observer = 3, 4
+    e.start(e.ids)
+    e.wait_serving(SERVE_TIMEOUT_S)
+    assert e.leader() == rk, e.modes()
+    assert e.mode(observer) == "observer", e.modes()
+    root = "/mixed-leader-%s" % uuid.uuid4().hex[:8]
+    at_rk = ensembles.client(e, rk)
+    at_1 = ensembles.client(e, 1)
+    at_2 = ensembles.client(e, 2)
+    at_obs = ensembles.client(e, observer)
+    at_rk.create(root, b"through the ringkeeper leader")
+    # Writes through the Java followers and the Java observer: forwarded REQUESTs, answered
+    # when their proposal commits (the txn header names the client's session and cxid).
+    for i in range(5):
+        at_1.create(root + "/f1-", b"%d" % i, sequence=True)
+        at_2.create(root + "/f2-", b"%d" % i, sequence=True)
+        at_obs.create(root + "/obs-", b"%d" % i, sequence=True)
+        at_rk.create(root + "/rk-", b"%d" % i, sequence=True)
+    at_1.set(root, b"set through a Java follower")
+    tx = at_2.transaction()
+    tx.create(root + "/multi", b"m")
+    tx.check(root, 1)
+    tx.set_data(root, b"set in a multi")
+    results = tx.commit()
+    assert results[:2] == [root + "/multi", True], results
+    from kazoo.exceptions import BadVersionError, NodeExistsError
+    with pytest.raises(NodeExistsError):
+        at_1.create(root + "/multi", b"again")
+    with pytest.raises(BadVersionError):
+        at_obs.set(root, b"stale", version=0)
+    failed = at_1.transaction()
+    failed.create(root + "/never", b"")
+    failed.check(root, 99)
+    results = failed.commit()
+    assert isinstance(results[1], BadVersionError), results
+    # Ephemerals of sessions on each kind of server (Debian's Kazoo makes no containers or
+    # TTL nodes; their txns are covered by quorum::zookeeper::txn's tests).
+    at_1.create(root + "/eph-1", b"e", ephemeral=True)
+    at_rk.create(root + "/eph-rk", b"e", ephemeral=True)
+    at_obs.create(root + "/eph-obs", b"e", ephemeral=True)
+    at_2.create(root + "/parent", b"")
+    at_2.create(root + "/parent/child", b"")
+    at_2.delete(root + "/parent/child")
+    from kazoo.security import make_acl, make_digest_acl
+    at_1.set_acls(root + "/multi", [make_acl("world", "anyone", read=True),
+                                    make_digest_acl("u", "p", all=True)])
+    at_2.delete(root + "/rk-0000000003")
+    view = same_everywhere([at_rk, at_1, at_2, at_obs], root)
+    assert view[root][0] == b"set in a multi"
+    # The Java learners compared the ringkeeper leader's digest after each txn with their own.
+    for sid in (1, 2, observer):
+        mismatches, _ = digest_figures(e, sid)
+        assert mismatches == 0, (sid, mismatches, e.log_tail(sid))
+        assert "Digests are not matching" not in e.members[sid].log.read_text()
+    # sync through a Java follower is answered after the commits it follows: a write on the
+    # leader, then sync + read on the follower.
+    for i in range(20):
+        at_rk.set(root, b"v%d" % i)
+        at_2.sync(root)
+        assert at_2.get(root)[0] == b"v%d" % i
+
+    # A Java follower restarts on its own state (DIFF), then from an empty dataDir (SNAP: the
+    # ringkeeper leader streams ZooKeeper's snapshot).
+    e.stop(1)
+    at_rk.create(root + "/while-1-down", b"diff")
+    e.start_server(1)
+    wait_until(lambda: e.mode(1) == "follower", SERVE_TIMEOUT_S, "server 1 to follow again")
+    at_1 = ensembles.client(e, 1)
+    same_everywhere([at_rk, at_1], root)
+    e.stop(2)
+    for child in (e.members[2].data / "version-2").iterdir():
+        if child.name.startswith(("log.", "snapshot.")):
+            child.unlink()
+    at_rk.create(root + "/while-2-wiped", b"snap")
+    # More writes than the leader keeps in memory (500, as ZooKeeper's commitLogCount): a
+    # SNAP, not a DIFF from zxid 0.
+    at_rk.create(root + "/behind", b"")
+    pending = [at_1.create_async(root + "/behind/n-", b"%d" % i, sequence=True)
+               for i in range(520)]
+    for result in pending:
+        result.get(timeout=30)
+    e.start_server(2)
+    wait_until(lambda: e.mode(2) == "follower", SERVE_TIMEOUT_S, "server 2 to follow after a SNAP")
+    assert "Getting a snapshot from leader" in log_since_last_start(e, 2), e.log_tail(2)
+    at_2 = ensembles.client(e, 2)
+    at_2.create(root + "/after-snap", b"s")
+    same_everywhere([at_rk, at_1, at_2, at_obs], root)
+    # The ringkeeper leader counts the Java followers for its quorum: with one of them down a
+    # write needs the other's ACK.
+    e.stop(1)
+    at_rk.create(root + "/quorum-with-java", b"q")
+    e.start_server(1)
+    wait_until(lambda: e.mode(1) == "follower", SERVE_TIMEOUT_S, "server 1 to follow again")
+
+    # kill -9 of the ringkeeper leader: a Java server is elected; the ringkeeper server
+    # restarts and follows it, with every write and the Java sessions' ephemerals.
+    at_1 = ensembles.client(e, 1)
+    wait_until(lambda: e.zxid(1) == e.zxid(2) == e.zxid(rk), SERVE_TIMEOUT_S,
+               "every member to hold the leader's last zxid")
+    e.kill(rk)
+    new_leader = e.wait_leader(SERVE_TIMEOUT_S, exclude=(rk,))
+    assert new_leader in (1, 2)
+    java = ensembles.client(e, new_leader)
+    java.retry(java.create, root + "/after-failover", b"java leads")
+    e.start_server(rk)
+    wait_until(lambda: e.mode(rk) == "follower", SERVE_TIMEOUT_S,
+               "the ringkeeper server to follow the Java leader")
+    at_rk = ensembles.client(e, rk)
+    at_obs = ensembles.client(e, observer)
+    view = same_everywhere([at_rk, java, at_obs], root)
+    assert root + "/eph-1" in view and root + "/eph-obs" in view
+    assert root + "/after-failover" in view and root + "/quorum-with-java" in view
+
+
 class WriteLoad:
     """Writes through `client` until stopped, up to `window` requests in flight: creates and
     deletes under `churn`, and sets of the nodes in `targets` (spread across the tree, so a

@@ -33,6 +33,24 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const ELECTION_QUEUE_MAX: usize = 64;
 /// Quorum packets queued for the leader connection before sends are refused.
 const QUORUM_QUEUE_MAX: usize = 100_000;
+/// Learner connections this server keeps open on its quorum port at once (one per learner
+/// of the ensemble is what a leader needs; more are refused and logged).
+const LEARNER_CONNECTIONS_MAX: usize = 256;
+/// The first number of a learner connection (apart from the leader connections').
+const LEARNER_TCP_FROM: u64 = 1 << 48;
+
+/// What goes out on a learner connection.
+enum Outgoing {
+    Packet(QuorumPacket),
+    /// Bytes of a snapshot stream, and what to deliver once they are written.
+    Raw(Vec<u8>, Option<(ServerId, Wire)>),
+}
+
+/// A learner's connection to this server's quorum port (this server leading).
+struct LearnerConn {
+    queue: Sender<Outgoing>,
+    stream: TcpStream,
+}
 
 /// One election connection, with a generation so that a reader that ends only clears its own.
 struct ElectionConn {
@@ -61,6 +79,10 @@ struct Shared {
     closed: Sender<ServerId>,
     peers: Mutex<HashMap<ServerId, Arc<Peer>>>,
     quorum: Mutex<Option<QuorumConn>>,
+    learners: Mutex<HashMap<u64, LearnerConn>>,
+    next_learner_tcp: AtomicU64,
+    /// This server's quorum port (None for an observer, which never leads).
+    quorum_listen: Option<SocketAddr>,
     generations: AtomicU64,
     stop: AtomicBool,
     /// The quorum connection's read timeout: initLimit ticks, as the learner's socket has
@@ -104,6 +126,14 @@ impl ZkLinks {
         };
         let observer = own.observer;
         let listener = TcpListener::bind(own.election_addr)?;
+        // A participant may be elected: its learners connect to its quorum port
+        // (ZooKeeper's leader opens it once elected; open from the start here, and a learner
+        // that connects while this server is not leading is told so by its notification).
+        let quorum_listener = if observer {
+            None
+        } else {
+            Some(TcpListener::bind(own.quorum_addr)?)
+        };
         let translator = Translator::new(
             me,
             observer,
@@ -129,6 +159,9 @@ impl ZkLinks {
             closed,
             peers: Mutex::new(HashMap::new()),
             quorum: Mutex::new(None),
+            learners: Mutex::new(HashMap::new()),
+            next_learner_tcp: AtomicU64::new(LEARNER_TCP_FROM),
+            quorum_listen: quorum_listener.as_ref().map(|_| own.quorum_addr),
             generations: AtomicU64::new(1),
             stop: AtomicBool::new(false),
             read_timeout: Duration::from_millis(
@@ -139,10 +172,17 @@ impl ZkLinks {
         std::thread::Builder::new()
             .name("zk-election-accept".into())
             .spawn(move || accept_loop(accepting, listener))?;
+        if let Some(quorum_listener) = quorum_listener {
+            let accepting = shared.clone();
+            std::thread::Builder::new()
+                .name("zk-quorum-accept".into())
+                .spawn(move || accept_learners(accepting, quorum_listener))?;
+        }
         info!(
             "quorum.protocol=zookeeper: Apache ZooKeeper's server-to-server protocol on {} \
-             (election) as server {me} ({})",
+             (election) and {} (quorum) as server {me} ({})",
             own.election_addr,
+            own.quorum_addr,
             if observer { "observer" } else { "participant" }
         );
         Ok(ZkLinks { shared })
@@ -160,8 +200,20 @@ impl QuorumLinks for ZkLinks {
         sent
     }
 
+    fn zookeeper_snapshots(&self) -> bool {
+        true
+    }
+
     fn shutdown(self: Box<Self>) {
         self.shared.stop.store(true, Ordering::SeqCst);
+        if let Ok(mut learners) = self.shared.learners.lock() {
+            for (_, learner) in learners.drain() {
+                let _ = learner.stream.shutdown(Shutdown::Both);
+            }
+        }
+        if let Some(addr) = self.shared.quorum_listen {
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(200));
+        }
         if let Ok(mut quorum) = self.shared.quorum.lock() {
             if let Some(conn) = quorum.take() {
                 shut(&conn.stream);
@@ -226,6 +278,28 @@ fn perform(shared: &Arc<Shared>, effects: Vec<Effect>) {
                         }
                     }
                 }
+            }
+            Effect::ToLearner { tcp, packet } => to_learner(shared, tcp, Outgoing::Packet(packet)),
+            Effect::RawToLearner { tcp, bytes, then } => {
+                to_learner(shared, tcp, Outgoing::Raw(bytes, then))
+            }
+            Effect::CloseLearner { tcp } => {
+                if let Ok(mut learners) = shared.learners.lock() {
+                    if let Some(learner) = learners.remove(&tcp) {
+                        let _ = learner.stream.shutdown(Shutdown::Both);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn to_learner(shared: &Arc<Shared>, tcp: u64, outgoing: Outgoing) {
+    if let Ok(learners) = shared.learners.lock() {
+        if let Some(learner) = learners.get(&tcp) {
+            if learner.queue.try_send(outgoing).is_err() {
+                warn!("the queue to a learner is full: closing its connection");
+                let _ = learner.stream.shutdown(Shutdown::Both);
             }
         }
     }
@@ -651,4 +725,134 @@ fn synced_snapshot(
         translator.learn_sessions(&sessions);
     }
     Ok(bytes)
+}
+
+// ------------------------------------------------------------------ quorum port (leading)
+
+/// Accepts learners on this server's quorum port (Leader.LearnerCnxAcceptor): each
+/// connection gets a reader and a writer thread; the translator's leader side
+/// ([`super::lead`]) decides what its packets mean.
+fn accept_learners(shared: Arc<Shared>, listener: TcpListener) {
+    for stream in listener.incoming() {
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(stream) = stream else { continue };
+        let open = shared.learners.lock().map_or(0, |learners| learners.len());
+        if open >= LEARNER_CONNECTIONS_MAX {
+            warn!(
+                "a learner connection from {:?} refused: {LEARNER_CONNECTIONS_MAX} are open",
+                stream.peer_addr().ok()
+            );
+            continue;
+        }
+        let handling = shared.clone();
+        let _ = std::thread::Builder::new()
+            .name("zk-learner-handler".into())
+            .spawn(move || {
+                let tcp = handling.next_learner_tcp.fetch_add(1, Ordering::SeqCst);
+                let peer = stream.peer_addr().ok();
+                if let Err(reason) = learner_handler(&handling, tcp, stream) {
+                    info!("learner connection {tcp} from {peer:?} ended: {reason}");
+                }
+                if let Ok(mut learners) = handling.learners.lock() {
+                    if let Some(learner) = learners.remove(&tcp) {
+                        let _ = learner.stream.shutdown(Shutdown::Both);
+                    }
+                }
+                if let Ok(mut translator) = handling.translator.lock() {
+                    let mut effects = Vec::new();
+                    translator.learner_closed(tcp, &mut effects);
+                    perform(&handling, effects);
+                }
+            });
+    }
+}
+
+fn learner_handler(shared: &Arc<Shared>, tcp: u64, stream: TcpStream) -> Result<(), String> {
+    let _ = stream.set_nodelay(true);
+    // LearnerHandler reads with the initLimit timeout during the sync and syncLimit after;
+    // here one timeout of both (a follower answers the pings this side sends every tick).
+    stream
+        .set_read_timeout(Some(shared.read_timeout))
+        .map_err(|e| e.to_string())?;
+    let reader = stream.try_clone().map_err(|e| e.to_string())?;
+    let writer_stream = stream.try_clone().map_err(|e| e.to_string())?;
+    let (queue, outgoing) = crossbeam_channel::bounded(QUORUM_QUEUE_MAX);
+    if let Ok(mut learners) = shared.learners.lock() {
+        learners.insert(tcp, LearnerConn { queue, stream });
+    }
+    if let Ok(mut translator) = shared.translator.lock() {
+        translator.learner_accepted(tcp);
+    }
+    let writing = shared.clone();
+    std::thread::Builder::new()
+        .name("zk-learner-write".into())
+        .spawn(move || learner_writer(&writing, tcp, writer_stream, outgoing))
+        .map_err(|e| e.to_string())?;
+    let mut input = BufReader::with_capacity(64 * 1024, reader);
+    loop {
+        let packet = read_packet(&mut input).map_err(|e| e.to_string())?;
+        let Ok(mut translator) = shared.translator.lock() else {
+            return Err("translator poisoned".into());
+        };
+        let mut effects = Vec::new();
+        translator.learner_inbound(tcp, packet, &mut effects);
+        perform(shared, effects);
+        if shared.stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+    }
+}
+
+/// Writes a learner connection's queue in order, grouping what is queued into one flush; a
+/// snapshot chunk is acknowledged to the pipeline once it is written (so that the stream's
+/// window bounds what waits here).
+fn learner_writer(shared: &Arc<Shared>, tcp: u64, stream: TcpStream, outgoing: Receiver<Outgoing>) {
+    let shutdown = stream.try_clone();
+    let mut out = BufWriter::with_capacity(256 * 1024, stream);
+    let mut after_flush: Vec<(ServerId, Wire)> = Vec::new();
+    let fail = |out: BufWriter<TcpStream>| {
+        drop(out);
+        if let Ok(stream) = &shutdown {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    };
+    loop {
+        let first = match outgoing.recv_timeout(Duration::from_millis(500)) {
+            Ok(item) => item,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                let gone = shared
+                    .learners
+                    .lock()
+                    .map_or(true, |learners| !learners.contains_key(&tcp));
+                if gone || shared.stop.load(Ordering::SeqCst) {
+                    return fail(out);
+                }
+                continue;
+            }
+            Err(_) => return fail(out),
+        };
+        let mut item = Some(first);
+        let mut result = Ok(());
+        while let Some(next) = item.take() {
+            result = match next {
+                Outgoing::Packet(packet) => out.write_all(&packet.encode()),
+                Outgoing::Raw(bytes, then) => {
+                    after_flush.extend(then);
+                    out.write_all(&bytes)
+                }
+            };
+            if result.is_err() {
+                break;
+            }
+            item = outgoing.try_recv().ok();
+        }
+        if result.and_then(|_| out.flush()).is_err() {
+            return fail(out);
+        }
+        for (from, wire) in after_flush.drain(..) {
+            let _ = shared.inbound.send((from, wire));
+        }
+    }
 }

@@ -14,6 +14,7 @@
 //! `zab::Config::may_lead`) or an **observer**, not as the leader (see README, "Mixed
 //! ensembles").
 
+pub mod lead;
 pub mod links;
 pub mod settle;
 pub mod snapstream;

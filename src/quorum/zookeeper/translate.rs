@@ -35,6 +35,7 @@ use crate::txnlog::format::LogRecord;
 use crate::zab::{epoch_of, make_zxid, Epoch, Message, Packet, ServerId, Zxid};
 use crate::zkformat::opcode;
 
+use super::lead::Lead;
 use super::txn::{learner_packet, record_of};
 use super::wire::{
     decode_int, decode_revalidated, encode_int, encode_touches, kind, LearnerInfo, QuorumPacket,
@@ -61,6 +62,17 @@ pub enum Effect {
     Send { conn: u64, packet: QuorumPacket },
     /// Close TCP connection `conn`.
     Close { conn: u64 },
+    /// Send a packet on learner connection `tcp` (this server leading: [`super::lead`]).
+    ToLearner { tcp: u64, packet: QuorumPacket },
+    /// Send raw bytes (a snapshot stream's) on learner connection `tcp`; once they are
+    /// written, deliver `then` (the stream's acknowledgement) as if its learner sent it.
+    RawToLearner {
+        tcp: u64,
+        bytes: Vec<u8>,
+        then: Option<(ServerId, Wire)>,
+    },
+    /// Close learner connection `tcp`.
+    CloseLearner { tcp: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +168,8 @@ pub struct Translator {
     touched: BTreeSet<i64>,
     /// Why the last link was closed by this side, for the log.
     pub last_error: Option<String>,
+    /// The leader's side: learners connected to this server's quorum port.
+    lead: Lead,
 }
 
 impl Translator {
@@ -166,6 +180,7 @@ impl Translator {
         config_version: i64,
         default_timeout_ms: i32,
     ) -> Translator {
+        let config_text_for_lead = config_text.clone();
         Translator {
             me,
             observer,
@@ -177,7 +192,23 @@ impl Translator {
             default_timeout_ms,
             touched: BTreeSet::new(),
             last_error: None,
+            lead: Lead::new(config_text_for_lead),
         }
+    }
+
+    /// A learner connected to this server's quorum port as connection `tcp`.
+    pub fn learner_accepted(&mut self, tcp: u64) {
+        self.lead.accepted(tcp);
+    }
+
+    /// A packet read from learner connection `tcp`.
+    pub fn learner_inbound(&mut self, tcp: u64, packet: QuorumPacket, out: &mut Vec<Effect>) {
+        self.lead.inbound(tcp, packet, out);
+    }
+
+    /// Learner connection `tcp` closed.
+    pub fn learner_closed(&mut self, tcp: u64, out: &mut Vec<Effect>) {
+        self.lead.closed(tcp, out);
     }
 
     /// The leader of the current link, if any.
@@ -194,6 +225,9 @@ impl Translator {
 
     /// A message the pipeline sends `to`. Returns false when it cannot be sent (no link).
     pub fn outbound(&mut self, to: ServerId, message: &Wire, out: &mut Vec<Effect>) -> bool {
+        if self.lead.handles(to, message) {
+            return self.lead.outbound(to, message, out);
+        }
         match message {
             Wire::Zab(Message::Notification(notification)) => {
                 let body = ZkNotification::from_zab(notification, &self.config_text).encode();

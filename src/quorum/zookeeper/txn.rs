@@ -144,6 +144,175 @@ fn convert(op: i32, client_id: i64, txn: &ZkTxn) -> Result<Txn, TxnError> {
     })
 }
 
+/// Where a txn came from, for its `TxnHeader`: the session and the client's xid. A ZooKeeper
+/// learner matches a PROPOSAL's or INFORM's header to the request it forwarded
+/// (CommitProcessor: same session, same cxid); a txn whose origin the leader does not know
+/// (one of its own clients') gets the session its record names, else 0.
+pub type Origin = (i64, i32);
+
+/// ringkeeper's log record as ZooKeeper's txn (`TxnHeader`, the record, and the leader's
+/// `TxnDigest` when it has one): what a ringkeeper leader sends ZooKeeper's learners in
+/// PROPOSAL and INFORM. The inverse of [`record_of`] for every txn a leader proposes.
+pub fn entry_of(
+    record: &LogRecord,
+    origin: Option<Origin>,
+    digest: Option<crate::zkformat::txn::TxnDigest>,
+) -> Result<ZkEntry, TxnError> {
+    let (op, txn) = zk_txn(&record.txn)?;
+    // The header's session owns what the txn creates as ephemeral, opens or closes
+    // (DataTree.processTxn takes the owner from the header).
+    let client_id = session_of(&record.txn)
+        .or(origin.map(|(session, _)| session))
+        .unwrap_or(0);
+    let cxid = origin
+        .filter(|(session, _)| *session == client_id)
+        .map_or(0, |(_, cxid)| cxid);
+    Ok(ZkEntry {
+        header: crate::zkformat::txn::TxnHeader {
+            client_id,
+            cxid,
+            zxid: record.zxid,
+            time_ms: record.time_ms,
+            op,
+        },
+        txn,
+        digest,
+    })
+}
+
+/// The session a txn itself names, if any.
+fn session_of(txn: &Txn) -> Option<i64> {
+    match txn {
+        Txn::Create {
+            ephemeral_owner, ..
+        } => match crate::tree::NodeKind::from_owner(*ephemeral_owner) {
+            crate::tree::NodeKind::Ephemeral(owner) => Some(owner),
+            _ => None,
+        },
+        Txn::CreateSession { session_id, .. } | Txn::CloseSession { session_id, .. } => {
+            Some(*session_id)
+        }
+        Txn::Multi { ops } => ops.iter().find_map(session_of),
+        _ => None,
+    }
+}
+
+/// ZooKeeper's opcode and record of a ringkeeper txn (PrepRequestProcessor's choices: a
+/// create of an ephemeral or persistent node is `create`, a container `createContainer`, a
+/// TTL node `createTTL`; a failed request an `ErrorTxn`).
+fn zk_txn(txn: &Txn) -> Result<(i32, ZkTxn), TxnError> {
+    use crate::tree::NodeKind;
+    Ok(match txn {
+        Txn::Create {
+            path,
+            data,
+            acl,
+            ephemeral_owner,
+            parent_cversion,
+        } => match NodeKind::from_owner(*ephemeral_owner) {
+            NodeKind::Container => (
+                opcode::CREATE_CONTAINER,
+                ZkTxn::CreateContainer {
+                    path: path.clone(),
+                    data: data.clone(),
+                    acl: acl.clone(),
+                    parent_cversion: *parent_cversion,
+                },
+            ),
+            NodeKind::Ttl(ttl_ms) => (
+                opcode::CREATE_TTL,
+                ZkTxn::CreateTtl {
+                    path: path.clone(),
+                    data: data.clone(),
+                    acl: acl.clone(),
+                    parent_cversion: *parent_cversion,
+                    ttl_ms,
+                },
+            ),
+            kind => (
+                opcode::CREATE,
+                ZkTxn::Create {
+                    op: opcode::CREATE,
+                    path: path.clone(),
+                    data: data.clone(),
+                    acl: acl.clone(),
+                    ephemeral: matches!(kind, NodeKind::Ephemeral(_)),
+                    parent_cversion: *parent_cversion,
+                },
+            ),
+        },
+        Txn::Delete { path } => (opcode::DELETE, ZkTxn::Delete { path: path.clone() }),
+        Txn::SetData {
+            path,
+            data,
+            version,
+        } => (
+            opcode::SET_DATA,
+            ZkTxn::SetData {
+                path: path.clone(),
+                data: data.clone(),
+                version: *version,
+            },
+        ),
+        Txn::SetAcl { path, acl, version } => (
+            opcode::SET_ACL,
+            ZkTxn::SetAcl {
+                path: path.clone(),
+                acl: acl.clone(),
+                version: *version,
+            },
+        ),
+        // CheckVersionTxn's version changes nothing on replay (DataTree.processTxn reads the
+        // path only); ringkeeper's record does not keep it.
+        Txn::Check { path } => (
+            opcode::CHECK,
+            ZkTxn::Check {
+                path: path.clone(),
+                version: -1,
+            },
+        ),
+        Txn::Error { code } => (opcode::ERROR, ZkTxn::Error { code: code.code() }),
+        Txn::Multi { ops } => {
+            // A failed multi is a multi of errors here; ZooKeeper's keeps the sub-txns before
+            // the failing one, which DataTree.processTxn turns into ErrorTxn(OK) without
+            // applying them: the same results, the same tree.
+            let mut converted = Vec::with_capacity(ops.len());
+            for sub in ops {
+                if matches!(
+                    sub,
+                    Txn::Multi { .. }
+                        | Txn::CreateSession { .. }
+                        | Txn::CloseSession { .. }
+                        | Txn::Reconfig { .. }
+                ) {
+                    return Err(TxnError::Unsupported(
+                        "a multi holding a session, reconfig or multi txn".into(),
+                    ));
+                }
+                converted.push(zk_txn(sub)?.1);
+            }
+            (opcode::MULTI, ZkTxn::Multi { ops: converted })
+        }
+        Txn::CreateSession { timeout_ms, .. } => (
+            opcode::CREATE_SESSION,
+            ZkTxn::CreateSession {
+                timeout_ms: *timeout_ms,
+            },
+        ),
+        Txn::CloseSession { ephemerals, .. } => (
+            opcode::CLOSE_SESSION,
+            ZkTxn::CloseSession {
+                paths: Some(ephemerals.clone()),
+            },
+        ),
+        Txn::Reconfig { .. } => {
+            return Err(TxnError::Unsupported(
+                "reconfig in a mixed ensemble is not supported".into(),
+            ))
+        }
+    })
+}
+
 /// What a learner sends its leader for a forwarded client request: REQUEST (createSession,
 /// writes, sync) or REVALIDATE. Returns the packet kind, its data and its auth ids.
 pub fn learner_packet(forwarded: &Forwarded) -> (i32, Vec<u8>, Vec<crate::jute::records::Id>) {

@@ -611,6 +611,13 @@ pub fn encode_revalidate(session_id: i64, timeout_ms: i32) -> Vec<u8> {
     writer.into_bytes()
 }
 
+/// A learner's REVALIDATE data as the leader reads it (LearnerHandler: `long session, int
+/// timeout`).
+pub fn decode_revalidate(data: &[u8]) -> Result<(i64, i32), WireError> {
+    let mut reader = Reader::new(data);
+    Ok((reader.read_i64()?, reader.read_i32()?))
+}
+
 /// The leader's REVALIDATE answer: `long session, boolean valid`.
 pub fn decode_revalidated(data: &[u8]) -> Result<(i64, bool), WireError> {
     let mut reader = Reader::new(data);

@@ -282,6 +282,9 @@ impl Pipeline {
         let (credits_sender, credits) = crossbeam_channel::unbounded();
         ensemble.transfers.insert(to, (conn, credits_sender));
         let done = ensemble.encoded.0.clone();
+        // ZooKeeper's learners read the leader's tree as ZooKeeper streams it after SNAP
+        // (LearnerHandler: ZKDatabase.serializeSnapshot and the signature), in the same chunks.
+        let zookeeper = ensemble.links.zookeeper_snapshots();
         let spawned = std::thread::Builder::new()
             .name("snapshot-send".into())
             .spawn(move || {
@@ -297,6 +300,31 @@ impl Pipeline {
                     events: done.clone(),
                     credits,
                 };
+                if zookeeper {
+                    let streamed = crate::zkformat::export::stream_learner_snapshot(
+                        &version,
+                        &sessions,
+                        &mut stream,
+                    )
+                    .and_then(|_| stream.emit());
+                    let message = match streamed {
+                        Ok(()) => {
+                            info!(
+                                "sending server {to} ZooKeeper's snapshot stream at zxid {zxid:#x} ({} bytes, {} chunks, streamed in {} ms)",
+                                stream.sent,
+                                stream.chunks,
+                                started.elapsed().as_millis()
+                            );
+                            Some(Wire::Zab(Message::snapshot(conn, seq, zxid, Vec::new())))
+                        }
+                        Err(error) => {
+                            warn!("streaming a snapshot to server {to} failed: {error}");
+                            None
+                        }
+                    };
+                    let _ = done.send((to, message));
+                    return;
+                }
                 let records = crate::snapshot::SessionRecord::from_pairs(&sessions);
                 let streamed =
                     crate::snapshot::encode::stream_snapshot(&version, &records, &mut stream)
