@@ -4,22 +4,20 @@ under a Kazoo write load (issue 13, "Mixed ensembles").
 
 One server at a time is stopped and started again as ringkeeper on the same zoo.cfg, myid and
 dataDir (plus `quorum.protocol=zookeeper`): ringkeeper imports the Java server's files and joins
-the ensemble as a voting follower. During the mixed phase the Java leader is killed with
-kill -9, and the other Java server is elected with the ringkeeper follower's vote. Then each
-ringkeeper server is stopped, its state exported as a ZooKeeper data directory
-(`ringkeeper export-zookeeper`), and the Java server started on that export.
+the ensemble. The plan: a Java follower becomes ringkeeper; the leader is killed with kill -9;
+the next Java server becomes ringkeeper; the leader is killed again (two ringkeeper servers and
+one Java: if the Java server led, a ringkeeper server leads now); the last Java server becomes
+ringkeeper (an all-ringkeeper ensemble on ZooKeeper's wire); then each ringkeeper server in
+turn is stopped, its state exported as a ZooKeeper data directory (`ringkeeper
+export-zookeeper`) and the Java server started on that export, the leader killed once more in
+the mixed phase on the way back.
 
 Throughout, three Kazoo writers create sequential znodes (each create retried until it is
 acknowledged) and a fourth client holds a session with an ephemeral. At the end every
-acknowledged write must be present on every server, no session may have expired, and the
-ephemeral must still be its session's. Prints, per step, the longest time without an
-acknowledged write, and the totals.
-
-ringkeeper never leads a ZooKeeper-protocol ensemble (see README "Mixed ensembles"), so the
-migration replaces the Java servers that do not lead; with three servers at most two are
-ringkeeper at once, and the Java leader is the last to go, which this script does not do: a
-whole-ensemble switch after that point is a full restart (README "Migrating from Apache
-ZooKeeper").
+acknowledged write must be present on every server, no session may have expired, the
+ephemeral must still be its session's, and both a Java and a ringkeeper server must have led.
+Prints, per step, the longest time without an acknowledged write, the leader after it, and
+the totals.
 
     scripts/rolling-migration.py [--binary target/release/ringkeeper] [--keep]
 """
@@ -59,6 +57,7 @@ class Migration:
         self.e = ensemble
         self.binary = binary
         self.steps = []  # (name, seconds, longest gap)
+        self.leaders = set()  # the kinds of server that led after a step
 
     def caught_up(self, sid):
         leader = self.e.leader()
@@ -94,13 +93,16 @@ class Migration:
                    "server %d to follow as Apache ZooKeeper" % sid)
         self.caught_up(sid)
 
+    def kind(self, sid):
+        return "ringkeeper" if sid in self.e.ringkeeper_ids else "Java"
+
     def kill_leader(self):
         e = self.e
         leader = e.leader()
         e.kill(leader)
         new = e.wait_leader(SERVE_TIMEOUT_S, exclude=(leader,))
-        print("  killed the Java leader %d; server %d (%s) leads" % (
-            leader, new, "ringkeeper" if new in e.ringkeeper_ids else "Java"))
+        print("  killed the %s leader %d; server %d (%s) leads" % (
+            self.kind(leader), leader, new, self.kind(new)))
         e.start_server(leader)
         wait_until(lambda: e.mode(leader) == "follower", SERVE_TIMEOUT_S,
                    "the killed server %d to follow again" % leader)
@@ -117,8 +119,10 @@ class Migration:
             times = [t for t, _ in writers.acked]
         gap = longest_gap(times, started, ended)
         self.steps.append((name, ended - started, gap))
-        print("%-62s %6.1f s, longest write outage %5.2f s, modes %s" % (
-            name, ended - started, gap, self.e.modes()))
+        leader = self.e.leader()
+        self.leaders.add(self.kind(leader))
+        print("%-62s %6.1f s, longest write outage %5.2f s, leader %d (%s)" % (
+            name, ended - started, gap, leader, self.kind(leader)))
 
 
 def main():
@@ -150,22 +154,27 @@ def main():
         migration = Migration(e, binary)
         print("3 Apache ZooKeeper 3.8 servers, leader %d; load: 3 Kazoo writers" % e.leader())
 
-        def java_follower():
+        def next_java():
+            """A Java server to replace: a follower if there is one, else the leader."""
             leader = e.leader()
-            return [s for s in e.participant_ids
-                    if s != leader and s not in e.ringkeeper_ids][0]
+            java = [s for s in e.participant_ids if s not in e.ringkeeper_ids]
+            followers = [s for s in java if s != leader]
+            return (followers or java)[0]
 
-        first = java_follower()
-        migration.step("server %d: Java -> ringkeeper follower" % first, writers,
-                       lambda: migration.to_ringkeeper(first))
-        migration.step("kill -9 the Java leader (mixed: 1 ringkeeper, 2 Java)", writers,
-                       migration.kill_leader)
-        second = java_follower()
-        migration.step("server %d: Java -> ringkeeper follower" % second, writers,
-                       lambda: migration.to_ringkeeper(second))
-        for sid in sorted(e.ringkeeper_ids):
+        migration.leaders.add("Java")
+        for count in (1, 2, 3):
+            sid = next_java()
+            migration.step("server %d: Java -> ringkeeper (%d of 3)" % (sid, count), writers,
+                           lambda sid=sid: migration.to_ringkeeper(sid))
+            if count < 3:
+                migration.step("kill -9 the leader (mixed: %d ringkeeper, %d Java)" % (
+                    count, 3 - count), writers, migration.kill_leader)
+        for count, sid in enumerate(sorted(e.ringkeeper_ids), start=1):
             migration.step("server %d: ringkeeper -> Java (export-zookeeper)" % sid, writers,
                            lambda sid=sid: migration.to_java(sid))
+            if count == 1:
+                migration.step("kill -9 the leader (mixed: 2 ringkeeper, 1 Java)", writers,
+                               migration.kill_leader)
         writers.stop()
         acked = writers.paths()
         assert not writers.errors, writers.errors[:5]
@@ -178,10 +187,12 @@ def main():
         assert not missing, "acknowledged writes missing: %s" % missing
         assert KazooState.LOST not in states, states
         assert holder.exists(ROOT + "-eph").ephemeralOwner == session
+        assert migration.leaders == {"Java", "ringkeeper"}, migration.leaders
         total = sum(seconds for _, seconds, _ in migration.steps)
         print("%d acknowledged writes, all present on every server; no session expired; the "
-              "held session's ephemeral is its own; %.1f s of steps, longest write outage "
-              "%.2f s" % (len(acked), total, max(gap for _, _, gap in migration.steps)))
+              "held session's ephemeral is its own; Java and ringkeeper servers led; %.1f s of "
+              "steps, longest write outage %.2f s" % (
+                  len(acked), total, max(gap for _, _, gap in migration.steps)))
         ok = True
     finally:
         if writers is not None and not writers.stopping.is_set():

@@ -733,3 +733,266 @@ fn forwarded_request(packet: &QuorumPacket) -> Result<Forwarded, String> {
         auth: packet.auth.clone().unwrap_or_default(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::Txn;
+
+    fn sent(effects: &[Effect]) -> Vec<(i32, i64)> {
+        effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::ToLearner { packet, .. } => Some((packet.kind, packet.zxid)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn delivered(effects: &[Effect]) -> Vec<Packet> {
+        effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Deliver(_, Wire::Zab(Message::Link { packet, .. })) => Some(packet.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn record(zxid: Zxid) -> LogRecord {
+        LogRecord {
+            zxid,
+            time_ms: 1,
+            txn: Txn::Delete {
+                path: format!("/{zxid:x}"),
+            },
+        }
+    }
+
+    fn link(conn: u64, packet: Packet) -> Wire {
+        Wire::Zab(Message::Link {
+            conn,
+            seq: 0,
+            packet,
+        })
+    }
+
+    /// A learner `sid` registered on connection 9 and told epoch 2: returns its link id.
+    fn registered(lead: &mut Lead, sid: ServerId, observer: bool, out: &mut Vec<Effect>) -> u64 {
+        lead.accepted(9);
+        let info = LearnerInfo {
+            sid: sid as i64,
+            protocol_version: LEARNER_PROTOCOL_VERSION,
+            config_version: 0,
+        };
+        let kind = if observer {
+            kind::OBSERVERINFO
+        } else {
+            kind::FOLLOWERINFO
+        };
+        lead.inbound(
+            9,
+            QuorumPacket::new(kind, make_zxid(1, 0), Some(info.encode())),
+            out,
+        );
+        let conn = match out.first() {
+            Some(Effect::Deliver(from, Wire::Zab(Message::Link { conn, seq, packet }))) => {
+                assert_eq!((*from, *seq), (sid, 0));
+                assert_eq!(
+                    *packet,
+                    Packet::FollowerInfo {
+                        accepted_epoch: 1,
+                        observer
+                    }
+                );
+                *conn
+            }
+            other => panic!("{other:?}"),
+        };
+        assert!(lead.handles(sid, &link(conn, Packet::LeaderInfo { epoch: 2 })));
+        assert!(!lead.handles(sid, &link(conn + 1, Packet::Ping)));
+        assert!(lead.outbound(sid, &link(conn, Packet::LeaderInfo { epoch: 2 }), out));
+        // ACKEPOCH -1: the learner had accepted epoch 2 before.
+        lead.inbound(
+            9,
+            QuorumPacket::new(kind::ACKEPOCH, make_zxid(1, 5), Some(encode_int(-1))),
+            out,
+        );
+        assert_eq!(
+            delivered(out).last(),
+            Some(&Packet::AckEpoch {
+                current_epoch: EPOCH_ACCEPTED_BEFORE,
+                last_zxid: make_zxid(1, 5)
+            })
+        );
+        conn
+    }
+
+    #[test]
+    fn a_follower_gets_one_commit_per_proposal_after_uptodate_and_sync_after_its_commits() {
+        let mut lead = Lead::new(b"version=0".to_vec());
+        let mut out = Vec::new();
+        let conn = registered(&mut lead, 1, false, &mut out);
+        assert_eq!(sent(&out), vec![(kind::LEADERINFO, make_zxid(2, 0))]);
+        out.clear();
+        let (a, b) = (make_zxid(1, 6), make_zxid(1, 7));
+        for packet in [
+            Packet::Diff {
+                zxid: make_zxid(1, 5),
+            },
+            Packet::Proposal(record(a)),
+            Packet::Proposal(record(b)),
+            Packet::NewLeader { epoch: 2, zxid: b },
+            // A commit between NEWLEADER and UPTODATE is held (3.8's follower NPEs on it).
+            Packet::Commit { zxid: a },
+        ] {
+            assert!(lead.outbound(1, &link(conn, packet), &mut out));
+        }
+        assert_eq!(
+            sent(&out),
+            vec![
+                (kind::DIFF, make_zxid(1, 5)),
+                (kind::PROPOSAL, a),
+                (kind::PROPOSAL, b),
+                (kind::NEWLEADER, make_zxid(2, 0)),
+            ]
+        );
+        out.clear();
+        // A proposal's ACK before the ACK of NEWLEADER is covered by it; NEWLEADER's ACK
+        // acknowledges the history it closed.
+        lead.inbound(9, QuorumPacket::new(kind::ACK, a, None), &mut out);
+        assert!(delivered(&out).is_empty());
+        lead.inbound(
+            9,
+            QuorumPacket::new(kind::ACK, make_zxid(2, 0), None),
+            &mut out,
+        );
+        assert_eq!(delivered(&out), vec![Packet::AckNewLeader { zxid: b }]);
+        out.clear();
+        // A sync answered at the leader's commit point waits for the COMMITs before it.
+        assert!(lead.outbound(1, &Wire::Synced { id: 1, zxid: b }, &mut out));
+        assert!(sent(&out).is_empty());
+        assert!(lead.outbound(1, &link(conn, Packet::UpToDate { zxid: a }), &mut out));
+        assert_eq!(
+            sent(&out),
+            vec![(kind::UPTODATE, -1), (kind::COMMIT, a)],
+            "UPTODATE first, then each commit once"
+        );
+        out.clear();
+        assert!(lead.outbound(1, &link(conn, Packet::Commit { zxid: b }), &mut out));
+        assert_eq!(sent(&out), vec![(kind::COMMIT, b), (kind::SYNC, 0)]);
+        out.clear();
+        // The ACK of UPTODATE carries the epoch's zxid: nothing for the core to count.
+        lead.inbound(
+            9,
+            QuorumPacket::new(kind::ACK, make_zxid(2, 0), None),
+            &mut out,
+        );
+        lead.inbound(9, QuorumPacket::new(kind::ACK, b, None), &mut out);
+        assert_eq!(delivered(&out), vec![Packet::Ack { zxid: b }]);
+    }
+
+    #[test]
+    fn an_observer_is_synced_with_committed_proposals_only() {
+        let mut lead = Lead::new(b"version=0".to_vec());
+        let mut out = Vec::new();
+        let conn = registered(&mut lead, 4, true, &mut out);
+        out.clear();
+        let (a, b) = (make_zxid(1, 6), make_zxid(1, 7));
+        for packet in [
+            Packet::Diff {
+                zxid: make_zxid(1, 5),
+            },
+            Packet::Proposal(record(a)),
+            Packet::Proposal(record(b)),
+            Packet::NewLeader { epoch: 2, zxid: b },
+            Packet::UpToDate { zxid: a },
+        ] {
+            assert!(lead.outbound(4, &link(conn, packet), &mut out));
+        }
+        assert_eq!(
+            sent(&out),
+            vec![
+                (kind::DIFF, make_zxid(1, 5)),
+                (kind::NEWLEADER, make_zxid(2, 0)),
+                (kind::PROPOSAL, a),
+                (kind::COMMIT, a),
+                (kind::UPTODATE, -1),
+            ]
+        );
+        out.clear();
+        // The proposal still uncommitted at UPTODATE comes as an INFORM once it commits.
+        assert!(lead.outbound(4, &link(conn, Packet::Inform(record(b))), &mut out));
+        assert_eq!(sent(&out), vec![(kind::INFORM, b)]);
+    }
+
+    #[test]
+    fn forwarded_requests_name_their_session_and_cxid_in_the_txn_header() {
+        use crate::jute::codec::Writer;
+        use crate::jute::records::DeleteRequest;
+        use crate::jute::request::Request;
+        let mut lead = Lead::new(b"version=0".to_vec());
+        let mut out = Vec::new();
+        let conn = registered(&mut lead, 1, false, &mut out);
+        out.clear();
+        let mut body = Writer::new();
+        Request::Delete(DeleteRequest {
+            path: "/x".into(),
+            version: -1,
+        })
+        .encode(&mut body);
+        let request = LearnerRequest {
+            session_id: 0x0100_0000_0000_0001,
+            cxid: 42,
+            op: opcode::DELETE,
+            body: body.into_bytes(),
+        };
+        lead.inbound(
+            9,
+            QuorumPacket::new(kind::REQUEST, -1, Some(request.encode())),
+            &mut out,
+        );
+        let id = match out.as_slice() {
+            [Effect::Deliver(1, Wire::Forward { id, request })] => {
+                assert!(matches!(
+                    request,
+                    Forwarded::Request {
+                        session_id: 0x0100_0000_0000_0001,
+                        xid: 42,
+                        ..
+                    }
+                ));
+                *id
+            }
+            other => panic!("{other:?}"),
+        };
+        out.clear();
+        let zxid = make_zxid(2, 1);
+        for wire in [
+            Wire::Proposed { id, zxid },
+            link(
+                conn,
+                Packet::Diff {
+                    zxid: make_zxid(1, 5),
+                },
+            ),
+            link(conn, Packet::Proposal(record(zxid))),
+        ] {
+            assert!(lead.outbound(1, &wire, &mut out));
+        }
+        let data = out
+            .iter()
+            .find_map(|effect| match effect {
+                Effect::ToLearner { packet, .. } if packet.kind == kind::PROPOSAL => {
+                    packet.data.clone()
+                }
+                _ => None,
+            })
+            .expect("a proposal");
+        let entry = crate::zkformat::txn::decode_entry(&data).expect("ZooKeeper's txn");
+        assert_eq!(
+            (entry.header.client_id, entry.header.cxid, entry.header.zxid),
+            (0x0100_0000_0000_0001, 42, zxid)
+        );
+    }
+}

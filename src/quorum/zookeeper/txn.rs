@@ -507,3 +507,121 @@ mod tests {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
+
+#[cfg(test)]
+mod leader_tests {
+    use super::*;
+    use crate::jute::records::{Acl, Id};
+    use crate::zkformat::txn::encode_entry;
+
+    fn open() -> Vec<Acl> {
+        vec![Acl {
+            perms: 31,
+            id: Id {
+                scheme: "world".into(),
+                id: "anyone".into(),
+            },
+        }]
+    }
+
+    /// Every txn a leader proposes comes back unchanged through ZooKeeper's bytes.
+    #[test]
+    fn a_leaders_records_round_trip_through_zookeepers_txns() {
+        let session = 0x0300_0000_0000_0007;
+        let create = |owner| Txn::Create {
+            path: "/n".into(),
+            data: Some(b"d".to_vec()),
+            acl: open(),
+            ephemeral_owner: owner,
+            parent_cversion: 4,
+        };
+        let txns = vec![
+            create(0),
+            create(session),
+            create(CONTAINER_OWNER),
+            create(ttl_owner(5_000)),
+            Txn::Delete { path: "/n".into() },
+            Txn::SetData {
+                path: "/n".into(),
+                data: None,
+                version: 3,
+            },
+            Txn::SetAcl {
+                path: "/n".into(),
+                acl: open(),
+                version: 2,
+            },
+            Txn::Error {
+                code: ErrorCode::NoNode,
+            },
+            Txn::Multi {
+                ops: vec![create(session), Txn::Check { path: "/n".into() }],
+            },
+            Txn::Multi {
+                ops: vec![
+                    Txn::Error {
+                        code: ErrorCode::Ok,
+                    },
+                    Txn::Error {
+                        code: ErrorCode::BadVersion,
+                    },
+                    Txn::Error {
+                        code: ErrorCode::RuntimeInconsistency,
+                    },
+                ],
+            },
+            Txn::CreateSession {
+                session_id: session,
+                timeout_ms: 10_000,
+            },
+            Txn::CloseSession {
+                session_id: session,
+                ephemerals: vec!["/e".into()],
+            },
+        ];
+        for (index, txn) in txns.into_iter().enumerate() {
+            let record = LogRecord {
+                zxid: 0x2_0000_0001 + index as i64,
+                time_ms: 1_700_000_000_000,
+                txn,
+            };
+            let entry = entry_of(&record, Some((session, 9)), None).unwrap();
+            let (decoded, back) = record_of(&encode_entry(&entry)).unwrap();
+            assert_eq!(back, record, "txn {index}");
+            assert_eq!(decoded.header.zxid, record.zxid);
+        }
+    }
+
+    #[test]
+    fn the_header_session_is_the_txns_own_and_the_cxid_only_its_requests() {
+        let record = LogRecord {
+            zxid: 0x2_0000_0001,
+            time_ms: 0,
+            txn: Txn::CreateSession {
+                session_id: 0x11,
+                timeout_ms: 4_000,
+            },
+        };
+        // An origin of another session (the leader's own client's) does not lend its cxid.
+        let entry = entry_of(&record, Some((0x22, 5)), None).unwrap();
+        assert_eq!((entry.header.client_id, entry.header.cxid), (0x11, 0));
+        let delete = LogRecord {
+            zxid: 0x2_0000_0002,
+            time_ms: 0,
+            txn: Txn::Delete { path: "/d".into() },
+        };
+        let entry = entry_of(&delete, Some((0x22, 5)), None).unwrap();
+        assert_eq!((entry.header.client_id, entry.header.cxid), (0x22, 5));
+        let entry = entry_of(&delete, None, None).unwrap();
+        assert_eq!((entry.header.client_id, entry.header.cxid), (0, 0));
+        let reconfig = LogRecord {
+            zxid: 0x2_0000_0003,
+            time_ms: 0,
+            txn: Txn::Reconfig { data: Vec::new() },
+        };
+        assert!(matches!(
+            entry_of(&reconfig, None, None),
+            Err(TxnError::Unsupported(_))
+        ));
+    }
+}
