@@ -4,6 +4,7 @@ in one run, with the same settings.
 
     /usr/bin/python3 bench/ensemble_bench.py [--kinds zookeeper,ringkeeper] [--duration 6s]
         [--warmup 2s] [--failovers 5] [--quick] [--out DIR] [--rk-bench PATH]
+        [--rk-quorum-protocol ringkeeper|zookeeper]
 
 Figures (each per kind, side by side, with the ratio ringkeeper / ZooKeeper):
 
@@ -279,6 +280,10 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="1 s windows, 0.5 s warm-ups, 3 failovers: checks the harness")
     parser.add_argument("--zk-heap-mb", type=int, default=1000)
+    parser.add_argument("--rk-quorum-protocol", choices=("ringkeeper", "zookeeper"),
+                        default="ringkeeper",
+                        help="the ringkeeper ensemble's quorum.protocol: its own wire, or "
+                             "Apache ZooKeeper's [ringkeeper]")
     parser.add_argument("--out", help="output directory [bench/results/ensemble-<timestamp>]")
     parser.add_argument("--data-root", help="directory of the data dirs [OUT/data]")
     parser.add_argument("--rk-bench", help="rk-bench binary [$RK_BENCH or target/release/rk-bench]")
@@ -318,8 +323,11 @@ def main():
     results, failovers = {}, {k: [] for k in kinds}
     try:
         for k in kinds:
-            ensembles[k] = Ensemble(k, args.data_root, jvm_profile="server", extra_cfg={
-                "forceSync": "yes"}, **BENCH_CFG).start()
+            extra = {"forceSync": "yes"}
+            if k == "ringkeeper":
+                extra["quorum.protocol"] = args.rk_quorum_protocol
+            ensembles[k] = Ensemble(k, args.data_root, jvm_profile="server", extra_cfg=extra,
+                                    **BENCH_CFG).start()
         for k in kinds:
             modes = ensembles[k].wait_serving(SERVE_TIMEOUT_S)
             if "standalone" in modes.values():

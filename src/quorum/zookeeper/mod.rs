@@ -5,14 +5,15 @@
 //! - [`wire`] [pure]: the bytes (election handshake, notifications, QuorumPacket,
 //!   LearnerInfo, the data of REQUEST, PING, REVALIDATE);
 //! - [`snapstream`] [pure]: the snapshot a leader streams after SNAP;
-//! - [`txn`] [pure]: ZooKeeper's txns as ringkeeper's records, forwarded requests as REQUEST;
+//! - [`txn`] [pure]: ZooKeeper's txns as ringkeeper's records and back, forwarded requests as REQUEST;
 //! - [`translate`] [pure]: ZAB's messages to and from ZooKeeper's packets (Zab 1.0's sync
 //!   differs from the core's in a few places, adapted there);
+//! - [`lead`] [pure]: the leader's side, for the learners connected to this server's quorum
+//!   port;
 //! - [`links`] [io]: the sockets, as [`crate::quorum::QuorumLinks`].
 //!
-//! ringkeeper takes part as a **follower** (a participant that votes but is never elected:
-//! `zab::Config::may_lead`) or an **observer**, not as the leader (see README, "Mixed
-//! ensembles").
+//! ringkeeper takes part as a **follower**, an **observer** or the **leader** (see README,
+//! "Mixed ensembles").
 
 pub mod lead;
 pub mod links;
