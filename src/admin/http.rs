@@ -448,6 +448,16 @@ mod tests {
         assert_eq!(input, b"rest");
     }
 
+    /// Port unification: a TLS handshake record goes to rustls, anything else (nothing
+    /// included) is served as plain HTTP.
+    #[test]
+    fn a_tls_first_byte_picks_tls_on_a_unified_port() {
+        assert!(starts_tls(&[0x16, 0x03, 0x01]));
+        assert!(!starts_tls(b"GET / HTTP/1.1\r\n"));
+        assert!(!starts_tls(&[0x17, 0x03, 0x03]));
+        assert!(!starts_tls(&[]));
+    }
+
     #[test]
     fn bare_line_feeds_end_lines_too() {
         let mut input: &[u8] = b"POST /c HTTP/1.0\nContent-Length: 3\n\nabc";
