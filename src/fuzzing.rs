@@ -39,6 +39,7 @@ pub const TARGETS: &[(&str, TargetBody)] = &[
     ("java_properties", java_properties),
     ("four_letter_word", four_letter_word),
     ("admin_request", admin_request),
+    ("admin_http", admin_http),
     ("digest_md5", digest_md5),
     ("der_x509", der_x509),
     ("key_store", key_store),
@@ -650,6 +651,161 @@ pub fn admin_request(data: &[u8]) {
             let _ = crate::tree::acl::generate_digest(credential);
         }
     }
+}
+
+/// The AdminServer's HTTP transport over the bytes a client sent (`admin::http`): the
+/// port-unification sniff of the first byte, then the request head (`read_head`: request
+/// line, headers, their bounds) and one exchange as `connection` runs it — Content-Length,
+/// chunked bodies refused, `Expect: 100-continue`, the body read by the command or drained —
+/// over a stream in memory. Checked: the head read stays within [`HEAD_BYTES_LIMIT`] bytes and
+/// [`HEADER_COUNT_LIMIT`] headers, a parsed head re-encodes to one that parses the same, the
+/// command never reads past Content-Length, and the client gets exactly one answer (after
+/// at most one `100 Continue`) whose status matches the head's error.
+///
+/// [`HEAD_BYTES_LIMIT`]: crate::admin::http::HEAD_BYTES_LIMIT
+/// [`HEADER_COUNT_LIMIT`]: crate::admin::http::HEADER_COUNT_LIMIT
+pub fn admin_http(data: &[u8]) {
+    use crate::admin::http::{
+        encode_response, exchange, read_head, starts_tls, HeadError, Peer, Request, Response,
+        HEADER_COUNT_LIMIT, HEAD_BYTES_LIMIT,
+    };
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+
+    /// A connection in memory: reads the input, keeps what the server writes.
+    struct Wire<'a> {
+        input: &'a [u8],
+        output: Vec<u8>,
+    }
+    impl Read for Wire<'_> {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            self.input.read(buffer)
+        }
+    }
+    impl Write for Wire<'_> {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.output.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let data = bounded(data);
+    // A unified port hands a TLS first byte to rustls (fuzzed upstream), anything else to
+    // the plain exchange below; the sniff only looks at that byte.
+    assert_eq!(starts_tls(data), data.first() == Some(&0x16));
+
+    // The head alone, as `exchange` reads it first.
+    let mut rest = data;
+    let head = read_head(&mut rest);
+    let consumed = data.len() - rest.len();
+    assert!(
+        consumed <= HEAD_BYTES_LIMIT,
+        "{consumed} bytes of head read"
+    );
+    match &head {
+        Ok(request) => {
+            assert!(request.headers.len() <= HEADER_COUNT_LIMIT);
+            assert!(!request.method.is_empty() && request.target.starts_with('/'));
+            let mut again = format!("{} {} HTTP/1.1\r\n", request.method, request.target);
+            for (name, value) in &request.headers {
+                assert!(!name.is_empty() && !name.contains([':', ' ', '\t', '\n']));
+                assert_eq!(value.trim(), value);
+                again.push_str(&format!("{name}: {value}\r\n"));
+            }
+            again.push_str("\r\n");
+            let reparsed = read_head(&mut again.as_bytes());
+            assert_eq!(
+                reparsed.ok().as_ref(),
+                Some(request),
+                "head does not re-parse"
+            );
+        }
+        Err(HeadError::Closed) => assert!(data.is_empty()),
+        Err(HeadError::Io(error)) => panic!("reading memory failed: {error}"),
+        Err(_) => {}
+    }
+
+    // The whole exchange. The command reads the body only on `/commands/restore` (as the
+    // real one does; other commands leave it to the drain), at most the input's length.
+    // An Arc: the server's Handler type is 'static.
+    let seen: Arc<Mutex<Option<(Request, usize)>>> = Arc::new(Mutex::new(None));
+    let told = seen.clone();
+    let handler = move |request: &Request, body: &mut dyn Read, _: &Peer| {
+        let mut read = Vec::new();
+        if request.target.starts_with("/commands/restore") {
+            let _ = body.take(INPUT_BYTES_MAX as u64 + 1).read_to_end(&mut read);
+        }
+        if let Ok(mut told) = told.lock() {
+            *told = Some((request.clone(), read.len()));
+        }
+        Response::text(200, "text/plain", format!("{} bytes\n", read.len()))
+    };
+    let peer = Peer {
+        address: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+        certificates: None,
+        secure: false,
+    };
+    let mut wire = Wire {
+        input: data,
+        output: Vec::new(),
+    };
+    let outcome = exchange(&mut wire, &peer, &handler);
+    assert!(outcome.is_ok(), "an exchange in memory failed: {outcome:?}");
+    let output = wire.output;
+    let seen = seen.lock().ok().and_then(|mut seen| seen.take());
+    let continued = b"HTTP/1.1 100 Continue\r\n\r\n";
+    let answer = output.strip_prefix(&continued[..]).unwrap_or(&output);
+    let status = |answer: &[u8]| -> Option<u16> {
+        std::str::from_utf8(answer.get(9..12)?).ok()?.parse().ok()
+    };
+    match (&head, &seen) {
+        (Err(HeadError::Closed), _) => {
+            // Nobody to answer.
+            assert!(output.is_empty() && seen.is_none());
+            return;
+        }
+        (Err(error), _) => {
+            assert!(seen.is_none());
+            let expected = if matches!(error, HeadError::TooLarge) {
+                431
+            } else {
+                400
+            };
+            assert_eq!(status(answer), Some(expected));
+        }
+        (Ok(request), Some((given, read))) => {
+            assert_eq!(given, request);
+            let length: u64 = request
+                .header("Content-Length")
+                .map_or(Ok(0), str::parse)
+                .unwrap_or_else(|_| panic!("the command ran with a bad Content-Length"));
+            assert!(
+                *read as u64 <= length,
+                "read {read} bytes past Content-Length {length}"
+            );
+            assert!(*read <= data.len() - consumed);
+            let response = Response::text(200, "text/plain", format!("{read} bytes\n"));
+            assert_eq!(answer, &encode_response(&response, false)[..]);
+        }
+        (Ok(_), None) => {
+            // Refused before the command: a bad Content-Length or a chunked body.
+            assert!(matches!(status(answer), Some(400 | 411)), "{answer:?}");
+            assert_eq!(answer.len(), output.len(), "100 Continue before a refusal");
+        }
+    }
+    // One answer: its head ends once, then its body (Content-Length bytes) ends the output.
+    let Some(end) = answer.windows(4).position(|window| window == b"\r\n\r\n") else {
+        panic!("an answer without the end of its head: {answer:?}");
+    };
+    let head_text = String::from_utf8_lossy(&answer[..end]);
+    let length = head_text
+        .lines()
+        .find_map(|line| line.strip_prefix("Content-Length: "))
+        .and_then(|value| value.parse::<usize>().ok());
+    assert_eq!(length, Some(answer.len() - end - 4), "{head_text}");
 }
 
 /// SASL DIGEST-MD5 tokens (RFC 2831): the directive parser, the server's second step (the

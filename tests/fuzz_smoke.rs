@@ -267,6 +267,7 @@ smoke_tests!(
     java_properties,
     four_letter_word,
     admin_request,
+    admin_http,
     digest_md5,
     der_x509,
     key_store,

@@ -232,8 +232,13 @@ pub fn encode_response(response: &Response, secure: bool) -> Vec<u8> {
 /// connection it came on.
 pub type Handler = dyn Fn(&Request, &mut dyn Read, &Peer) -> Response + Send + Sync;
 
-/// One request and its answer over `stream`.
-fn exchange<S: Read + Write>(stream: S, peer: &Peer, handler: &Handler) -> std::io::Result<()> {
+/// One request and its answer over `stream` (the fuzz target `admin_http` drives it over
+/// bytes in memory, as a connection's would be).
+pub(crate) fn exchange<S: Read + Write>(
+    stream: S,
+    peer: &Peer,
+    handler: &Handler,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
     let request = match read_head(&mut reader) {
         Ok(request) => request,
@@ -299,6 +304,14 @@ fn write_response(
     stream.flush()
 }
 
+/// [pure] Whether a connection on a port-unified AdminServer (`admin.portUnification`) is
+/// TLS, by the first bytes it sent (none: it closed before a byte, and is served as plain
+/// HTTP, which reads the close). ZooKeeper's UnifiedConnectionFactory looks at the first byte
+/// the same way: a TLS record of type handshake (0x16).
+pub(crate) fn starts_tls(first: &[u8]) -> bool {
+    first.first() == Some(&TLS_HANDSHAKE_RECORD)
+}
+
 /// Counts a connection in while it is served.
 struct Slot(Arc<AtomicUsize>);
 
@@ -317,7 +330,7 @@ fn connection(stream: TcpStream, address: SocketAddr, transport: &Transport, han
         Transport::Unified(config) => {
             let mut first = [0u8; 1];
             match stream.peek(&mut first) {
-                Ok(1) if first[0] == TLS_HANDSHAKE_RECORD => Some(config.clone()),
+                Ok(read) if starts_tls(first.get(..read).unwrap_or(&[])) => Some(config.clone()),
                 Ok(_) => None,
                 Err(error) => {
                     info!("AdminServer: closing connection from {address}: {error}");
@@ -433,6 +446,16 @@ mod tests {
         assert_eq!(request.target, "/commands/ruok?x=1");
         assert_eq!(request.header("authorization"), Some("x509"));
         assert_eq!(input, b"rest");
+    }
+
+    /// Port unification: a TLS handshake record goes to rustls, anything else (nothing
+    /// included) is served as plain HTTP.
+    #[test]
+    fn a_tls_first_byte_picks_tls_on_a_unified_port() {
+        assert!(starts_tls(&[0x16, 0x03, 0x01]));
+        assert!(!starts_tls(b"GET / HTTP/1.1\r\n"));
+        assert!(!starts_tls(&[0x17, 0x03, 0x03]));
+        assert!(!starts_tls(&[]));
     }
 
     #[test]

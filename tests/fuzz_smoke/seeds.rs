@@ -524,6 +524,41 @@ pub fn all(repo: &Path) -> Vec<Corpus> {
         b"/commands/stat/x\na b c".to_vec(),
     ];
 
+    // Request heads as clients send them: curl's GET and its POST with `Expect:
+    // 100-continue`, Prometheus's scrape, a browser's, HTTP/1.0 with bare LFs, then a body
+    // a command reads, a chunked body, a bad Content-Length, a TLS ClientHello's first bytes
+    // (port unification), garbage, and heads past the bounds (header count, head bytes).
+    let admin_http = {
+        let mut seeds: Vec<Vec<u8>> = vec![
+            b"GET /commands/ruok HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n".to_vec(),
+            b"POST /commands/restore HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\nAuthorization: digest super:secret\r\nContent-Type: application/octet-stream\r\nContent-Length: 12\r\nExpect: 100-continue\r\n\r\nsnapshot....".to_vec(),
+            b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:7000\r\nUser-Agent: Prometheus/2.45.0\r\nAccept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\nAccept-Encoding: gzip\r\nX-Prometheus-Scrape-Timeout-Seconds: 10\r\n\r\n".to_vec(),
+            b"GET /commands HTTP/1.1\r\nHost: localhost:8080\r\nConnection: keep-alive\r\nsec-ch-ua: \"Chromium\";v=\"120\"\r\nUpgrade-Insecure-Requests: 1\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36\r\nAccept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8\r\nAccept-Encoding: gzip, deflate, br\r\nAccept-Language: en-US,en;q=0.9\r\nCookie: a=b\r\n\r\n".to_vec(),
+            b"GET /commands/snapshot?streaming=true HTTP/1.0\nAuthorization: x509\n\n".to_vec(),
+            b"POST /commands/restore HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello, and more than the body".to_vec(),
+            b"POST /commands/stat HTTP/1.1\r\nContent-Length: 4\r\n\r\nleft".to_vec(),
+            b"POST /commands/restore HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".to_vec(),
+            b"POST /commands/restore HTTP/1.1\r\nContent-Length: -1\r\n\r\n".to_vec(),
+            b"POST /commands/restore HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\nshort".to_vec(),
+            b"\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03".to_vec(),
+            b"GET /commands/ruok HTTP/1.1\r\nHost localhost\r\n\r\n".to_vec(),
+            b"GET commands HTTP/2\r\n\r\n".to_vec(),
+            b"\xff\xfe GET / HTTP/1.1\r\n\r\n".to_vec(),
+            b"GET /commands/ruok HTTP/1.1\r\nHost: a".to_vec(),
+        ];
+        let mut many = b"GET /commands/ruok HTTP/1.1\r\n".to_vec();
+        for index in 0..=100 {
+            many.extend_from_slice(format!("X-H{index}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        seeds.push(many);
+        let mut long = b"GET /commands/ruok HTTP/1.1\r\nX-Long: ".to_vec();
+        long.resize(16 * 1024 + 10, b'a');
+        long.extend_from_slice(b"\r\n\r\n");
+        seeds.push(long);
+        seeds
+    };
+
     // A real exchange: the server's challenge, the client's response to it, the rspauth.
     let digest_md5 = {
         use rand::SeedableRng;
@@ -626,6 +661,7 @@ pub fn all(repo: &Path) -> Vec<Corpus> {
         ("java_properties", java_properties),
         ("four_letter_word", four_letter_word),
         ("admin_request", admin_request),
+        ("admin_http", admin_http),
         ("digest_md5", digest_md5),
         ("der_x509", der_x509),
         ("key_store", key_store),
