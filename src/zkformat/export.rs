@@ -33,24 +33,11 @@ pub struct Exported {
 pub fn zookeeper_nodes(tree: &TreeVersion) -> (Vec<(String, ZkNode)>, i64) {
     let mut out = Vec::with_capacity(tree.node_count() + 1);
     let mut digest: u64 = 0;
-    let mut stack = vec!["/".to_string()];
-    while let Some(path) = stack.pop() {
-        let Some(node) = tree.get(&path) else {
-            continue;
-        };
-        let mut children = tree.children(&path).unwrap_or_default();
-        children.sort();
-        for child in children.iter().rev() {
-            stack.push(if path == "/" {
-                format!("/{child}")
-            } else {
-                format!("{path}/{child}")
-            });
-        }
+    visit_nodes(tree, |path, node| {
         let data = node.data.as_ref().map(|data| data.to_vec());
-        digest = digest.wrapping_add(node_digest(&path, data.as_deref(), &node.stat));
+        digest = digest.wrapping_add(node_digest(path, data.as_deref(), &node.stat));
         out.push((
-            path,
+            path.to_string(),
             ZkNode {
                 data,
                 acl: node.acl.as_ref().clone(),
@@ -58,7 +45,7 @@ pub fn zookeeper_nodes(tree: &TreeVersion) -> (Vec<(String, ZkNode)>, i64) {
                 children: Default::default(),
             },
         ));
-    }
+    });
     (out, digest as i64)
 }
 

@@ -511,18 +511,8 @@ mod tests {
 #[cfg(test)]
 mod leader_tests {
     use super::*;
-    use crate::jute::records::{Acl, Id};
+    use crate::tree::acl::open_acl as open;
     use crate::zkformat::txn::encode_entry;
-
-    fn open() -> Vec<Acl> {
-        vec![Acl {
-            perms: 31,
-            id: Id {
-                scheme: "world".into(),
-                id: "anyone".into(),
-            },
-        }]
-    }
 
     /// Every txn a leader proposes comes back unchanged through ZooKeeper's bytes.
     #[test]
