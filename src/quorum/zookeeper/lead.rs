@@ -828,13 +828,15 @@ mod tests {
         conn
     }
 
-    #[test]
-    fn a_follower_gets_one_commit_per_proposal_after_uptodate_and_sync_after_its_commits() {
-        let mut lead = Lead::new(b"version=0".to_vec());
-        let mut out = Vec::new();
-        let conn = registered(&mut lead, 1, false, &mut out);
-        assert_eq!(sent(&out), vec![(kind::LEADERINFO, make_zxid(2, 0))]);
-        out.clear();
+    /// The core's DIFF sync of a learner at zxid 1:5 with two proposals (returned), then
+    /// NEWLEADER, and `then`; sent to `sid` on link `conn`.
+    fn sync_two(
+        lead: &mut Lead,
+        sid: ServerId,
+        conn: u64,
+        then: Packet,
+        out: &mut Vec<Effect>,
+    ) -> (Zxid, Zxid) {
         let (a, b) = (make_zxid(1, 6), make_zxid(1, 7));
         for packet in [
             Packet::Diff {
@@ -843,11 +845,25 @@ mod tests {
             Packet::Proposal(record(a)),
             Packet::Proposal(record(b)),
             Packet::NewLeader { epoch: 2, zxid: b },
-            // A commit between NEWLEADER and UPTODATE is held (3.8's follower NPEs on it).
-            Packet::Commit { zxid: a },
+            then,
         ] {
-            assert!(lead.outbound(1, &link(conn, packet), &mut out));
+            assert!(lead.outbound(sid, &link(conn, packet), out));
         }
+        (a, b)
+    }
+
+    #[test]
+    fn a_follower_gets_one_commit_per_proposal_after_uptodate_and_sync_after_its_commits() {
+        let mut lead = Lead::new(b"version=0".to_vec());
+        let mut out = Vec::new();
+        let conn = registered(&mut lead, 1, false, &mut out);
+        assert_eq!(sent(&out), vec![(kind::LEADERINFO, make_zxid(2, 0))]);
+        out.clear();
+        // A commit between NEWLEADER and UPTODATE is held (3.8's follower NPEs on it).
+        let commit = Packet::Commit {
+            zxid: make_zxid(1, 6),
+        };
+        let (a, b) = sync_two(&mut lead, 1, conn, commit, &mut out);
         assert_eq!(
             sent(&out),
             vec![
@@ -898,18 +914,10 @@ mod tests {
         let mut out = Vec::new();
         let conn = registered(&mut lead, 4, true, &mut out);
         out.clear();
-        let (a, b) = (make_zxid(1, 6), make_zxid(1, 7));
-        for packet in [
-            Packet::Diff {
-                zxid: make_zxid(1, 5),
-            },
-            Packet::Proposal(record(a)),
-            Packet::Proposal(record(b)),
-            Packet::NewLeader { epoch: 2, zxid: b },
-            Packet::UpToDate { zxid: a },
-        ] {
-            assert!(lead.outbound(4, &link(conn, packet), &mut out));
-        }
+        let uptodate = Packet::UpToDate {
+            zxid: make_zxid(1, 6),
+        };
+        let (a, b) = sync_two(&mut lead, 4, conn, uptodate, &mut out);
         assert_eq!(
             sent(&out),
             vec![
