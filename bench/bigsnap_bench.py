@@ -14,12 +14,14 @@ tree (rk-bench: --znodes N znodes of --value-size bytes under /bench-bigsnap/key
     loads its snapshot and log, then syncs by DIFF).
 
     bench/bigsnap_bench.py [--znodes 1000000] [--value-size 100] [--kinds zookeeper,ringkeeper]
-                           [--out DIR]
+                           [--snap-count N] [--out DIR]
 
 10M znodes of 100 B (about 1 GB of values, past 2 GiB of snapshot) is the target size;
 --value-size 2200 with 1M znodes is a tree past 2 GiB of data. The load generator is rk-bench
 (`cargo build --release --bins`). ZooKeeper runs with zkServer.sh's JVM defaults and a heap of
-ZK_HEAP_MB (default 4000) per server. The machine's cores are shared with whatever else runs:
+ZK_HEAP_MB (default 4000) per server. --snap-count sets snapCount for both kinds alike: at the
+default 100,000 a 10M-znode load writes about a hundred snapshots per server, most of a
+terabyte across an ensemble of Java servers that do not purge them (autopurge is hourly). The machine's cores are shared with whatever else runs:
 the figures are for comparison between the two servers of one run, not absolutes.
 """
 
@@ -95,9 +97,10 @@ def empty_data_dir(e, sid):
             child.unlink()
 
 
-def measure(kind, znodes, value_size, scratch):
+def measure(kind, znodes, value_size, snap_count, scratch):
+    cfg = {"snapCount": snap_count} if snap_count else {}
     e = harness.Ensemble(kind, scratch, participants=3, jvm_profile="server", tickTime=2000,
-                         initLimit=900, syncLimit=60)
+                         initLimit=900, syncLimit=60, **cfg)
     try:
         e.start()
         e.wait_serving(300)
@@ -190,6 +193,8 @@ def main():
     parser.add_argument("--znodes", type=int, default=1_000_000)
     parser.add_argument("--value-size", type=int, default=100)
     parser.add_argument("--kinds", default="zookeeper,ringkeeper")
+    parser.add_argument("--snap-count", type=int, default=None,
+                        help="snapCount for both kinds (default: the servers' own, 100,000)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     for binary in (RK_BENCH, RINGKEEPER):
@@ -200,7 +205,8 @@ def main():
     results = {}
     for kind in kinds:
         try:
-            results[kind] = measure(kind, args.znodes, args.value_size, scratch)
+            results[kind] = measure(kind, args.znodes, args.value_size, args.snap_count,
+                                    scratch)
         except Exception:
             # The servers' logs stay for the diagnosis.
             print("%s failed; its servers' directories are kept in %s" % (kind, scratch),

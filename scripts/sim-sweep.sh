@@ -9,6 +9,7 @@
 # resumed where an earlier one stopped with SIM_SEED_BASE. SIM_SPARES=<n> (passed through to the
 # `sweep` test) adds n spare servers and turns on dynamic reconfigs, which a sweep without it
 # does not exercise (the reconfig sweeps of README "Dynamic reconfig" ran with SIM_SPARES=2).
+# SIM_FEATURES (e.g. ringkeeper/kerberos, as scripts/test.sh builds) reuses that build's binary.
 # A failing chunk prints its seeds; replay one with
 #   SIM_TRACE=1 SIM_SEED=<seed> SIM_PARTICIPANTS=<n> SIM_OBSERVERS=<m> [SIM_SPARES=<s>] \
 #     cargo test --release --test zab_sim replay -- --ignored --nocapture
@@ -21,8 +22,10 @@ chunk="${SIM_CHUNK:-20000}"
 base="${SIM_SEED_BASE:-0}"
 shapes="${SIM_SHAPES:-3+0 3+1 5+1 7+1}"
 
-cargo test --release --test zab_sim --no-run
-binary="$(cargo test --release --test zab_sim --no-run --message-format=json 2>/dev/null \
+features=()
+[ -n "${SIM_FEATURES:-}" ] && features=(--features "$SIM_FEATURES")
+cargo test --release --test zab_sim --no-run "${features[@]}"
+binary="$(cargo test --release --test zab_sim --no-run "${features[@]}" --message-format=json 2>/dev/null \
   | sed -n 's/.*"executable":"\([^"]*zab_sim[^"]*\)".*/\1/p' | tail -1)"
 [ -x "$binary" ] || { echo "zab_sim test binary not found" >&2; exit 1; }
 

@@ -666,8 +666,8 @@ pub fn admin_request(data: &[u8]) {
 /// [`HEADER_COUNT_LIMIT`]: crate::admin::http::HEADER_COUNT_LIMIT
 pub fn admin_http(data: &[u8]) {
     use crate::admin::http::{
-        encode_response, exchange, read_head, starts_tls, HeadError, Peer, Request, Response,
-        HEADER_COUNT_LIMIT, HEAD_BYTES_LIMIT,
+        content_length, encode_response, exchange, read_head, starts_tls, HeadError, Peer, Request,
+        Response, HEADER_COUNT_LIMIT, HEAD_BYTES_LIMIT,
     };
     use std::io::{Read, Write};
     use std::sync::{Arc, Mutex};
@@ -784,10 +784,24 @@ pub fn admin_http(data: &[u8]) {
         }
         (Ok(request), Some((given, read))) => {
             assert_eq!(given, request);
-            let length: u64 = request
-                .header("Content-Length")
-                .map_or(Ok(0), str::parse)
-                .unwrap_or_else(|_| panic!("the command ran with a bad Content-Length"));
+            // Only digits, and one value however often it is given (a sign, or two lengths,
+            // would let a proxy in front frame the body differently).
+            let values: Vec<&str> = request
+                .headers
+                .iter()
+                .filter(|(name, _)| name.eq_ignore_ascii_case("Content-Length"))
+                .flat_map(|(_, value)| value.split(','))
+                .map(|value| value.trim_matches([' ', '\t']))
+                .collect();
+            assert!(
+                values
+                    .iter()
+                    .all(|value| !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit())),
+                "the command ran with Content-Length {values:?}"
+            );
+            let length = content_length(request)
+                .unwrap_or_else(|reason| panic!("the command ran with {reason}"));
+            assert!(values.iter().all(|value| value.parse() == Ok(length)));
             assert!(
                 *read as u64 <= length,
                 "read {read} bytes past Content-Length {length}"

@@ -228,6 +228,32 @@ pub fn encode_response(response: &Response, secure: bool) -> Vec<u8> {
     bytes
 }
 
+/// [pure] The body's length from every `Content-Length` header (0 without one). RFC 9110
+/// section 8.6: the value is digits only (no sign, no spaces inside); a header repeated, or a
+/// comma-separated list, is taken only when every value is the same (RFC 9112 section 6.3),
+/// since a server and a proxy in front of it that picked different ones would frame the body
+/// differently.
+pub fn content_length(request: &Request) -> Result<u64, &'static str> {
+    let mut length = None;
+    let values = request
+        .headers
+        .iter()
+        .filter(|(key, _)| key.eq_ignore_ascii_case("Content-Length"))
+        .flat_map(|(_, value)| value.split(','));
+    for value in values {
+        let value = value.trim_matches([' ', '\t']);
+        if value.is_empty() || !value.bytes().all(|byte| byte.is_ascii_digit()) {
+            return Err("bad Content-Length: not a number of bytes");
+        }
+        let value: u64 = value.parse().map_err(|_| "bad Content-Length: too large")?;
+        if length.is_some_and(|seen| seen != value) {
+            return Err("bad Content-Length: values differ");
+        }
+        length = Some(value);
+    }
+    Ok(length.unwrap_or(0))
+}
+
 /// What answers a request: the head, its body (`Content-Length` bytes at most) and the
 /// connection it came on.
 pub type Handler = dyn Fn(&Request, &mut dyn Read, &Peer) -> Response + Send + Sync;
@@ -258,11 +284,11 @@ pub(crate) fn exchange<S: Read + Write>(
     let chunked = request
         .header("Transfer-Encoding")
         .is_some_and(|value| !value.eq_ignore_ascii_case("identity"));
-    let length = match request.header("Content-Length").map(str::parse::<u64>) {
-        None => 0,
-        Some(Ok(length)) => length,
-        Some(Err(_)) => {
-            let response = Response::text(400, "text/plain", "bad Content-Length\n");
+    let length = match content_length(&request) {
+        Ok(length) => length,
+        Err(reason) => {
+            info!("AdminServer: {} sent a bad request: {reason}", peer.address);
+            let response = Response::text(400, "text/plain", format!("{reason}\n"));
             return write_response(reader.get_mut(), &response, peer.secure);
         }
     };
@@ -492,6 +518,66 @@ mod tests {
             read_head(&mut truncated),
             Err(HeadError::Malformed(_))
         ));
+    }
+
+    /// RFC 9110 section 8.6 and RFC 9112 section 6.3: digits only, and one length however
+    /// often it is sent.
+    #[test]
+    fn content_length_is_digits_and_one_value() {
+        let with = |values: &[&str]| Request {
+            method: "POST".into(),
+            target: "/commands/restore".into(),
+            headers: values
+                .iter()
+                .map(|value| ("content-length".to_string(), value.to_string()))
+                .collect(),
+        };
+        assert_eq!(content_length(&with(&[])), Ok(0));
+        assert_eq!(content_length(&with(&["5"])), Ok(5));
+        assert_eq!(content_length(&with(&["5", "5"])), Ok(5));
+        assert_eq!(content_length(&with(&["5, 5"])), Ok(5));
+        for bad in [
+            &["+5"][..],
+            &["-5"],
+            &["5 5"],
+            &[""],
+            &["0x5"],
+            &["5", "6"],
+            &["5,6"],
+            &["5,"],
+            &["99999999999999999999999"],
+        ] {
+            assert!(content_length(&with(bad)).is_err(), "{bad:?} taken");
+        }
+    }
+
+    /// A refused length is answered 400 before the command runs.
+    #[test]
+    fn a_signed_or_doubled_content_length_is_refused() {
+        for head in [
+            "POST /commands/restore HTTP/1.1\r\nContent-Length: +3\r\n\r\nabc",
+            "POST /commands/restore HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 1\r\n\r\nabc",
+        ] {
+            let mut wire = std::io::Cursor::new(head.as_bytes().to_vec());
+            // An Arc: the server's Handler type is 'static.
+            let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let told = ran.clone();
+            let handler = move |_: &Request, _: &mut dyn Read, _: &Peer| {
+                told.store(true, std::sync::atomic::Ordering::SeqCst);
+                Response::text(200, "text/plain", "ran\n")
+            };
+            let peer = Peer {
+                address: SocketAddr::from(([127, 0, 0, 1], 1)),
+                certificates: None,
+                secure: false,
+            };
+            // The cursor reads and writes at one position: the answer lands after what the
+            // server's buffered reader took.
+            exchange(&mut wire, &peer, &handler).unwrap();
+            let written = String::from_utf8_lossy(wire.get_ref()).into_owned();
+            assert!(!ran.load(std::sync::atomic::Ordering::SeqCst), "{head}");
+            assert!(written.contains("HTTP/1.1 400 Bad Request"), "{written}");
+        }
     }
 
     #[test]
