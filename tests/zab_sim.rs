@@ -254,3 +254,54 @@ fn same_seed_replays_exactly() {
         assert_eq!(first, second);
     }
 }
+
+/// Seeds of the plain sweeps (no reconfig) that once failed, each as the sweep found it.
+/// 7+1 seed 170801 was the checker's, not the protocol's: server 6 reached epoch 7's quorum
+/// with ACKEPOCHs that servers 3 and 4 had sent before they followed server 7 in epoch 8,
+/// whose first record was committed by then, and the check of a new leader's log demanded
+/// that record too (see `sim::lacks_committed_records`). Server 6 never got its NEWLEADER
+/// acknowledged, so it never served or committed.
+#[test]
+fn plain_regression_seeds() {
+    let cases: &[(usize, usize, u64)] = &[(7, 1, 170801)];
+    for &(participants, observers, seed) in cases {
+        let result = sim::run(Options::new(seed, participants, observers));
+        assert!(
+            result.is_ok(),
+            "{participants}+{observers} seed {seed}: {result:?}"
+        );
+    }
+}
+
+/// The new-leader check still catches a leader that lacks a record committed in an epoch
+/// before its own, and ignores only records of later epochs.
+#[test]
+fn a_new_leader_must_hold_what_earlier_epochs_committed() {
+    use ringkeeper::tree::Txn;
+    use ringkeeper::txnlog::format::LogRecord;
+    let record = |epoch: i64, counter: i64| LogRecord {
+        zxid: (epoch << 32) | counter,
+        time_ms: 0,
+        txn: Txn::SetData {
+            path: "/sim".into(),
+            data: Some(vec![counter as u8]),
+            version: -1,
+        },
+    };
+    let chain = vec![record(4, 1), record(4, 2), record(8, 1)];
+    let stale = vec![record(4, 1), record(4, 2), record(4, 3)];
+    // Epoch 7 < 8: only the epoch 4 records are owed.
+    assert!(!sim::lacks_committed_records(&stale, &chain, 7));
+    // Epoch 9: the record of epoch 8 is owed too.
+    assert!(sim::lacks_committed_records(&stale, &chain, 9));
+    // Missing a record of epoch 4, or holding a different one at its place.
+    assert!(sim::lacks_committed_records(&[record(4, 1)], &chain, 7));
+    let mut other = stale.clone();
+    other[1].txn = Txn::SetData {
+        path: "/other".into(),
+        data: None,
+        version: -1,
+    };
+    assert!(sim::lacks_committed_records(&other, &chain, 5));
+    assert!(!sim::lacks_committed_records(&[], &chain, 4));
+}

@@ -205,6 +205,20 @@ pub enum PlantedBug {
     FollowerCommitsOnReceipt,
 }
 
+/// [pure] Zab's primary integrity as a leader of `epoch` first leads (its epoch quorum just
+/// reached): its `log` must begin with every record of `chain` (what was committed so far)
+/// from an epoch before `epoch`. Records committed in a later epoch do not count: a leader
+/// can count promises of `epoch` that its quorum made before promising a later one to another
+/// leader (late or stale ACKEPOCHs; ZooKeeper's Leader.waitForEpochAck counts them too), and
+/// such a leader never gets its NEWLEADER acknowledged by a quorum, so it never serves or
+/// commits (the commit checks would catch it if it did). Found by the 7+1 sweep, seed 170801:
+/// server 6 reached epoch 7's quorum with acks from 3 and 4 sent before they followed server 7
+/// in epoch 8, whose first record was already committed.
+pub fn lacks_committed_records(log: &[LogRecord], chain: &[LogRecord], epoch: Epoch) -> bool {
+    let before = chain.partition_point(|record| epoch_of(record.zxid) < epoch);
+    log.len() < before || log[..before] != chain[..before]
+}
+
 pub struct Sim {
     options: Options,
     rng: Rng,
@@ -833,8 +847,7 @@ impl Sim {
                         }
                     }
                     self.leaders.insert(epoch, id);
-                    let log = &self.servers[&id].log;
-                    if log.len() < self.chain.len() || log[..self.chain.len()] != self.chain[..] {
+                    if lacks_committed_records(&self.servers[&id].log, &self.chain, epoch) {
                         return Err(self.violation(format!(
                             "new leader {id} of epoch {epoch} lacks committed records"
                         )));
