@@ -51,14 +51,17 @@ pub fn write_snapshot(
     sessions: &[SessionRecord],
 ) -> Result<PathBuf, SnapshotError> {
     write_durably(dir, tree.zxid, |file, temp_path| {
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
-        let header = stream_snapshot(tree, sessions, &mut out).map_err(|error| match error {
-            StreamError::Io(source) => io_error(temp_path)(source),
-            StreamError::Snapshot(error) => error,
+        let header = with_early_writeback(file, |writeback| {
+            let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, writeback);
+            let header =
+                stream_snapshot(tree, sessions, &mut out).map_err(|error| match error {
+                    StreamError::Io(source) => io_error(temp_path)(source),
+                    StreamError::Snapshot(error) => error,
+                })?;
+            out.into_inner()
+                .map_err(|error| io_error(temp_path)(error.into_error()))?;
+            Ok::<_, SnapshotError>(header)
         })?;
-        let file = out
-            .into_inner()
-            .map_err(|error| io_error(temp_path)(error.into_error()))?;
         file.write_all_at(&header.encode(), 0)
             .map_err(io_error(temp_path))
     })
@@ -66,6 +69,60 @@ pub fn write_snapshot(
 
 /// Bytes buffered between the snapshot encoder and the file.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
+
+/// How often the file's written bytes are handed to the device while the encoder goes on
+/// ([`EarlyWriteback`]).
+const WRITEBACK_BYTES: u64 = 32 << 20;
+
+/// Passes writes to the file and, every [`WRITEBACK_BYTES`], wakes a thread of its own that
+/// calls fdatasync on the file, so that the device writes while the encoder walks the tree
+/// instead of the whole file waiting for the final fsync, and the snapshot's dirty pages stay
+/// within a few ranges rather than the whole file (which would put the log writer's fsyncs
+/// behind them). The wake-up never blocks the encoder: one pending is enough. The final
+/// `sync_all` still makes the file durable; this is only about when the bytes go.
+struct EarlyWriteback<'a> {
+    file: &'a File,
+    written: u64,
+    /// Bytes written when the syncer was last woken.
+    woken_at: u64,
+    wake: crossbeam_channel::Sender<()>,
+}
+
+impl Write for EarlyWriteback<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = (&mut &*self.file).write(bytes)?;
+        self.written += written as u64;
+        if self.written - self.woken_at >= WRITEBACK_BYTES {
+            self.woken_at = self.written;
+            // Full: a sync is already pending, which will cover these bytes too.
+            let _ = self.wake.try_send(());
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `fill` with an [`EarlyWriteback`] over `file` and its syncing thread, which ends with
+/// it. A failed early sync is not an error here: the caller's final `sync_all` reports it.
+fn with_early_writeback<T>(file: &File, fill: impl FnOnce(EarlyWriteback<'_>) -> T) -> T {
+    let (wake, woken) = crossbeam_channel::bounded::<()>(1);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            while woken.recv().is_ok() {
+                let _ = file.sync_data();
+            }
+        });
+        fill(EarlyWriteback {
+            file,
+            written: 0,
+            woken_at: 0,
+            wake,
+        })
+    })
+}
 
 /// Installs a snapshot received from a leader (ZAB's SNAP): validates `bytes` fully, as
 /// [`super::MappedSnapshot::open`] does (header and its checksum, length, body checksum,
