@@ -209,11 +209,11 @@ pub enum PlantedBug {
 /// reached): its `log` must begin with every record of `chain` (what was committed so far)
 /// from an epoch before `epoch`. Records committed in a later epoch do not count: a leader
 /// can count promises of `epoch` that its quorum made before promising a later one to another
-/// leader (late or stale ACKEPOCHs; ZooKeeper's Leader.waitForEpochAck counts them too), and
-/// such a leader never gets its NEWLEADER acknowledged by a quorum, so it never serves or
-/// commits (the commit checks would catch it if it did). Found by the 7+1 sweep, seed 170801:
-/// server 6 reached epoch 7's quorum with acks from 3 and 4 sent before they followed server 7
-/// in epoch 8, whose first record was already committed.
+/// leader (late or stale ACKEPOCHs; ZooKeeper's Leader.waitForEpochAck counts them too); it
+/// serves and commits only once a quorum acknowledges its NEWLEADER, and a commit of it that
+/// disagreed with what was committed would fail the commit checks. Found by the 7+1 sweep,
+/// seed 170801: server 6 reached epoch 7's quorum with acks from 3 and 4 sent before they
+/// followed server 7 in epoch 8, whose first record was already committed.
 pub fn lacks_committed_records(log: &[LogRecord], chain: &[LogRecord], epoch: Epoch) -> bool {
     let before = chain.partition_point(|record| epoch_of(record.zxid) < epoch);
     log.len() < before || log[..before] != chain[..before]
