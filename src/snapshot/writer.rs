@@ -51,7 +51,7 @@ pub fn write_snapshot(
     sessions: &[SessionRecord],
 ) -> Result<PathBuf, SnapshotError> {
     write_durably(dir, tree.zxid, |file, temp_path| {
-        let header = with_early_writeback(file, |writeback| {
+        let (header, sync_failed) = with_early_writeback(file, |writeback| {
             let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, writeback);
             let header =
                 stream_snapshot(tree, sessions, &mut out).map_err(|error| match error {
@@ -61,7 +61,11 @@ pub fn write_snapshot(
             out.into_inner()
                 .map_err(|error| io_error(temp_path)(error.into_error()))?;
             Ok::<_, SnapshotError>(header)
-        })?;
+        });
+        let header = header?;
+        if let Some(error) = sync_failed {
+            return Err(io_error(temp_path)(error));
+        }
         file.write_all_at(&header.encode(), 0)
             .map_err(io_error(temp_path))
     })
@@ -106,21 +110,34 @@ impl Write for EarlyWriteback<'_> {
 }
 
 /// Runs `fill` with an [`EarlyWriteback`] over `file` and its syncing thread, which ends with
-/// it. A failed early sync is not an error here: the caller's final `sync_all` reports it.
-fn with_early_writeback<T>(file: &File, fill: impl FnOnce(EarlyWriteback<'_>) -> T) -> T {
+/// it. Returns what `fill` returned and the first error of an early sync, if one failed: that
+/// error must fail the snapshot, since Linux reports a writeback error to one fsync only and
+/// the final `sync_all` could then succeed over lost pages.
+fn with_early_writeback<T>(
+    file: &File,
+    fill: impl FnOnce(EarlyWriteback<'_>) -> T,
+) -> (T, Option<std::io::Error>) {
     let (wake, woken) = crossbeam_channel::bounded::<()>(1);
     std::thread::scope(|scope| {
-        scope.spawn(move || {
+        let syncer = scope.spawn(move || {
             while woken.recv().is_ok() {
-                let _ = file.sync_data();
+                if let Err(error) = file.sync_data() {
+                    return Some(error);
+                }
             }
+            None
         });
-        fill(EarlyWriteback {
+        let filled = fill(EarlyWriteback {
             file,
             written: 0,
             woken_at: 0,
             wake,
-        })
+        });
+        // `fill` dropped the sender, so the syncer has ended or is ending.
+        let failed = syncer
+            .join()
+            .unwrap_or_else(|_| Some(std::io::Error::other("the snapshot's sync thread panicked")));
+        (filled, failed)
     })
 }
 
