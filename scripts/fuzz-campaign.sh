@@ -22,6 +22,9 @@
 #   FUZZ_TIMEOUT_S   one input taking longer is a finding (default 10)
 #   FUZZ_RSS_MB      memory limit, above it is an OOM finding (default 2048)
 #   FUZZ_JOBS        cargo build jobs (default 1)
+#   FUZZ_PREBUILT    run the target binaries as last built (fuzz/target/), without building:
+#                    a campaign can go on while the source is being edited. Its value (the
+#                    commit they were built from) goes in the commit column.
 # Needs rustup's nightly toolchain; installs cargo-fuzz from crates.io when it is missing.
 set -euo pipefail
 
@@ -65,10 +68,21 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 cd "$fuzz"
-# -a: debug assertions and overflow checks, so an arithmetic overflow is a finding too.
-build=(cargo +nightly fuzz build -s "$sanitizer" -a)
-echo "fuzz-campaign: ${build[*]}"
-CARGO_BUILD_JOBS="$jobs" nice -n 19 "${build[@]}"
+prebuilt="${FUZZ_PREBUILT:-}"
+binaries="$fuzz/target/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
+if [ -z "$prebuilt" ]; then
+    # -a: debug assertions and overflow checks, so an arithmetic overflow is a finding too.
+    build=(cargo +nightly fuzz build -s "$sanitizer" -a)
+    echo "fuzz-campaign: ${build[*]}"
+    CARGO_BUILD_JOBS="$jobs" nice -n 19 "${build[@]}"
+else
+    for target in "$@"; do
+        if [ ! -x "$binaries/$target" ]; then
+            echo "fuzz-campaign: FUZZ_PREBUILT: no $binaries/$target (build it first)" >&2
+            exit 2
+        fi
+    done
+fi
 
 mkdir -p "$fuzz/results"
 results="$fuzz/results/$(date -u +%Y-%m-%d).md"
@@ -83,7 +97,11 @@ if [ ! -f "$results" ]; then
         echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     } >"$results"
 fi
-commit="$(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet HEAD -- src fuzz/fuzz_targets || echo '+dirty')"
+if [ -n "$prebuilt" ]; then
+    commit="$prebuilt (prebuilt)"
+else
+    commit="$(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet HEAD -- src fuzz/fuzz_targets || echo '+dirty')"
+fi
 
 status=0
 for target in "$@"; do
@@ -96,12 +114,17 @@ for target in "$@"; do
     # shared machine the wall-clock length alone says little about how much was fuzzed.
     cpu_file="$(mktemp)"
     set +e
+    options=(-max_total_time="$seconds" -timeout="$timeout_s" -rss_limit_mb="$rss_mb"
+        -print_final_stats=1 -artifact_prefix="$fuzz/artifacts/$target/")
     {
         TIMEFORMAT='%U %S'
-        time nice -n 19 cargo +nightly fuzz run -s "$sanitizer" -a "$target" \
-            "$fuzz/corpus/$target" "$fuzz/seeds/$target" -- \
-            -max_total_time="$seconds" -timeout="$timeout_s" -rss_limit_mb="$rss_mb" \
-            -print_final_stats=1 -artifact_prefix="$fuzz/artifacts/$target/" >"$log" 2>&1
+        if [ -n "$prebuilt" ]; then
+            time nice -n 19 "$binaries/$target" "${options[@]}" \
+                "$fuzz/corpus/$target" "$fuzz/seeds/$target" >"$log" 2>&1
+        else
+            time nice -n 19 cargo +nightly fuzz run -s "$sanitizer" -a "$target" \
+                "$fuzz/corpus/$target" "$fuzz/seeds/$target" -- "${options[@]}" >"$log" 2>&1
+        fi
     } 2>"$cpu_file"
     code=$?
     set -e
