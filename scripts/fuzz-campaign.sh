@@ -24,7 +24,8 @@
 #   FUZZ_JOBS        cargo build jobs (default 1)
 #   FUZZ_PREBUILT    run the target binaries as last built (fuzz/target/), without building:
 #                    a campaign can go on while the source is being edited. Its value (the
-#                    commit they were built from) goes in the commit column.
+#                    commit they were built from) goes in the commit column; FUZZ_SANITIZER
+#                    then only labels the row, so give the one they were built with.
 # Needs rustup's nightly toolchain; installs cargo-fuzz from crates.io when it is missing.
 set -euo pipefail
 
